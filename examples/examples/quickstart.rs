@@ -1,0 +1,86 @@
+//! A host with four workers and a live metrics endpoint.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! curl -s 127.0.0.1:9464/metrics | grep worker_runs_total
+//! ```
+//!
+//! Stop it with Ctrl+C (or SIGTERM): in-flight runs are cancelled, the host waits for them and
+//! exits 0. `METRICS_ADDR` changes the listening address.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use worker_core::{BoxError, Ctx, Host, State, Worker, worker};
+
+/// Shared state: a pretend order book.
+#[derive(Default)]
+struct Orders {
+    shipped: AtomicU64,
+}
+
+/// Healthy: runs every two seconds and always succeeds.
+#[worker(every = "2s")]
+async fn heartbeat(ctx: Ctx) {
+    tracing::info!(run = ctx.run_id(), "still alive");
+}
+
+/// Fails about one attempt in three and retries up to twice, with a short backoff.
+#[worker(every = "3s", retry = 2, backoff = "200ms", timeout = "2s")]
+async fn sync_orders(orders: State<Orders>, ctx: Ctx) -> anyhow::Result<()> {
+    if fastrand::u8(0..3) == 0 {
+        let upstream: Result<(), std::io::Error> = Err(std::io::ErrorKind::ConnectionReset.into());
+        upstream.context("fetching pending orders from the upstream shop")?;
+    }
+    for _ in 0..fastrand::u64(1..5) {
+        if ctx.is_cancelled() {
+            bail!("stopped half-way by shutdown");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        orders.shipped.fetch_add(1, Ordering::Relaxed);
+    }
+    tracing::info!(
+        shipped = orders.shipped.load(Ordering::Relaxed),
+        "orders synced"
+    );
+    Ok(())
+}
+
+/// Panics now and then; the panic is caught and counted, and the schedule goes on.
+#[worker(every = "5s", after = "1s")]
+async fn flaky_report() {
+    assert!(fastrand::u8(0..4) != 0, "report template is missing");
+    tracing::info!("report written");
+}
+
+#[tokio::main]
+async fn main() -> Result<(), worker_core::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let addr = std::env::var("METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:9464".to_owned());
+
+    // A worker declared in code, as you would for one per tenant or shard.
+    let cleanup = Worker::builder("cache_cleanup")
+        .every(Duration::from_secs(4))
+        .handler(|ctx: Ctx| async move {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(300)) => Ok(()),
+                () = ctx.cancelled() => Err(BoxError::from("cleanup interrupted")),
+            }
+        });
+
+    Host::builder()
+        .state(Orders::default())
+        .worker(heartbeat)
+        .worker(sync_orders)
+        .worker(flaky_report)
+        .worker(cleanup)
+        .shutdown_timeout(Duration::from_secs(10))
+        .serve(addr)
+        .run()
+        .await
+}

@@ -1,0 +1,1 @@
+//! Tests of `worker-core`: see `tests/tests/` and `tests/ui/`.

@@ -1,0 +1,183 @@
+//! The host's error type.
+
+use std::fmt;
+
+/// A boxed error, as returned by worker bodies, extractors and resource factories.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the host could not be built, could not start, or did not stop cleanly.
+///
+/// The type is opaque; ask it questions (`is_config()`, `is_shutdown_timeout()`, ...) instead of
+/// matching on its shape, so new cases can be added without breaking callers. Its `Debug` output
+/// is the same readable sentence as `Display` (plus the source chain), so `fn main() -> Result<(),
+/// worker_core::Error>` prints something a person can act on and exits non-zero.
+pub struct Error {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// A worker's declaration or configuration is invalid.
+    Config {
+        worker: String,
+        key: &'static str,
+        value: String,
+        expected: String,
+    },
+    /// A worker's argument needs something that was never registered on the builder.
+    Missing {
+        worker: String,
+        argument: String,
+        message: String,
+    },
+    /// Two workers share one name.
+    DuplicateName(String),
+    /// The HTTP listener could not be bound.
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// Some workers did not stop within the shutdown timeout and were aborted.
+    ShutdownTimeout {
+        timeout: std::time::Duration,
+        overran: Vec<String>,
+    },
+    /// Installing a signal handler failed.
+    Signal(std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn new(kind: Kind) -> Self {
+        Self { kind }
+    }
+
+    pub(crate) fn config(
+        worker: &str,
+        key: &'static str,
+        value: impl fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
+        Self::new(Kind::Config {
+            worker: worker.to_owned(),
+            key,
+            value: value.to_string(),
+            expected: expected.into(),
+        })
+    }
+
+    /// The declaration or configuration of a worker is invalid (bad value, no trigger, ...).
+    #[must_use]
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind, Kind::Config { .. })
+    }
+
+    /// A worker argument needs state or a scoped resource that was never registered.
+    #[must_use]
+    pub fn is_missing_dependency(&self) -> bool {
+        matches!(self.kind, Kind::Missing { .. })
+    }
+
+    /// Two workers were registered under the same name.
+    #[must_use]
+    pub fn is_duplicate_name(&self) -> bool {
+        matches!(self.kind, Kind::DuplicateName(_))
+    }
+
+    /// Shutdown hit its deadline and aborted the workers named by [`Error::overran`].
+    #[must_use]
+    pub fn is_shutdown_timeout(&self) -> bool {
+        matches!(self.kind, Kind::ShutdownTimeout { .. })
+    }
+
+    /// The names of the workers that were still running at the shutdown deadline.
+    #[must_use]
+    pub fn overran(&self) -> &[String] {
+        match &self.kind {
+            Kind::ShutdownTimeout { overran, .. } => overran,
+            _ => &[],
+        }
+    }
+
+    /// The worker this error is about, if it is about one.
+    #[must_use]
+    pub fn worker(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Config { worker, .. } | Kind::Missing { worker, .. } => Some(worker),
+            Kind::DuplicateName(worker) => Some(worker),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Config {
+                worker,
+                key,
+                value,
+                expected,
+            } => write!(
+                f,
+                "worker `{worker}`: invalid `{key}` = {value}: expected {expected}"
+            ),
+            Kind::Missing {
+                worker,
+                argument,
+                message,
+            } => write!(f, "worker `{worker}`: argument {argument}: {message}"),
+            Kind::DuplicateName(name) => write!(
+                f,
+                "two workers are named `{name}`: worker names must be unique within a host \
+                 (set `name = \"...\"` on one of them)"
+            ),
+            Kind::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
+            Kind::ShutdownTimeout { timeout, overran } => write!(
+                f,
+                "shutdown timed out after {}; aborted workers that were still running: {}",
+                humantime::format_duration(*timeout),
+                overran.join(", ")
+            ),
+            Kind::Signal(_) => f.write_str("cannot install the shutdown signal handlers"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return f.debug_struct("Error").field("kind", &self.kind).finish();
+        }
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Bind { source, .. } | Kind::Signal(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Displays an error followed by its `source()` chain, `outer: inner: root`.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}

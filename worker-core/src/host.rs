@@ -1,0 +1,477 @@
+//! The host: builds and validates every worker, runs them, and stops them gracefully.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::{BoxError, Error, Kind};
+use crate::metrics::{self, Clock, WorkerMetrics};
+use crate::scope::{Ctx, Registry, WorkerEnv};
+use crate::supervisor::Launch;
+use crate::worker::{IntoWorker, Spec, Worker};
+
+/// How long [`Host::run`] waits for in-flight runs after asking them to stop, unless
+/// [`HostBuilder::shutdown_timeout`] says otherwise.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Collects state, resource factories and workers; [`HostBuilder::build`] checks them all.
+#[must_use = "a host builder does nothing until it is built and run"]
+pub struct HostBuilder {
+    registry: Registry,
+    workers: Vec<Worker>,
+    shutdown_timeout: Duration,
+    serve: Option<Result<(String, Vec<SocketAddr>), Error>>,
+}
+
+impl HostBuilder {
+    /// Registers shared state, extracted by workers as [`State<T>`](crate::State). One value
+    /// per type; a second value of the same type replaces the first.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.registry.insert_state(value);
+        self
+    }
+
+    /// Registers an async factory for a scoped resource, extracted by workers as
+    /// [`Scoped<T>`](crate::Scoped): built on first use within an attempt, dropped when the
+    /// attempt ends, whatever the outcome. A factory error fails the attempt.
+    ///
+    /// ```
+    /// use worker_core::{BoxError, Ctx, Host};
+    ///
+    /// struct Conn { run_id: u64 }
+    ///
+    /// let builder = Host::builder().scoped(|ctx: Ctx| async move {
+    ///     Ok::<_, BoxError>(Conn { run_id: ctx.run_id() })
+    /// });
+    /// ```
+    pub fn scoped<T, F, Fut, E>(mut self, factory: F) -> Self
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.registry.insert_factory(factory);
+        self
+    }
+
+    /// Registers a worker: the name of a `#[worker]` function, or a [`Worker`].
+    pub fn worker(mut self, worker: impl IntoWorker) -> Self {
+        self.workers.push(worker.into_worker());
+        self
+    }
+
+    /// Registers several workers, for example one per shard made with [`Worker::builder`].
+    pub fn workers<W: IntoWorker>(mut self, workers: impl IntoIterator<Item = W>) -> Self {
+        self.workers
+            .extend(workers.into_iter().map(IntoWorker::into_worker));
+        self
+    }
+
+    /// How long shutdown waits for in-flight runs before aborting them; default 30 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Serves `/metrics` (Prometheus text format) on `addr`, such as `"127.0.0.1:9464"`.
+    ///
+    /// The host installs a Prometheus recorder as the process's global `metrics` recorder, so
+    /// metrics your own code records appear on the same page; if another global recorder is
+    /// already installed, the host's metrics get a recorder of their own.
+    pub fn serve(mut self, addr: impl ToSocketAddrs + fmt::Display) -> Self {
+        let shown = addr.to_string();
+        self.serve = Some(
+            addr.to_socket_addrs()
+                .map(|addrs| (shown.clone(), addrs.collect()))
+                .map_err(|source| {
+                    Error::new(Kind::Bind {
+                        addr: shown,
+                        source,
+                    })
+                }),
+        );
+        self
+    }
+
+    /// Checks every worker and builds the host; binds the metrics listener if one was asked for.
+    ///
+    /// Fails on an invalid declaration or configuration, two workers with one name, an argument
+    /// that needs state or a factory that was never registered, or an address that cannot be
+    /// bound; the error names the worker and what is wrong.
+    pub fn build(self) -> Result<Host, Error> {
+        let Self {
+            registry,
+            workers,
+            shutdown_timeout,
+            serve,
+        } = self;
+        let mut names = HashSet::new();
+        for worker in &workers {
+            worker.spec.validate()?;
+            if !names.insert(worker.spec.name.clone()) {
+                return Err(Error::new(Kind::DuplicateName(
+                    worker.spec.name.to_string(),
+                )));
+            }
+            for requirement in &worker.requirements {
+                (requirement.check)(&registry).map_err(|message| {
+                    Error::new(Kind::Missing {
+                        worker: worker.spec.name.to_string(),
+                        argument: requirement.argument.clone(),
+                        message,
+                    })
+                })?;
+            }
+        }
+        let (listener, prometheus, recorder) = match serve {
+            None => (None, None, None),
+            Some(addr) => {
+                let (shown, addrs) = addr?;
+                let listener = std::net::TcpListener::bind(&*addrs)
+                    .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+                    .map_err(|source| {
+                        Error::new(Kind::Bind {
+                            addr: shown,
+                            source,
+                        })
+                    })?;
+                let (handle, recorder) = install_prometheus();
+                (Some(listener), Some(handle), recorder)
+            }
+        };
+        let registry = Arc::new(registry);
+        let register = || {
+            metrics::describe();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    let metrics = WorkerMetrics::register(&worker.spec.name);
+                    Prepared {
+                        env: Arc::new(WorkerEnv {
+                            name: worker.spec.name.clone(),
+                            registry: registry.clone(),
+                        }),
+                        metrics,
+                        worker,
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let workers = match &recorder {
+            Some(recorder) => ::metrics::with_local_recorder(recorder, register),
+            None => register(),
+        };
+        Ok(Host {
+            workers,
+            shutdown_timeout,
+            listener,
+            prometheus,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Builds the host and runs it until SIGINT or SIGTERM; see [`Host::run`].
+    pub async fn run(self) -> Result<(), Error> {
+        self.build()?.run().await
+    }
+}
+
+impl fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("registry", &self.registry)
+            .field("workers", &self.workers)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Installs a Prometheus recorder with the histogram buckets of [`metrics`] as the global
+/// recorder; gives it back when another global recorder is already installed.
+fn install_prometheus() -> (
+    PrometheusHandle,
+    Option<metrics_exporter_prometheus::PrometheusRecorder>,
+) {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("worker_run_duration_seconds".into()),
+            metrics::RUN_DURATION_BUCKETS,
+        )
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full("worker_schedule_lag_seconds".into()),
+                metrics::SCHEDULE_LAG_BUCKETS,
+            )
+        })
+        .expect("bucket lists are constant and not empty")
+        .build_recorder();
+    let handle = recorder.handle();
+    match ::metrics::set_global_recorder(recorder) {
+        Ok(()) => (handle, None),
+        Err(err) => {
+            tracing::info!(
+                "a global metrics recorder is already installed; the host keeps its own"
+            );
+            (handle, Some(err.into_inner()))
+        }
+    }
+}
+
+struct Prepared {
+    worker: Worker,
+    env: Arc<WorkerEnv>,
+    metrics: WorkerMetrics,
+}
+
+/// Runs workers until shutdown. Made by [`Host::builder`].
+pub struct Host {
+    workers: Vec<Prepared>,
+    shutdown_timeout: Duration,
+    listener: Option<std::net::TcpListener>,
+    prometheus: Option<PrometheusHandle>,
+    shutdown: CancellationToken,
+}
+
+impl Host {
+    /// Starts declaring a host.
+    pub fn builder() -> HostBuilder {
+        HostBuilder {
+            registry: Registry::new(),
+            workers: Vec::new(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            serve: None,
+        }
+    }
+
+    /// A handle that stops this host from anywhere, for embedding and tests.
+    #[must_use]
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            token: self.shutdown.clone(),
+        }
+    }
+
+    /// The address `/metrics` is served on, once bound (useful with port 0).
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The names of the registered workers, in registration order.
+    pub fn worker_names(&self) -> impl Iterator<Item = &str> {
+        self.workers.iter().map(|p| &*p.env.name)
+    }
+
+    /// Runs every worker until SIGINT (Ctrl+C) or SIGTERM, or until a [`ShutdownHandle`] is
+    /// used, then stops gracefully; see [`Host::run_until`].
+    pub async fn run(self) -> Result<(), Error> {
+        let signals = Signals::install()?;
+        self.run_until(signals.recv()).await
+    }
+
+    /// Runs every worker until `signal` completes or a [`ShutdownHandle`] is used, then stops:
+    /// no new runs start, every in-flight run's cancellation token is cancelled, and the host
+    /// waits up to the shutdown timeout for them to end.
+    ///
+    /// Returns `Ok(())` after a clean stop. When runs were still going at the deadline, they are
+    /// aborted, the workers are logged, and an error that answers
+    /// [`is_shutdown_timeout`](Error::is_shutdown_timeout) is returned, so `main` exits non-zero.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let Self {
+            workers,
+            shutdown_timeout,
+            listener,
+            prometheus,
+            shutdown,
+        } = self;
+        let root = CancellationToken::new();
+        let server = CancellationToken::new();
+        if let (Some(listener), Some(prometheus)) = (listener, prometheus) {
+            serve(listener, prometheus, &server)?;
+        }
+        let started = Instant::now();
+        let clock = Clock::now();
+        let tracker = TaskTracker::new();
+        let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
+        for Prepared {
+            worker,
+            env,
+            metrics,
+        } in workers
+        {
+            log_worker(&worker.spec);
+            let name = env.name.clone();
+            let launch = Launch {
+                env,
+                spec: worker.spec,
+                metrics,
+                token: root.child_token(),
+                started,
+                clock,
+            };
+            running.push((name, tracker.spawn((worker.launch)(launch))));
+        }
+        tracker.close();
+        tracing::info!(workers = running.len(), "host started");
+
+        tokio::select! {
+            () = signal => {}
+            () = shutdown.cancelled() => tracing::info!("shutdown requested"),
+        }
+        tracing::info!(
+            timeout = %humantime::format_duration(shutdown_timeout),
+            "stopping: no new runs start, in-flight runs are cancelled"
+        );
+        root.cancel();
+        let stopped = tokio::time::timeout(shutdown_timeout, tracker.wait()).await;
+        let result = if stopped.is_ok() {
+            tracing::info!("all workers stopped");
+            Ok(())
+        } else {
+            let overran: Vec<String> = running
+                .iter()
+                .filter(|(_, handle)| !handle.is_finished())
+                .map(|(name, handle)| {
+                    handle.abort();
+                    name.to_string()
+                })
+                .collect();
+            tracing::error!(
+                workers = %overran.join(", "),
+                "shutdown timed out; aborted the workers still running"
+            );
+            Err(Error::new(Kind::ShutdownTimeout {
+                timeout: shutdown_timeout,
+                overran,
+            }))
+        };
+        server.cancel();
+        result
+    }
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("workers", &self.worker_names().collect::<Vec<_>>())
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("metrics_addr", &self.metrics_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+fn log_worker(spec: &Spec) {
+    let show = |d: Duration| humantime::format_duration(d).to_string();
+    tracing::info!(
+        worker = %spec.name,
+        every = %spec.every.map(show).unwrap_or_default(),
+        after = %show(spec.after),
+        missed = spec.missed.as_str(),
+        retry = spec.retry,
+        timeout = %spec.timeout.map_or_else(|| "none".to_owned(), show),
+        "worker registered"
+    );
+}
+
+fn serve(
+    listener: std::net::TcpListener,
+    prometheus: PrometheusHandle,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
+        Error::new(Kind::Bind {
+            addr: addr.clone(),
+            source,
+        })
+    })?;
+    tracing::info!("serving metrics on http://{addr}/metrics");
+    let upkeep = prometheus.clone();
+    let stop_upkeep = stop.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                () = stop_upkeep.cancelled() => break,
+                _ = every.tick() => upkeep.run_upkeep(),
+            }
+        }
+    });
+    let app = crate::http::router(prometheus);
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "the metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
+/// Stops a running [`Host`] from anywhere. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    token: CancellationToken,
+}
+
+impl ShutdownHandle {
+    /// Asks the host to stop gracefully; returns at once.
+    pub fn shutdown(&self) {
+        self.token.cancel();
+    }
+}
+
+/// SIGINT and SIGTERM, installed before any worker starts so a failure surfaces at once.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, Error> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())
+                    .map_err(|e| Error::new(Kind::Signal(e)))?,
+                interrupt: signal(SignalKind::interrupt())
+                    .map_err(|e| Error::new(Kind::Signal(e)))?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    fn recv(mut self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            #[cfg(unix)]
+            tokio::select! {
+                _ = self.terminate.recv() => tracing::info!("received SIGTERM"),
+                _ = self.interrupt.recv() => tracing::info!("received SIGINT"),
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("received Ctrl+C");
+            }
+        })
+    }
+}

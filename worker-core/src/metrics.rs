@@ -1,0 +1,256 @@
+//! The Prometheus metrics of every worker: names, label sets and handles, built once per worker
+//! when the host is built so the per-run path only touches atomics.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics::{Counter, Gauge, Histogram, Unit};
+use tokio::time::Instant;
+
+/// How a run ended; the `result` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The body returned `Ok` (or `()`).
+    Success,
+    /// Every attempt returned an error, or the last one did and no retry was left.
+    Failure,
+    /// The body panicked; panics are not retried.
+    Panic,
+    /// The last attempt hit the worker's `timeout`.
+    Timeout,
+    /// The host asked the run to stop (shutdown) before it succeeded.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Every outcome, in label order.
+    pub const ALL: [Outcome; 5] = [
+        Self::Success,
+        Self::Failure,
+        Self::Panic,
+        Self::Timeout,
+        Self::Cancelled,
+    ];
+
+    /// The `result` label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Panic => "panic",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Why a tick did not produce a run; the `reason` label of `worker_runs_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SkipReason {
+    /// The tick came due while the previous run was still going.
+    Overlap,
+    /// The host woke up too late for the tick and a later one was already due.
+    Missed,
+}
+
+impl SkipReason {
+    const ALL: [SkipReason; 2] = [Self::Overlap, Self::Missed];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Overlap => "overlap",
+            Self::Missed => "missed",
+        }
+    }
+}
+
+/// What a worker is doing; the `state` label of `worker_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkerState {
+    Starting,
+    Idle,
+    Running,
+    Backoff,
+    Stopped,
+}
+
+impl WorkerState {
+    const ALL: [WorkerState; 5] = [
+        Self::Starting,
+        Self::Idle,
+        Self::Running,
+        Self::Backoff,
+        Self::Stopped,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Idle => "idle",
+            Self::Running => "running",
+            Self::Backoff => "backoff",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// Bucket bounds of `worker_run_duration_seconds`, in seconds: 5 ms to one hour.
+pub const RUN_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0,
+];
+
+/// Bucket bounds of `worker_schedule_lag_seconds`, in seconds: 1 ms to ten minutes.
+pub const SCHEDULE_LAG_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 600.0,
+];
+
+/// Registers the help text and unit of every metric with the current recorder.
+pub(crate) fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("worker_runs_total", "Runs finished, by result.");
+    describe_histogram!(
+        "worker_run_duration_seconds",
+        Unit::Seconds,
+        "Duration of finished runs, all attempts and backoff included, by result."
+    );
+    describe_counter!(
+        "worker_run_retries_total",
+        "Attempts made after the first attempt of a run."
+    );
+    describe_counter!(
+        "worker_runs_skipped_total",
+        "Ticks that did not produce a run, by reason."
+    );
+    describe_histogram!(
+        "worker_schedule_lag_seconds",
+        Unit::Seconds,
+        "Delay between when a run was due and when it started."
+    );
+    describe_gauge!(
+        "worker_run_active",
+        "Runs in progress (0 or 1: runs of one worker never overlap)."
+    );
+    describe_gauge!(
+        "worker_last_success_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time of the last successful run; 0 before the first."
+    );
+    describe_gauge!(
+        "worker_next_run_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time the next run is due; 0 when none is scheduled."
+    );
+    describe_gauge!(
+        "worker_state",
+        "The worker's current state: 1 for the state it is in, 0 for the others."
+    );
+}
+
+/// Maps tokio's clock to wall-clock time, anchored once when the host starts, so timestamps
+/// agree with the (possibly paused) clock the schedules run on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    instant: Instant,
+    unix: Duration,
+}
+
+impl Clock {
+    pub(crate) fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn unix_seconds(&self, at: Instant) -> f64 {
+        let unix = if at >= self.instant {
+            self.unix + (at - self.instant)
+        } else {
+            self.unix.saturating_sub(self.instant - at)
+        };
+        unix.as_secs_f64()
+    }
+}
+
+/// The handles of one worker's series.
+#[derive(Debug)]
+pub(crate) struct WorkerMetrics {
+    runs: [Counter; 5],
+    durations: [Histogram; 5],
+    pub(crate) retries: Counter,
+    skipped: [Counter; 2],
+    pub(crate) lag: Histogram,
+    pub(crate) active: Gauge,
+    pub(crate) last_success: Gauge,
+    pub(crate) next_run: Gauge,
+    states: [Gauge; 5],
+}
+
+impl WorkerMetrics {
+    /// Registers every series of `worker` with the current recorder, at zero.
+    pub(crate) fn register(worker: &str) -> Self {
+        let label = || worker.to_owned();
+        let runs = Outcome::ALL.map(|outcome| {
+            metrics::counter!("worker_runs_total", "worker" => label(), "result" => outcome.as_str())
+        });
+        let durations = Outcome::ALL.map(|outcome| {
+            metrics::histogram!("worker_run_duration_seconds", "worker" => label(), "result" => outcome.as_str())
+        });
+        let skipped = SkipReason::ALL.map(|reason| {
+            metrics::counter!("worker_runs_skipped_total", "worker" => label(), "reason" => reason.as_str())
+        });
+        let states = WorkerState::ALL.map(
+            |state| metrics::gauge!("worker_state", "worker" => label(), "state" => state.as_str()),
+        );
+        let this = Self {
+            runs,
+            durations,
+            retries: metrics::counter!("worker_run_retries_total", "worker" => label()),
+            skipped,
+            lag: metrics::histogram!("worker_schedule_lag_seconds", "worker" => label()),
+            active: metrics::gauge!("worker_run_active", "worker" => label()),
+            last_success: metrics::gauge!("worker_last_success_timestamp_seconds", "worker" => label()),
+            next_run: metrics::gauge!("worker_next_run_timestamp_seconds", "worker" => label()),
+            states,
+        };
+        // Counters and histograms exist at zero once registered; gauges need a first value.
+        for counter in this.runs.iter().chain(&this.skipped) {
+            counter.increment(0);
+        }
+        this.retries.increment(0);
+        this.active.set(0.0);
+        this.last_success.set(0.0);
+        this.next_run.set(0.0);
+        this.set_state(WorkerState::Starting);
+        this
+    }
+
+    pub(crate) fn finished(&self, outcome: Outcome, took: Duration) {
+        let index = Outcome::ALL
+            .iter()
+            .position(|&o| o == outcome)
+            .unwrap_or_default();
+        self.runs[index].increment(1);
+        self.durations[index].record(took.as_secs_f64());
+    }
+
+    pub(crate) fn skipped(&self, reason: SkipReason, ticks: u64) {
+        if ticks > 0 {
+            let index = SkipReason::ALL
+                .iter()
+                .position(|&r| r == reason)
+                .unwrap_or_default();
+            self.skipped[index].increment(ticks);
+        }
+    }
+
+    pub(crate) fn set_state(&self, state: WorkerState) {
+        for (gauge, candidate) in self.states.iter().zip(WorkerState::ALL) {
+            gauge.set(if candidate == state { 1.0 } else { 0.0 });
+        }
+    }
+}

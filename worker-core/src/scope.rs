@@ -1,0 +1,284 @@
+//! The per-attempt scope: the run's context, the host's shared state and the scoped resources
+//! built for this attempt alone.
+
+use std::any::{Any, TypeId, type_name};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::BoxError;
+use crate::extract::{Scoped, State};
+
+type AnyArc = Arc<dyn Any + Send + Sync>;
+type Create =
+    dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = Result<AnyArc, BoxError>> + Send>> + Send + Sync;
+
+/// What the host builder registered: shared state and scoped-resource factories, by type.
+///
+/// Extractors read it at build time (through [`FromScope::check`](crate::FromScope::check)) to
+/// refuse to start a host whose workers need something that was never registered.
+pub struct Registry {
+    states: HashMap<TypeId, AnyArc>,
+    factories: HashMap<TypeId, Arc<Create>>,
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        Self {
+            states: HashMap::new(),
+            factories: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn insert_state<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.states.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    pub(crate) fn insert_factory<T, F, Fut, E>(&mut self, create: F)
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let create: Arc<Create> = Arc::new(move |ctx| {
+            let fut = create(ctx);
+            Box::pin(async move {
+                match fut.await {
+                    Ok(value) => Ok(Arc::new(value) as AnyArc),
+                    Err(err) => Err(err.into()),
+                }
+            })
+        });
+        self.factories.insert(TypeId::of::<T>(), create);
+    }
+
+    /// Whether state of type `T` was registered with [`HostBuilder::state`](crate::HostBuilder::state).
+    #[must_use]
+    pub fn has_state<T: Send + Sync + 'static>(&self) -> bool {
+        self.states.contains_key(&TypeId::of::<T>())
+    }
+
+    /// Whether a factory for `T` was registered with [`HostBuilder::scoped`](crate::HostBuilder::scoped).
+    #[must_use]
+    pub fn has_scoped<T: Send + Sync + 'static>(&self) -> bool {
+        self.factories.contains_key(&TypeId::of::<T>())
+    }
+
+    fn state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+        let value = self.states.get(&TypeId::of::<T>())?.clone();
+        value.downcast::<T>().ok().map(State)
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("states", &self.states.len())
+            .field("factories", &self.factories.len())
+            .finish()
+    }
+}
+
+/// What every attempt of one worker shares: its name and the host's registry.
+pub(crate) struct WorkerEnv {
+    pub(crate) name: Arc<str>,
+    pub(crate) registry: Arc<Registry>,
+}
+
+/// The context of one attempt of one run: who is running, which run and attempt this is, when it
+/// was scheduled, and whether the host asked it to stop.
+///
+/// Take it as a worker argument (`ctx: Ctx`). Cloning is cheap (two reference counts).
+#[derive(Clone)]
+pub struct Ctx {
+    env: Arc<WorkerEnv>,
+    run_id: u64,
+    attempt: u32,
+    scheduled_at: Instant,
+    token: CancellationToken,
+}
+
+impl Ctx {
+    pub(crate) fn new(
+        env: Arc<WorkerEnv>,
+        run_id: u64,
+        attempt: u32,
+        scheduled_at: Instant,
+        token: CancellationToken,
+    ) -> Self {
+        Self {
+            env,
+            run_id,
+            attempt,
+            scheduled_at,
+            token,
+        }
+    }
+
+    /// A context outside any host, for calling a worker function directly in a unit test.
+    ///
+    /// It has run id 0, attempt 1, is scheduled now, and sees no state; cancel it through
+    /// [`Ctx::cancellation_token`].
+    #[must_use]
+    pub fn for_test(worker: &str) -> Self {
+        let env = WorkerEnv {
+            name: worker.into(),
+            registry: Arc::new(Registry::new()),
+        };
+        Self::new(
+            Arc::new(env),
+            0,
+            1,
+            Instant::now(),
+            CancellationToken::new(),
+        )
+    }
+
+    /// The worker's name, as in the `worker` metric label.
+    #[must_use]
+    pub fn worker(&self) -> &str {
+        &self.env.name
+    }
+
+    /// The id of this run, unique within the process; every attempt of one run shares it.
+    #[must_use]
+    pub fn run_id(&self) -> u64 {
+        self.run_id
+    }
+
+    /// The attempt number within the run: 1 for the first, 2 for the first retry, ...
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the trigger that started this run was due, on tokio's clock.
+    #[must_use]
+    pub fn scheduled_at(&self) -> Instant {
+        self.scheduled_at
+    }
+
+    /// Whether the host asked this run to stop (shutdown). Check it between units of work.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Completes when the host asks this run to stop.
+    ///
+    /// Cancellation safe: dropping it before it completes loses nothing.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// The run's cancellation token, to hand to libraries or child tasks.
+    #[must_use]
+    pub fn cancellation_token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// Shared state registered on the host builder, if any of type `T` was.
+    #[must_use]
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+        self.env.registry.state()
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.env.registry
+    }
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("worker", &self.worker())
+            .field("run_id", &self.run_id)
+            .field("attempt", &self.attempt)
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one attempt can draw its arguments from; created before the attempt and dropped
+/// after it, whatever its outcome.
+///
+/// Extractors ([`FromScope`](crate::FromScope)) receive it by reference.
+pub struct Scope {
+    ctx: Ctx,
+    resources: Mutex<Vec<(TypeId, AnyArc)>>,
+}
+
+impl Scope {
+    pub(crate) fn new(ctx: Ctx) -> Self {
+        Self {
+            ctx,
+            resources: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The attempt's context.
+    #[must_use]
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// Shared state of type `T`, if it was registered.
+    #[must_use]
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+        self.ctx.state()
+    }
+
+    /// The scoped resource of type `T` for this attempt, built by its factory on first use and
+    /// shared by later calls within the same attempt.
+    ///
+    /// Cancellation safe: if dropped before completion, nothing is cached and the next call
+    /// builds the resource again.
+    pub async fn scoped<T: Send + Sync + 'static>(&self) -> Result<Scoped<T>, BoxError> {
+        let id = TypeId::of::<T>();
+        if let Some(found) = self.cached(id) {
+            return Ok(Scoped(downcast(found)));
+        }
+        let Some(create) = self.ctx.env.registry.factories.get(&id) else {
+            return Err(format!("no factory registered for `{}`", type_name::<T>()).into());
+        };
+        let value = create(self.ctx.clone()).await?;
+        self.resources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((id, value.clone()));
+        Ok(Scoped(downcast(value)))
+    }
+
+    fn cached(&self, id: TypeId) -> Option<AnyArc> {
+        let resources = self
+            .resources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        resources
+            .iter()
+            .find(|(found, _)| *found == id)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+fn downcast<T: Send + Sync + 'static>(value: AnyArc) -> Arc<T> {
+    match value.downcast::<T>() {
+        Ok(value) => value,
+        // Entries are keyed by `TypeId::of::<T>()` and hold a `T`.
+        Err(_) => unreachable!("scoped resource stored under the wrong type id"),
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("ctx", &self.ctx)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,173 @@
+//! Expanding a checked `#[worker]` function.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt as _;
+use syn::spanned::Spanned as _;
+use syn::{Attribute, ItemFn, ReturnType, Type};
+
+use crate::args::{Args, Missed};
+use crate::input::Argument;
+
+/// Replaces the function by a unit struct of the same name that
+/// - implements `IntoWorker`, so `.worker(name)` registers it through `Worker::builder`, and
+/// - dereferences to a function pointer, so `name(args..).await` still calls the body in tests.
+pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        mut sig,
+        block,
+    } = item;
+    let ident = sig.ident.clone();
+    let name = args
+        .name
+        .as_ref()
+        .map_or_else(|| ident.unraw().to_string(), |name| name.value.clone());
+    let (docs, cfgs, others) = split_attributes(attrs);
+
+    let inner = format_ident!("__worker_{}", ident.unraw(), span = Span::mixed_site());
+    sig.ident = inner.clone();
+    let output: Type = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+
+    let config = configuration(args, &name);
+    let values: Vec<_> = (0..arguments.len())
+        .map(|i| format_ident!("__worker_arg{}", i, span = Span::mixed_site()))
+        .collect();
+    let types: Vec<_> = arguments.iter().map(|argument| &argument.ty).collect();
+    let requirements = arguments.iter().enumerate().map(|(i, argument)| {
+        let ty = &argument.ty;
+        let label = format!(
+            "#{} (`{}: {}`)",
+            i + 1,
+            tidy(&argument.pat),
+            tidy(&argument.ty)
+        );
+        quote_spanned!(ty.span()=> .__argument::<#ty>(::worker_core::__private::format!(#label)))
+    });
+    let extractions = arguments.iter().zip(&values).map(|(argument, value)| {
+        let ty = &argument.ty;
+        quote_spanned! {ty.span()=>
+            let #value = <#ty as ::worker_core::FromScope>::from_scope(&__worker_scope).await?;
+        }
+    });
+    let scope = quote!(__worker_scope);
+    let result = quote_spanned! {output.span()=>
+        ::worker_core::IntoRunResult::into_run_result(#inner(#(#values),*).await)
+    };
+    let boxed = quote_spanned! {ident.span()=>
+        ::worker_core::__private::Box::pin(#inner(#(#values),*))
+    };
+    let call_type = quote! {
+        fn(#(#types),*) -> ::worker_core::__private::Pin<
+            ::worker_core::__private::Box<
+                dyn ::worker_core::__private::Future<Output = #output> + ::core::marker::Send
+            >
+        >
+    };
+
+    quote! {
+        #(#cfgs)*
+        #(#docs)*
+        #[allow(non_camel_case_types, reason = "`#[worker]` keeps the function's name for `.worker(name)`")]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #ident;
+
+        #(#cfgs)*
+        const _: () = {
+            #(#others)*
+            #[allow(
+                clippy::unused_async,
+                clippy::needless_pass_by_value,
+                reason = "a worker is an async fn whose arguments are extracted by value"
+            )]
+            #sig #block
+
+            impl ::worker_core::IntoWorker for #ident {
+                fn into_worker(self) -> ::worker_core::Worker {
+                    ::worker_core::Worker::builder(#name)
+                        #config
+                        #(#requirements)*
+                        .__body(|#scope: ::worker_core::Scope| async move {
+                            #(#extractions)*
+                            #result
+                        })
+                }
+            }
+
+            impl ::worker_core::__private::Deref for #ident {
+                type Target = #call_type;
+
+                fn deref(&self) -> &Self::Target {
+                    static CALL: #call_type = |#(#values),*| #boxed;
+                    &CALL
+                }
+            }
+        };
+    }
+}
+
+/// The builder calls for the keys that were given; the others keep the builder's defaults.
+fn configuration(args: &Args, _name: &str) -> TokenStream {
+    let mut calls = TokenStream::new();
+    let mut duration = |method: &str, value: Option<&crate::args::Spanned<std::time::Duration>>| {
+        if let Some(value) = value {
+            let method = format_ident!("{}", method);
+            let secs = value.value.as_secs();
+            let nanos = value.value.subsec_nanos();
+            calls.extend(quote!(.#method(::worker_core::__private::Duration::new(#secs, #nanos))));
+        }
+    };
+    duration("every", args.every.as_ref());
+    duration("after", args.after.as_ref());
+    duration("backoff", args.backoff.as_ref());
+    duration("backoff_max", args.backoff_max.as_ref());
+    duration("timeout", args.timeout.as_ref());
+    if let Some(missed) = &args.missed {
+        let policy = match missed.value {
+            Missed::Skip => quote!(Skip),
+            Missed::Burst => quote!(Burst),
+            Missed::Delay => quote!(Delay),
+        };
+        calls.extend(quote!(.missed(::worker_core::Missed::#policy)));
+    }
+    if let Some(retry) = &args.retry {
+        let retries = retry.value;
+        calls.extend(quote!(.retry(#retries)));
+    }
+    calls
+}
+
+/// Doc comments go on the struct users see, `#[cfg]`s on everything, the rest on the function.
+fn split_attributes(attrs: Vec<Attribute>) -> (Vec<Attribute>, Vec<Attribute>, Vec<Attribute>) {
+    let mut docs = Vec::new();
+    let mut cfgs = Vec::new();
+    let mut others = Vec::new();
+    for attr in attrs {
+        if attr.path().is_ident("doc") {
+            docs.push(attr);
+        } else if attr.path().is_ident("cfg") {
+            cfgs.push(attr);
+        } else {
+            others.push(attr);
+        }
+    }
+    (docs, cfgs, others)
+}
+
+/// Tokens as a person would write them, for error messages.
+fn tidy(tokens: &impl ToTokens) -> String {
+    tokens
+        .to_token_stream()
+        .to_string()
+        .replace(" < ", "<")
+        .replace(" <", "<")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .replace(" :: ", "::")
+        .replace(" ,", ",")
+        .replace("& ", "&")
+}
