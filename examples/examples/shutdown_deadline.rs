@@ -12,7 +12,7 @@ use worker_core::{Host, worker};
 /// Sleeps for an hour without ever looking at its cancellation token.
 #[worker(every = "1h")]
 async fn stubborn() {
-    tokio::time::sleep(Duration::from_secs(3600)).await;
+    tokio::time::sleep(Duration::from_hours(1)).await;
 }
 
 /// Stops promptly.

@@ -102,8 +102,9 @@ impl Error {
     #[must_use]
     pub fn worker(&self) -> Option<&str> {
         match &self.kind {
-            Kind::Config { worker, .. } | Kind::Missing { worker, .. } => Some(worker),
-            Kind::DuplicateName(worker) => Some(worker),
+            Kind::Config { worker, .. }
+            | Kind::Missing { worker, .. }
+            | Kind::DuplicateName(worker) => Some(worker),
             _ => None,
         }
     }

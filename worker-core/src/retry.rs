@@ -10,7 +10,7 @@ pub(crate) fn backoff(base: Duration, max: Duration, retry: u32) -> Duration {
         .saturating_mul(2_u32.saturating_pow(retry.saturating_sub(1)))
         .min(max);
     let half = nominal / 2;
-    let spread = u64::try_from((nominal - half).as_nanos()).unwrap_or(u64::MAX);
+    let spread = u64::try_from(nominal.saturating_sub(half).as_nanos()).unwrap_or(u64::MAX);
     half + Duration::from_nanos(fastrand::u64(0..=spread))
 }
 

@@ -70,17 +70,12 @@ impl Grid {
     pub(crate) fn after_run(self, policy: Missed, ran: u64, now: Instant) -> Next {
         let following = ran + 1;
         match policy {
-            Missed::Burst => Next {
-                grid: self,
-                index: following,
-                overlapped: 0,
-            },
             Missed::Delay if self.at(following) < now => Next {
                 grid: Grid::new(now, self.period),
                 index: 0,
                 overlapped: 0,
             },
-            Missed::Delay => Next {
+            Missed::Burst | Missed::Delay => Next {
                 grid: self,
                 index: following,
                 overlapped: 0,

@@ -130,7 +130,7 @@ impl<B: Body> Runner<'_, B> {
                 run_token.clone(),
             );
             let result = self.attempt(Scope::new(ctx)).instrument(span.clone()).await;
-            let _entered = span.enter();
+            let entered = span.enter();
             let outcome = match &result {
                 Attempt::Ok => Outcome::Success,
                 Attempt::Panic(_) => Outcome::Panic,
@@ -147,7 +147,7 @@ impl<B: Body> Runner<'_, B> {
             }
             let delay = backoff(spec.backoff, spec.backoff_max, attempt);
             tracing::info!(delay = %humantime::format_duration(delay), "retrying");
-            drop(_entered);
+            drop(entered);
             metrics.retries.increment(1);
             metrics.set_state(WorkerState::Backoff);
             tokio::select! {

@@ -49,7 +49,7 @@ impl Missed {
 /// Default base delay before the first retry.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 /// Default upper bound of the delay between retries.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_mins(1);
 
 /// The declared configuration of one worker.
 #[derive(Debug, Clone)]
@@ -118,13 +118,16 @@ impl Spec {
     }
 }
 
+/// A worker's supervisor loop, ready to be spawned.
+pub(crate) type Supervisor = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A worker ready to be registered with [`HostBuilder::worker`](crate::HostBuilder::worker).
 ///
 /// Made by [`Worker::builder`] or by `#[worker]`.
 pub struct Worker {
     pub(crate) spec: Spec,
     pub(crate) requirements: Vec<Requirement>,
-    pub(crate) launch: Box<dyn FnOnce(Launch) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
+    pub(crate) launch: Box<dyn FnOnce(Launch) -> Supervisor + Send>,
 }
 
 impl Worker {
