@@ -105,7 +105,7 @@ mod tests {
     fn ticks_are_multiples_of_the_period() {
         let (start, grid) = grid();
         assert_eq!(grid.at(0), start);
-        assert_eq!(grid.at(360), start + Duration::from_secs(3600));
+        assert_eq!(grid.at(360), start + Duration::from_hours(1));
         assert_eq!(grid.last_due(start + Duration::from_secs(25)), 2);
         assert_eq!(grid.first_at_or_after(start + Duration::from_secs(25)), 3);
         assert_eq!(grid.first_at_or_after(start + Duration::from_secs(30)), 3);
