@@ -1,0 +1,204 @@
+//! Process-level tests: the real example binaries, real signals, a real HTTP scrape, and
+//! Prometheus's own `promtool` on the exposition.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Every metric of DESIGN.md that the core emits, present from start-up.
+const METRICS: &[&str] = &[
+    "worker_runs_total",
+    "worker_run_duration_seconds_bucket",
+    "worker_run_duration_seconds_sum",
+    "worker_run_duration_seconds_count",
+    "worker_run_retries_total",
+    "worker_runs_skipped_total",
+    "worker_schedule_lag_seconds_bucket",
+    "worker_run_active",
+    "worker_last_success_timestamp_seconds",
+    "worker_next_run_timestamp_seconds",
+    "worker_state",
+];
+
+const QUICKSTART_WORKERS: &[&str] = &["heartbeat", "sync_orders", "flaky_report", "cache_cleanup"];
+
+/// Builds the examples once (cargo makes this a no-op when they are fresh) and returns the path
+/// of `name`.
+fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "worker-examples", "--examples"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the examples failed");
+    });
+    // target/<profile>/deps/process-<hash> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    profile_dir.join("examples").join(name)
+}
+
+fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").to_string()
+}
+
+fn spawn(name: &str, addr: &str) -> Child {
+    Command::new(example(name))
+        .env("METRICS_ADDR", addr)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the example")
+}
+
+/// `GET path` over plain HTTP/1.1; returns the status code and body.
+fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// Polls until `pred(body)` holds for `/metrics`, or panics after a generous limit (the limit
+/// only keeps a broken build from hanging the suite; nothing asserts on how fast it is).
+fn scrape_until(child: &mut Child, addr: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            panic!("the example exited early with {status}");
+        }
+        if let Ok((200, body)) = get(addr, "/metrics")
+            && pred(&body)
+        {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "no matching /metrics page on {addr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Waits for the child to exit (bounded, so a hung shutdown fails instead of hanging).
+fn wait(mut child: Child) -> (ExitStatus, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("poll child").is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the example did not exit within 60 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Output { status, stdout, stderr, .. } = child.wait_with_output().expect("collect output");
+    let log = String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr);
+    (status, log)
+}
+
+fn promtool(exposition: &str) -> Output {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`promtool` is on PATH: run the suite with scripts/test, which installs it");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(exposition.as_bytes())
+        .expect("write exposition");
+    child.wait_with_output().expect("promtool output")
+}
+
+#[test]
+fn quickstart_serves_valid_metrics_and_stops_gracefully_on_sigterm() {
+    let addr = free_addr();
+    let mut child = spawn("quickstart", &addr);
+
+    // Every series of every worker exists from the first scrape, before any run finished.
+    let first = scrape_until(&mut child, &addr, |body| body.contains("worker_runs_total"));
+    for metric in METRICS {
+        for worker in QUICKSTART_WORKERS {
+            let series = format!("{metric}{{worker=\"{worker}\"");
+            assert!(first.contains(&series), "missing {series} in:\n{first}");
+        }
+    }
+    for result in ["success", "failure", "panic", "timeout", "cancelled"] {
+        assert!(first.contains(&format!("worker=\"heartbeat\",result=\"{result}\"")));
+    }
+
+    // Wait until the heartbeat has succeeded at least twice, then check the page as Prometheus would.
+    let body = scrape_until(&mut child, &addr, |body| {
+        counter(body, "worker_runs_total{worker=\"heartbeat\",result=\"success\"}") >= 2.0
+    });
+    assert!(body.contains("# HELP worker_runs_total"));
+    assert!(body.contains("# TYPE worker_run_duration_seconds histogram"));
+    let checked = promtool(&body);
+    assert!(
+        checked.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let (status, unknown) = get(&addr, "/nope").expect("request");
+    assert_eq!(status, 404, "{unknown}");
+
+    terminate(&child);
+    let (status, log) = wait(child);
+    // The quickstart's shutdown timeout is 10 s: an exit code of 0 means nothing overran it.
+    assert!(status.success(), "exit status {status}, log:\n{log}");
+    assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(log.contains("all workers stopped"), "{log}");
+}
+
+#[test]
+fn a_worker_ignoring_cancellation_is_aborted_at_the_deadline_and_the_exit_code_is_non_zero() {
+    let addr = free_addr();
+    let mut child = spawn("shutdown_deadline", &addr);
+    // Both workers are running (the stubborn one is inside its hour-long sleep).
+    scrape_until(&mut child, &addr, |body| {
+        counter(body, "worker_run_active{worker=\"stubborn\"}") == 1.0
+            && counter(body, "worker_run_active{worker=\"polite\"}") == 1.0
+    });
+
+    terminate(&child);
+    let (status, log) = wait(child);
+    assert_eq!(status.code(), Some(1), "log:\n{log}");
+    assert!(
+        log.contains("aborted workers that were still running: stubborn"),
+        "the error names the worker that overran:\n{log}"
+    );
+    assert!(!log.contains("still running: stubborn, polite"), "{log}");
+}
+
+/// The value of one series in a Prometheus text exposition (`-1` when absent).
+fn counter(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or(-1.0)
+}
