@@ -1,6 +1,7 @@
 //! The Prometheus metrics of every worker: names, label sets and handles, built once per worker
 //! when the host is built so the per-run path only touches atomics.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics::{Counter, Gauge, Histogram, Unit};
@@ -188,6 +189,8 @@ pub(crate) struct WorkerMetrics {
     pub(crate) last_success: Gauge,
     pub(crate) next_run: Gauge,
     states: [Gauge; 5],
+    /// Index into `states` of the gauge currently at 1, so a transition writes two gauges.
+    current: AtomicUsize,
 }
 
 impl WorkerMetrics {
@@ -216,6 +219,7 @@ impl WorkerMetrics {
             last_success: metrics::gauge!("worker_last_success_timestamp_seconds", "worker" => label()),
             next_run: metrics::gauge!("worker_next_run_timestamp_seconds", "worker" => label()),
             states,
+            current: AtomicUsize::new(0),
         };
         // Counters and histograms exist at zero once registered; gauges need a first value.
         for counter in this.runs.iter().chain(&this.skipped) {
@@ -225,7 +229,10 @@ impl WorkerMetrics {
         this.active.set(0.0);
         this.last_success.set(0.0);
         this.next_run.set(0.0);
-        this.set_state(WorkerState::Starting);
+        for gauge in &this.states {
+            gauge.set(0.0);
+        }
+        this.states[0].set(1.0);
         this
     }
 
@@ -249,8 +256,14 @@ impl WorkerMetrics {
     }
 
     pub(crate) fn set_state(&self, state: WorkerState) {
-        for (gauge, candidate) in self.states.iter().zip(WorkerState::ALL) {
-            gauge.set(if candidate == state { 1.0 } else { 0.0 });
+        let next = WorkerState::ALL
+            .iter()
+            .position(|&s| s == state)
+            .unwrap_or_default();
+        let previous = self.current.swap(next, Ordering::Relaxed);
+        if previous != next {
+            self.states[previous].set(0.0);
+            self.states[next].set(1.0);
         }
     }
 }
