@@ -38,7 +38,10 @@ fn example(name: &str) -> PathBuf {
     });
     // target/<profile>/deps/process-<hash> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     profile_dir.join("examples").join(name)
 }
 
@@ -63,7 +66,10 @@ fn spawn(name: &str, addr: &str) -> Child {
 fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -78,7 +84,7 @@ fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
 /// Polls until `pred(body)` holds for `/metrics`, or panics after a generous limit (the limit
 /// only keeps a broken build from hanging the suite; nothing asserts on how fast it is).
 fn scrape_until(child: &mut Child, addr: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         if let Some(status) = child.try_wait().expect("poll child") {
             panic!("the example exited early with {status}");
@@ -88,7 +94,10 @@ fn scrape_until(child: &mut Child, addr: &str, pred: impl Fn(&str) -> bool) -> S
         {
             return body;
         }
-        assert!(Instant::now() < deadline, "no matching /metrics page on {addr}");
+        assert!(
+            Instant::now() < deadline,
+            "no matching /metrics page on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -103,7 +112,7 @@ fn terminate(child: &Child) {
 
 /// Waits for the child to exit (bounded, so a hung shutdown fails instead of hanging).
 fn wait(mut child: Child) -> (ExitStatus, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     while child.try_wait().expect("poll child").is_none() {
         if Instant::now() > deadline {
             child.kill().ok();
@@ -111,7 +120,12 @@ fn wait(mut child: Child) -> (ExitStatus, String) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let Output { status, stdout, stderr, .. } = child.wait_with_output().expect("collect output");
+    let Output {
+        status,
+        stdout,
+        stderr,
+        ..
+    } = child.wait_with_output().expect("collect output");
     let log = String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr);
     (status, log)
 }
@@ -152,7 +166,10 @@ fn quickstart_serves_valid_metrics_and_stops_gracefully_on_sigterm() {
 
     // Wait until the heartbeat has succeeded at least twice, then check the page as Prometheus would.
     let body = scrape_until(&mut child, &addr, |body| {
-        counter(body, "worker_runs_total{worker=\"heartbeat\",result=\"success\"}") >= 2.0
+        counter(
+            body,
+            "worker_runs_total{worker=\"heartbeat\",result=\"success\"}",
+        ) >= 2.0
     });
     assert!(body.contains("# HELP worker_runs_total"));
     assert!(body.contains("# TYPE worker_run_duration_seconds histogram"));
@@ -181,8 +198,8 @@ fn a_worker_ignoring_cancellation_is_aborted_at_the_deadline_and_the_exit_code_i
     let mut child = spawn("shutdown_deadline", &addr);
     // Both workers are running (the stubborn one is inside its hour-long sleep).
     scrape_until(&mut child, &addr, |body| {
-        counter(body, "worker_run_active{worker=\"stubborn\"}") == 1.0
-            && counter(body, "worker_run_active{worker=\"polite\"}") == 1.0
+        counter(body, "worker_run_active{worker=\"stubborn\"}") > 0.5
+            && counter(body, "worker_run_active{worker=\"polite\"}") > 0.5
     });
 
     terminate(&child);

@@ -339,14 +339,23 @@ impl Host {
             tracing::info!("all workers stopped");
             Ok(())
         } else {
-            let overran: Vec<String> = running
-                .iter()
-                .filter(|(_, handle)| !handle.is_finished())
-                .map(|(name, handle)| {
+            let mut overran = Vec::new();
+            let mut aborted = Vec::new();
+            for (name, handle) in running {
+                if !handle.is_finished() {
                     handle.abort();
-                    name.to_string()
-                })
-                .collect();
+                    overran.push(name.to_string());
+                    aborted.push(handle);
+                }
+            }
+            // An aborted task is dropped (its scopes torn down, its run counted) the next time
+            // the runtime polls it; wait for that briefly so it happens before `run_until`
+            // returns, but never hang on a body that blocks its thread.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                futures_util::future::join_all(aborted),
+            )
+            .await;
             tracing::error!(
                 workers = %overran.join(", "),
                 "shutdown timed out; aborted the workers still running"

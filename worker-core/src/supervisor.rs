@@ -71,6 +71,14 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
             index = last;
         }
         let scheduled = grid.at(index);
+        // `delay`: a tick we woke up too late for (the following tick is already due, say after
+        // the process was suspended) runs now and the grid restarts from now. Without this, the
+        // run ends behind the grid and `after_run` shifts it to the end of the run, which runs a
+        // second time at once. (Waking a little late, by less than a period, moves nothing.)
+        if spec.missed == Missed::Delay && grid.at(index + 1) <= now {
+            grid = Grid::new(now, period);
+            index = 0;
+        }
         metrics
             .lag
             .record(now.saturating_duration_since(scheduled).as_secs_f64());
@@ -112,6 +120,11 @@ impl<B: Body> Runner<'_, B> {
         let started = Instant::now();
         metrics.active.set(1.0);
         metrics.set_state(WorkerState::Running);
+        let mut aborted = Aborted {
+            metrics,
+            started,
+            armed: true,
+        };
         let mut attempt = 1;
         let outcome = loop {
             let span = tracing::info_span!(
@@ -158,6 +171,7 @@ impl<B: Body> Runner<'_, B> {
             metrics.set_state(WorkerState::Running);
             attempt += 1;
         };
+        aborted.armed = false;
         metrics.finished(outcome, started.elapsed());
         if outcome == Outcome::Success {
             metrics
@@ -183,6 +197,27 @@ impl<B: Body> Runner<'_, B> {
             Ok(Ok(())) => Attempt::Ok,
             Ok(Err(err)) => Attempt::Err(err),
             Err(payload) => Attempt::Panic(panic_message(&*payload)),
+        }
+    }
+}
+
+/// Accounts for a run whose future is dropped before it ends: the host aborts the workers still
+/// running at the shutdown deadline. Without it such a run was never counted and the worker was
+/// left showing `running` and an active run, although nothing is lost silently.
+struct Aborted<'a> {
+    metrics: &'a WorkerMetrics,
+    started: Instant,
+    armed: bool,
+}
+
+impl Drop for Aborted<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let metrics = self.metrics;
+            metrics.finished(Outcome::Cancelled, self.started.elapsed());
+            metrics.active.set(0.0);
+            metrics.next_run.set(0.0);
+            metrics.set_state(WorkerState::Stopped);
         }
     }
 }

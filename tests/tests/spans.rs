@@ -1,0 +1,184 @@
+//! Tracing: one `worker.run` span per attempt, with the fields `worker`, `run_id`, `attempt`,
+//! `trigger` and `result`, and the body's own events inside it. Checked with a capturing
+//! subscriber layer.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use common::{Runs, ms, run_for};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
+use worker_core::{BoxError, Ctx, Host, State, worker};
+
+type Fields = BTreeMap<String, String>;
+
+/// A span as the layer saw it: its name and every field recorded on it.
+#[derive(Debug, Clone)]
+struct CapturedSpan {
+    name: String,
+    fields: Fields,
+}
+
+#[derive(Debug, Default)]
+struct Captured {
+    spans: Vec<CapturedSpan>,
+    /// Open spans: id to index in `spans` (ids are reused once a span closes).
+    open: HashMap<Id, usize>,
+    /// Events: their message and the index of the span they happened in.
+    events: Vec<(String, Option<usize>)>,
+}
+
+/// A layer that records span names and fields, and events with their span.
+#[derive(Debug, Clone, Default)]
+struct Capture(Arc<Mutex<Captured>>);
+
+impl Capture {
+    fn runs(&self) -> Vec<Fields> {
+        let captured = self.0.lock().unwrap();
+        captured
+            .spans
+            .iter()
+            .filter(|s| s.name == "worker.run")
+            .map(|s| s.fields.clone())
+            .collect()
+    }
+
+    /// The fields of the span `message` was logged in.
+    fn span_of(&self, message: &str) -> Vec<Option<Fields>> {
+        let captured = self.0.lock().unwrap();
+        captured
+            .events
+            .iter()
+            .filter(|(m, _)| m == message)
+            .map(|(_, span)| span.map(|i| captured.spans[i].fields.clone()))
+            .collect()
+    }
+}
+
+struct Visitor<'a>(&'a mut Fields);
+
+impl Visit for Visitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
+        let mut fields = Fields::new();
+        attrs.record(&mut Visitor(&mut fields));
+        let mut captured = self.0.lock().unwrap();
+        captured.spans.push(CapturedSpan {
+            name: attrs.metadata().name().to_owned(),
+            fields,
+        });
+        let index = captured.spans.len() - 1;
+        captured.open.insert(id.clone(), index);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        let mut captured = self.0.lock().unwrap();
+        if let Some(&index) = captured.open.get(id) {
+            values.record(&mut Visitor(&mut captured.spans[index].fields));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::new();
+        event.record(&mut Visitor(&mut fields));
+        let message = fields.remove("message").unwrap_or_default();
+        let span = ctx.event_span(event).map(|span| span.id());
+        let mut captured = self.0.lock().unwrap();
+        let index = span.and_then(|id| captured.open.get(&id).copied());
+        captured.events.push((message, index));
+    }
+
+    fn on_close(&self, id: Id, _: Context<'_, S>) {
+        self.0.lock().unwrap().open.remove(&id);
+    }
+}
+
+/// Fails its first two attempts, then succeeds.
+#[worker(every = "1h", retry = 3, backoff = "1s")]
+async fn traced(runs: State<Arc<Runs>>, ctx: Ctx) -> Result<(), BoxError> {
+    let _run = runs.enter(&ctx);
+    tracing::info!("inside the body");
+    if ctx.attempt() < 3 {
+        return Err("not yet".into());
+    }
+    Ok(())
+}
+
+#[worker(every = "1h")]
+async fn traced_panic() {
+    panic!("traced panic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_worker_run_span_per_attempt_with_its_fields() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let runs = Runs::new();
+    let host = Host::builder()
+        .state(runs.clone())
+        .worker(traced)
+        .worker(traced_panic)
+        .build()
+        .unwrap();
+
+    run_for(host, ms(60_500)).await.result.unwrap();
+
+    let run_id = runs.entries()[0].run_id.to_string();
+    let field = |fields: &Fields, name: &str| fields.get(name).cloned().unwrap_or_default();
+    let spans = capture.runs();
+    let attempts_of_traced: Vec<[String; 5]> = spans
+        .iter()
+        .filter(|f| field(f, "worker") == "traced")
+        .map(|f| ["worker", "run_id", "attempt", "trigger", "result"].map(|name| field(f, name)))
+        .collect();
+    let expected = |attempt: &str, result: &str| {
+        [
+            "traced".to_owned(),
+            run_id.clone(),
+            attempt.to_owned(),
+            "schedule".to_owned(),
+            result.to_owned(),
+        ]
+    };
+    assert_eq!(
+        attempts_of_traced,
+        [
+            expected("1", "failure"),
+            expected("2", "failure"),
+            expected("3", "success"),
+        ]
+    );
+
+    let panicked: Vec<&Fields> = spans
+        .iter()
+        .filter(|f| field(f, "worker") == "traced_panic")
+        .collect();
+    assert_eq!(panicked.len(), 1);
+    assert_eq!(field(panicked[0], "result"), "panic");
+    assert_eq!(field(panicked[0], "attempt"), "1");
+    assert_ne!(field(panicked[0], "run_id"), run_id, "run ids are unique");
+
+    // The body's own events are inside the attempt's span.
+    let inside = capture.span_of("inside the body");
+    let attempts: Vec<String> = inside
+        .iter()
+        .map(|span| field(span.as_ref().expect("an event outside any span"), "attempt"))
+        .collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+}
