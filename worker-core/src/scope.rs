@@ -165,6 +165,9 @@ impl Ctx {
     }
 
     /// Whether the host asked this run to stop (shutdown). Check it between units of work.
+    ///
+    /// A body that stops early should return an error: the run then counts as `cancelled`. A
+    /// body that returns `Ok` counts as a `success`, cancelled or not.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
         self.token.is_cancelled()

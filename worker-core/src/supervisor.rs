@@ -82,6 +82,8 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
         metrics
             .lag
             .record(now.saturating_duration_since(scheduled).as_secs_f64());
+        // While the run goes on, the next run is due on the following tick at the earliest.
+        metrics.next_run.set(clock.unix_seconds(grid.at(index + 1)));
         runner.run(&token, scheduled, "schedule").await;
         let next = grid.after_run(spec.missed, index, Instant::now());
         metrics.skipped(SkipReason::Overlap, next.overlapped);
