@@ -4,7 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
-use syn::{Attribute, ItemFn, ReturnType, Type};
+use syn::{Attribute, Ident, ItemFn, ReturnType, Type};
 
 use crate::args::{Args, Missed};
 use crate::input::Argument;
@@ -33,7 +33,7 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
 
-    let config = configuration(args, &name);
+    let config = configuration(args);
     let values: Vec<_> = (0..arguments.len())
         .map(|i| format_ident!("__worker_arg{}", i, span = Span::mixed_site()))
         .collect();
@@ -46,21 +46,29 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
             tidy(&argument.pat),
             tidy(&argument.ty)
         );
-        quote_spanned!(ty.span()=> .__argument::<#ty>(::worker_core::__private::format!(#label)))
+        // `Into::into`, not `format!`: a pattern such as `Config { .. }` holds braces.
+        quote_spanned!(ty.span()=> .__argument::<#ty>(::core::convert::Into::into(#label)))
     });
+    let scope = Ident::new("__worker_scope", Span::mixed_site());
+    let body = Ident::new("__worker_body", Span::mixed_site());
+    // Spanned at each argument's type, so a type that is not an extractor is reported there,
+    // with the `#[diagnostic::on_unimplemented]` note of `FromScope`.
     let extractions = arguments.iter().zip(&values).map(|(argument, value)| {
         let ty = &argument.ty;
         quote_spanned! {ty.span()=>
-            let #value = <#ty as ::worker_core::FromScope>::from_scope(&__worker_scope).await?;
+            let #value = <#ty as ::worker_core::FromScope>::from_scope(&#scope).await?;
         }
     });
-    let scope = quote!(__worker_scope);
+    // `<#output as IntoRunResult>` puts the bound on the user's return type, so a bad one is
+    // reported at the type rather than at the attribute.
     let result = quote_spanned! {output.span()=>
-        ::worker_core::IntoRunResult::into_run_result(#inner(#(#values),*).await)
+        <#output as ::worker_core::IntoRunResult>::into_run_result(#inner(#(#values),*).await)
     };
     let boxed = quote_spanned! {ident.span()=>
         ::worker_core::__private::Box::pin(#inner(#(#values),*))
     };
+    // Spanned at the name, so lints on the struct (`missing_docs`, ...) point at the function.
+    let unit_struct = quote_spanned!(ident.span()=> #vis struct #ident;);
     let call_type = quote! {
         fn(#(#types),*) -> ::worker_core::__private::Pin<
             ::worker_core::__private::Box<
@@ -73,8 +81,8 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
         #(#cfgs)*
         #(#docs)*
         #[allow(non_camel_case_types, reason = "`#[worker]` keeps the function's name for `.worker(name)`")]
-        #[derive(Clone, Copy, Debug)]
-        #vis struct #ident;
+        #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
+        #unit_struct
 
         #(#cfgs)*
         const _: () = {
@@ -88,13 +96,16 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
 
             impl ::worker_core::IntoWorker for #ident {
                 fn into_worker(self) -> ::worker_core::Worker {
+                    // Checked before the requirements below, so that an argument that is not an
+                    // extractor is reported by the extraction, not by a hidden builder method.
+                    let #body = |#scope: ::worker_core::Scope| async move {
+                        #(#extractions)*
+                        #result
+                    };
                     ::worker_core::Worker::builder(#name)
                         #config
                         #(#requirements)*
-                        .__body(|#scope: ::worker_core::Scope| async move {
-                            #(#extractions)*
-                            #result
-                        })
+                        .__body(#body)
                 }
             }
 
@@ -111,7 +122,7 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
 }
 
 /// The builder calls for the keys that were given; the others keep the builder's defaults.
-fn configuration(args: &Args, _name: &str) -> TokenStream {
+fn configuration(args: &Args) -> TokenStream {
     let mut calls = TokenStream::new();
     let mut duration = |method: &str, value: Option<&crate::args::Spanned<std::time::Duration>>| {
         if let Some(value) = value {

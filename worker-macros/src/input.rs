@@ -1,6 +1,5 @@
 //! Checking the function `#[worker]` is placed on.
 
-use syn::spanned::Spanned as _;
 use syn::{FnArg, ItemFn, Pat, Type};
 
 /// One argument: its pattern and its extractor type.
@@ -20,7 +19,10 @@ pub(crate) fn check(item: &ItemFn) -> syn::Result<Vec<Argument>> {
     if sig.asyncness.is_none() {
         push(syn::Error::new(
             sig.fn_token.span,
-            "`#[worker]` needs an `async fn`: write `async fn`",
+            format!(
+                "`#[worker]` needs an `async fn`: write `async fn {}`",
+                sig.ident
+            ),
         ));
     }
     if let Some(constness) = &sig.constness {
@@ -36,34 +38,34 @@ pub(crate) fn check(item: &ItemFn) -> syn::Result<Vec<Argument>> {
         ));
     }
     if let Some(abi) = &sig.abi {
-        push(syn::Error::new(
-            abi.span(),
+        push(syn::Error::new_spanned(
+            abi,
             "a worker cannot have an `extern` ABI",
         ));
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        push(syn::Error::new(
-            sig.generics.span(),
-            "a worker cannot be generic: its arguments are extracted by their concrete types",
-        ));
+    let generic = "a worker cannot be generic: its arguments are extracted by their concrete types";
+    if !sig.generics.params.is_empty() {
+        push(syn::Error::new_spanned(&sig.generics, generic));
+    } else if let Some(where_clause) = &sig.generics.where_clause {
+        push(syn::Error::new_spanned(where_clause, generic));
     }
     if let Some(variadic) = &sig.variadic {
-        push(syn::Error::new(
-            variadic.span(),
+        push(syn::Error::new_spanned(
+            variadic,
             "a worker cannot be variadic",
         ));
     }
     let mut arguments = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(receiver) => push(syn::Error::new(
-                receiver.span(),
+            FnArg::Receiver(receiver) => push(syn::Error::new_spanned(
+                receiver,
                 "a worker cannot take `self`: put `#[worker]` on a free function and pass what it needs with `State<T>`",
             )),
             FnArg::Typed(typed) => {
                 if let Type::ImplTrait(_) = &*typed.ty {
-                    push(syn::Error::new(
-                        typed.ty.span(),
+                    push(syn::Error::new_spanned(
+                        &typed.ty,
                         "a worker argument cannot be `impl Trait`: name an extractor type such as `Ctx` or `State<T>`",
                     ));
                 }

@@ -20,8 +20,14 @@ use syn::ItemFn;
 pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = match syn::parse::<ItemFn>(item.clone()) {
         Ok(item) => item,
-        // Not a function at all: let rustc report it along with our error.
+        // Not a function: keep the item as written, so nothing else breaks, and say so.
         Err(err) => {
+            let err = match syn::parse::<syn::Item>(item.clone()) {
+                Ok(syn::Item::Fn(_)) | Err(_) => err,
+                Ok(_) => {
+                    syn::Error::new(err.span(), "`#[worker]` can only be used on an `async fn`")
+                }
+            };
             let mut out = proc_macro2::TokenStream::from(item);
             out.extend(err.to_compile_error());
             return out.into();
@@ -31,10 +37,23 @@ pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
     let checked = input::check(&item);
     match (parsed, checked) {
         (Ok(args), Ok(arguments)) => expand::expand(&args, item, &arguments).into(),
-        (Err(mut err), Err(more)) => {
-            err.combine(more);
-            fallback::expand(&err, &item.vis, &item.sig.ident).into()
+        // Only the attribute is wrong: report it, and expand the function as if it had no keys,
+        // so that `.worker(name)`, direct calls in tests and the body itself are still checked
+        // and add no error of their own.
+        (Err(err), Ok(arguments)) => {
+            let mut out = err.to_compile_error();
+            out.extend(expand::expand(&args::Args::default(), item, &arguments));
+            out.into()
         }
-        (Err(err), _) | (_, Err(err)) => fallback::expand(&err, &item.vis, &item.sig.ident).into(),
+        (parsed, Err(err)) => {
+            let errors = match parsed {
+                Err(mut errors) => {
+                    errors.combine(err);
+                    errors
+                }
+                Ok(_) => err,
+            };
+            fallback::expand(&errors, item).into()
+        }
     }
 }
