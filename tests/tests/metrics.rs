@@ -34,6 +34,14 @@ fn expected_series(worker: &str) -> Vec<Series> {
             &[("worker", worker), ("state", state)],
         ));
     }
+    for reason in ["panic", "crash"] {
+        let labels = [("worker", worker), ("reason", reason)];
+        all.push(Series::new("worker_restarts_total", &labels));
+    }
+    for state in ["closed", "open", "half_open"] {
+        let labels = [("worker", worker), ("state", state)];
+        all.push(Series::new("worker_circuit_state", &labels));
+    }
     for name in [
         "worker_run_retries_total",
         "worker_schedule_lag_seconds",
@@ -277,7 +285,9 @@ async fn gauges_follow_the_worker_while_it_runs() {
     assert_eq!(after.gauge("worker_run_active", &w), 0.0);
     assert_eq!(after.state("busy", "idle"), 1.0);
     assert_eq!(after.state("busy", "running"), 0.0);
-    let next = after.gauge("worker_next_run_timestamp_seconds", &w);
+    // The next-run gauge is written when it changes: at 0 s, when the 10 s tick became next
+    // (the debugging recorder's snapshots reset what they read, so it is in `during`).
+    let next = during.gauge("worker_next_run_timestamp_seconds", &w);
     let last = after.gauge("worker_last_success_timestamp_seconds", &w);
     assert!((next - last - 6.0).abs() < 1e-3, "next {next}, last {last}");
 }

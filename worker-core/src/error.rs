@@ -42,6 +42,8 @@ pub(crate) enum Kind {
         timeout: std::time::Duration,
         overran: Vec<String>,
     },
+    /// Workers exceeded their restart intensity with `escalate = stop_host`.
+    Escalated(Vec<String>),
     /// Installing a signal handler failed.
     Signal(std::io::Error),
 }
@@ -87,6 +89,22 @@ impl Error {
     #[must_use]
     pub fn is_shutdown_timeout(&self) -> bool {
         matches!(self.kind, Kind::ShutdownTimeout { .. })
+    }
+
+    /// A worker escalated with `escalate = stop_host` and stopped the host; see
+    /// [`Error::escalated`].
+    #[must_use]
+    pub fn is_escalation(&self) -> bool {
+        matches!(self.kind, Kind::Escalated(_))
+    }
+
+    /// The workers whose `escalate = stop_host` policy stopped the host.
+    #[must_use]
+    pub fn escalated(&self) -> &[String] {
+        match &self.kind {
+            Kind::Escalated(workers) => workers,
+            _ => &[],
+        }
     }
 
     /// The names of the workers that were still running at the shutdown deadline.
@@ -138,6 +156,11 @@ impl fmt::Display for Error {
                 "shutdown timed out after {}; aborted workers that were still running: {}",
                 humantime::format_duration(*timeout),
                 overran.join(", ")
+            ),
+            Kind::Escalated(workers) => write!(
+                f,
+                "stopped the host: {} exceeded its restart limit (escalate = stop_host)",
+                workers.join(", ")
             ),
             Kind::Signal(_) => f.write_str("cannot install the shutdown signal handlers"),
         }

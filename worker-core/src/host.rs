@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
@@ -17,8 +17,9 @@ use tokio_util::task::TaskTracker;
 use crate::error::{BoxError, Error, Kind};
 use crate::metrics::{self, Clock, WorkerMetrics};
 use crate::scope::{Ctx, Registry, WorkerEnv};
-use crate::supervisor::Launch;
-use crate::worker::{IntoWorker, Spec, Worker};
+use crate::spec::Checked;
+use crate::supervisor::{HostLink, Launch};
+use crate::worker::{IntoWorker, Supervisor, Worker};
 
 /// How long [`Host::run`] waits for in-flight runs after asking them to stop, unless
 /// [`HostBuilder::shutdown_timeout`] says otherwise.
@@ -31,6 +32,7 @@ pub struct HostBuilder {
     workers: Vec<Worker>,
     shutdown_timeout: Duration,
     serve: Option<Result<(String, Vec<SocketAddr>), Error>>,
+    start_time: Option<SystemTime>,
 }
 
 impl HostBuilder {
@@ -84,6 +86,16 @@ impl HostBuilder {
         self
     }
 
+    /// The wall-clock time the host's clock starts at; default: the real time when it starts.
+    ///
+    /// Schedules run on tokio's clock; cron expressions are read against this wall clock moved
+    /// along with it. Meant for tests on paused time (a cron worker across a daylight-saving
+    /// transition, say).
+    pub fn start_time(mut self, wall: SystemTime) -> Self {
+        self.start_time = Some(wall);
+        self
+    }
+
     /// Serves `/metrics` (Prometheus text format) on `addr`, such as `"127.0.0.1:9464"`.
     ///
     /// The host installs a Prometheus recorder as the process's global `metrics` recorder, so
@@ -115,24 +127,30 @@ impl HostBuilder {
             workers,
             shutdown_timeout,
             serve,
+            start_time,
         } = self;
         let mut names = HashSet::new();
-        for worker in &workers {
-            worker.spec.validate()?;
-            if !names.insert(worker.spec.name.clone()) {
-                return Err(Error::new(Kind::DuplicateName(
-                    worker.spec.name.to_string(),
-                )));
+        let mut checked = Vec::with_capacity(workers.len());
+        for worker in workers {
+            let Worker {
+                spec,
+                requirements,
+                launch,
+            } = worker;
+            let spec = spec.check()?;
+            if !names.insert(spec.spec.name.clone()) {
+                return Err(Error::new(Kind::DuplicateName(spec.spec.name.to_string())));
             }
-            for requirement in &worker.requirements {
+            for requirement in &requirements {
                 (requirement.check)(&registry).map_err(|message| {
                     Error::new(Kind::Missing {
-                        worker: worker.spec.name.to_string(),
+                        worker: spec.spec.name.to_string(),
                         argument: requirement.argument.clone(),
                         message,
                     })
                 })?;
             }
+            checked.push((spec, launch));
         }
         let (listener, prometheus, recorder) = match serve {
             None => (None, None, None),
@@ -153,17 +171,19 @@ impl HostBuilder {
         let registry = Arc::new(registry);
         let register = || {
             metrics::describe();
-            workers
+            checked
                 .into_iter()
-                .map(|worker| {
-                    let metrics = WorkerMetrics::register(&worker.spec.name);
+                .map(|(checked, launch)| {
+                    let schedule = checked.trigger.to_string();
+                    let metrics = WorkerMetrics::register(&checked.spec.name, &schedule);
                     Prepared {
                         env: Arc::new(WorkerEnv {
-                            name: worker.spec.name.clone(),
+                            name: checked.spec.name.clone(),
                             registry: registry.clone(),
                         }),
                         metrics,
-                        worker,
+                        checked,
+                        launch,
                     }
                 })
                 .collect::<Vec<_>>()
@@ -177,6 +197,7 @@ impl HostBuilder {
             shutdown_timeout,
             listener,
             prometheus,
+            start_time,
             shutdown: CancellationToken::new(),
         })
     }
@@ -229,7 +250,8 @@ fn install_prometheus() -> (
 }
 
 struct Prepared {
-    worker: Worker,
+    checked: Checked,
+    launch: Box<dyn FnOnce(Launch) -> Supervisor + Send>,
     env: Arc<WorkerEnv>,
     metrics: WorkerMetrics,
 }
@@ -240,6 +262,7 @@ pub struct Host {
     shutdown_timeout: Duration,
     listener: Option<std::net::TcpListener>,
     prometheus: Option<PrometheusHandle>,
+    start_time: Option<SystemTime>,
     shutdown: CancellationToken,
 }
 
@@ -251,6 +274,7 @@ impl Host {
             workers: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             serve: None,
+            start_time: None,
         }
     }
 
@@ -293,6 +317,7 @@ impl Host {
             shutdown_timeout,
             listener,
             prometheus,
+            start_time,
             shutdown,
         } = self;
         let root = CancellationToken::new();
@@ -301,26 +326,32 @@ impl Host {
             serve(listener, prometheus, &server)?;
         }
         let started = Instant::now();
-        let clock = Clock::now();
+        let clock = Clock::starting_at(start_time.unwrap_or_else(SystemTime::now));
+        let link = HostLink {
+            shutdown: shutdown.clone(),
+            report: Arc::default(),
+        };
         let tracker = TaskTracker::new();
         let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
         for Prepared {
-            worker,
+            checked,
+            launch,
             env,
             metrics,
         } in workers
         {
-            log_worker(&worker.spec);
+            log_worker(&checked);
             let name = env.name.clone();
-            let launch = Launch {
+            let supervisor = launch(Launch {
                 env,
-                spec: worker.spec,
+                checked,
                 metrics,
                 token: root.child_token(),
                 started,
                 clock,
-            };
-            running.push((name, tracker.spawn((worker.launch)(launch))));
+                host: link.clone(),
+            });
+            running.push((name, tracker.spawn(supervisor)));
         }
         tracker.close();
         tracing::info!(workers = running.len(), "host started");
@@ -335,11 +366,24 @@ impl Host {
         );
         root.cancel();
         let stopped = tokio::time::timeout(shutdown_timeout, tracker.wait()).await;
-        let result = if stopped.is_ok() {
+        let report = std::mem::take(
+            &mut *link
+                .report
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let result = if !report.escalated.is_empty() {
+            Err(Error::new(Kind::Escalated(report.escalated)))
+        } else if stopped.is_ok() && report.forced.is_empty() {
             tracing::info!("all workers stopped");
             Ok(())
+        } else if stopped.is_ok() {
+            Err(Error::new(Kind::ShutdownTimeout {
+                timeout: shutdown_timeout,
+                overran: report.forced,
+            }))
         } else {
-            let mut overran = Vec::new();
+            let mut overran = report.forced;
             let mut aborted = Vec::new();
             for (name, handle) in running {
                 if !handle.is_finished() {
@@ -380,16 +424,46 @@ impl fmt::Debug for Host {
     }
 }
 
-fn log_worker(spec: &Spec) {
+/// Logs the effective configuration of a worker, once, at start-up.
+fn log_worker(Checked { spec, trigger }: &Checked) {
     let show = |d: Duration| humantime::format_duration(d).to_string();
+    let circuit = spec.circuit.map_or_else(
+        || "off".to_owned(),
+        |c| {
+            format!(
+                "ratio {} over {} (min {} runs), break {}",
+                c.failure_ratio,
+                show(c.window),
+                c.min_throughput,
+                show(c.break_for)
+            )
+        },
+    );
+    let restarts = spec.max_restarts.map_or_else(
+        || "unlimited".to_owned(),
+        |n| format!("{n} in {}", show(spec.restart_window)),
+    );
     tracing::info!(
         worker = %spec.name,
-        every = %spec.every.map(show).unwrap_or_default(),
+        schedule = %trigger,
+        enabled = spec.enabled,
         after = %show(spec.after),
+        jitter = %show(spec.jitter),
         missed = spec.missed.as_str(),
+        overlap = %spec.overlap,
         retry = spec.retry,
+        backoff = %format_args!(
+            "{} {}..{}",
+            spec.backoff_kind.as_str(),
+            show(spec.backoff),
+            show(spec.backoff_max)
+        ),
         timeout = %spec.timeout.map_or_else(|| "none".to_owned(), show),
-        "worker registered"
+        circuit = %circuit,
+        max_restarts = %restarts,
+        escalate = spec.escalate.as_str(),
+        stop_budget = %spec.stop_budget.map_or_else(|| "host".to_owned(), show),
+        "worker configured"
     );
 }
 

@@ -59,6 +59,8 @@
     unreachable_pub
 )]
 
+mod circuit;
+pub mod cron;
 mod error;
 mod extract;
 mod handler;
@@ -66,20 +68,27 @@ mod host;
 mod http;
 mod metrics;
 mod retry;
+mod run;
 mod schedule;
 mod scope;
+mod spec;
 mod supervisor;
 mod worker;
 
+pub use crate::circuit::CircuitBreaker;
 pub use crate::error::{BoxError, Error};
 pub use crate::extract::{FromScope, IntoRunResult, Scoped, State};
 pub use crate::handler::{Handler, Requirement};
 pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder, ShutdownHandle};
 pub use crate::metrics::{Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS};
+pub use crate::retry::{BackoffKind, Permanent};
+pub use crate::schedule::{Missed, Overlap};
 pub use crate::scope::{Ctx, Registry, Scope};
-pub use crate::worker::{
-    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, IntoWorker, Missed, Worker, WorkerBuilder,
+pub use crate::spec::{
+    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_TIME_ZONE,
 };
+pub use crate::supervisor::Escalation;
+pub use crate::worker::{IntoWorker, Worker, WorkerBuilder};
 
 #[cfg(feature = "macros")]
 pub use worker_macros::worker;

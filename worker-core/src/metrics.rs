@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics::{Counter, Gauge, Histogram, Unit};
+
+use crate::circuit::CircuitState;
 use tokio::time::Instant;
 
 /// How a run ended; the `result` label.
@@ -53,15 +55,46 @@ pub(crate) enum SkipReason {
     Overlap,
     /// The host woke up too late for the tick and a later one was already due.
     Missed,
+    /// The worker's circuit breaker was open.
+    CircuitOpen,
+    /// The worker was waiting out its restart backoff after a panic.
+    Restarting,
 }
 
 impl SkipReason {
-    const ALL: [SkipReason; 2] = [Self::Overlap, Self::Missed];
+    const ALL: [SkipReason; 4] = [
+        Self::Overlap,
+        Self::Missed,
+        Self::CircuitOpen,
+        Self::Restarting,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
             Self::Overlap => "overlap",
             Self::Missed => "missed",
+            Self::CircuitOpen => "circuit_open",
+            Self::Restarting => "restarting",
+        }
+    }
+}
+
+/// Why a worker was restarted; the `reason` label of `worker_restarts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RestartReason {
+    /// A run panicked.
+    Panic,
+    /// The worker's own loop died (a bug in the framework or in a `Drop` it ran).
+    Crash,
+}
+
+impl RestartReason {
+    const ALL: [RestartReason; 2] = [Self::Panic, Self::Crash];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Panic => "panic",
+            Self::Crash => "crash",
         }
     }
 }
@@ -73,15 +106,17 @@ pub(crate) enum WorkerState {
     Idle,
     Running,
     Backoff,
+    Failed,
     Stopped,
 }
 
 impl WorkerState {
-    const ALL: [WorkerState; 5] = [
+    const ALL: [WorkerState; 6] = [
         Self::Starting,
         Self::Idle,
         Self::Running,
         Self::Backoff,
+        Self::Failed,
         Self::Stopped,
     ];
 
@@ -91,6 +126,7 @@ impl WorkerState {
             Self::Idle => "idle",
             Self::Running => "running",
             Self::Backoff => "backoff",
+            Self::Failed => "failed",
             Self::Stopped => "stopped",
         }
     }
@@ -143,6 +179,18 @@ pub(crate) fn describe() {
         Unit::Seconds,
         "Unix time the next run is due; 0 when none is scheduled."
     );
+    describe_counter!(
+        "worker_restarts_total",
+        "Times the worker was restarted after a panic or a crash of its loop, by reason."
+    );
+    describe_gauge!(
+        "worker_circuit_state",
+        "The worker's circuit breaker: 1 for its current state, 0 for the others."
+    );
+    describe_gauge!(
+        "worker_info",
+        "Always 1; the labels carry the worker's effective schedule."
+    );
     describe_gauge!(
         "worker_state",
         "The worker's current state: 1 for the state it is in, 0 for the others."
@@ -158,12 +206,33 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    pub(crate) fn now() -> Self {
+    /// Anchors tokio's current instant to `wall`, the wall-clock time it stands for.
+    pub(crate) fn starting_at(wall: SystemTime) -> Self {
         Self {
             instant: Instant::now(),
-            unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
+            unix: wall.duration_since(UNIX_EPOCH).unwrap_or_default(),
+        }
+    }
+
+    /// The wall-clock time of `at`.
+    pub(crate) fn system_time(&self, at: Instant) -> SystemTime {
+        let unix = if at >= self.instant {
+            self.unix + (at - self.instant)
+        } else {
+            self.unix.saturating_sub(self.instant - at)
+        };
+        UNIX_EPOCH + unix
+    }
+
+    /// The instant on tokio's clock of the wall-clock time `at`.
+    pub(crate) fn instant(&self, at: SystemTime) -> Instant {
+        let unix = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if unix >= self.unix {
+            self.instant + unix.saturating_sub(self.unix)
+        } else {
+            self.instant
+                .checked_sub(self.unix.saturating_sub(unix))
+                .unwrap_or(self.instant)
         }
     }
 
@@ -183,19 +252,21 @@ pub(crate) struct WorkerMetrics {
     runs: [Counter; 5],
     durations: [Histogram; 5],
     pub(crate) retries: Counter,
-    skipped: [Counter; 2],
+    skipped: [Counter; 4],
     pub(crate) lag: Histogram,
     pub(crate) active: Gauge,
     pub(crate) last_success: Gauge,
     pub(crate) next_run: Gauge,
-    states: [Gauge; 5],
+    states: [Gauge; 6],
+    restarts: [Counter; 2],
+    circuit: [Gauge; 3],
     /// Index into `states` of the gauge currently at 1, so a transition writes two gauges.
     current: AtomicUsize,
 }
 
 impl WorkerMetrics {
     /// Registers every series of `worker` with the current recorder, at zero.
-    pub(crate) fn register(worker: &str) -> Self {
+    pub(crate) fn register(worker: &str, schedule: &str) -> Self {
         let label = || worker.to_owned();
         let runs = Outcome::ALL.map(|outcome| {
             metrics::counter!("worker_runs_total", "worker" => label(), "result" => outcome.as_str())
@@ -209,6 +280,14 @@ impl WorkerMetrics {
         let states = WorkerState::ALL.map(
             |state| metrics::gauge!("worker_state", "worker" => label(), "state" => state.as_str()),
         );
+        let restarts = RestartReason::ALL.map(|reason| {
+            metrics::counter!("worker_restarts_total", "worker" => label(), "reason" => reason.as_str())
+        });
+        let circuit = CircuitState::ALL.map(|state| {
+            metrics::gauge!("worker_circuit_state", "worker" => label(), "state" => state.as_str())
+        });
+        metrics::gauge!("worker_info", "worker" => label(), "schedule" => schedule.to_owned())
+            .set(1.0);
         let this = Self {
             runs,
             durations,
@@ -219,10 +298,12 @@ impl WorkerMetrics {
             last_success: metrics::gauge!("worker_last_success_timestamp_seconds", "worker" => label()),
             next_run: metrics::gauge!("worker_next_run_timestamp_seconds", "worker" => label()),
             states,
+            restarts,
+            circuit,
             current: AtomicUsize::new(0),
         };
         // Counters and histograms exist at zero once registered; gauges need a first value.
-        for counter in this.runs.iter().chain(&this.skipped) {
+        for counter in this.runs.iter().chain(&this.skipped).chain(&this.restarts) {
             counter.increment(0);
         }
         this.retries.increment(0);
@@ -233,6 +314,7 @@ impl WorkerMetrics {
             gauge.set(0.0);
         }
         this.states[0].set(1.0);
+        this.set_circuit(CircuitState::Closed);
         this
     }
 
@@ -252,6 +334,20 @@ impl WorkerMetrics {
                 .position(|&r| r == reason)
                 .unwrap_or_default();
             self.skipped[index].increment(ticks);
+        }
+    }
+
+    pub(crate) fn restarted(&self, reason: RestartReason) {
+        let index = RestartReason::ALL
+            .iter()
+            .position(|&r| r == reason)
+            .unwrap_or_default();
+        self.restarts[index].increment(1);
+    }
+
+    pub(crate) fn set_circuit(&self, state: CircuitState) {
+        for (gauge, candidate) in self.circuit.iter().zip(CircuitState::ALL) {
+            gauge.set(if candidate == state { 1.0 } else { 0.0 });
         }
     }
 

@@ -7,24 +7,88 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::worker::Missed;
+use crate::cron::CronSchedule;
+use crate::metrics::Clock;
+use crate::spec::Trigger;
+
+/// What a schedule does with ticks that could not run on time (`missed`): the host woke up too
+/// late (the process was suspended or starved), or, with `burst` and `delay`, the worker was
+/// still running. With the default `skip`, ticks that come due during a run are the business of
+/// [`Overlap`].
+///
+/// Whatever the policy, every tick is either a run or a skip counted in
+/// `worker_runs_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Missed {
+    /// Only the latest late tick runs; the earlier ones are skipped (reason `missed`) and the
+    /// schedule stays on its grid. The default, as .NET's `PeriodicTimer`.
+    #[default]
+    Skip,
+    /// Every tick runs: a tick that comes due while the worker has no free run slot waits for
+    /// one (instead of going through [`Overlap`]), and late ticks run back to back until the
+    /// schedule has caught up with its grid. Nothing is skipped.
+    Burst,
+    /// A tick that comes due while the worker has no free run slot waits for one; a late tick
+    /// runs at once and an `every` grid restarts from that run, so runs stay at least one period
+    /// apart and nothing is skipped. For `cron`, the latest late fire runs, the others are
+    /// absorbed.
+    Delay,
+}
+
+impl Missed {
+    /// The name used in configuration and in the `#[worker(missed = ..)]` key.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Burst => "burst",
+            Self::Delay => "delay",
+        }
+    }
+}
+
+/// What a trigger does when the worker's previous run is still going (`overlap`).
+///
+/// Skipped triggers are counted in `worker_runs_skipped_total{reason="overlap"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Overlap {
+    /// The trigger is skipped: never two runs at once. The default.
+    #[default]
+    Skip,
+    /// One trigger is kept and runs as soon as the current run ends; further ones are skipped.
+    Queue,
+    /// Up to `n` runs at once; a trigger beyond that is skipped.
+    Allow(u32),
+}
+
+impl Overlap {
+    /// How many runs may be in progress at once.
+    #[must_use]
+    pub fn limit(self) -> usize {
+        match self {
+            Self::Skip | Self::Queue => 1,
+            Self::Allow(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl std::fmt::Display for Overlap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Skip => f.write_str("skip"),
+            Self::Queue => f.write_str("queue"),
+            Self::Allow(n) => write!(f, "allow({n})"),
+        }
+    }
+}
 
 /// The ticks of a fixed-rate schedule.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Grid {
     anchor: Instant,
     period: Duration,
-}
-
-/// What to do after tick `k` ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Next {
-    /// The grid to go on with (a `delay` policy moves it).
-    pub(crate) grid: Grid,
-    /// The index of the next tick to run.
-    pub(crate) index: u64,
-    /// Ticks that came due while the run was going and will not run.
-    pub(crate) overlapped: u64,
 }
 
 impl PartialEq for Grid {
@@ -55,41 +119,6 @@ impl Grid {
         let elapsed = now.saturating_duration_since(self.anchor).as_nanos();
         u64::try_from(elapsed / self.period.as_nanos()).unwrap_or(u64::MAX)
     }
-
-    /// The index of the first tick due at or after `now`.
-    pub(crate) fn first_at_or_after(&self, now: Instant) -> u64 {
-        let index = self.last_due(now);
-        if self.at(index) < now {
-            index + 1
-        } else {
-            index
-        }
-    }
-
-    /// Where the schedule goes on after tick `ran` ran and the run ended at `now`.
-    pub(crate) fn after_run(self, policy: Missed, ran: u64, now: Instant) -> Next {
-        let following = ran + 1;
-        match policy {
-            Missed::Delay if self.at(following) < now => Next {
-                grid: Grid::new(now, self.period),
-                index: 0,
-                overlapped: 0,
-            },
-            Missed::Burst | Missed::Delay => Next {
-                grid: self,
-                index: following,
-                overlapped: 0,
-            },
-            Missed::Skip => {
-                let index = self.first_at_or_after(now).max(following);
-                Next {
-                    grid: self,
-                    index,
-                    overlapped: index - following,
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -107,29 +136,168 @@ mod tests {
         assert_eq!(grid.at(0), start);
         assert_eq!(grid.at(360), start + Duration::from_hours(1));
         assert_eq!(grid.last_due(start + Duration::from_secs(25)), 2);
-        assert_eq!(grid.first_at_or_after(start + Duration::from_secs(25)), 3);
-        assert_eq!(grid.first_at_or_after(start + Duration::from_secs(30)), 3);
+    }
+}
+
+/// The ticks due when the ticker was woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fired {
+    /// When the tick that runs was due.
+    pub(crate) scheduled: Instant,
+    /// Late ticks dropped by `skip` (reason `missed`).
+    pub(crate) missed: u64,
+}
+
+/// Late cron fires counted one by one stop being counted past this many.
+const MAX_COUNTED_FIRES: u64 = 100_000;
+
+/// The sequence of due times of one trigger.
+#[derive(Debug)]
+pub(crate) enum Ticker {
+    Every {
+        grid: Grid,
+        index: u64,
+    },
+    FixedDelay {
+        delay: Duration,
+        next: Option<Instant>,
+    },
+    Cron {
+        cron: Box<CronSchedule>,
+        clock: Clock,
+        next: Option<Instant>,
+    },
+    Once {
+        at: Option<Instant>,
+    },
+}
+
+impl Ticker {
+    /// The ticker of `trigger` for a host started at `started`, first due after `after`.
+    pub(crate) fn new(trigger: &Trigger, started: Instant, after: Duration, clock: Clock) -> Self {
+        let first = started + after;
+        match trigger {
+            Trigger::Every(period) => Self::Every {
+                grid: Grid::new(first, *period),
+                index: 0,
+            },
+            Trigger::FixedDelay(delay) => Self::FixedDelay {
+                delay: *delay,
+                next: Some(first),
+            },
+            Trigger::Cron(cron) => {
+                // The first fire at or after `first`.
+                let from = first.checked_sub(Duration::from_nanos(1)).unwrap_or(first);
+                let next = cron
+                    .next_after(clock.system_time(from))
+                    .map(|at| clock.instant(at));
+                Self::Cron {
+                    cron: cron.clone(),
+                    clock,
+                    next,
+                }
+            }
+            Trigger::Once => Self::Once { at: Some(first) },
+        }
     }
 
-    #[test]
-    fn skip_drops_ticks_that_came_due_during_the_run() {
-        let (start, grid) = grid();
-        let next = grid.after_run(Missed::Skip, 0, start + Duration::from_secs(25));
-        assert_eq!((next.index, next.overlapped), (3, 2));
-        // A run that ends exactly on the next tick overlaps nothing.
-        let next = grid.after_run(Missed::Skip, 0, start + Duration::from_secs(10));
-        assert_eq!((next.index, next.overlapped), (1, 0));
+    /// When the next tick is due; `None` when no tick will come (or, for `fixed_delay`, until
+    /// the run in progress ends).
+    pub(crate) fn due(&self) -> Option<Instant> {
+        match self {
+            Self::Every { grid, index } => Some(grid.at(*index)),
+            Self::FixedDelay { next, .. } | Self::Cron { next, .. } => *next,
+            Self::Once { at } => *at,
+        }
     }
 
-    #[test]
-    fn burst_keeps_every_tick_and_delay_moves_the_grid() {
-        let (start, grid) = grid();
-        let end = start + Duration::from_secs(25);
-        let next = grid.after_run(Missed::Burst, 0, end);
-        assert_eq!((next.index, next.overlapped, next.grid), (1, 0, grid));
-        let next = grid.after_run(Missed::Delay, 0, end);
-        assert_eq!((next.index, next.overlapped), (0, 0));
-        assert_eq!(next.grid.at(0), end);
-        assert_eq!(next.grid.at(1), end + Duration::from_secs(10));
+    /// Takes the ticks due at `now` (`now >= due()`), applying the missed-tick policy, and moves
+    /// on to the next one.
+    pub(crate) fn fire(&mut self, now: Instant, missed: Missed) -> Option<Fired> {
+        let due = self.due()?;
+        let fired = match self {
+            Self::Every { grid, index } => {
+                let last = grid.last_due(now).max(*index);
+                let late = last - *index;
+                match missed {
+                    Missed::Skip => {
+                        *index = last + 1;
+                        Fired {
+                            scheduled: grid.at(last),
+                            missed: late,
+                        }
+                    }
+                    // One late tick at a time; the loop fires the next when a run slot is free.
+                    Missed::Burst => {
+                        *index += 1;
+                        Fired {
+                            scheduled: due,
+                            missed: 0,
+                        }
+                    }
+                    Missed::Delay => {
+                        if late > 0 {
+                            *grid = Grid::new(now, grid.period);
+                            *index = 1;
+                        } else {
+                            *index += 1;
+                        }
+                        Fired {
+                            scheduled: due,
+                            missed: 0,
+                        }
+                    }
+                }
+            }
+            Self::FixedDelay { next, .. } => {
+                *next = None;
+                Fired {
+                    scheduled: due,
+                    missed: 0,
+                }
+            }
+            Self::Once { at } => {
+                *at = None;
+                Fired {
+                    scheduled: due,
+                    missed: 0,
+                }
+            }
+            Self::Cron { cron, clock, next } if missed == Missed::Burst => {
+                *next = cron
+                    .next_after(clock.system_time(due))
+                    .map(|at| clock.instant(at));
+                Fired {
+                    scheduled: due,
+                    missed: 0,
+                }
+            }
+            Self::Cron { cron, clock, next } => {
+                let mut latest = due;
+                let mut late = 0;
+                *next = None;
+                while let Some(at) = cron.next_after(clock.system_time(latest)) {
+                    let at = clock.instant(at);
+                    if at > now || late >= MAX_COUNTED_FIRES {
+                        *next = Some(at);
+                        break;
+                    }
+                    latest = at;
+                    late += 1;
+                }
+                Fired {
+                    scheduled: latest,
+                    missed: if missed == Missed::Skip { late } else { 0 },
+                }
+            }
+        };
+        Some(fired)
+    }
+
+    /// A run ended at `now`: `fixed_delay` schedules its next tick from here.
+    pub(crate) fn run_ended(&mut self, now: Instant) {
+        if let Self::FixedDelay { delay, next } = self {
+            *next = Some(now + *delay);
+        }
     }
 }

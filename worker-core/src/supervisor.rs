@@ -1,258 +1,439 @@
-//! A worker's loop: wait for the next tick, run it (attempts, retries, timeout, panics caught),
-//! account for it, and go on until the host cancels the worker.
+//! A worker's loop: wait for the next tick, start a run if the overlap policy and the circuit
+//! breaker allow it, account for every tick, restart after panics up to an intensity limit and
+//! escalate beyond it, and stop within the worker's budget when cancelled.
 
-use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::FutureExt as _;
-use tokio::time::{Instant, sleep, sleep_until};
+use futures_util::future::{Fuse, FusedFuture as _};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt as _, StreamExt as _};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
-use crate::error::{BoxError, Chain};
+use crate::circuit::{Admit, Breaker};
 use crate::handler::Body;
-use crate::metrics::{Clock, Outcome, SkipReason, WorkerMetrics, WorkerState};
-use crate::retry::backoff;
-use crate::schedule::Grid;
-use crate::scope::{Ctx, Scope, WorkerEnv};
-use crate::worker::{Missed, Spec};
+use crate::metrics::{Clock, Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
+use crate::retry::BackoffKind;
+use crate::run::{Runner, panic_message};
+use crate::schedule::{Missed, Overlap, Ticker};
+use crate::scope::WorkerEnv;
+use crate::spec::{Checked, DEFAULT_BACKOFF_MAX, Spec};
+
+/// What happens when a worker panics more than `max_restarts` times within `restart_window`
+/// (`escalate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Escalation {
+    /// The worker stops and shows `failed`; the other workers keep running. The default.
+    #[default]
+    StopWorker,
+    /// The whole host stops gracefully and [`Host::run`](crate::Host::run) returns an error, so
+    /// the process exits non-zero.
+    StopHost,
+}
+
+impl Escalation {
+    /// The name used in `#[worker(escalate = ..)]` and in configuration.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StopWorker => "stop_worker",
+            Self::StopHost => "stop_host",
+        }
+    }
+}
+
+/// What workers tell the host about how they ended.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Workers that escalated with `stop_host`.
+    pub(crate) escalated: Vec<String>,
+    /// Workers whose runs were aborted at their stop budget.
+    pub(crate) forced: Vec<String>,
+}
+
+/// A worker's line to its host.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HostLink {
+    /// Cancelling it asks the host to shut down.
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) report: Arc<Mutex<Report>>,
+}
+
+impl HostLink {
+    fn report(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// Everything a worker's loop needs from the host.
 pub(crate) struct Launch {
     pub(crate) env: Arc<WorkerEnv>,
-    pub(crate) spec: Spec,
+    pub(crate) checked: Checked,
     pub(crate) metrics: WorkerMetrics,
     /// The worker's token, a child of the host's.
     pub(crate) token: CancellationToken,
     pub(crate) started: Instant,
     pub(crate) clock: Clock,
+    pub(crate) host: HostLink,
 }
 
-/// Run ids are unique within the process, so a log line or span names exactly one run.
-static RUN_IDS: AtomicU64 = AtomicU64::new(1);
+/// How a worker's loop ended.
+enum End {
+    /// Cancelled by the host.
+    Stopped,
+    /// Stopped by its escalation policy.
+    Failed,
+}
 
-/// The worker's loop. Returns when the worker's token is cancelled and the run in progress, if
-/// any, has ended.
+/// The worker's loop. Returns when the worker is cancelled (or escalates) and its runs ended.
 pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
     let Launch {
         env,
-        spec,
+        checked: Checked { spec, trigger },
         metrics,
         token,
         started,
         clock,
+        host,
     } = launch;
-    let period = spec.every.unwrap_or(Duration::MAX);
-    let mut grid = Grid::new(started + spec.after, period);
-    let mut index = 0;
+    if !spec.enabled {
+        tracing::info!(worker = %env.name, "worker disabled by configuration");
+        metrics.set_state(WorkerState::Stopped);
+        return;
+    }
     let runner = Runner {
         body: &body,
         env: &env,
         spec: &spec,
         metrics: &metrics,
         clock,
+        trigger: "schedule",
     };
+    let mut state = Loop {
+        ticker: Ticker::new(&trigger, started, spec.after, clock),
+        breaker: spec.circuit.map(Breaker::new),
+        panics: VecDeque::new(),
+        resume_at: None,
+        pending: None,
+        jitter: None,
+        active: 0,
+    };
+    // Cancelled with the worker (shutdown) or by its own escalation.
+    let runs = token.child_token();
     metrics.set_state(WorkerState::Idle);
-    loop {
-        let due = grid.at(index);
-        metrics.next_run.set(clock.unix_seconds(due));
-        tokio::select! {
-            biased;
-            () = token.cancelled() => break,
-            () = sleep_until(due) => {}
+    let end = loop {
+        match AssertUnwindSafe(state.run(&runner, &runs, &host))
+            .catch_unwind()
+            .await
+        {
+            Ok(end) => break end,
+            Err(payload) => {
+                tracing::error!(
+                    worker = %env.name,
+                    panic = %panic_message(&*payload),
+                    "the worker's loop crashed; restarting it"
+                );
+                state.active = 0;
+                state.pending = None;
+                metrics.restarted(RestartReason::Crash);
+                if state.restarts_exhausted(Instant::now(), &spec) {
+                    escalate(&spec, &host);
+                    break End::Failed;
+                }
+            }
         }
-        let now = Instant::now();
-        if spec.missed == Missed::Skip {
-            let last = grid.last_due(now).max(index);
-            metrics.skipped(SkipReason::Missed, last - index);
-            index = last;
-        }
-        let scheduled = grid.at(index);
-        // `delay`: a tick we woke up too late for (the following tick is already due, say after
-        // the process was suspended) runs now and the grid restarts from now. Without this, the
-        // run ends behind the grid and `after_run` shifts it to the end of the run, which runs a
-        // second time at once. (Waking a little late, by less than a period, moves nothing.)
-        if spec.missed == Missed::Delay && grid.at(index + 1) <= now {
-            grid = Grid::new(now, period);
-            index = 0;
-        }
-        metrics
-            .lag
-            .record(now.saturating_duration_since(scheduled).as_secs_f64());
-        // While the run goes on, the next run is due on the following tick at the earliest.
-        metrics.next_run.set(clock.unix_seconds(grid.at(index + 1)));
-        runner.run(&token, scheduled, "schedule").await;
-        let next = grid.after_run(spec.missed, index, Instant::now());
-        metrics.skipped(SkipReason::Overlap, next.overlapped);
-        grid = next.grid;
-        index = next.index;
-    }
+    };
     metrics.next_run.set(0.0);
-    metrics.set_state(WorkerState::Stopped);
-    tracing::debug!(worker = %env.name, "worker stopped");
-}
-
-/// How one attempt ended.
-enum Attempt {
-    Ok,
-    Err(BoxError),
-    Panic(String),
-    Timeout(Duration),
-}
-
-struct Runner<'a, B> {
-    body: &'a B,
-    env: &'a Arc<WorkerEnv>,
-    spec: &'a Spec,
-    metrics: &'a WorkerMetrics,
-    clock: Clock,
-}
-
-impl<B: Body> Runner<'_, B> {
-    /// One run: attempts until one succeeds, panics, is cancelled, or retries run out.
-    async fn run(&self, token: &CancellationToken, scheduled: Instant, trigger: &'static str) {
-        let Self {
-            env, spec, metrics, ..
-        } = self;
-        let run_id = RUN_IDS.fetch_add(1, Ordering::Relaxed);
-        let run_token = token.child_token();
-        let started = Instant::now();
-        metrics.active.set(1.0);
-        metrics.set_state(WorkerState::Running);
-        let mut aborted = Aborted {
-            metrics,
-            started,
-            armed: true,
-        };
-        let mut attempt = 1;
-        let outcome = loop {
-            let span = tracing::info_span!(
-                "worker.run",
-                worker = %env.name,
-                run_id,
-                attempt,
-                trigger,
-                result = tracing::field::Empty,
-            );
-            let ctx = Ctx::new(
-                Arc::clone(env),
-                run_id,
-                attempt,
-                scheduled,
-                run_token.clone(),
-            );
-            let result = self.attempt(Scope::new(ctx)).instrument(span.clone()).await;
-            let entered = span.enter();
-            let outcome = match &result {
-                Attempt::Ok => Outcome::Success,
-                Attempt::Panic(_) => Outcome::Panic,
-                _ if run_token.is_cancelled() => Outcome::Cancelled,
-                Attempt::Err(_) => Outcome::Failure,
-                Attempt::Timeout(_) => Outcome::Timeout,
-            };
-            span.record("result", outcome.as_str());
-            let retry =
-                matches!(outcome, Outcome::Failure | Outcome::Timeout) && attempt <= spec.retry;
-            log_attempt(&result, outcome, retry);
-            if !retry {
-                break outcome;
-            }
-            let delay = backoff(spec.backoff, spec.backoff_max, attempt);
-            tracing::info!(delay = %humantime::format_duration(delay), "retrying");
-            drop(entered);
-            metrics.retries.increment(1);
-            metrics.set_state(WorkerState::Backoff);
-            tokio::select! {
-                biased;
-                () = run_token.cancelled() => break Outcome::Cancelled,
-                () = sleep(delay) => {}
-            }
-            metrics.set_state(WorkerState::Running);
-            attempt += 1;
-        };
-        aborted.armed = false;
-        metrics.finished(outcome, started.elapsed());
-        if outcome == Outcome::Success {
-            metrics
-                .last_success
-                .set(self.clock.unix_seconds(Instant::now()));
-        }
-        metrics.active.set(0.0);
-        metrics.set_state(WorkerState::Idle);
-    }
-
-    /// One attempt, with its timeout, catching panics. The scope is dropped before this returns,
-    /// whatever happened, which tears down the attempt's scoped resources.
-    async fn attempt(&self, scope: Scope) -> Attempt {
-        let call = AssertUnwindSafe(self.body.call(scope)).catch_unwind();
-        let result = match self.spec.timeout {
-            Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(result) => result,
-                Err(_) => return Attempt::Timeout(limit),
-            },
-            None => call.await,
-        };
-        match result {
-            Ok(Ok(())) => Attempt::Ok,
-            Ok(Err(err)) => Attempt::Err(err),
-            Err(payload) => Attempt::Panic(panic_message(&*payload)),
-        }
-    }
-}
-
-/// Accounts for a run whose future is dropped before it ends: the host aborts the workers still
-/// running at the shutdown deadline. Without it such a run was never counted and the worker was
-/// left showing `running` and an active run, although nothing is lost silently.
-struct Aborted<'a> {
-    metrics: &'a WorkerMetrics,
-    started: Instant,
-    armed: bool,
-}
-
-impl Drop for Aborted<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let metrics = self.metrics;
-            metrics.finished(Outcome::Cancelled, self.started.elapsed());
-            metrics.active.set(0.0);
-            metrics.next_run.set(0.0);
+    match end {
+        End::Stopped => {
             metrics.set_state(WorkerState::Stopped);
+            tracing::debug!(worker = %env.name, "worker stopped");
         }
+        End::Failed => metrics.set_state(WorkerState::Failed),
     }
 }
 
-fn log_attempt(result: &Attempt, outcome: Outcome, retry: bool) {
-    match result {
-        Attempt::Ok => tracing::debug!("run succeeded"),
-        Attempt::Panic(message) => {
-            tracing::error!(panic = %message, "worker panicked; the schedule goes on");
+/// The state of a worker's loop that outlives one pass of it (a crash restarts the pass).
+struct Loop {
+    ticker: Ticker,
+    breaker: Option<Breaker>,
+    /// When recent panics happened, within `restart_window`.
+    panics: VecDeque<Instant>,
+    /// Triggers before this are skipped (restart backoff after a panic).
+    resume_at: Option<Instant>,
+    /// A trigger kept by `overlap = queue`, by when it was due.
+    pending: Option<Instant>,
+    /// The jitter drawn for the tick due at `.0`.
+    jitter: Option<(Instant, Duration)>,
+    /// Runs in progress.
+    active: usize,
+}
+
+impl Loop {
+    async fn run<B: Body>(
+        &mut self,
+        runner: &Runner<'_, B>,
+        runs: &CancellationToken,
+        host: &HostLink,
+    ) -> End {
+        let spec = runner.spec;
+        let metrics = runner.metrics;
+        let limit = spec.overlap.limit();
+        // One run at a time (the default) lives in a reused slot; `allow(n)` needs a set.
+        let mut single = pin!(Fuse::terminated());
+        let mut many = FuturesUnordered::new();
+        let mut sleep = pin!(sleep_until(Instant::now()));
+        let mut shown_next = None;
+        let mut failed = false;
+        // A macro rather than a closure: it needs `single` and `many`, which the loop also polls.
+        macro_rules! start {
+            ($this:expr, $scheduled:expr, $now:expr) => {{
+                let scheduled: Instant = $scheduled;
+                metrics
+                    .lag
+                    .record($now.saturating_duration_since(scheduled).as_secs_f64());
+                if $this.active == 0 {
+                    metrics.set_state(WorkerState::Running);
+                }
+                $this.active += 1;
+                metrics.active.set(count($this.active));
+                if limit == 1 {
+                    single.set(runner.run(runs, scheduled).fuse());
+                } else {
+                    many.push(Box::pin(runner.run(runs, scheduled)));
+                }
+            }};
         }
-        Attempt::Err(err) if retry => {
-            tracing::warn!(error = %Chain(&**err), "attempt failed");
+        loop {
+            let wake = self.wake_at(spec.jitter);
+            if wake != shown_next {
+                let unix = wake.map_or(0.0, |at| runner.clock.unix_seconds(at));
+                metrics.next_run.set(unix);
+                shown_next = wake;
+            }
+            if let Some(at) = wake {
+                sleep.as_mut().reset(at);
+            }
+            // `burst` and `delay` keep a tick that finds no free run slot for when one frees up.
+            let defer = spec.missed != Missed::Skip && self.active >= limit;
+            let ended = tokio::select! {
+                biased;
+                () = runs.cancelled() => break,
+                outcome = &mut single, if !single.is_terminated() => outcome,
+                Some(outcome) = many.next(), if !many.is_empty() => outcome,
+                () = &mut sleep, if wake.is_some() && !defer => {
+                    let now = Instant::now();
+                    if let Some(fired) = self.ticker.fire(now, spec.missed) {
+                        metrics.skipped(SkipReason::Missed, fired.missed);
+                        match self.offer(spec, metrics, now) {
+                            Offer::Start => start!(self, fired.scheduled, now),
+                            Offer::Kept => self.pending = Some(fired.scheduled),
+                            Offer::Skipped(reason) => metrics.skipped(reason, 1),
+                            Offer::Dropped => {}
+                        }
+                    }
+                    continue;
+                }
+            };
+            self.active -= 1;
+            metrics.active.set(count(self.active));
+            let now = Instant::now();
+            self.ticker.run_ended(now);
+            if self.after_run(ended, now, spec, metrics) {
+                escalate(spec, host);
+                failed = true;
+                runs.cancel();
+                break;
+            }
+            if self.active == 0
+                && let Some(scheduled) = self.pending.take()
+                && self.admit(metrics, now)
+            {
+                start!(self, scheduled, now);
+            }
+            if self.active == 0 {
+                metrics.set_state(WorkerState::Idle);
+            }
         }
-        Attempt::Err(err) => {
-            tracing::error!(result = outcome.as_str(), error = %Chain(&**err), "run failed");
+        // Stopping: no new runs; the runs in progress see their token cancelled and get the
+        // worker's stop budget (or the host's deadline) to end.
+        let drain = async {
+            if !single.is_terminated() {
+                (&mut single).await;
+            }
+            while many.next().await.is_some() {}
+        };
+        match spec.stop_budget {
+            Some(budget) => {
+                if tokio::time::timeout(budget, drain).await.is_err() {
+                    tracing::warn!(
+                        worker = %runner.env.name,
+                        budget = %humantime::format_duration(budget),
+                        "the worker overran its stop budget; its runs are aborted"
+                    );
+                    host.report().forced.push(runner.env.name.to_string());
+                }
+            }
+            None => drain.await,
         }
-        Attempt::Timeout(limit) if retry => {
-            tracing::warn!(timeout = %humantime::format_duration(*limit), "attempt timed out");
+        // Every run has ended or was aborted (and counted as cancelled).
+        self.active = 0;
+        metrics.active.set(0.0);
+        if failed { End::Failed } else { End::Stopped }
+    }
+
+    /// When to wake up for the next tick, jitter included.
+    fn wake_at(&mut self, jitter: Duration) -> Option<Instant> {
+        let due = self.ticker.due()?;
+        if jitter.is_zero() {
+            return Some(due);
         }
-        Attempt::Timeout(limit) => tracing::error!(
-            result = outcome.as_str(),
-            timeout = %humantime::format_duration(*limit),
-            "run timed out"
+        let offset = match self.jitter {
+            Some((at, offset)) if at == due => offset,
+            _ => {
+                let nanos = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX);
+                let offset = Duration::from_nanos(fastrand::u64(0..=nanos));
+                self.jitter = Some((due, offset));
+                offset
+            }
+        };
+        Some(due + offset)
+    }
+
+    /// What a tick at `now` does.
+    fn offer(&mut self, spec: &Spec, metrics: &WorkerMetrics, now: Instant) -> Offer {
+        if let Some(resume) = self.resume_at {
+            if now < resume {
+                return Offer::Skipped(SkipReason::Restarting);
+            }
+            self.resume_at = None;
+        }
+        if self.active < spec.overlap.limit() {
+            return if self.admit(metrics, now) {
+                Offer::Start
+            } else {
+                Offer::Dropped
+            };
+        }
+        if spec.overlap == Overlap::Queue && self.pending.is_none() {
+            return Offer::Kept;
+        }
+        Offer::Skipped(SkipReason::Overlap)
+    }
+
+    /// Asks the circuit breaker; counts the skip when it says no.
+    fn admit(&mut self, metrics: &WorkerMetrics, now: Instant) -> bool {
+        let Some(breaker) = &mut self.breaker else {
+            return true;
+        };
+        let before = breaker.state();
+        let admit = breaker.admit(now);
+        if breaker.state() != before {
+            metrics.set_circuit(breaker.state());
+            tracing::info!(state = breaker.state().as_str(), "circuit breaker");
+        }
+        if admit == Admit::Reject {
+            metrics.skipped(SkipReason::CircuitOpen, 1);
+            return false;
+        }
+        true
+    }
+
+    /// Feeds a finished run to the breaker and the restart policy; true when the worker must
+    /// escalate.
+    fn after_run(
+        &mut self,
+        outcome: Outcome,
+        now: Instant,
+        spec: &Spec,
+        metrics: &WorkerMetrics,
+    ) -> bool {
+        if let Some(breaker) = &mut self.breaker
+            && outcome != Outcome::Cancelled
+        {
+            let before = breaker.state();
+            let failed = matches!(
+                outcome,
+                Outcome::Failure | Outcome::Timeout | Outcome::Panic
+            );
+            breaker.record(now, failed);
+            if breaker.state() != before {
+                metrics.set_circuit(breaker.state());
+                tracing::warn!(state = breaker.state().as_str(), "circuit breaker");
+            }
+        }
+        if outcome != Outcome::Panic {
+            return false;
+        }
+        metrics.restarted(RestartReason::Panic);
+        if self.restarts_exhausted(now, spec) {
+            return true;
+        }
+        if !spec.restart_backoff.is_zero() {
+            let streak = u32::try_from(self.panics.len()).unwrap_or(u32::MAX);
+            let delay =
+                BackoffKind::Exponential.nominal(spec.restart_backoff, DEFAULT_BACKOFF_MAX, streak);
+            self.resume_at = Some(now + delay);
+        }
+        false
+    }
+
+    /// Records a restart at `now`; true when `max_restarts` within `restart_window` is exceeded.
+    fn restarts_exhausted(&mut self, now: Instant, spec: &Spec) -> bool {
+        self.panics.push_back(now);
+        while let Some(&at) = self.panics.front() {
+            if now.saturating_duration_since(at) > spec.restart_window {
+                self.panics.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.escalated(spec)
+    }
+
+    fn escalated(&self, spec: &Spec) -> bool {
+        spec.max_restarts
+            .is_some_and(|max| self.panics.len() > usize::try_from(max).unwrap_or(usize::MAX))
+    }
+}
+
+/// What a tick does, decided by [`Loop::offer`].
+enum Offer {
+    Start,
+    Kept,
+    Skipped(SkipReason),
+    /// Refused by the circuit breaker, which counted it.
+    Dropped,
+}
+
+#[allow(clippy::cast_precision_loss, reason = "run counts are far below 2^52")]
+fn count(runs: usize) -> f64 {
+    runs as f64
+}
+
+fn escalate(spec: &Spec, host: &HostLink) {
+    let name = &*spec.name;
+    let limit = spec.max_restarts.unwrap_or_default();
+    let window = humantime::format_duration(spec.restart_window);
+    match spec.escalate {
+        Escalation::StopWorker => tracing::error!(
+            worker = name,
+            "more than {limit} restarts within {window}: stopping the worker (escalate = stop_worker)"
         ),
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&'static str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
+        Escalation::StopHost => {
+            tracing::error!(
+                worker = name,
+                "more than {limit} restarts within {window}: stopping the host (escalate = stop_host)"
+            );
+            host.report().escalated.push(name.to_owned());
+            host.shutdown.cancel();
+        }
     }
 }

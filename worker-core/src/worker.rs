@@ -4,119 +4,17 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{BoxError, Error};
+use crate::circuit::CircuitBreaker;
+use crate::error::BoxError;
 use crate::extract::FromScope;
 use crate::handler::{Body, Handler, HandlerBody, RawBody, Requirement};
+use crate::retry::BackoffKind;
+use crate::schedule::{Missed, Overlap};
 use crate::scope::Scope;
-use crate::supervisor::{self, Launch};
-
-/// What a schedule does with ticks that came due while the previous run was still going, or
-/// while the process could not keep up.
-///
-/// Whatever the policy, two runs of one worker never overlap, and every tick is either a run or
-/// a skip counted in `worker_runs_skipped_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Missed {
-    /// Ticks that came due during a run are skipped (reason `overlap`), ticks the process woke
-    /// up too late for are skipped (reason `missed`) but the latest, and the schedule stays on
-    /// its grid. The default.
-    #[default]
-    Skip,
-    /// Every tick runs: missed ticks run back to back, as fast as the runs allow, until the
-    /// schedule has caught up with its grid.
-    Burst,
-    /// A late tick runs at once, and the grid is shifted to start from that run: runs stay at
-    /// least one period apart and nothing is skipped.
-    Delay,
-}
-
-impl Missed {
-    /// The name used in configuration and in the `#[worker(missed = ..)]` key.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Skip => "skip",
-            Self::Burst => "burst",
-            Self::Delay => "delay",
-        }
-    }
-}
-
-/// Default base delay before the first retry.
-pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
-/// Default upper bound of the delay between retries.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_mins(1);
-
-/// The declared configuration of one worker.
-#[derive(Debug, Clone)]
-pub(crate) struct Spec {
-    pub(crate) name: Arc<str>,
-    pub(crate) every: Option<Duration>,
-    pub(crate) after: Duration,
-    pub(crate) missed: Missed,
-    pub(crate) retry: u32,
-    pub(crate) backoff: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) timeout: Option<Duration>,
-}
-
-impl Spec {
-    /// Checks what the type system cannot: the builder path has no compile-time checks.
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        let name = &*self.name;
-        if name.trim().is_empty() {
-            return Err(Error::config(
-                name,
-                "name",
-                format!("{name:?}"),
-                "a non-empty name",
-            ));
-        }
-        match self.every {
-            None => {
-                return Err(Error::config(
-                    name,
-                    "every",
-                    "nothing",
-                    "a schedule: call `.every(..)` on the worker builder",
-                ));
-            }
-            Some(Duration::ZERO) => {
-                return Err(Error::config(
-                    name,
-                    "every",
-                    "0s",
-                    "a period greater than zero",
-                ));
-            }
-            Some(_) => {}
-        }
-        if self.timeout == Some(Duration::ZERO) {
-            return Err(Error::config(
-                name,
-                "timeout",
-                "0s",
-                "a timeout greater than zero",
-            ));
-        }
-        if self.backoff > self.backoff_max {
-            return Err(Error::config(
-                name,
-                "backoff",
-                humantime::format_duration(self.backoff),
-                format!(
-                    "at most `backoff_max` ({})",
-                    humantime::format_duration(self.backoff_max)
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
+use crate::spec::{Spec, TriggerSpec};
+use crate::supervisor::{self, Escalation, Launch};
 
 /// A worker's supervisor loop, ready to be spawned.
 pub(crate) type Supervisor = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -151,16 +49,7 @@ impl Worker {
     /// ```
     pub fn builder(name: impl Into<String>) -> WorkerBuilder {
         WorkerBuilder {
-            spec: Spec {
-                name: name.into().into(),
-                every: None,
-                after: Duration::ZERO,
-                missed: Missed::Skip,
-                retry: 0,
-                backoff: DEFAULT_BACKOFF,
-                backoff_max: DEFAULT_BACKOFF_MAX,
-                timeout: None,
-            },
+            spec: Spec::new(name.into()),
             requirements: Vec::new(),
         }
     }
@@ -182,6 +71,9 @@ impl fmt::Debug for Worker {
 
 /// Declares a worker in code; finish with [`WorkerBuilder::handler`].
 ///
+/// Set one trigger: [`every`](Self::every), [`fixed_delay`](Self::fixed_delay),
+/// [`cron`](Self::cron) or [`once`](Self::once); the last one set wins.
+///
 /// Every method matches a key of `#[worker(...)]`.
 #[derive(Debug, Clone)]
 #[must_use = "a worker builder does nothing until `.handler(..)` makes a `Worker` and it is registered"]
@@ -193,7 +85,32 @@ pub struct WorkerBuilder {
 impl WorkerBuilder {
     /// Runs every `period`, on a fixed grid: a slow run does not shift later runs (`every`).
     pub fn every(mut self, period: Duration) -> Self {
-        self.spec.every = Some(period);
+        self.spec.trigger = Some(TriggerSpec::Every(period));
+        self
+    }
+
+    /// Starts each run `delay` after the previous one ended (`fixed_delay`).
+    pub fn fixed_delay(mut self, delay: Duration) -> Self {
+        self.spec.trigger = Some(TriggerSpec::FixedDelay(delay));
+        self
+    }
+
+    /// Runs at the fire times of a cron expression (`cron`): 5 fields, or 6 with seconds first,
+    /// read in [`time_zone`](Self::time_zone). Checked when the host is built.
+    pub fn cron(mut self, expression: impl Into<String>) -> Self {
+        self.spec.trigger = Some(TriggerSpec::Cron(expression.into()));
+        self
+    }
+
+    /// The IANA time zone cron expressions are read in (`time_zone`); default `UTC`.
+    pub fn time_zone(mut self, zone: impl Into<String>) -> Self {
+        self.spec.time_zone = zone.into();
+        self
+    }
+
+    /// Runs once, at start-up (after [`after`](Self::after)), and never again (`once`).
+    pub fn once(mut self) -> Self {
+        self.spec.trigger = Some(TriggerSpec::Once);
         self
     }
 
@@ -203,28 +120,56 @@ impl WorkerBuilder {
         self
     }
 
-    /// What to do with ticks that could not run on time (`missed`); default [`Missed::Skip`].
+    /// Delays each tick by a random duration up to `jitter`, so replicas and neighbours do not
+    /// fire in lockstep (`jitter`); the grid itself does not move. Default: none.
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.spec.jitter = jitter;
+        self
+    }
+
+    /// What to do with ticks the host woke up too late for (`missed`); default [`Missed::Skip`].
     pub fn missed(mut self, policy: Missed) -> Self {
         self.spec.missed = policy;
         self
     }
 
+    /// What a tick does while a run is still going (`overlap`); default [`Overlap::Skip`].
+    pub fn overlap(mut self, policy: Overlap) -> Self {
+        self.spec.overlap = policy;
+        self
+    }
+
+    /// Whether the worker runs at all (`enabled`); default true. Meant for configuration: a
+    /// disabled worker is registered, shows `stopped`, and never runs.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.spec.enabled = enabled;
+        self
+    }
+
     /// Retries a failed or timed-out attempt up to `retries` times, so a run makes at most
-    /// `retries + 1` attempts (`retry`); default 0. Panics are never retried.
+    /// `retries + 1` attempts (`retry`); default 0. Panics and [`Permanent`](crate::Permanent)
+    /// errors are never retried.
     pub fn retry(mut self, retries: u32) -> Self {
         self.spec.retry = retries;
         self
     }
 
-    /// The delay before the first retry; each later retry doubles it, up to
-    /// [`backoff_max`](Self::backoff_max), and each delay is drawn at random from its upper half
-    /// (`backoff`); default 1 s.
+    /// How the delay grows between retries (`backoff_kind`); default
+    /// [`BackoffKind::Exponential`].
+    pub fn backoff_kind(mut self, kind: BackoffKind) -> Self {
+        self.spec.backoff_kind = kind;
+        self
+    }
+
+    /// The delay before the first retry (`backoff`); default 1 s. Later delays grow by
+    /// [`backoff_kind`](Self::backoff_kind) up to [`backoff_max`](Self::backoff_max), and each
+    /// is drawn at random from the upper half of its nominal value.
     pub fn backoff(mut self, base: Duration) -> Self {
         self.spec.backoff = base;
         self
     }
 
-    /// The longest delay between two attempts (`backoff_max`); default 60 s.
+    /// The longest delay between two attempts (`backoff_max`); default 1 min.
     pub fn backoff_max(mut self, max: Duration) -> Self {
         self.spec.backoff_max = max;
         self
@@ -234,6 +179,72 @@ impl WorkerBuilder {
     /// retried like a failed one. Default: no limit.
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.spec.timeout = Some(limit);
+        self
+    }
+
+    /// Opens the circuit when at least this share of the runs in the window failed
+    /// (`circuit_failure_ratio`, in `(0, 1]`). Setting any `circuit_*` key turns the breaker on,
+    /// with [`CircuitBreaker::default`] for the others.
+    pub fn circuit_failure_ratio(mut self, ratio: f64) -> Self {
+        self.spec.circuit_mut().failure_ratio = ratio;
+        self
+    }
+
+    /// The fewest runs in the window before the circuit may open (`circuit_min_throughput`).
+    pub fn circuit_min_throughput(mut self, runs: u32) -> Self {
+        self.spec.circuit_mut().min_throughput = runs;
+        self
+    }
+
+    /// How far back runs count towards the failure ratio (`circuit_window`).
+    pub fn circuit_window(mut self, window: Duration) -> Self {
+        self.spec.circuit_mut().window = window;
+        self
+    }
+
+    /// How long the circuit stays open before a single probe run (`circuit_break`).
+    pub fn circuit_break(mut self, duration: Duration) -> Self {
+        self.spec.circuit_mut().break_for = duration;
+        self
+    }
+
+    /// Sets every circuit-breaker setting at once.
+    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.spec.circuit = Some(breaker);
+        self
+    }
+
+    /// After a run panics, skips triggers for this long, doubling with each panic within the
+    /// restart window (`restart_backoff`); default 0: the schedule goes on at once.
+    pub fn restart_backoff(mut self, delay: Duration) -> Self {
+        self.spec.restart_backoff = delay;
+        self
+    }
+
+    /// Escalates when the worker panics more than `max` times within
+    /// [`restart_window`](Self::restart_window) (`max_restarts`); default: never.
+    pub fn max_restarts(mut self, max: u32) -> Self {
+        self.spec.max_restarts = Some(max);
+        self
+    }
+
+    /// The period `max_restarts` is counted in (`restart_window`); default 1 min.
+    pub fn restart_window(mut self, window: Duration) -> Self {
+        self.spec.restart_window = window;
+        self
+    }
+
+    /// What to do beyond `max_restarts` (`escalate`); default [`Escalation::StopWorker`].
+    pub fn escalate(mut self, escalation: Escalation) -> Self {
+        self.spec.escalate = escalation;
+        self
+    }
+
+    /// How long this worker's runs get to end after shutdown is requested, within the host's
+    /// shutdown timeout (`stop_budget`); runs still going then are aborted. Default: the host's
+    /// timeout.
+    pub fn stop_budget(mut self, budget: Duration) -> Self {
+        self.spec.stop_budget = Some(budget);
         self
     }
 

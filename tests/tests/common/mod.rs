@@ -332,10 +332,12 @@ impl Snapshot {
 pub(crate) const RESULTS: [&str; 5] = ["success", "failure", "panic", "timeout", "cancelled"];
 
 /// The `state` label values.
-pub(crate) const STATES: [&str; 5] = ["starting", "idle", "running", "backoff", "stopped"];
+pub(crate) const STATES: [&str; 6] = [
+    "starting", "idle", "running", "backoff", "failed", "stopped",
+];
 
 /// The `reason` label values of `worker_runs_skipped_total`.
-pub(crate) const REASONS: [&str; 2] = ["overlap", "missed"];
+pub(crate) const REASONS: [&str; 4] = ["overlap", "missed", "circuit_open", "restarting"];
 
 /// Asserts that `worker`'s runs ended as `expected` (`(result, count)`; other results zero).
 #[track_caller]

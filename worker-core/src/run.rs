@@ -1,0 +1,184 @@
+//! One run of one worker: attempts, retries with backoff, the per-attempt timeout, panics caught,
+//! a `worker.run` span per attempt, and the run's metrics.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::error::{BoxError, Chain};
+use crate::handler::Body;
+use crate::metrics::{Clock, Outcome, WorkerMetrics, WorkerState};
+use crate::retry::{Permanent, backoff};
+use crate::scope::{Ctx, Scope, WorkerEnv};
+use crate::spec::Spec;
+
+/// Run ids are unique within the process, so a log line or span names exactly one run.
+static RUN_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// How one attempt ended.
+enum Attempt {
+    Ok,
+    Err(BoxError),
+    Panic(String),
+    Timeout(Duration),
+}
+
+/// Runs a worker's body; shared by every run of the worker.
+pub(crate) struct Runner<'a, B> {
+    pub(crate) body: &'a B,
+    pub(crate) env: &'a Arc<WorkerEnv>,
+    pub(crate) spec: &'a Spec,
+    pub(crate) metrics: &'a WorkerMetrics,
+    pub(crate) clock: Clock,
+    /// The `trigger` field of the run's spans.
+    pub(crate) trigger: &'static str,
+}
+
+impl<B: Body> Runner<'_, B> {
+    /// One run: attempts until one succeeds, panics, is cancelled, fails permanently, or retries
+    /// run out. `token` is the worker's: runs are only ever cancelled with their worker.
+    pub(crate) async fn run(&self, token: &CancellationToken, scheduled: Instant) -> Outcome {
+        let Self {
+            env, spec, metrics, ..
+        } = self;
+        let run_id = RUN_IDS.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let mut aborted = Aborted {
+            metrics,
+            started,
+            armed: true,
+        };
+        let mut attempt = 1;
+        let outcome = loop {
+            let span = tracing::info_span!(
+                "worker.run",
+                worker = %env.name,
+                run_id,
+                attempt,
+                trigger = self.trigger,
+                result = tracing::field::Empty,
+            );
+            let ctx = Ctx::new(Arc::clone(env), run_id, attempt, scheduled, token.clone());
+            let result = self.attempt(Scope::new(ctx)).instrument(span.clone()).await;
+            let entered = span.enter();
+            let outcome = match &result {
+                Attempt::Ok => Outcome::Success,
+                Attempt::Panic(_) => Outcome::Panic,
+                _ if token.is_cancelled() => Outcome::Cancelled,
+                Attempt::Err(_) => Outcome::Failure,
+                Attempt::Timeout(_) => Outcome::Timeout,
+            };
+            span.record("result", outcome.as_str());
+            let permanent = matches!(&result, Attempt::Err(err) if Permanent::is_permanent(&**err));
+            let retry = matches!(outcome, Outcome::Failure | Outcome::Timeout)
+                && !permanent
+                && attempt <= spec.retry;
+            log_attempt(&result, outcome, retry, permanent);
+            if !retry {
+                break outcome;
+            }
+            let delay = backoff(spec.backoff_kind, spec.backoff, spec.backoff_max, attempt);
+            tracing::info!(delay = %humantime::format_duration(delay), "retrying");
+            drop(entered);
+            metrics.retries.increment(1);
+            metrics.set_state(WorkerState::Backoff);
+            tokio::select! {
+                biased;
+                () = token.cancelled() => break Outcome::Cancelled,
+                () = sleep(delay) => {}
+            }
+            metrics.set_state(WorkerState::Running);
+            attempt += 1;
+        };
+        aborted.armed = false;
+        let ended = Instant::now();
+        metrics.finished(outcome, ended - started);
+        if outcome == Outcome::Success {
+            metrics.last_success.set(self.clock.unix_seconds(ended));
+        }
+        outcome
+    }
+
+    /// One attempt, with its timeout, catching panics. The scope is dropped before this returns,
+    /// whatever happened, which tears down the attempt's scoped resources.
+    async fn attempt(&self, scope: Scope) -> Attempt {
+        let call = AssertUnwindSafe(self.body.call(scope)).catch_unwind();
+        let result = match self.spec.timeout {
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(result) => result,
+                Err(_) => return Attempt::Timeout(limit),
+            },
+            None => call.await,
+        };
+        match result {
+            Ok(Ok(())) => Attempt::Ok,
+            Ok(Err(err)) => Attempt::Err(err),
+            Err(payload) => Attempt::Panic(panic_message(&*payload)),
+        }
+    }
+}
+
+/// Accounts for a run whose future is dropped before it ends (the worker's stop budget or the
+/// host's shutdown deadline ran out): the run counts as `cancelled`, so nothing is lost silently.
+struct Aborted<'a> {
+    metrics: &'a WorkerMetrics,
+    started: Instant,
+    armed: bool,
+}
+
+impl Drop for Aborted<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let metrics = self.metrics;
+            metrics.finished(Outcome::Cancelled, self.started.elapsed());
+            metrics.active.set(0.0);
+            metrics.next_run.set(0.0);
+            metrics.set_state(WorkerState::Stopped);
+        }
+    }
+}
+
+fn log_attempt(result: &Attempt, outcome: Outcome, retry: bool, permanent: bool) {
+    match result {
+        Attempt::Ok => tracing::debug!("run succeeded"),
+        Attempt::Panic(message) => {
+            tracing::error!(panic = %message, "worker panicked");
+        }
+        Attempt::Err(err) if retry => {
+            tracing::warn!(error = %Chain(&**err), "attempt failed");
+        }
+        Attempt::Err(err) if permanent => tracing::error!(
+            result = outcome.as_str(),
+            error = %Chain(&**err),
+            "run failed with a permanent error; not retried"
+        ),
+        Attempt::Err(err) => {
+            tracing::error!(result = outcome.as_str(), error = %Chain(&**err), "run failed");
+        }
+        Attempt::Timeout(limit) if retry => {
+            tracing::warn!(timeout = %humantime::format_duration(*limit), "attempt timed out");
+        }
+        Attempt::Timeout(limit) => tracing::error!(
+            result = outcome.as_str(),
+            timeout = %humantime::format_duration(*limit),
+            "run timed out"
+        ),
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&'static str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

@@ -1,0 +1,216 @@
+//! The declared configuration of one worker: what `#[worker(...)]`, [`WorkerBuilder`] and
+//! configuration overrides all write to, and the checks the host runs on it before start-up.
+//!
+//! [`WorkerBuilder`]: crate::WorkerBuilder
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::circuit::CircuitBreaker;
+use crate::cron::CronSchedule;
+use crate::error::Error;
+use crate::retry::BackoffKind;
+use crate::schedule::{Missed, Overlap};
+use crate::supervisor::Escalation;
+
+/// Default base delay before the first retry.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+/// Default upper bound of the delay between retries.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_mins(1);
+/// Default period within which `max_restarts` is counted.
+pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_mins(1);
+/// Default time zone of cron schedules.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+/// What starts a run, as declared (a cron expression is parsed when the host is built).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TriggerSpec {
+    Every(Duration),
+    FixedDelay(Duration),
+    Cron(String),
+    Once,
+}
+
+/// What starts a run, checked.
+#[derive(Debug, Clone)]
+pub(crate) enum Trigger {
+    /// Fixed rate on a drift-free grid.
+    Every(Duration),
+    /// The next run starts this long after the previous one ended.
+    FixedDelay(Duration),
+    /// Cron fire times in a zone.
+    Cron(Box<CronSchedule>),
+    /// One run at start-up (after `after`).
+    Once,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Every(period) => write!(f, "every {}", humantime::format_duration(*period)),
+            Self::FixedDelay(delay) => {
+                write!(f, "fixed_delay {}", humantime::format_duration(*delay))
+            }
+            Self::Cron(cron) => write!(f, "{cron}"),
+            Self::Once => f.write_str("once"),
+        }
+    }
+}
+
+/// The declared configuration of one worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub(crate) name: Arc<str>,
+    pub(crate) trigger: Option<TriggerSpec>,
+    pub(crate) time_zone: String,
+    pub(crate) after: Duration,
+    pub(crate) jitter: Duration,
+    pub(crate) missed: Missed,
+    pub(crate) overlap: Overlap,
+    pub(crate) enabled: bool,
+    pub(crate) retry: u32,
+    pub(crate) backoff_kind: BackoffKind,
+    pub(crate) backoff: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) circuit: Option<CircuitBreaker>,
+    pub(crate) restart_backoff: Duration,
+    pub(crate) max_restarts: Option<u32>,
+    pub(crate) restart_window: Duration,
+    pub(crate) escalate: Escalation,
+    pub(crate) stop_budget: Option<Duration>,
+}
+
+/// A checked [`Spec`]: what the supervisor runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    pub(crate) spec: Spec,
+    pub(crate) trigger: Trigger,
+}
+
+impl Spec {
+    pub(crate) fn new(name: String) -> Self {
+        Self {
+            name: name.into(),
+            trigger: None,
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
+            after: Duration::ZERO,
+            jitter: Duration::ZERO,
+            missed: Missed::Skip,
+            overlap: Overlap::Skip,
+            enabled: true,
+            retry: 0,
+            backoff_kind: BackoffKind::Exponential,
+            backoff: DEFAULT_BACKOFF,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            timeout: None,
+            circuit: None,
+            restart_backoff: Duration::ZERO,
+            max_restarts: None,
+            restart_window: DEFAULT_RESTART_WINDOW,
+            escalate: Escalation::StopWorker,
+            stop_budget: None,
+        }
+    }
+
+    /// The circuit breaker, created with its defaults when a first `circuit_*` key is set.
+    pub(crate) fn circuit_mut(&mut self) -> &mut CircuitBreaker {
+        self.circuit.get_or_insert_with(CircuitBreaker::default)
+    }
+
+    /// Checks what the type system cannot; the builder and configuration paths have no
+    /// compile-time checks. Errors name the worker, the key, the value and what was expected.
+    pub(crate) fn check(self) -> Result<Checked, Error> {
+        let name = &*self.name;
+        let fail =
+            |key, value: String, expected: &str| Err(Error::config(name, key, value, expected));
+        let show = |d: Duration| format!("\"{}\"", humantime::format_duration(d));
+        if name.trim().is_empty() {
+            return fail("name", format!("{name:?}"), "a non-empty name");
+        }
+        let trigger = match &self.trigger {
+            None => {
+                return fail(
+                    "every",
+                    "nothing".to_owned(),
+                    "a trigger: one of `every`, `fixed_delay`, `cron` or `once`",
+                );
+            }
+            Some(TriggerSpec::Every(Duration::ZERO)) => {
+                return fail("every", show(Duration::ZERO), "a period greater than zero");
+            }
+            Some(TriggerSpec::FixedDelay(Duration::ZERO)) => {
+                return fail(
+                    "fixed_delay",
+                    show(Duration::ZERO),
+                    "a delay greater than zero",
+                );
+            }
+            Some(TriggerSpec::Every(period)) => Trigger::Every(*period),
+            Some(TriggerSpec::FixedDelay(delay)) => Trigger::FixedDelay(*delay),
+            Some(TriggerSpec::Cron(expression)) => {
+                match CronSchedule::parse(expression, &self.time_zone) {
+                    Ok(cron) => Trigger::Cron(Box::new(cron)),
+                    Err(reason) if reason.starts_with("unknown time zone") => {
+                        return fail("time_zone", format!("{:?}", self.time_zone), &reason);
+                    }
+                    Err(reason) => return fail("cron", format!("{expression:?}"), &reason),
+                }
+            }
+            Some(TriggerSpec::Once) => Trigger::Once,
+        };
+        if let Trigger::Every(period) = trigger
+            && self.jitter >= period
+        {
+            return fail(
+                "jitter",
+                show(self.jitter),
+                &format!("less than the period ({})", show(period)),
+            );
+        }
+        if let Overlap::Allow(0) = self.overlap {
+            return fail(
+                "overlap",
+                "allow(0)".to_owned(),
+                "`allow(n)` with n at least 1",
+            );
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return fail(
+                "timeout",
+                show(Duration::ZERO),
+                "a timeout greater than zero",
+            );
+        }
+        if self.backoff > self.backoff_max {
+            return fail(
+                "backoff",
+                show(self.backoff),
+                &format!("at most `backoff_max` ({})", show(self.backoff_max)),
+            );
+        }
+        if let Some(circuit) = &self.circuit {
+            circuit
+                .check()
+                .map_err(|(key, value, expected)| Error::config(name, key, value, expected))?;
+        }
+        if self.restart_window.is_zero() {
+            return fail(
+                "restart_window",
+                show(Duration::ZERO),
+                "a period greater than zero",
+            );
+        }
+        if self.stop_budget == Some(Duration::ZERO) {
+            return fail(
+                "stop_budget",
+                show(Duration::ZERO),
+                "a budget greater than zero",
+            );
+        }
+        Ok(Checked {
+            spec: self,
+            trigger,
+        })
+    }
+}
