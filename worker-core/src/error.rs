@@ -24,6 +24,16 @@ pub(crate) enum Kind {
         value: String,
         expected: String,
     },
+    /// A configuration override (file or environment variable) is invalid, or the configuration
+    /// file cannot be read.
+    Override {
+        worker: Option<String>,
+        /// Where: `path: workers.name.key`, `environment variable WORKER__NAME__KEY`, a path.
+        location: String,
+        /// The value as written in the source.
+        value: Option<String>,
+        message: String,
+    },
     /// A worker's argument needs something that was never registered on the builder.
     Missing {
         worker: String,
@@ -67,10 +77,29 @@ impl Error {
         })
     }
 
-    /// The declaration or configuration of a worker is invalid (bad value, no trigger, ...).
+    pub(crate) fn overridden(
+        worker: Option<&str>,
+        location: String,
+        value: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::new(Kind::Override {
+            worker: worker.map(str::to_owned),
+            location,
+            value,
+            message: message.into(),
+        })
+    }
+
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// The declaration or configuration of a worker is invalid (bad value, no trigger, ...), or
+    /// a configuration override is (bad value, unknown key or worker, unreadable file, ...).
     #[must_use]
     pub fn is_config(&self) -> bool {
-        matches!(self.kind, Kind::Config { .. })
+        matches!(self.kind, Kind::Config { .. } | Kind::Override { .. })
     }
 
     /// A worker argument needs state or a scoped resource that was never registered.
@@ -122,7 +151,11 @@ impl Error {
         match &self.kind {
             Kind::Config { worker, .. }
             | Kind::Missing { worker, .. }
-            | Kind::DuplicateName(worker) => Some(worker),
+            | Kind::DuplicateName(worker)
+            | Kind::Override {
+                worker: Some(worker),
+                ..
+            } => Some(worker),
             _ => None,
         }
     }
@@ -140,6 +173,18 @@ impl fmt::Display for Error {
                 f,
                 "worker `{worker}`: invalid `{key}` = {value}: expected {expected}"
             ),
+            Kind::Override {
+                location,
+                value,
+                message,
+                ..
+            } => {
+                write!(f, "configuration: {location}")?;
+                if let Some(value) = value {
+                    write!(f, " = {value}")?;
+                }
+                write!(f, ": {message}")
+            }
             Kind::Missing {
                 worker,
                 argument,

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config;
 use crate::error::{BoxError, Error, Kind};
 use crate::metrics::{self, Clock, WorkerMetrics};
 use crate::scope::{Ctx, Registry, WorkerEnv};
@@ -33,6 +35,7 @@ pub struct HostBuilder {
     shutdown_timeout: Duration,
     serve: Option<Result<(String, Vec<SocketAddr>), Error>>,
     start_time: Option<SystemTime>,
+    config: config::Sources,
 }
 
 impl HostBuilder {
@@ -96,6 +99,62 @@ impl HostBuilder {
         self
     }
 
+    /// Overrides the workers' declared configuration from the TOML file at `path`, read when
+    /// the host is built; without this call, the file named by the `WORKER_CONFIG` environment
+    /// variable is read, if it is set.
+    ///
+    /// The file sets keys per worker (`[workers.sync_orders]` then `every = "30s"`); environment
+    /// variables override the file. See the [`config`](crate::config) module for the format,
+    /// the keys and the precedence. A file that is missing or invalid, a bad value, an unknown
+    /// key or an unknown worker makes [`build`](Self::build) fail, naming the file and the key.
+    ///
+    /// ```no_run
+    /// # use worker_core::Host;
+    /// let host = Host::builder().config_file("/etc/my-service/workers.toml").build()?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.file = Some(path.into());
+        self
+    }
+
+    /// Whether `WORKER__<NAME>__<KEY>` environment variables override the workers'
+    /// configuration (`WORKER__SYNC_ORDERS__EVERY=30s`); default true. See the
+    /// [`config`](crate::config) module. Turning them off does not affect `WORKER_CONFIG`.
+    pub fn env_overrides(mut self, enabled: bool) -> Self {
+        self.config.env_off = !enabled;
+        self
+    }
+
+    /// Reads the configuration variables (`WORKER__<NAME>__<KEY>` and `WORKER_CONFIG`) from
+    /// `vars` instead of the process environment; meant for tests, which should not change the
+    /// environment of a process whose tests run in parallel.
+    ///
+    /// ```
+    /// # use worker_core::{Host, Worker};
+    /// # use std::time::Duration;
+    /// let worker = Worker::builder("sync_orders")
+    ///     .every(Duration::from_secs(10))
+    ///     .handler(|| async {});
+    /// let host = Host::builder()
+    ///     .worker(worker)
+    ///     .config_env([("WORKER__SYNC_ORDERS__EVERY", "30s")])
+    ///     .build()?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn config_env<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.config.env = Some(
+            vars.into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+        );
+        self
+    }
+
     /// Serves `/metrics` (Prometheus text format) on `addr`, such as `"127.0.0.1:9464"`.
     ///
     /// The host installs a Prometheus recorder as the process's global `metrics` recorder, so
@@ -118,6 +177,8 @@ impl HostBuilder {
 
     /// Checks every worker and builds the host; binds the metrics listener if one was asked for.
     ///
+    /// Applies the configuration overrides first (see [`config_file`](Self::config_file)).
+    ///
     /// Fails on an invalid declaration or configuration, two workers with one name, an argument
     /// that needs state or a factory that was never registered, or an address that cannot be
     /// bound; the error names the worker and what is wrong.
@@ -128,7 +189,9 @@ impl HostBuilder {
             shutdown_timeout,
             serve,
             start_time,
+            config,
         } = self;
+        let workers = config.apply(workers)?;
         let mut names = HashSet::new();
         let mut checked = Vec::with_capacity(workers.len());
         for worker in workers {
@@ -214,6 +277,7 @@ impl fmt::Debug for HostBuilder {
             .field("registry", &self.registry)
             .field("workers", &self.workers)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -275,6 +339,7 @@ impl Host {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             serve: None,
             start_time: None,
+            config: config::Sources::default(),
         }
     }
 

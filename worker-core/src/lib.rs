@@ -60,6 +60,7 @@
 )]
 
 mod circuit;
+pub mod config;
 pub mod cron;
 mod error;
 mod extract;

@@ -152,9 +152,23 @@ impl Spec {
                 match CronSchedule::parse(expression, &self.time_zone) {
                     Ok(cron) => Trigger::Cron(Box::new(cron)),
                     Err(reason) if reason.starts_with("unknown time zone") => {
-                        return fail("time_zone", format!("{:?}", self.time_zone), &reason);
+                        return fail(
+                            "time_zone",
+                            format!("{:?}", self.time_zone),
+                            "an IANA time zone name such as `UTC` or `Europe/Berlin`",
+                        );
                     }
-                    Err(reason) => return fail("cron", format!("{expression:?}"), &reason),
+                    Err(reason) => {
+                        // `reason` reads "invalid cron expression `..`: <croner's reason>".
+                        let why = reason.split_once(": ").map_or(&*reason, |(_, why)| why);
+                        return fail(
+                            "cron",
+                            format!("{expression:?}"),
+                            &format!(
+                                "a cron expression of 5 fields, or 6 with seconds first ({why})"
+                            ),
+                        );
+                    }
                 }
             }
             Some(TriggerSpec::Once) => Trigger::Once,

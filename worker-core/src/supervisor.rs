@@ -177,6 +177,10 @@ struct Loop {
 }
 
 impl Loop {
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one select loop over the run slots it pins; split, the slots would have to travel"
+    )]
     async fn run<B: Body>(
         &mut self,
         runner: &Runner<'_, B>,
@@ -254,9 +258,14 @@ impl Loop {
             }
             if self.active == 0
                 && let Some(scheduled) = self.pending.take()
-                && self.admit(metrics, now)
             {
-                start!(self, scheduled, now);
+                // A kept trigger obeys the restart backoff of a panic of the run it waited
+                // for, as a new trigger would (it used to start at once).
+                if self.resume_at.is_some_and(|resume| now < resume) {
+                    metrics.skipped(SkipReason::Restarting, 1);
+                } else if self.admit(metrics, now) {
+                    start!(self, scheduled, now);
+                }
             }
             if self.active == 0 {
                 metrics.set_state(WorkerState::Idle);
