@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use worker_core::{BoxError, Ctx, FromScope, Host, Scope, Scoped, State, worker};
+use worker_core::{BoxError, Ctx, FromScope, Host, IntoWorker, Scope, Scoped, State, worker};
 
 /// Shared state.
 #[derive(Debug, Default)]
@@ -29,15 +29,28 @@ impl FromScope for Attempt {
     }
 }
 
-/// Every key, a `Result` return and every kind of extractor.
+/// Every key that goes with `every`, a `Result` return and every kind of extractor.
 #[worker(
     every = "10s",
     after = "1s",
+    jitter = "2s",
     missed = burst,
+    overlap = allow(2),
+    enabled = true,
     retry = 3,
+    backoff_kind = linear,
     backoff = "250ms",
     backoff_max = "5s",
     timeout = "30s",
+    circuit_failure_ratio = 0.5,
+    circuit_min_throughput = 10,
+    circuit_window = "1m",
+    circuit_break = "30s",
+    restart_backoff = "1s",
+    max_restarts = 5,
+    restart_window = "1m",
+    escalate = stop_host,
+    stop_budget = "10s",
     name = "sync-orders"
 )]
 pub async fn sync_orders(
@@ -69,6 +82,34 @@ async fn reports(ctx: Ctx) -> Result<(), String> {
     Ok(())
 }
 
+/// A cron schedule in a time zone, with a ratio written as an integer.
+#[worker(
+    cron = "0 30 2 * * *",
+    time_zone = "Europe/Berlin",
+    overlap = queue,
+    backoff_kind = constant,
+    circuit_failure_ratio = 1,
+    escalate = stop_worker
+)]
+async fn nightly(ctx: Ctx) -> Result<(), BoxError> {
+    if ctx.is_cancelled() {
+        return Err("cancelled".into());
+    }
+    Ok(())
+}
+
+/// A fixed delay between runs.
+#[worker(fixed_delay = "30s", jitter = "1m", overlap = skip, backoff_kind = exponential)]
+async fn poll() {}
+
+/// Once at start-up, disabled.
+#[worker(once, after = "1s", enabled = false)]
+async fn warm_up() {}
+
+/// Once, written as `once = true`.
+#[worker(once = true)]
+async fn migrate() {}
+
 fn host() -> Host {
     Host::builder()
         .state(Orders::default())
@@ -80,6 +121,10 @@ fn host() -> Host {
         .worker(sync_orders)
         .worker(heartbeat)
         .worker(reports)
+        .worker(nightly)
+        .worker(poll)
+        .worker(warm_up)
+        .worker(migrate)
         .build()
         .expect("every worker is valid")
 }
@@ -88,7 +133,57 @@ fn host() -> Host {
 fn the_host_builds_with_every_worker() {
     let host = host();
     let names: Vec<_> = host.worker_names().collect();
-    assert_eq!(names, ["sync-orders", "heartbeat", "reports"]);
+    assert_eq!(
+        names,
+        [
+            "sync-orders",
+            "heartbeat",
+            "reports",
+            "nightly",
+            "poll",
+            "warm_up",
+            "migrate"
+        ]
+    );
+}
+
+/// The keys reach the builder: the declared configuration shows each value given.
+#[test]
+fn the_keys_reach_the_builder() {
+    let spec = |worker: worker_core::Worker| format!("{worker:?}");
+    let every = spec(sync_orders.into_worker());
+    for expected in [
+        "Every(10s)",
+        "jitter: 2s",
+        "Burst",
+        "Allow(2)",
+        "Linear",
+        "failure_ratio: 0.5",
+        "min_throughput: 10",
+        "break_for: 30s",
+        "max_restarts: Some(5)",
+        "StopHost",
+        "stop_budget: Some(10s)",
+    ] {
+        assert!(every.contains(expected), "{expected} in {every}");
+    }
+    let cron = spec(nightly.into_worker());
+    for expected in [
+        "Cron(\"0 30 2 * * *\")",
+        "\"Europe/Berlin\"",
+        "Queue",
+        "Constant",
+        "failure_ratio: 1.0",
+        "StopWorker",
+    ] {
+        assert!(cron.contains(expected), "{expected} in {cron}");
+    }
+    let fixed_delay = spec(poll.into_worker());
+    assert!(fixed_delay.contains("FixedDelay(30s)"), "{fixed_delay}");
+    let once = spec(warm_up.into_worker());
+    assert!(once.contains("Some(Once)"), "{once}");
+    assert!(once.contains("enabled: false"), "{once}");
+    assert!(spec(migrate.into_worker()).contains("Some(Once)"));
 }
 
 #[tokio::test]
@@ -106,4 +201,8 @@ async fn the_functions_are_still_callable() {
     assert_eq!(orders.shipped.load(Ordering::Relaxed), 3);
     heartbeat().await;
     reports(Ctx::for_test("reports")).await.unwrap();
+    nightly(Ctx::for_test("nightly")).await.unwrap();
+    poll().await;
+    warm_up().await;
+    migrate().await;
 }

@@ -120,6 +120,10 @@ impl Spec {
 
     /// Checks what the type system cannot; the builder and configuration paths have no
     /// compile-time checks. Errors name the worker, the key, the value and what was expected.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a flat list of independent checks reads best in one place"
+    )]
     pub(crate) fn check(self) -> Result<Checked, Error> {
         let name = &*self.name;
         let fail =

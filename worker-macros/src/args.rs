@@ -1,26 +1,167 @@
 //! Parsing and checking the keys of `#[worker(...)]`.
+//!
+//! Every key is a row of [`KEYS`]: its name, how its value is written and checked ([`Kind`]),
+//! and an example for messages. Parsing a key is looking up its row and running its kind's
+//! parser, so a new `WorkerBuilder` method is one row here (and, for a new kind, one parser).
+//! What involves several keys (one trigger, `time_zone` with `cron`, `jitter` below `every`,
+//! `backoff` below `backoff_max`) is checked in [`Args::check`].
 
 use std::time::Duration;
 
 use proc_macro2::Span;
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Token, UnOp};
+use syn::spanned::Spanned as _;
+use syn::{Expr, ExprCall, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitStr, Token, UnOp};
 
-/// Every key, in the order the docs list them.
-const KEYS: [&str; 8] = [
-    "every",
-    "after",
-    "missed",
-    "retry",
-    "backoff",
-    "backoff_max",
-    "timeout",
-    "name",
+/// One key of `#[worker(...)]`: it expands to the `WorkerBuilder` method of the same name.
+pub(crate) struct Key {
+    pub(crate) name: &'static str,
+    kind: Kind,
+    /// A valid value as written in the attribute, for messages.
+    example: &'static str,
+}
+
+/// How a key's value is written and checked.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A duration in a string; `zero` says whether `"0s"` makes sense.
+    Duration { zero: bool },
+    /// An unsuffixed integer of at least `min`; `what` says what it counts.
+    Integer { min: u32, what: &'static str },
+    /// A number greater than 0 and at most 1; `what` says what it is the share of.
+    Ratio { what: &'static str },
+    /// `true` or `false`.
+    Bool,
+    /// A bare key, or `key = true`.
+    Flag,
+    /// One identifier out of a closed set.
+    Choice(&'static Choice),
+    /// `skip`, `queue` or `allow(n)`.
+    Overlap,
+    /// The worker's name: a non-empty string.
+    Name,
+    /// A cron expression, checked as `worker_core::cron` parses it.
+    Cron,
+    /// An IANA time zone name.
+    TimeZone,
+}
+
+/// A closed set of identifiers, each naming a variant of a `worker_core` enum.
+struct Choice {
+    /// The `worker_core` enum, for the expansion.
+    ty: &'static str,
+    /// What one value is called in messages: "unknown `missed` policy `x`".
+    noun: &'static str,
+    /// Each accepted identifier and the variant it stands for.
+    options: &'static [(&'static str, &'static str)],
+}
+
+const MISSED: Choice = Choice {
+    ty: "Missed",
+    noun: "policy",
+    options: &[("skip", "Skip"), ("burst", "Burst"), ("delay", "Delay")],
+};
+
+const OVERLAP: Choice = Choice {
+    ty: "Overlap",
+    noun: "policy",
+    options: &[("skip", "Skip"), ("queue", "Queue")],
+};
+
+const BACKOFF_KIND: Choice = Choice {
+    ty: "BackoffKind",
+    noun: "value",
+    options: &[
+        ("constant", "Constant"),
+        ("linear", "Linear"),
+        ("exponential", "Exponential"),
+    ],
+};
+
+const ESCALATE: Choice = Choice {
+    ty: "Escalation",
+    noun: "policy",
+    options: &[("stop_worker", "StopWorker"), ("stop_host", "StopHost")],
+};
+
+const fn key(name: &'static str, kind: Kind, example: &'static str) -> Key {
+    Key {
+        name,
+        kind,
+        example,
+    }
+}
+
+const DURATION: Kind = Kind::Duration { zero: true };
+const PERIOD: Kind = Kind::Duration { zero: false };
+
+/// Every key, in the order the docs list them (and the unknown-key message names them).
+pub(crate) const KEYS: &[Key] = &[
+    key("every", PERIOD, "\"10s\""),
+    key("fixed_delay", PERIOD, "\"10s\""),
+    key("cron", Kind::Cron, "\"0 */5 * * * *\""),
+    key("once", Kind::Flag, "true"),
+    key("time_zone", Kind::TimeZone, "\"Europe/Berlin\""),
+    key("after", DURATION, "\"5s\""),
+    key("jitter", DURATION, "\"2s\""),
+    key("missed", Kind::Choice(&MISSED), "skip"),
+    key("overlap", Kind::Overlap, "queue"),
+    key("enabled", Kind::Bool, "false"),
+    key(
+        "retry",
+        Kind::Integer {
+            min: 0,
+            what: "the number of retries after the first attempt",
+        },
+        "3",
+    ),
+    key("backoff_kind", Kind::Choice(&BACKOFF_KIND), "linear"),
+    key("backoff", DURATION, "\"1s\""),
+    key("backoff_max", PERIOD, "\"1m\""),
+    key("timeout", PERIOD, "\"30s\""),
+    key(
+        "circuit_failure_ratio",
+        Kind::Ratio {
+            what: "the share of failed runs in `circuit_window` that opens the circuit",
+        },
+        "0.5",
+    ),
+    key(
+        "circuit_min_throughput",
+        Kind::Integer {
+            min: 1,
+            what: "the fewest runs in `circuit_window` before the circuit may open",
+        },
+        "10",
+    ),
+    key("circuit_window", PERIOD, "\"1m\""),
+    key("circuit_break", PERIOD, "\"30s\""),
+    key("restart_backoff", DURATION, "\"1s\""),
+    key(
+        "max_restarts",
+        Kind::Integer {
+            min: 0,
+            what: "the number of panics allowed within `restart_window` before escalating",
+        },
+        "5",
+    ),
+    key("restart_window", PERIOD, "\"1m\""),
+    key("escalate", Kind::Choice(&ESCALATE), "stop_host"),
+    key("stop_budget", PERIOD, "\"10s\""),
+    key("name", Kind::Name, "\"sync-orders\""),
 ];
+
+/// The keys that say what starts a run; a worker has exactly one.
+const TRIGGERS: [&str; 4] = ["every", "fixed_delay", "cron", "once"];
+const TRIGGER_LIST: &str = "`every`, `fixed_delay`, `cron` or `once`";
 
 const DURATION_FORMS: &str =
     "a number and a unit, such as `\"250ms\"`, `\"10s\"`, `\"5m\"` or `\"1h\"`";
+
+const CRON_FORMS: &str = "5 fields (minute, hour, day of month, month, day of week), 6 with \
+                          seconds first, 7 with a year last, or a nickname such as `@daily`: \
+                          for example `cron = \"0 */5 * * * *\"`";
 
 /// `worker_core::DEFAULT_BACKOFF` and `worker_core::DEFAULT_BACKOFF_MAX`: this crate cannot
 /// depend on `worker-core` (which depends on it), so they are repeated here, for the
@@ -28,33 +169,39 @@ const DURATION_FORMS: &str =
 const DEFAULT_BACKOFF: (Duration, &str) = (Duration::from_secs(1), "1s");
 const DEFAULT_BACKOFF_MAX: (Duration, &str) = (Duration::from_mins(1), "1m");
 
-/// A value together with the span of the tokens it came from.
-pub(crate) struct Spanned<T> {
-    pub(crate) value: T,
+/// A checked value.
+pub(crate) enum Value {
+    Duration(Duration),
+    Integer(u32),
+    Ratio(f64),
+    Bool(bool),
+    /// A flag that was set.
+    Flag,
+    /// `::worker_core::<ty>::<variant>`, or `<variant>(<arg>)` with an argument.
+    Variant {
+        ty: &'static str,
+        variant: &'static str,
+        arg: Option<u32>,
+    },
+    /// A string: a name, a cron expression, a time zone.
+    Str(String),
+}
+
+/// One key as given, its value checked.
+pub(crate) struct Setting {
+    pub(crate) key: &'static str,
+    pub(crate) key_span: Span,
+    pub(crate) value: Value,
+    /// The span of the value (of the key, for a bare flag).
     pub(crate) span: Span,
     /// The value as the user wrote it, for error messages.
     pub(crate) text: String,
 }
 
-/// The missed-tick policies, as `missed = skip | burst | delay`.
-#[derive(Clone, Copy)]
-pub(crate) enum Missed {
-    Skip,
-    Burst,
-    Delay,
-}
-
-/// The checked keys of one `#[worker(...)]`.
+/// The checked keys of one `#[worker(...)]`, in the order they were given.
 #[derive(Default)]
 pub(crate) struct Args {
-    pub(crate) every: Option<Spanned<Duration>>,
-    pub(crate) after: Option<Spanned<Duration>>,
-    pub(crate) missed: Option<Spanned<Missed>>,
-    pub(crate) retry: Option<Spanned<u32>>,
-    pub(crate) backoff: Option<Spanned<Duration>>,
-    pub(crate) backoff_max: Option<Spanned<Duration>>,
-    pub(crate) timeout: Option<Spanned<Duration>>,
-    pub(crate) name: Option<Spanned<String>>,
+    settings: Vec<Setting>,
 }
 
 impl Parse for Args {
@@ -62,22 +209,19 @@ impl Parse for Args {
         let mut args = Args::default();
         while !input.is_empty() {
             // Any identifier, keywords included, so that `type = ..` gets "unknown key" too.
-            let key = Ident::parse_any(input)?;
-            input.parse::<Token![=]>()?;
-            let value: Expr = input.parse()?;
-            match key.to_string().as_str() {
-                "every" => set(&mut args.every, &key, period(&value, "every")?)?,
-                "after" => set(&mut args.after, &key, duration(&value, "after")?)?,
-                "missed" => set(&mut args.missed, &key, missed(&value)?)?,
-                "retry" => set(&mut args.retry, &key, retry(&value)?)?,
-                "backoff" => set(&mut args.backoff, &key, duration(&value, "backoff")?)?,
-                "backoff_max" => {
-                    set(&mut args.backoff_max, &key, period(&value, "backoff_max")?)?;
-                }
-                "timeout" => set(&mut args.timeout, &key, period(&value, "timeout")?)?,
-                "name" => set(&mut args.name, &key, name(&value)?)?,
-                _ => return Err(unknown_key(&key)),
-            }
+            let ident = Ident::parse_any(input)?;
+            let written = ident.unraw().to_string();
+            let Some(key) = KEYS.iter().find(|key| key.name == written) else {
+                return Err(unknown_key(&ident));
+            };
+            let value = if input.peek(Token![=]) {
+                input.parse::<Token![=]>()?;
+                Some(input.parse::<Expr>()?)
+            } else {
+                None
+            };
+            let setting = parse_value(key, &ident, value.as_ref())?;
+            args.add(setting)?;
             if input.is_empty() {
                 break;
             }
@@ -89,37 +233,127 @@ impl Parse for Args {
 }
 
 impl Args {
-    /// Checks what involves several keys.
-    fn check(&self) -> syn::Result<()> {
-        if self.every.is_none() {
+    /// The keys given, in order.
+    pub(crate) fn settings(&self) -> &[Setting] {
+        &self.settings
+    }
+
+    /// The `name` key, if given.
+    pub(crate) fn name(&self) -> Option<&str> {
+        match self.get("name").map(|setting| &setting.value) {
+            Some(Value::Str(name)) => Some(name),
+            _ => None,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Setting> {
+        self.settings.iter().find(|setting| setting.key == key)
+    }
+
+    fn duration(&self, key: &str) -> Option<(Duration, &Setting)> {
+        let setting = self.get(key)?;
+        match setting.value {
+            Value::Duration(duration) => Some((duration, setting)),
+            _ => None,
+        }
+    }
+
+    fn trigger(&self) -> Option<&Setting> {
+        self.settings
+            .iter()
+            .find(|setting| TRIGGERS.contains(&setting.key))
+    }
+
+    /// Adds a key, rejecting a second occurrence of it and a second trigger.
+    fn add(&mut self, setting: Setting) -> syn::Result<()> {
+        if self.get(setting.key).is_some() {
             return Err(syn::Error::new(
-                Span::call_site(),
-                "missing schedule: `#[worker]` needs `every`, such as `#[worker(every = \"10s\")]`",
+                setting.key_span,
+                format!(
+                    "duplicate key `{}`: each key may be given once",
+                    setting.key
+                ),
             ));
         }
-        match (&self.backoff, &self.backoff_max) {
-            (Some(backoff), Some(max)) if backoff.value > max.value => Err(syn::Error::new(
-                backoff.span,
+        if TRIGGERS.contains(&setting.key)
+            && let Some(first) = self.trigger()
+        {
+            return Err(syn::Error::new(
+                setting.key_span,
                 format!(
-                    "`backoff` must not be longer than `backoff_max` (`{}`): the first retry \
-                     waits `backoff`, later retries double it up to `backoff_max`",
-                    max.text
+                    "`{}` conflicts with `{}`: a worker has exactly one trigger, one of \
+                     {TRIGGER_LIST}; remove one of them",
+                    setting.key, first.key
                 ),
-            )),
-            (Some(backoff), None) if backoff.value > DEFAULT_BACKOFF_MAX.0 => Err(syn::Error::new(
-                backoff.span,
+            ));
+        }
+        self.settings.push(setting);
+        Ok(())
+    }
+
+    /// Checks what involves several keys.
+    fn check(&self) -> syn::Result<()> {
+        let Some(trigger) = self.trigger() else {
+            return Err(syn::Error::new(
+                Span::call_site(),
                 format!(
-                    "`backoff` must not be longer than `backoff_max`, which defaults to \
+                    "missing schedule: `#[worker]` needs a trigger, one of {TRIGGER_LIST}, \
+                     such as `#[worker(every = \"10s\")]`"
+                ),
+            ));
+        };
+        if let Some(zone) = self.get("time_zone")
+            && trigger.key != "cron"
+        {
+            return Err(syn::Error::new(
+                zone.key_span,
+                format!(
+                    "`time_zone` only applies to `cron`, and this worker runs on `{}`: remove \
+                     `time_zone`, or use a cron schedule such as `cron = \"0 */5 * * * *\"`",
+                    trigger.key
+                ),
+            ));
+        }
+        if let (Some((jitter, setting)), Some((period, every))) =
+            (self.duration("jitter"), self.duration("every"))
+            && jitter >= period
+        {
+            return Err(syn::Error::new(
+                setting.span,
+                format!(
+                    "`jitter` must be shorter than `every` (`{}`): each tick is delayed by up \
+                     to `jitter`, which has to end before the next tick is due",
+                    every.text
+                ),
+            ));
+        }
+        match (self.duration("backoff"), self.duration("backoff_max")) {
+            (Some((backoff, setting)), Some((max, max_setting))) if backoff > max => {
+                Err(syn::Error::new(
+                    setting.span,
+                    format!(
+                        "`backoff` must not be longer than `backoff_max` (`{}`): the first \
+                         retry waits `backoff`, later retries double it up to `backoff_max`",
+                        max_setting.text
+                    ),
+                ))
+            }
+            (Some((backoff, setting)), None) if backoff > DEFAULT_BACKOFF_MAX.0 => {
+                Err(syn::Error::new(
+                    setting.span,
+                    format!(
+                        "`backoff` must not be longer than `backoff_max`, which defaults to \
                          `\"{}\"`: raise it too, such as `backoff_max = {}`",
-                    DEFAULT_BACKOFF_MAX.1, backoff.text
-                ),
-            )),
-            (None, Some(max)) if max.value < DEFAULT_BACKOFF.0 => Err(syn::Error::new(
-                max.span,
+                        DEFAULT_BACKOFF_MAX.1, setting.text
+                    ),
+                ))
+            }
+            (None, Some((max, setting))) if max < DEFAULT_BACKOFF.0 => Err(syn::Error::new(
+                setting.span,
                 format!(
                     "`backoff_max` must not be shorter than `backoff`, which defaults to \
                      `\"{}\"`: lower it too, such as `backoff = {}`",
-                    DEFAULT_BACKOFF.1, max.text
+                    DEFAULT_BACKOFF.1, setting.text
                 ),
             )),
             _ => Ok(()),
@@ -129,10 +363,14 @@ impl Args {
 
 fn unknown_key(key: &Ident) -> syn::Error {
     let written = key.unraw().to_string();
-    let valid = KEYS.map(|key| format!("`{key}`")).join(", ");
+    let valid = KEYS
+        .iter()
+        .map(|key| format!("`{}`", key.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let similar = KEYS
         .iter()
-        .map(|candidate| (edit_distance(candidate, &written), candidate))
+        .map(|candidate| (edit_distance(candidate.name, &written), candidate.name))
         .filter(|(distance, candidate)| {
             // A typo, or a longer or shorter form of a key (`retries`, `backoff_min`).
             *distance <= 2 || common_prefix(candidate, &written) >= 4
@@ -166,33 +404,80 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// Stores a key's value, rejecting a second occurrence of the key.
-fn set<T>(slot: &mut Option<T>, key: &Ident, value: T) -> syn::Result<()> {
-    if slot.is_some() {
+/// Checks one key's value by its kind.
+fn parse_value(key: &Key, ident: &Ident, value: Option<&Expr>) -> syn::Result<Setting> {
+    let name = key.name;
+    let Some(value) = value else {
+        if let Kind::Flag = key.kind {
+            return Ok(Setting {
+                key: name,
+                key_span: ident.span(),
+                value: Value::Flag,
+                span: ident.span(),
+                text: name.to_owned(),
+            });
+        }
         return Err(syn::Error::new(
-            key.span(),
-            format!("duplicate key `{key}`: each key may be given once"),
+            ident.span(),
+            format!("`{name}` expects a value: write `{name} = {}`", key.example),
         ));
-    }
-    *slot = Some(value);
-    Ok(())
+    };
+    let (value, span, text) = match key.kind {
+        Kind::Duration { zero } => duration(value, key, zero)?,
+        Kind::Integer { min, what } => integer(value, key, min, what)?,
+        Kind::Ratio { what } => ratio(value, key, what)?,
+        Kind::Bool => boolean(value, key)?,
+        Kind::Flag => flag(value, key)?,
+        Kind::Choice(choice) => self::choice(value, key, choice, "")?,
+        Kind::Overlap => overlap(value, key)?,
+        Kind::Name => worker_name(value)?,
+        Kind::Cron => cron(value)?,
+        Kind::TimeZone => time_zone(value)?,
+    };
+    Ok(Setting {
+        key: name,
+        key_span: ident.span(),
+        value,
+        span,
+        text,
+    })
 }
 
-fn duration(value: &Expr, key: &str) -> syn::Result<Spanned<Duration>> {
-    let Expr::Lit(ExprLit {
-        lit: Lit::Str(lit), ..
-    }) = value
-    else {
+type Parsed = (Value, Span, String);
+
+/// A string literal, or `None`.
+fn string(value: &Expr) -> Option<&LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Some(lit),
+        _ => None,
+    }
+}
+
+/// A bare identifier (raw or not), or `None`.
+fn identifier(value: &Expr) -> Option<&Ident> {
+    match value {
+        Expr::Path(ExprPath {
+            attrs, qself, path, ..
+        }) if attrs.is_empty() && qself.is_none() => path.get_ident(),
+        _ => None,
+    }
+}
+
+fn duration(value: &Expr, key: &Key, zero: bool) -> syn::Result<Parsed> {
+    let name = key.name;
+    let Some(lit) = string(value) else {
         let example = match value {
             // `every = 10`: keep the number, add the unit most people mean.
             Expr::Lit(ExprLit {
                 lit: Lit::Int(int), ..
-            }) => format!("{}s", int.base10_digits()),
-            _ => "10s".to_owned(),
+            }) => format!("\"{}s\"", int.base10_digits()),
+            _ => key.example.to_owned(),
         };
         return Err(syn::Error::new_spanned(
             value,
-            format!("`{key}` expects a duration in a string, such as `{key} = \"{example}\"`"),
+            format!("`{name}` expects a duration in a string, such as `{name} = {example}`"),
         ));
     };
     let text = lit.value();
@@ -200,135 +485,396 @@ fn duration(value: &Expr, key: &str) -> syn::Result<Spanned<Duration>> {
     if trimmed.starts_with('-') {
         return Err(syn::Error::new(
             lit.span(),
-            format!("`{key}` cannot be negative: expected {DURATION_FORMS}"),
+            format!("`{name}` cannot be negative: expected {DURATION_FORMS}"),
         ));
     }
-    let value = humantime::parse_duration(trimmed).map_err(|err| {
-        let expected = format!("`{key}` expects {DURATION_FORMS}");
+    let parsed = humantime::parse_duration(trimmed).map_err(|err| {
+        let expected = format!("`{name}` expects {DURATION_FORMS}");
         let message = match err {
             humantime::DurationError::Empty => format!("empty duration: {expected}"),
             humantime::DurationError::UnknownUnit { unit, .. } => {
                 format!("unknown unit `{unit}`: {expected}")
             }
             humantime::DurationError::NumberOverflow => {
-                format!("duration `{text:?}` is too large for `{key}`")
+                format!("duration `{text:?}` is too large for `{name}`")
             }
             _ => format!("invalid duration `{text:?}`: {expected}"),
         };
         syn::Error::new(lit.span(), message)
     })?;
-    Ok(Spanned {
-        value,
-        span: lit.span(),
-        text: format!("{text:?}"),
-    })
-}
-
-/// A duration that must be greater than zero.
-fn period(value: &Expr, key: &str) -> syn::Result<Spanned<Duration>> {
-    let parsed = duration(value, key)?;
-    if parsed.value.is_zero() {
+    if !zero && parsed.is_zero() {
         return Err(syn::Error::new(
-            parsed.span,
-            format!("`{key}` must be greater than zero, such as `{key} = \"10s\"`"),
+            lit.span(),
+            format!(
+                "`{name}` must be greater than zero, such as `{name} = {}`",
+                key.example
+            ),
         ));
     }
-    Ok(parsed)
+    Ok((Value::Duration(parsed), lit.span(), format!("{text:?}")))
 }
 
-fn missed(value: &Expr) -> syn::Result<Spanned<Missed>> {
-    const EXPECTED: &str = "expected `skip`, `burst` or `delay`, such as `missed = skip`";
-    let policy = |name: &str| match name {
-        "skip" => Some(Missed::Skip),
-        "burst" => Some(Missed::Burst),
-        "delay" => Some(Missed::Delay),
-        _ => None,
-    };
-    match value {
-        Expr::Path(path) if path.attrs.is_empty() && path.qself.is_none() => {
-            if let Some(ident) = path.path.get_ident() {
-                let name = ident.unraw().to_string();
-                return match policy(&name) {
-                    Some(value) => Ok(Spanned {
-                        value,
-                        span: ident.span(),
-                        text: name,
-                    }),
-                    None => Err(syn::Error::new(
-                        ident.span(),
-                        format!("unknown `missed` policy `{name}`: {EXPECTED}"),
-                    )),
-                };
-            }
-        }
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(lit), ..
-        }) if policy(&lit.value()).is_some() => {
-            return Err(syn::Error::new(
-                lit.span(),
-                format!(
-                    "`missed` expects a policy without quotes: write `missed = {}`",
-                    lit.value()
-                ),
-            ));
-        }
-        _ => {}
-    }
-    Err(syn::Error::new_spanned(
-        value,
-        format!("`missed` expects a policy: {EXPECTED}"),
-    ))
-}
-
-fn retry(value: &Expr) -> syn::Result<Spanned<u32>> {
-    const EXPECTED: &str = "the number of retries after the first attempt, such as `retry = 3`";
+fn integer(value: &Expr, key: &Key, min: u32, what: &str) -> syn::Result<Parsed> {
+    let name = key.name;
+    let expected = format!("{what}, such as `{name} = {}`", key.example);
     let message = match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(lit), ..
         }) if lit.suffix().is_empty() => match lit.base10_parse::<u32>() {
-            Ok(retries) => {
-                return Ok(Spanned {
-                    value: retries,
-                    span: lit.span(),
-                    text: retries.to_string(),
-                });
+            Ok(number) if number >= min => {
+                return Ok((Value::Integer(number), lit.span(), number.to_string()));
             }
-            Err(_) => format!("`retry` is too large: expected {EXPECTED}"),
+            Ok(_) => format!("`{name}` must be at least {min}: expected {expected}"),
+            Err(_) => format!("`{name}` is too large: expected {expected}"),
         },
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
-        }) => format!("`retry` cannot be negative: expected {EXPECTED}"),
+        }) => format!("`{name}` cannot be negative: expected {expected}"),
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         }) if lit.value().parse::<u32>().is_ok() => format!(
-            "`retry` expects an integer without quotes: write `retry = {}`",
+            "`{name}` expects an integer without quotes: write `{name} = {}`",
             lit.value()
         ),
-        _ => format!("`retry` expects an integer: {EXPECTED}"),
+        _ => format!("`{name}` expects an integer: expected {expected}"),
     };
     Err(syn::Error::new_spanned(value, message))
 }
 
-fn name(value: &Expr) -> syn::Result<Spanned<String>> {
-    let Expr::Lit(ExprLit {
-        lit: Lit::Str(lit), ..
-    }) = value
-    else {
+fn ratio(value: &Expr, key: &Key, what: &str) -> syn::Result<Parsed> {
+    let name = key.name;
+    let range = format!(
+        "greater than 0 and at most 1: {what}, such as `{name} = {}`",
+        key.example
+    );
+    let number = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(lit),
+            ..
+        }) => lit.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => lit.base10_parse::<f64>().ok(),
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => {
+            return Err(syn::Error::new_spanned(
+                value,
+                format!("`{name}` must be {range}"),
+            ));
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) if lit.value().trim().parse::<f64>().is_ok() => {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!(
+                    "`{name}` expects a number without quotes: write `{name} = {}`",
+                    lit.value().trim()
+                ),
+            ));
+        }
+        _ => None,
+    };
+    match number {
+        Some(ratio) if ratio > 0.0 && ratio <= 1.0 => {
+            Ok((Value::Ratio(ratio), value.span(), ratio.to_string()))
+        }
+        Some(_) => Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` must be {range}"),
+        )),
+        None => Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` expects a number {range}"),
+        )),
+    }
+}
+
+fn boolean(value: &Expr, key: &Key) -> syn::Result<Parsed> {
+    let name = key.name;
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(lit),
+            ..
+        }) => Ok((Value::Bool(lit.value), lit.span, lit.value.to_string())),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) if matches!(lit.value().as_str(), "true" | "false") => Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`{name}` expects `true` or `false` without quotes: write `{name} = {}`",
+                lit.value()
+            ),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`{name}` expects `true` or `false`, such as `{name} = {}`",
+                key.example
+            ),
+        )),
+    }
+}
+
+fn flag(value: &Expr, key: &Key) -> syn::Result<Parsed> {
+    let name = key.name;
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(lit),
+            ..
+        }) if lit.value => Ok((Value::Flag, lit.span, name.to_owned())),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` is a flag: write `{name}` or `{name} = true`, or leave it out"),
+        )),
+    }
+}
+
+/// One identifier out of `choice`; `more` adds accepted forms that are not identifiers.
+fn choice(value: &Expr, key: &Key, choice: &Choice, more: &str) -> syn::Result<Parsed> {
+    let name = key.name;
+    let noun = choice.noun;
+    let mut forms: Vec<String> = choice
+        .options
+        .iter()
+        .map(|(option, _)| format!("`{option}`"))
+        .collect();
+    if !more.is_empty() {
+        forms.push(more.to_owned());
+    }
+    let expected = match forms.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => forms.join(""),
+    };
+    let expected = format!("expected {expected}, such as `{name} = {}`", key.example);
+    let variant = |written: &str| {
+        choice
+            .options
+            .iter()
+            .find(|(option, _)| *option == written)
+            .map(|(_, variant)| *variant)
+    };
+    if let Some(ident) = identifier(value) {
+        let written = ident.unraw().to_string();
+        return match variant(&written) {
+            Some(variant) => Ok((
+                Value::Variant {
+                    ty: choice.ty,
+                    variant,
+                    arg: None,
+                },
+                ident.span(),
+                written,
+            )),
+            None => Err(syn::Error::new(
+                ident.span(),
+                format!("unknown `{name}` {noun} `{written}`: {expected}"),
+            )),
+        };
+    }
+    if let Some(lit) = string(value)
+        && variant(&lit.value()).is_some()
+    {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`{name}` expects a {noun} without quotes: write `{name} = {}`",
+                lit.value()
+            ),
+        ));
+    }
+    Err(syn::Error::new_spanned(
+        value,
+        format!("`{name}` expects a {noun}: {expected}"),
+    ))
+}
+
+/// `skip`, `queue` or `allow(n)` with `n >= 1`.
+fn overlap(value: &Expr, key: &Key) -> syn::Result<Parsed> {
+    const ALLOW: &str = "`overlap = allow(n)` expects the number of runs that may overlap, at \
+                         least 1, such as `overlap = allow(2)`";
+    let allowed = |value: &Expr| identifier(value).is_some_and(|ident| ident == "allow");
+    match value {
+        Expr::Call(ExprCall { func, args, .. }) if allowed(func) => {
+            let limit = match args.first() {
+                Some(Expr::Lit(ExprLit {
+                    lit: Lit::Int(lit), ..
+                })) if args.len() == 1 && lit.suffix().is_empty() => lit.base10_parse::<u32>(),
+                _ => return Err(syn::Error::new_spanned(value, ALLOW)),
+            };
+            match limit {
+                Ok(0) => Err(syn::Error::new_spanned(
+                    &args[0],
+                    format!("`allow(0)` would never run the worker: {ALLOW}"),
+                )),
+                Ok(limit) => Ok((
+                    Value::Variant {
+                        ty: OVERLAP.ty,
+                        variant: "Allow",
+                        arg: Some(limit),
+                    },
+                    value.span(),
+                    format!("allow({limit})"),
+                )),
+                Err(_) => Err(syn::Error::new_spanned(&args[0], ALLOW)),
+            }
+        }
+        _ if allowed(value) => Err(syn::Error::new_spanned(
+            value,
+            "`overlap = allow` needs the number of runs that may overlap: write `overlap = \
+             allow(2)`",
+        )),
+        _ => choice(value, key, &OVERLAP, "`allow(n)`"),
+    }
+}
+
+fn worker_name(value: &Expr) -> syn::Result<Parsed> {
+    let Some(lit) = string(value) else {
         return Err(syn::Error::new_spanned(
             value,
             "`name` expects a string, such as `name = \"sync-orders\"`",
         ));
     };
-    let text = LitStr::value(lit);
+    let text = lit.value();
     if text.trim().is_empty() {
         return Err(syn::Error::new(
             lit.span(),
             "`name` must not be empty: leave it out to use the function's name, or write one such as `name = \"sync-orders\"`",
         ));
     }
-    Ok(Spanned {
-        span: lit.span(),
-        text: format!("{text:?}"),
-        value: text,
-    })
+    Ok((Value::Str(text.clone()), lit.span(), format!("{text:?}")))
+}
+
+fn cron(value: &Expr) -> syn::Result<Parsed> {
+    use croner::parser::{CronParser, Seconds};
+
+    let Some(lit) = string(value) else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`cron` expects a cron expression in a string: {CRON_FORMS}"),
+        ));
+    };
+    let expression = lit.value();
+    // Exactly the parser `worker_core::cron::CronSchedule::parse` uses, so what compiles runs.
+    let parser = CronParser::builder().seconds(Seconds::Optional).build();
+    if let Err(err) = parser.parse(&expression) {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "invalid cron expression: {}; expected {CRON_FORMS}",
+                cron_reason(err)
+            ),
+        ));
+    }
+    Ok((
+        Value::Str(expression.clone()),
+        lit.span(),
+        format!("{expression:?}"),
+    ))
+}
+
+fn time_zone(value: &Expr) -> syn::Result<Parsed> {
+    let Some(lit) = string(value) else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`time_zone` expects an IANA time zone name in a string, such as \
+             `time_zone = \"Europe/Berlin\"`",
+        ));
+    };
+    let zone = lit.value();
+    if zone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "unknown time zone `{zone}`: expected an IANA name such as `\"UTC\"` or \
+                 `\"Europe/Berlin\"`"
+            ),
+        ));
+    }
+    Ok((Value::Str(zone.clone()), lit.span(), format!("{zone:?}")))
+}
+
+/// croner's reason, as a rustc-style clause: its messages are sentences under a category
+/// ("Component error: Number out of bounds."), and call the expression a `CronPattern`.
+fn cron_reason(err: croner::errors::CronError) -> String {
+    use croner::errors::CronError;
+
+    let reason = match err {
+        CronError::InvalidPattern(reason)
+        | CronError::IllegalCharacters(reason)
+        | CronError::ComponentError(reason) => reason,
+        other => other.to_string(),
+    };
+    let reason = reason
+        .trim()
+        .trim_end_matches('.')
+        .replace("CronPattern", "the expression");
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(attribute: &str) -> syn::Result<Args> {
+        syn::parse_str::<Args>(attribute)
+    }
+
+    /// The example of every key, as messages show it, is accepted.
+    #[test]
+    fn every_example_parses() {
+        for key in KEYS {
+            let attribute = match key.name {
+                trigger if TRIGGERS.contains(&trigger) => format!("{trigger} = {}", key.example),
+                "time_zone" => format!("cron = \"@daily\", time_zone = {}", key.example),
+                other => format!("every = \"1h\", {other} = {}", key.example),
+            };
+            let args = parse(&attribute).unwrap_or_else(|err| panic!("{attribute}: {err}"));
+            assert!(args.get(key.name).is_some(), "{attribute}");
+        }
+    }
+
+    #[test]
+    fn keys_are_unique_and_listed_once() {
+        for (i, key) in KEYS.iter().enumerate() {
+            assert!(
+                KEYS[i + 1..].iter().all(|other| other.name != key.name),
+                "{} is listed twice",
+                key.name
+            );
+        }
+        for trigger in TRIGGERS {
+            assert!(KEYS.iter().any(|key| key.name == trigger), "{trigger}");
+        }
+    }
+
+    #[test]
+    fn overlap_and_flags() {
+        let args = parse("once, overlap = allow(3)").unwrap();
+        assert!(matches!(args.get("once").unwrap().value, Value::Flag));
+        assert!(matches!(
+            args.get("overlap").unwrap().value,
+            Value::Variant {
+                variant: "Allow",
+                arg: Some(3),
+                ..
+            }
+        ));
+        let err = parse("every = \"1s\", overlap = allow()").err().unwrap();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+    }
+
+    #[test]
+    fn ratio_accepts_an_integer_one() {
+        let args = parse("every = \"1s\", circuit_failure_ratio = 1").unwrap();
+        assert!(matches!(
+            args.get("circuit_failure_ratio").unwrap().value,
+            Value::Ratio(ratio) if (ratio - 1.0).abs() < f64::EPSILON
+        ));
+    }
 }

@@ -1,12 +1,12 @@
 //! Expanding a checked `#[worker]` function.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::{Attribute, Ident, ItemFn, ReturnType, Type};
 
-use crate::args::{Args, Missed};
+use crate::args::{Args, Value};
 use crate::input::Argument;
 
 /// Replaces the function by a unit struct of the same name that
@@ -21,9 +21,8 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
     } = item;
     let ident = sig.ident.clone();
     let name = args
-        .name
-        .as_ref()
-        .map_or_else(|| ident.unraw().to_string(), |name| name.value.clone());
+        .name()
+        .map_or_else(|| ident.unraw().to_string(), str::to_owned);
     let (docs, cfgs, others) = split_attributes(attrs);
 
     let inner = format_ident!("__worker_{}", ident.unraw(), span = Span::mixed_site());
@@ -121,33 +120,37 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
     }
 }
 
-/// The builder calls for the keys that were given; the others keep the builder's defaults.
+/// The builder calls for the keys that were given, in their order (each key is the builder
+/// method of the same name); the others keep the builder's defaults, so they live in one place.
 fn configuration(args: &Args) -> TokenStream {
     let mut calls = TokenStream::new();
-    let mut duration = |method: &str, value: Option<&crate::args::Spanned<std::time::Duration>>| {
-        if let Some(value) = value {
-            let method = format_ident!("{}", method);
-            let secs = value.value.as_secs();
-            let nanos = value.value.subsec_nanos();
-            calls.extend(quote!(.#method(::worker_core::__private::Duration::new(#secs, #nanos))));
-        }
-    };
-    duration("every", args.every.as_ref());
-    duration("after", args.after.as_ref());
-    duration("backoff", args.backoff.as_ref());
-    duration("backoff_max", args.backoff_max.as_ref());
-    duration("timeout", args.timeout.as_ref());
-    if let Some(missed) = &args.missed {
-        let policy = match missed.value {
-            Missed::Skip => quote!(Skip),
-            Missed::Burst => quote!(Burst),
-            Missed::Delay => quote!(Delay),
+    // `name` is the builder's argument, not a method.
+    for setting in args
+        .settings()
+        .iter()
+        .filter(|setting| setting.key != "name")
+    {
+        let method = format_ident!("{}", setting.key);
+        let value = match &setting.value {
+            Value::Duration(duration) => {
+                let secs = duration.as_secs();
+                let nanos = duration.subsec_nanos();
+                quote!(::worker_core::__private::Duration::new(#secs, #nanos))
+            }
+            Value::Integer(number) => quote!(#number),
+            // Checked to be in `(0, 1]`, so finite, as `f64_unsuffixed` requires.
+            Value::Ratio(ratio) => Literal::f64_unsuffixed(*ratio).into_token_stream(),
+            Value::Bool(value) => quote!(#value),
+            Value::Flag => TokenStream::new(),
+            Value::Variant { ty, variant, arg } => {
+                let ty = format_ident!("{}", ty);
+                let variant = format_ident!("{}", variant);
+                let arg = arg.map(|arg| quote!((#arg)));
+                quote!(::worker_core::#ty::#variant #arg)
+            }
+            Value::Str(text) => quote!(#text),
         };
-        calls.extend(quote!(.missed(::worker_core::Missed::#policy)));
-    }
-    if let Some(retry) = &args.retry {
-        let retries = retry.value;
-        calls.extend(quote!(.retry(#retries)));
+        calls.extend(quote!(.#method(#value)));
     }
     calls
 }
