@@ -1,4 +1,4 @@
-//! A host with four workers and a live metrics endpoint.
+//! A host with six workers and a live metrics endpoint.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -54,6 +54,29 @@ async fn flaky_report() {
     tracing::info!("report written");
 }
 
+/// Runs on a cron schedule: at seconds 0, 10, 20, ... of every minute, Berlin time.
+#[worker(cron = "*/10 * * * * *", time_zone = "Europe/Berlin")]
+async fn digest(ctx: Ctx) {
+    tracing::info!(run = ctx.run_id(), "digest sent");
+}
+
+/// An upstream that is down more often than not: after 4 runs in 30 s with at least half of
+/// them failed, the circuit opens for 5 s (ticks are skipped as `circuit_open`), then one probe
+/// run decides whether it closes again.
+#[worker(
+    every = "1s",
+    circuit_failure_ratio = 0.5,
+    circuit_min_throughput = 4,
+    circuit_window = "30s",
+    circuit_break = "5s"
+)]
+async fn inventory_feed() -> Result<(), BoxError> {
+    if fastrand::u8(0..10) < 7 {
+        return Err("inventory service unavailable".into());
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), worker_core::Error> {
     tracing_subscriber::fmt()
@@ -78,6 +101,8 @@ async fn main() -> Result<(), worker_core::Error> {
         .worker(heartbeat)
         .worker(sync_orders)
         .worker(flaky_report)
+        .worker(digest)
+        .worker(inventory_feed)
         .worker(cleanup)
         .shutdown_timeout(Duration::from_secs(10))
         .serve(addr)

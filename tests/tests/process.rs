@@ -21,9 +21,19 @@ const METRICS: &[&str] = &[
     "worker_last_success_timestamp_seconds",
     "worker_next_run_timestamp_seconds",
     "worker_state",
+    "worker_restarts_total",
+    "worker_circuit_state",
+    "worker_info",
 ];
 
-const QUICKSTART_WORKERS: &[&str] = &["heartbeat", "sync_orders", "flaky_report", "cache_cleanup"];
+const QUICKSTART_WORKERS: &[&str] = &[
+    "heartbeat",
+    "sync_orders",
+    "flaky_report",
+    "digest",
+    "inventory_feed",
+    "cache_cleanup",
+];
 
 /// Builds the examples once (cargo makes this a no-op when they are fresh) and returns the path
 /// of `name`.
@@ -210,6 +220,30 @@ fn a_worker_ignoring_cancellation_is_aborted_at_the_deadline_and_the_exit_code_i
         "the error names the worker that overran:\n{log}"
     );
     assert!(!log.contains("still running: stubborn, polite"), "{log}");
+}
+
+#[test]
+fn a_worker_beyond_its_restart_limit_with_stop_host_stops_the_process_non_zero() {
+    let addr = free_addr();
+    // Its worker panics every 200 ms with `max_restarts = 2, escalate = stop_host`; nobody
+    // signals it: it must exit by itself.
+    let child = spawn("escalation", &addr);
+
+    let (status, log) = wait(child);
+    assert_eq!(status.code(), Some(1), "log:\n{log}");
+    assert!(
+        log.contains("stopping the host (escalate = stop_host)"),
+        "the supervisor logs the escalation:\n{log}"
+    );
+    assert!(
+        log.contains("stopped the host: broken_import exceeded its restart limit"),
+        "the error `main` returns names the worker:\n{log}"
+    );
+    assert_eq!(
+        log.matches("worker panicked").count(),
+        3,
+        "two restarts, then the third panic escalates:\n{log}"
+    );
 }
 
 /// The value of one series in a Prometheus text exposition (`-1` when absent).

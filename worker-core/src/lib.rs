@@ -44,12 +44,15 @@
 //! | `worker_runs_total` | counter | `worker`, `result` (`success`, `failure`, `panic`, `timeout`, `cancelled`) |
 //! | `worker_run_duration_seconds` | histogram, 5 ms to 1 h | `worker`, `result` |
 //! | `worker_run_retries_total` | counter | `worker` |
-//! | `worker_runs_skipped_total` | counter | `worker`, `reason` (`overlap`, `missed`) |
+//! | `worker_runs_skipped_total` | counter | `worker`, `reason` (`overlap`, `missed`, `circuit_open`, `restarting`) |
 //! | `worker_schedule_lag_seconds` | histogram | `worker` |
-//! | `worker_run_active` | gauge | `worker` |
+//! | `worker_run_active` | gauge: runs in progress | `worker` |
 //! | `worker_last_success_timestamp_seconds` | gauge | `worker` |
 //! | `worker_next_run_timestamp_seconds` | gauge | `worker` |
-//! | `worker_state` | gauge, one series per state | `worker`, `state` (`starting`, `idle`, `running`, `backoff`, `stopped`) |
+//! | `worker_restarts_total` | counter | `worker`, `reason` (`panic`, `crash`) |
+//! | `worker_state` | gauge, one series per state | `worker`, `state` (`starting`, `idle`, `running`, `backoff`, `failed`, `stopped`) |
+//! | `worker_circuit_state` | gauge, one series per state | `worker`, `state` (`closed`, `open`, `half_open`) |
+//! | `worker_info` | gauge, always 1 | `worker`, `schedule` |
 //!
 //! Every series exists, at zero, as soon as the host is built.
 #![warn(

@@ -167,7 +167,7 @@ pub(crate) fn describe() {
     );
     describe_gauge!(
         "worker_run_active",
-        "Runs in progress (0 or 1: runs of one worker never overlap)."
+        "Runs in progress (at most 1 unless `overlap = allow(n)`)."
     );
     describe_gauge!(
         "worker_last_success_timestamp_seconds",

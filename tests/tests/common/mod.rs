@@ -358,3 +358,57 @@ pub(crate) fn assert_results(snapshot: &Snapshot, worker: &str, expected: &[(&st
         .collect();
     assert_eq!(actual, wanted, "worker_runs_total of `{worker}`");
 }
+
+/// A host running in a task on the paused clock, for tests that look at it in phases (a metrics
+/// snapshot per phase) before stopping it.
+pub(crate) struct Running {
+    handle: worker_core::ShutdownHandle,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl Running {
+    /// Starts `host` in a task; it runs until [`Running::stop`] (or stops by itself).
+    pub(crate) fn start(host: Host) -> Self {
+        let handle = host.shutdown_handle();
+        let task = tokio::spawn(host.run_until(std::future::pending()));
+        Self { handle, task }
+    }
+
+    /// Asks the host to stop and waits for it.
+    pub(crate) async fn stop(self) -> Stopped {
+        self.handle.shutdown();
+        let asked = Instant::now();
+        let result = self.task.await.expect("the host task panicked");
+        Stopped {
+            result,
+            took: asked.elapsed(),
+        }
+    }
+}
+
+/// Sleeps until `at` after `t0` on the (paused) clock; for tests that act at given moments.
+pub(crate) async fn sleep_until(t0: Instant, at: Duration) {
+    tokio::time::sleep_until(t0 + at).await;
+}
+
+/// `worker_circuit_state{worker, state}` for the three states, as `(closed, open, half_open)`.
+///
+/// Every transition writes all three gauges, so a snapshot taken after a transition shows the
+/// state the circuit is in (a snapshot resets what it reads).
+pub(crate) fn circuit(snapshot: &Snapshot, worker: &str) -> (f64, f64, f64) {
+    let read = |state| {
+        snapshot.gauge(
+            "worker_circuit_state",
+            &[("worker", worker), ("state", state)],
+        )
+    };
+    (read("closed"), read("open"), read("half_open"))
+}
+
+/// `worker_restarts_total{worker, reason}`.
+pub(crate) fn restarts(snapshot: &Snapshot, worker: &str, reason: &str) -> u64 {
+    snapshot.counter(
+        "worker_restarts_total",
+        &[("worker", worker), ("reason", reason)],
+    )
+}
