@@ -191,3 +191,42 @@ proptest! {
         }
     }
 }
+
+/// A duration literal as users write it, with the duration it must mean.
+fn duration_literal() -> impl Strategy<Value = (String, Duration)> {
+    (1_u64..1_000_000, 0..4_usize).prop_map(|(n, unit)| {
+        let (suffix, duration) = match unit {
+            0 => ("ms", Duration::from_millis(n)),
+            1 => ("s", Duration::from_secs(n)),
+            2 => ("m", Duration::from_secs(n * 60)),
+            _ => ("h", Duration::from_secs(n * 3600)),
+        };
+        (format!("{n}{suffix}"), duration)
+    })
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// The run-time duration parser (configuration overrides) reads every `"<n><unit>"` literal
+    /// as the duration it names: the effective schedule (`worker_info{schedule}`) says so.
+    #[test]
+    fn duration_overrides_mean_what_they_say((literal, duration) in duration_literal()) {
+        let metrics = Metrics::new();
+        let worker = Worker::builder("w").every(Duration::from_secs(1)).handler(|| async {});
+        let built = metrics.build(
+            Host::builder()
+                .worker(worker)
+                .config_env([("WORKER__W__EVERY".to_owned(), literal.clone())]),
+        );
+        prop_assert!(built.is_ok(), "{literal}: {:?}", built.err());
+        let expected = format!("every {}", humantime::format_duration(duration));
+        let info = metrics
+            .snapshot()
+            .series()
+            .into_iter()
+            .find(|s| s.name == "worker_info")
+            .expect("worker_info is registered");
+        prop_assert_eq!(info.labels.get("schedule"), Some(&expected), "{}", literal);
+    }
+}
