@@ -106,6 +106,18 @@ mod tests {
             .to_string()
     }
 
+    /// The next three fire times of a daily 02:30 Berlin job after `start`, in local time.
+    fn daily_at_half_past_two_after(start: SystemTime) -> Vec<String> {
+        let daily = CronSchedule::parse("0 30 2 * * *", "Europe/Berlin").unwrap();
+        let mut at = start;
+        (0..3)
+            .map(|_| {
+                at = daily.next_after(at).unwrap();
+                local(at)
+            })
+            .collect()
+    }
+
     #[test]
     fn reads_seconds_and_zones() {
         let every_five = CronSchedule::parse("0 */5 * * * *", "Europe/Berlin").unwrap();
@@ -121,15 +133,8 @@ mod tests {
     #[test]
     fn spring_forward_runs_the_skipped_time_after_the_gap() {
         // 2026-03-29: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist that day.
-        let daily = CronSchedule::parse("0 30 2 * * *", "Europe/Berlin").unwrap();
-        let mut at = berlin(2026, 3, 28, 12, 0);
-        let mut fired = Vec::new();
-        for _ in 0..3 {
-            at = daily.next_after(at).unwrap();
-            fired.push(local(at));
-        }
         assert_eq!(
-            fired,
+            daily_at_half_past_two_after(berlin(2026, 3, 28, 12, 0)),
             ["03-29 03:00 CEST", "03-30 02:30 CEST", "03-31 02:30 CEST"]
         );
     }
@@ -137,15 +142,8 @@ mod tests {
     #[test]
     fn fall_back_runs_a_repeated_time_once() {
         // 2026-10-25: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice.
-        let daily = CronSchedule::parse("0 30 2 * * *", "Europe/Berlin").unwrap();
-        let mut at = berlin(2026, 10, 24, 12, 0);
-        let mut fired = Vec::new();
-        for _ in 0..3 {
-            at = daily.next_after(at).unwrap();
-            fired.push(local(at));
-        }
         assert_eq!(
-            fired,
+            daily_at_half_past_two_after(berlin(2026, 10, 24, 12, 0)),
             ["10-25 02:30 CEST", "10-26 02:30 CET", "10-27 02:30 CET"]
         );
     }
