@@ -39,6 +39,9 @@ async fn sync_orders(orders: State<Orders>, ctx: Ctx) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         orders.shipped.fetch_add(1, Ordering::Relaxed);
+        // Metrics your code records through the `metrics` facade are served next to the
+        // workers' on the host's `/metrics`.
+        metrics::counter!("orders_shipped_total").increment(1);
     }
     tracing::info!(
         shipped = orders.shipped.load(Ordering::Relaxed),
@@ -96,7 +99,7 @@ async fn main() -> Result<(), worker_core::Error> {
             }
         });
 
-    Host::builder()
+    let host = Host::builder()
         .state(Orders::default())
         .worker(heartbeat)
         .worker(sync_orders)
@@ -106,6 +109,9 @@ async fn main() -> Result<(), worker_core::Error> {
         .worker(cleanup)
         .shutdown_timeout(Duration::from_secs(10))
         .serve(addr)
-        .run()
-        .await
+        .build()?;
+    // Building with `.serve(..)` installed the Prometheus recorder of the `metrics` facade, so
+    // this help text reaches the page.
+    metrics::describe_counter!("orders_shipped_total", "Orders shipped by sync_orders.");
+    host.run().await
 }

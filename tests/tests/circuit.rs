@@ -78,48 +78,48 @@ async fn every_transition_of_the_circuit_breaker() {
     sleep_until(t0, secs(35)).await;
     let phase = metrics.snapshot();
     assert_eq!(circuit(&phase, name), OPEN, "opened at the ratio");
-    assert_results(&phase, name, &[("success", 1)]);
+    assert_results(&phase, name, &[("failure", 2), ("success", 2)]);
 
     // 40, 50 s: skipped while open.
     sleep_until(t0, secs(55)).await;
     let phase = metrics.snapshot();
     assert_eq!(phase.skipped(name, "circuit_open"), 2);
-    assert_results(&phase, name, &[]);
+    assert_results(&phase, name, &[("failure", 2), ("success", 2)]);
 
     // 60 s: the break is over: half-open, and the tick runs as the probe.
     sleep_until(t0, secs(65)).await;
     let phase = metrics.snapshot();
     assert_eq!(circuit(&phase, name), HALF_OPEN);
-    assert_eq!(phase.skipped(name, "circuit_open"), 0);
+    assert_eq!(phase.skipped(name, "circuit_open"), 2);
 
     // 70, 80 s: the probe is out, so these are skipped although a slot is free; at 85 s the
     // probe fails: open again.
     sleep_until(t0, secs(88)).await;
     let phase = metrics.snapshot();
     assert_eq!(circuit(&phase, name), OPEN, "a failed probe opens again");
-    assert_eq!(phase.skipped(name, "circuit_open"), 2);
-    assert_results(&phase, name, &[("failure", 1)]);
+    assert_eq!(phase.skipped(name, "circuit_open"), 4);
+    assert_results(&phase, name, &[("failure", 3), ("success", 2)]);
 
     // 90, 100, 110 s: open (since 85 s); 120 s: the second probe.
     sleep_until(t0, secs(125)).await;
     let phase = metrics.snapshot();
     assert_eq!(circuit(&phase, name), HALF_OPEN);
-    assert_eq!(phase.skipped(name, "circuit_open"), 3);
+    assert_eq!(phase.skipped(name, "circuit_open"), 7);
 
     // 130, 140 s: the probe is out; at 145 s it succeeds: closed.
     sleep_until(t0, secs(148)).await;
     let phase = metrics.snapshot();
     assert_eq!(circuit(&phase, name), CLOSED, "a successful probe closes");
-    assert_eq!(phase.skipped(name, "circuit_open"), 2);
-    assert_results(&phase, name, &[("success", 1)]);
+    assert_eq!(phase.skipped(name, "circuit_open"), 9);
+    assert_results(&phase, name, &[("failure", 3), ("success", 3)]);
 
     // 150 .. 200 s: every tick runs again.
     sleep_until(t0, ms(200_500)).await;
     let stopped = host.stop().await;
     stopped.result.unwrap();
     let phase = metrics.snapshot();
-    assert_eq!(phase.skipped(name, "circuit_open"), 0);
-    assert_results(&phase, name, &[("success", 6)]);
+    assert_eq!(phase.skipped(name, "circuit_open"), 9, "none after closing");
+    assert_results(&phase, name, &[("failure", 3), ("success", 9)]);
 
     assert_eq!(
         runs.starts(),

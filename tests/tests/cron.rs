@@ -97,7 +97,7 @@ async fn after_a_clock_stall_cron_skips_bursts_or_delays_the_missed_fires() {
                 .worker(journaled(cron("delay").missed(Missed::Delay), &delay)),
         )
         .unwrap();
-    let handle = host.shutdown_handle();
+    let handle = host.handle();
     let task = tokio::spawn(host.run_until(std::future::pending()));
     // 12:06, after the 12:05 fire; then the clock jumps 16 minutes at once, to 12:22, as if the
     // process had been suspended through the fires of 12:10, 12:15 and 12:20.

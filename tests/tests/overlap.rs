@@ -77,7 +77,31 @@ async fn queue_runs_one_kept_tick_as_soon_as_the_run_ends_and_skips_the_rest() {
     assert_eq!(runs.max_active(), 1, "a kept tick waits for the run to end");
     let snapshot = metrics.snapshot();
     assert_eq!(snapshot.skipped("queued", "overlap"), 2);
+    assert_eq!(snapshot.skipped("queued", "shutting_down"), 0);
     assert_results(&snapshot, "queued", &[("success", 5)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_tick_that_never_ran_is_counted_as_shutting_down() {
+    let runs = Runs::new();
+    let metrics = Metrics::new();
+    let worker = journaled(
+        Worker::builder("queued")
+            .every(secs(10))
+            .overlap(Overlap::Queue),
+        &runs,
+        first_long,
+    );
+    let host = metrics.build(Host::builder().worker(worker)).unwrap();
+
+    // The tick at 10 s is kept for the end of the first run; the host stops at 15 s.
+    run_for(host, secs(15)).await.result.unwrap();
+
+    let snapshot = metrics.snapshot();
+    assert_eq!(runs.starts(), [secs(0)]);
+    assert_eq!(snapshot.skipped("queued", "shutting_down"), 1);
+    // The first run sees the cancellation and returns `()`: a success.
+    assert_results(&snapshot, "queued", &[("success", 1)]);
 }
 
 #[tokio::test(start_paused = true)]

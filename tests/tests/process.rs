@@ -183,6 +183,10 @@ fn quickstart_serves_valid_metrics_and_stops_gracefully_on_sigterm() {
     });
     assert!(body.contains("# HELP worker_runs_total"));
     assert!(body.contains("# TYPE worker_run_duration_seconds histogram"));
+    // What the quickstart's own code records through the `metrics` facade is on the same page.
+    let body = scrape_until(&mut child, &addr, |body| {
+        counter(body, "orders_shipped_total") >= 1.0
+    });
     let checked = promtool(&body);
     assert!(
         checked.status.success(),

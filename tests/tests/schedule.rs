@@ -244,7 +244,7 @@ async fn after_a_stall(worker: impl worker_core::IntoWorker) -> (Arc<Runs>, comm
     let host = metrics
         .build(Host::builder().state(runs.clone()).worker(worker))
         .unwrap();
-    let handle = host.shutdown_handle();
+    let handle = host.handle();
     let host = tokio::spawn(host.run_until(std::future::pending()));
     tokio::time::sleep(ms(500)).await;
     tokio::time::advance(secs(35)).await;

@@ -11,10 +11,11 @@
 //! cargo bench -p worker-core --bench overhead
 //! ```
 //!
-//! The framework's hosts record into a Prometheus recorder installed globally at the start, with
-//! the buckets `.serve(..)` would configure; the exporter's upkeep (which `.serve(..)` runs every
-//! 5 s) is run by the benchmark at known points and counted where it belongs. No tracing
-//! subscriber is installed.
+//! A Prometheus recorder is installed globally at the start, as `.serve(..)` installs it for the
+//! metrics a service records itself; the hosts keep their workers' series in their own block
+//! of atomics per worker and render them on a scrape, and the benchmark scrapes each host once
+//! per measured window (every 2 s: more often than Prometheus would), inside the window. No
+//! tracing subscriber is installed.
 //!
 //! `OVERHEAD_SAMPLES` (default 5) and `OVERHEAD_WINDOW_MS` (default 2000) shorten a run, for
 //! example under a profiler. The targets are printed as PASS/FAIL, never asserted: a benchmark
@@ -30,15 +31,13 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use worker_core::{
-    Host, IntoWorker as _, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, Worker, worker,
-};
+use worker_core::{Host, IntoWorker as _, Worker, worker};
 
 const PERIOD: Duration = Duration::from_millis(10);
 const CONCURRENCY: [usize; 3] = [1, 100, 1000];
@@ -145,45 +144,28 @@ async fn attribute_tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The Prometheus recorder every host of this benchmark records into, installed globally once,
-/// with the histogram buckets the host itself would configure with `.serve(..)`. The benchmark
-/// keeps its handle to run the exporter's upkeep, which drains recorded histogram samples (and
-/// which `.serve(..)` runs every 5 s in production) at known points.
-fn install_recorder() -> PrometheusHandle {
-    let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("worker_run_duration_seconds".into()),
-            RUN_DURATION_BUCKETS,
-        )
-        .and_then(|builder| {
-            builder.set_buckets_for_metric(
-                Matcher::Full("worker_schedule_lag_seconds".into()),
-                SCHEDULE_LAG_BUCKETS,
-            )
-        })
-        .expect("bucket lists are constant and not empty")
-        .build_recorder();
-    let handle = recorder.handle();
+/// The Prometheus recorder of the `metrics` facade, installed globally once, as a service that
+/// calls `.serve(..)` has it.
+fn install_recorder() {
+    let recorder = PrometheusBuilder::new().build_recorder();
     metrics::set_global_recorder(recorder).expect("no other global recorder in this process");
-    handle
 }
 
 /// A running framework host and what stops it.
 struct RunningHost {
-    stop: worker_core::ShutdownHandle,
+    stop: worker_core::HostHandle,
     join: JoinHandle<Result<(), worker_core::Error>>,
 }
 
 impl RunningHost {
-    /// Builds a host of `workers`, recording into the global Prometheus recorder, and spawns
-    /// `run_until` on the runtime.
+    /// Builds a host of `workers` and spawns `run_until` on the runtime.
     fn start(rt: &Runtime, workers: impl IntoIterator<Item = Worker>) -> Self {
         let host = Host::builder()
             .workers(workers)
             .shutdown_timeout(Duration::from_secs(10))
             .build()
             .expect("the benchmark's host is valid");
-        let stop = host.shutdown_handle();
+        let stop = host.handle();
         let join = rt.spawn(host.run_until(pending()));
         Self { stop, join }
     }
@@ -287,19 +269,18 @@ struct Sample {
 }
 
 /// Measures one window of whatever is running: warms up, then reads process CPU time and the
-/// tick counter around `window`. `upkeep` runs at the end of the warm-up (outside the window)
-/// and at the end of the window (inside it), so the window pays for draining exactly the
-/// histogram samples it recorded.
+/// tick counter around `window`. `scrape` runs at the end of the warm-up (outside the window)
+/// and at the end of the window (inside it), so each window pays for one scrape.
 #[allow(
     clippy::cast_precision_loss,
     reason = "tick counts and nanoseconds of a few seconds fit an f64 exactly enough"
 )]
-fn sample_cpu(window: Duration, upkeep: &dyn Fn()) -> Sample {
+fn sample_cpu(window: Duration, scrape: &dyn Fn()) -> Sample {
     thread::sleep(WARM_UP);
-    upkeep();
+    scrape();
     let (cpu, ticks, wall) = (cpu_time(), TICKS.load(Ordering::Relaxed), Instant::now());
     thread::sleep(window);
-    upkeep();
+    scrape();
     let ticks = TICKS.load(Ordering::Relaxed) - ticks;
     let cpu = cpu_time().saturating_sub(cpu);
     let wall = wall.elapsed();
@@ -340,12 +321,7 @@ fn summarize(samples: &[Sample]) -> Sample {
 
 /// Alternates bare and framework samples, each on a freshly started set of tasks, so a change
 /// in machine speed during the run (a noisy neighbour on a VM) hits both variants alike.
-fn measure_cpu(
-    rt: &Runtime,
-    prometheus: &PrometheusHandle,
-    settings: Settings,
-    n: usize,
-) -> CpuRow {
+fn measure_cpu(rt: &Runtime, settings: Settings, n: usize) -> CpuRow {
     let mut bare = Vec::with_capacity(settings.samples);
     let mut framework = Vec::with_capacity(settings.samples);
     for _ in 0..settings.samples {
@@ -354,7 +330,9 @@ fn measure_cpu(
         stop_bare(rt, tasks);
 
         let host = RunningHost::start(rt, ticking_workers(n));
-        framework.push(sample_cpu(settings.window, &|| prometheus.run_upkeep()));
+        framework.push(sample_cpu(settings.window, &|| {
+            std::hint::black_box(host.stop.render_metrics());
+        }));
         host.shut_down(rt);
     }
     CpuRow {
@@ -407,14 +385,10 @@ fn per_task(before: isize, after: isize, tasks: usize) -> f64 {
 struct Memory {
     bare: f64,
     framework: f64,
-    /// The framework before the exporter's first upkeep.
-    before_upkeep: f64,
 }
 
-/// Live bytes per idle task, bare and framework. The exporter's upkeep runs before the
-/// framework's reading, as `.serve(..)` would have run it within 5 s: it gives every histogram
-/// its bucket storage.
-fn measure_memory(rt: &Runtime, prometheus: &PrometheusHandle) -> Memory {
+/// Live bytes per idle task, bare and framework.
+fn measure_memory(rt: &Runtime) -> Memory {
     COUNTING.store(true, Ordering::SeqCst);
     thread::sleep(Duration::from_millis(100));
 
@@ -433,17 +407,11 @@ fn measure_memory(rt: &Runtime, prometheus: &PrometheusHandle) -> Memory {
     let before = live_bytes();
     let host = RunningHost::start(rt, idle_workers(IDLE_WORKERS));
     wait_until_parked(rt, IDLE_WORKERS);
-    let before_upkeep = per_task(before, live_bytes(), IDLE_WORKERS);
-    prometheus.run_upkeep();
     let framework = per_task(before, live_bytes(), IDLE_WORKERS);
     host.shut_down(rt);
 
     COUNTING.store(false, Ordering::SeqCst);
-    Memory {
-        bare,
-        framework,
-        before_upkeep,
-    }
+    Memory { bare, framework }
 }
 
 /// Median shutdown time of 10,000 idle workers: (bare, framework).
@@ -503,7 +471,7 @@ fn millis(d: Duration) -> f64 {
 
 fn main() {
     let settings = Settings::from_env();
-    let prometheus = install_recorder();
+    install_recorder();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -526,12 +494,12 @@ fn main() {
     let rows: Vec<CpuRow> = CONCURRENCY
         .iter()
         .map(|&n| {
-            let row = measure_cpu(&rt, &prometheus, settings, n);
+            let row = measure_cpu(&rt, settings, n);
             eprintln!("  measured CPU at {n} workers");
             row
         })
         .collect();
-    let memory = measure_memory(&rt, &prometheus);
+    let memory = measure_memory(&rt);
     eprintln!("  measured idle memory");
     let (bare_shutdown, framework_shutdown) = measure_shutdown(&rt);
     eprintln!("  measured shutdown");
@@ -560,11 +528,6 @@ fn main() {
         memory.bare,
         memory.framework,
         memory.framework / memory.bare
-    );
-    println!(
-        "  (framework before the exporter's first upkeep, which allocates histogram storage: \
-         {:.0} B/worker)",
-        memory.before_upkeep
     );
     println!();
     println!(

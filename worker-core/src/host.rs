@@ -9,17 +9,20 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::Clock;
 use crate::config;
 use crate::error::{BoxError, Error, Kind};
-use crate::metrics::{self, Clock, WorkerMetrics};
+use crate::handle::HostHandle;
 use crate::scope::{Ctx, Registry, WorkerEnv};
 use crate::spec::Checked;
+use crate::status::{Board, Tracked};
+use crate::stop::Stop;
 use crate::supervisor::{HostLink, Launch};
 use crate::worker::{IntoWorker, Supervisor, Worker};
 
@@ -157,9 +160,10 @@ impl HostBuilder {
 
     /// Serves `/metrics` (Prometheus text format) on `addr`, such as `"127.0.0.1:9464"`.
     ///
-    /// The host installs a Prometheus recorder as the process's global `metrics` recorder, so
-    /// metrics your own code records appear on the same page; if another global recorder is
-    /// already installed, the host's metrics get a recorder of their own.
+    /// [`build`](Self::build) then installs a Prometheus recorder as the process's global
+    /// `metrics` recorder, so metrics your own code records with `metrics::counter!` and friends
+    /// appear on the same page, after the workers' series; describe them once the host is built.
+    /// When another global recorder is installed already, the page has the workers' series only.
     pub fn serve(mut self, addr: impl ToSocketAddrs + fmt::Display) -> Self {
         let shown = addr.to_string();
         self.serve = Some(
@@ -215,8 +219,8 @@ impl HostBuilder {
             }
             checked.push((spec, launch));
         }
-        let (listener, prometheus, recorder) = match serve {
-            None => (None, None, None),
+        let (listener, prometheus) = match serve {
+            None => (None, None),
             Some(addr) => {
                 let (shown, addrs) = addr?;
                 let listener = std::net::TcpListener::bind(&*addrs)
@@ -227,39 +231,35 @@ impl HostBuilder {
                             source,
                         })
                     })?;
-                let (handle, recorder) = install_prometheus();
-                (Some(listener), Some(handle), recorder)
+                (Some(listener), install_prometheus())
             }
         };
         let registry = Arc::new(registry);
-        let register = || {
-            metrics::describe();
-            checked
-                .into_iter()
-                .map(|(checked, launch)| {
-                    let schedule = checked.trigger.to_string();
-                    let metrics = WorkerMetrics::register(&checked.spec.name, &schedule);
-                    Prepared {
-                        env: Arc::new(WorkerEnv {
-                            name: checked.spec.name.clone(),
-                            registry: registry.clone(),
-                        }),
-                        metrics,
-                        checked,
-                        launch,
-                    }
-                })
-                .collect::<Vec<_>>()
-        };
-        let workers = match &recorder {
-            Some(recorder) => ::metrics::with_local_recorder(recorder, register),
-            None => register(),
-        };
+        let workers: Vec<Prepared> = checked
+            .into_iter()
+            .map(|(checked, launch)| Prepared {
+                env: Arc::new(WorkerEnv {
+                    name: checked.spec.name.clone(),
+                    registry: registry.clone(),
+                    stop: Stop::default(),
+                }),
+                tracked: Arc::new(Tracked::new(
+                    &checked.spec.name,
+                    &checked.trigger.to_string(),
+                )),
+                checked,
+                launch,
+            })
+            .collect();
+        let board = Arc::new(Board::new(
+            workers.iter().map(|w| w.tracked.clone()).collect(),
+            prometheus,
+        ));
         Ok(Host {
             workers,
+            board,
             shutdown_timeout,
             listener,
-            prometheus,
             start_time,
             shutdown: CancellationToken::new(),
         })
@@ -282,34 +282,19 @@ impl fmt::Debug for HostBuilder {
     }
 }
 
-/// Installs a Prometheus recorder with the histogram buckets of [`metrics`] as the global
-/// recorder; gives it back when another global recorder is already installed.
-fn install_prometheus() -> (
-    PrometheusHandle,
-    Option<metrics_exporter_prometheus::PrometheusRecorder>,
-) {
-    let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("worker_run_duration_seconds".into()),
-            metrics::RUN_DURATION_BUCKETS,
-        )
-        .and_then(|builder| {
-            builder.set_buckets_for_metric(
-                Matcher::Full("worker_schedule_lag_seconds".into()),
-                metrics::SCHEDULE_LAG_BUCKETS,
-            )
-        })
-        .expect("bucket lists are constant and not empty")
-        .build_recorder();
+/// Installs a Prometheus recorder as the global `metrics` recorder, so metrics that user code
+/// records are served next to the workers'; a recorder that is already installed is left alone.
+fn install_prometheus() -> Option<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    match ::metrics::set_global_recorder(recorder) {
-        Ok(()) => (handle, None),
-        Err(err) => {
-            tracing::info!(
-                "a global metrics recorder is already installed; the host keeps its own"
-            );
-            (handle, Some(err.into_inner()))
-        }
+    if ::metrics::set_global_recorder(recorder).is_ok() {
+        Some(handle)
+    } else {
+        tracing::info!(
+            "a global metrics recorder is already installed; /metrics serves the workers' \
+             series only"
+        );
+        None
     }
 }
 
@@ -317,15 +302,15 @@ struct Prepared {
     checked: Checked,
     launch: Box<dyn FnOnce(Launch) -> Supervisor + Send>,
     env: Arc<WorkerEnv>,
-    metrics: WorkerMetrics,
+    tracked: Arc<Tracked>,
 }
 
 /// Runs workers until shutdown. Made by [`Host::builder`].
 pub struct Host {
     workers: Vec<Prepared>,
+    board: Arc<Board>,
     shutdown_timeout: Duration,
     listener: Option<std::net::TcpListener>,
-    prometheus: Option<PrometheusHandle>,
     start_time: Option<SystemTime>,
     shutdown: CancellationToken,
 }
@@ -343,12 +328,11 @@ impl Host {
         }
     }
 
-    /// A handle that stops this host from anywhere, for embedding and tests.
+    /// A handle to this host that works from anywhere, before and while it runs: stop it, read
+    /// its metrics. Cloning is cheap.
     #[must_use]
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            token: self.shutdown.clone(),
-        }
+    pub fn handle(&self) -> HostHandle {
+        HostHandle::new(self.shutdown.clone(), self.board.clone())
     }
 
     /// The address `/metrics` is served on, once bound (useful with port 0).
@@ -362,14 +346,14 @@ impl Host {
         self.workers.iter().map(|p| &*p.env.name)
     }
 
-    /// Runs every worker until SIGINT (Ctrl+C) or SIGTERM, or until a [`ShutdownHandle`] is
+    /// Runs every worker until SIGINT (Ctrl+C) or SIGTERM, or until a [`HostHandle`] is
     /// used, then stops gracefully; see [`Host::run_until`].
     pub async fn run(self) -> Result<(), Error> {
         let signals = Signals::install()?;
         self.run_until(signals.recv()).await
     }
 
-    /// Runs every worker until `signal` completes or a [`ShutdownHandle`] is used, then stops:
+    /// Runs every worker until `signal` completes or a [`HostHandle`] is used, then stops:
     /// no new runs start, every in-flight run's cancellation token is cancelled, and the host
     /// waits up to the shutdown timeout for them to end.
     ///
@@ -379,16 +363,15 @@ impl Host {
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let Self {
             workers,
+            board,
             shutdown_timeout,
             listener,
-            prometheus,
             start_time,
             shutdown,
         } = self;
-        let root = CancellationToken::new();
         let server = CancellationToken::new();
-        if let (Some(listener), Some(prometheus)) = (listener, prometheus) {
-            serve(listener, prometheus, &server)?;
+        if let Some(listener) = listener {
+            serve(listener, board, &server)?;
         }
         let started = Instant::now();
         let clock = Clock::starting_at(start_time.unwrap_or_else(SystemTime::now));
@@ -397,12 +380,13 @@ impl Host {
             report: Arc::default(),
         };
         let tracker = TaskTracker::new();
+        let envs: Vec<Arc<WorkerEnv>> = workers.iter().map(|w| w.env.clone()).collect();
         let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
         for Prepared {
             checked,
             launch,
             env,
-            metrics,
+            tracked,
         } in workers
         {
             log_worker(&checked);
@@ -410,8 +394,7 @@ impl Host {
             let supervisor = launch(Launch {
                 env,
                 checked,
-                metrics,
-                token: root.child_token(),
+                tracked,
                 started,
                 clock,
                 host: link.clone(),
@@ -429,7 +412,9 @@ impl Host {
             timeout = %humantime::format_duration(shutdown_timeout),
             "stopping: no new runs start, in-flight runs are cancelled"
         );
-        root.cancel();
+        for env in &envs {
+            env.stop.stop();
+        }
         let stopped = tokio::time::timeout(shutdown_timeout, tracker.wait()).await;
         let report = std::mem::take(
             &mut *link
@@ -534,7 +519,7 @@ fn log_worker(Checked { spec, trigger }: &Checked) {
 
 fn serve(
     listener: std::net::TcpListener,
-    prometheus: PrometheusHandle,
+    board: Arc<Board>,
     stop: &CancellationToken,
 ) -> Result<(), Error> {
     let addr = listener
@@ -547,18 +532,19 @@ fn serve(
         })
     })?;
     tracing::info!("serving metrics on http://{addr}/metrics");
-    let upkeep = prometheus.clone();
-    let stop_upkeep = stop.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                () = stop_upkeep.cancelled() => break,
-                _ = every.tick() => upkeep.run_upkeep(),
+    if let Some(prometheus) = board.prometheus().cloned() {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = every.tick() => prometheus.run_upkeep(),
+                }
             }
-        }
-    });
-    let app = crate::http::router(prometheus);
+        });
+    }
+    let app = crate::http::router(board);
     let stop = stop.clone();
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -569,19 +555,6 @@ fn serve(
         }
     });
     Ok(())
-}
-
-/// Stops a running [`Host`] from anywhere. Cloning is cheap.
-#[derive(Debug, Clone)]
-pub struct ShutdownHandle {
-    token: CancellationToken,
-}
-
-impl ShutdownHandle {
-    /// Asks the host to stop gracefully; returns at once.
-    pub fn shutdown(&self) {
-        self.token.cancel();
-    }
 }
 
 /// SIGINT and SIGTERM, installed before any worker starts so a failure surfaces at once.

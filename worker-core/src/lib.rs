@@ -44,17 +44,20 @@
 //! | `worker_runs_total` | counter | `worker`, `result` (`success`, `failure`, `panic`, `timeout`, `cancelled`) |
 //! | `worker_run_duration_seconds` | histogram, 5 ms to 1 h | `worker`, `result` |
 //! | `worker_run_retries_total` | counter | `worker` |
-//! | `worker_runs_skipped_total` | counter | `worker`, `reason` (`overlap`, `missed`, `circuit_open`, `restarting`) |
+//! | `worker_runs_skipped_total` | counter | `worker`, `reason` (`overlap`, `missed`, `circuit_open`, `restarting`, `paused`, `shutting_down`) |
 //! | `worker_schedule_lag_seconds` | histogram | `worker` |
 //! | `worker_run_active` | gauge: runs in progress | `worker` |
 //! | `worker_last_success_timestamp_seconds` | gauge | `worker` |
 //! | `worker_next_run_timestamp_seconds` | gauge | `worker` |
 //! | `worker_restarts_total` | counter | `worker`, `reason` (`panic`, `crash`) |
-//! | `worker_state` | gauge, one series per state | `worker`, `state` (`starting`, `idle`, `running`, `backoff`, `failed`, `stopped`) |
+//! | `worker_state` | gauge, one series per state | `worker`, `state` (`starting`, `idle`, `running`, `backoff`, `paused`, `stale`, `failed`, `stopped`) |
 //! | `worker_circuit_state` | gauge, one series per state | `worker`, `state` (`closed`, `open`, `half_open`) |
 //! | `worker_info` | gauge, always 1 | `worker`, `schedule` |
 //!
-//! Every series exists, at zero, as soon as the host is built.
+//! Every series exists, at zero, as soon as the host is built. The host keeps them itself, in one
+//! block of atomics per worker, and serves them with [`HostBuilder::serve`] or renders them with
+//! [`HostHandle::render_metrics`]; metrics your own code records through the `metrics` facade are
+//! served on the same page when `.serve(..)` installed its recorder.
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -63,10 +66,12 @@
 )]
 
 mod circuit;
+mod clock;
 pub mod config;
 pub mod cron;
 mod error;
 mod extract;
+mod handle;
 mod handler;
 mod host;
 mod http;
@@ -76,15 +81,18 @@ mod run;
 mod schedule;
 mod scope;
 mod spec;
+mod status;
+mod stop;
 mod supervisor;
 mod worker;
 
 pub use crate::circuit::CircuitBreaker;
 pub use crate::error::{BoxError, Error};
 pub use crate::extract::{FromScope, IntoRunResult, Scoped, State};
+pub use crate::handle::HostHandle;
 pub use crate::handler::{Handler, Requirement};
-pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder, ShutdownHandle};
-pub use crate::metrics::{Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS};
+pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder};
+pub use crate::metrics::{Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, WorkerState};
 pub use crate::retry::{BackoffKind, Permanent};
 pub use crate::schedule::{Missed, Overlap};
 pub use crate::scope::{Ctx, Registry, Scope};

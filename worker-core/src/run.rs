@@ -2,6 +2,7 @@
 //! a `worker.run` span per attempt, and the run's metrics.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,18 +10,38 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use tokio::time::{Instant, sleep};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::clock::Clock;
 use crate::error::{BoxError, Chain};
 use crate::handler::Body;
-use crate::metrics::{Clock, Outcome, WorkerMetrics, WorkerState};
+use crate::metrics::{Outcome, WorkerMetrics, WorkerState};
 use crate::retry::{Permanent, backoff};
 use crate::scope::{Ctx, Scope, WorkerEnv};
 use crate::spec::Spec;
 
-/// Run ids are unique within the process, so a log line or span names exactly one run.
+/// Run ids are unique within the process, so a log line or span names exactly one run. Each
+/// thread takes them from the shared counter in blocks: one counter bumped by every run on every
+/// thread would bounce its cache line between cores.
 static RUN_IDS: AtomicU64 = AtomicU64::new(1);
+const RUN_ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// The next id this thread hands out, and the end of its block.
+    static THREAD_RUN_IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+fn next_run_id() -> u64 {
+    THREAD_RUN_IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            next = RUN_IDS.fetch_add(RUN_ID_BLOCK, Ordering::Relaxed);
+            end = next + RUN_ID_BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
+}
 
 /// How one attempt ended.
 enum Attempt {
@@ -39,17 +60,20 @@ pub(crate) struct Runner<'a, B> {
     pub(crate) clock: Clock,
     /// The `trigger` field of the run's spans.
     pub(crate) trigger: &'static str,
+    /// `spec.timeout`, kept next to the other fields every run reads.
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl<B: Body> Runner<'_, B> {
-    /// One run: attempts until one succeeds, panics, is cancelled, fails permanently, or retries
-    /// run out. `token` is the worker's: runs are only ever cancelled with their worker.
-    pub(crate) async fn run(&self, token: &CancellationToken, scheduled: Instant) -> Outcome {
+    /// One run, started at `started`: attempts until one succeeds, panics, is cancelled, fails
+    /// permanently, or retries run out. Runs are only ever cancelled with their worker. Returns
+    /// how the run ended and when.
+    pub(crate) async fn run(&self, scheduled: Instant, started: Instant) -> (Outcome, Instant) {
         let Self {
             env, spec, metrics, ..
         } = self;
-        let run_id = RUN_IDS.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
+        let token = env.stop.token();
+        let run_id = next_run_id();
         let mut aborted = Aborted {
             metrics,
             started,
@@ -65,7 +89,7 @@ impl<B: Body> Runner<'_, B> {
                 trigger = self.trigger,
                 result = tracing::field::Empty,
             );
-            let ctx = Ctx::new(Arc::clone(env), run_id, attempt, scheduled, token.clone());
+            let ctx = Ctx::new(Arc::clone(env), run_id, attempt, scheduled);
             let result = self.attempt(Scope::new(ctx)).instrument(span.clone()).await;
             let entered = span.enter();
             let outcome = match &result {
@@ -87,7 +111,7 @@ impl<B: Body> Runner<'_, B> {
             let delay = backoff(spec.backoff_kind, spec.backoff, spec.backoff_max, attempt);
             tracing::info!(delay = %humantime::format_duration(delay), "retrying");
             drop(entered);
-            metrics.retries.increment(1);
+            metrics.retried();
             metrics.set_state(WorkerState::Backoff);
             tokio::select! {
                 biased;
@@ -101,16 +125,16 @@ impl<B: Body> Runner<'_, B> {
         let ended = Instant::now();
         metrics.finished(outcome, ended - started);
         if outcome == Outcome::Success {
-            metrics.last_success.set(self.clock.unix_seconds(ended));
+            metrics.set_last_success(self.clock.unix_seconds(ended));
         }
-        outcome
+        (outcome, ended)
     }
 
     /// One attempt, with its timeout, catching panics. The scope is dropped before this returns,
     /// whatever happened, which tears down the attempt's scoped resources.
     async fn attempt(&self, scope: Scope) -> Attempt {
         let call = AssertUnwindSafe(self.body.call(scope)).catch_unwind();
-        let result = match self.spec.timeout {
+        let result = match self.timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
                 Ok(result) => result,
                 Err(_) => return Attempt::Timeout(limit),
@@ -138,8 +162,8 @@ impl Drop for Aborted<'_> {
         if self.armed {
             let metrics = self.metrics;
             metrics.finished(Outcome::Cancelled, self.started.elapsed());
-            metrics.active.set(0.0);
-            metrics.next_run.set(0.0);
+            metrics.set_active(0);
+            metrics.set_next_run(0.0);
             metrics.set_state(WorkerState::Stopped);
         }
     }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::cron::CronSchedule;
-use crate::metrics::Clock;
 use crate::spec::Trigger;
 
 /// What a schedule does with ticks that could not run on time (`missed`): the host woke up too

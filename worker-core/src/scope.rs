@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BoxError;
 use crate::extract::{Scoped, State};
+use crate::stop::Stop;
 
 type AnyArc = Arc<dyn Any + Send + Sync>;
 type Create =
@@ -85,23 +86,24 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// What every attempt of one worker shares: its name and the host's registry.
+/// What every attempt of one worker shares: its name, the host's registry, and the signal that
+/// stops the worker (with the host, or when the worker escalates).
 pub(crate) struct WorkerEnv {
     pub(crate) name: Arc<str>,
     pub(crate) registry: Arc<Registry>,
+    pub(crate) stop: Stop,
 }
 
 /// The context of one attempt of one run: who is running, which run and attempt this is, when it
 /// was scheduled, and whether the host asked it to stop.
 ///
-/// Take it as a worker argument (`ctx: Ctx`). Cloning is cheap (two reference counts).
+/// Take it as a worker argument (`ctx: Ctx`). Cloning is cheap (a reference count).
 #[derive(Clone)]
 pub struct Ctx {
     env: Arc<WorkerEnv>,
     run_id: u64,
     attempt: u32,
     scheduled_at: Instant,
-    token: CancellationToken,
 }
 
 impl Ctx {
@@ -110,14 +112,12 @@ impl Ctx {
         run_id: u64,
         attempt: u32,
         scheduled_at: Instant,
-        token: CancellationToken,
     ) -> Self {
         Self {
             env,
             run_id,
             attempt,
             scheduled_at,
-            token,
         }
     }
 
@@ -130,14 +130,9 @@ impl Ctx {
         let env = WorkerEnv {
             name: worker.into(),
             registry: Arc::new(Registry::new()),
+            stop: Stop::default(),
         };
-        Self::new(
-            Arc::new(env),
-            0,
-            1,
-            Instant::now(),
-            CancellationToken::new(),
-        )
+        Self::new(Arc::new(env), 0, 1, Instant::now())
     }
 
     /// The worker's name, as in the `worker` metric label.
@@ -170,20 +165,20 @@ impl Ctx {
     /// body that returns `Ok` counts as a `success`, cancelled or not.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.token.is_cancelled()
+        self.env.stop.token().is_cancelled()
     }
 
     /// Completes when the host asks this run to stop.
     ///
     /// Cancellation safe: dropping it before it completes loses nothing.
     pub async fn cancelled(&self) {
-        self.token.cancelled().await;
+        self.env.stop.token().cancelled().await;
     }
 
     /// The run's cancellation token, to hand to libraries or child tasks.
     #[must_use]
     pub fn cancellation_token(&self) -> &CancellationToken {
-        &self.token
+        self.env.stop.token()
     }
 
     /// Shared state registered on the host builder, if any of type `T` was.

@@ -15,13 +15,16 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{Admit, Breaker};
+use crate::clock::Clock;
 use crate::handler::Body;
-use crate::metrics::{Clock, Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
+use crate::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
 use crate::retry::BackoffKind;
 use crate::run::{Runner, panic_message};
 use crate::schedule::{Missed, Overlap, Ticker};
 use crate::scope::WorkerEnv;
 use crate::spec::{Checked, DEFAULT_BACKOFF_MAX, Spec};
+use crate::status::Tracked;
+use crate::stop::Stop;
 
 /// What happens when a worker panics more than `max_restarts` times within `restart_window`
 /// (`escalate`).
@@ -76,9 +79,7 @@ impl HostLink {
 pub(crate) struct Launch {
     pub(crate) env: Arc<WorkerEnv>,
     pub(crate) checked: Checked,
-    pub(crate) metrics: WorkerMetrics,
-    /// The worker's token, a child of the host's.
-    pub(crate) token: CancellationToken,
+    pub(crate) tracked: Arc<Tracked>,
     pub(crate) started: Instant,
     pub(crate) clock: Clock,
     pub(crate) host: HostLink,
@@ -97,12 +98,12 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
     let Launch {
         env,
         checked: Checked { spec, trigger },
-        metrics,
-        token,
+        tracked,
         started,
         clock,
         host,
     } = launch;
+    let metrics = &tracked.metrics;
     if !spec.enabled {
         tracing::info!(worker = %env.name, "worker disabled by configuration");
         metrics.set_state(WorkerState::Stopped);
@@ -112,9 +113,10 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
         body: &body,
         env: &env,
         spec: &spec,
-        metrics: &metrics,
+        metrics,
         clock,
         trigger: "schedule",
+        timeout: spec.timeout,
     };
     let mut state = Loop {
         ticker: Ticker::new(&trigger, started, spec.after, clock),
@@ -125,11 +127,11 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
         jitter: None,
         active: 0,
     };
-    // Cancelled with the worker (shutdown) or by its own escalation.
-    let runs = token.child_token();
+    // Stopped with the host (shutdown) or by the worker's own escalation.
+    let stop = &env.stop;
     metrics.set_state(WorkerState::Idle);
     let end = loop {
-        match AssertUnwindSafe(state.run(&runner, &runs, &host))
+        match AssertUnwindSafe(state.run(&runner, stop, &host))
             .catch_unwind()
             .await
         {
@@ -150,7 +152,7 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
             }
         }
     };
-    metrics.next_run.set(0.0);
+    metrics.set_next_run(0.0);
     match end {
         End::Stopped => {
             metrics.set_state(WorkerState::Stopped);
@@ -181,62 +183,66 @@ impl Loop {
         clippy::too_many_lines,
         reason = "one select loop over the run slots it pins; split, the slots would have to travel"
     )]
-    async fn run<B: Body>(
-        &mut self,
-        runner: &Runner<'_, B>,
-        runs: &CancellationToken,
-        host: &HostLink,
-    ) -> End {
+    async fn run<B: Body>(&mut self, runner: &Runner<'_, B>, stop: &Stop, host: &HostLink) -> End {
         let spec = runner.spec;
         let metrics = runner.metrics;
-        let limit = spec.overlap.limit();
+        // Copied out of `spec`, which lies elsewhere in this future: reading them every tick from
+        // there costs a cache miss each when a thousand workers share the caches.
+        let (missed, overlap, jitter) = (spec.missed, spec.overlap, spec.jitter);
+        let limit = overlap.limit();
         // One run at a time (the default) lives in a reused slot; `allow(n)` needs a set.
         let mut single = pin!(Fuse::terminated());
         let mut many = FuturesUnordered::new();
         let mut sleep = pin!(sleep_until(Instant::now()));
+        // The deadline `sleep` is set to, if it has not fired yet: resetting a timer re-registers
+        // it with the runtime's timer wheel, so it is only reset when the deadline changes.
+        let mut armed = None;
+        let mut stopped = pin!(stop.stopped());
         let mut shown_next = None;
         let mut failed = false;
         // A macro rather than a closure: it needs `single` and `many`, which the loop also polls.
         macro_rules! start {
             ($this:expr, $scheduled:expr, $now:expr) => {{
                 let scheduled: Instant = $scheduled;
-                metrics
-                    .lag
-                    .record($now.saturating_duration_since(scheduled).as_secs_f64());
+                metrics.started($now.saturating_duration_since(scheduled));
                 if $this.active == 0 {
                     metrics.set_state(WorkerState::Running);
                 }
                 $this.active += 1;
-                metrics.active.set(count($this.active));
+                metrics.set_active($this.active);
                 if limit == 1 {
-                    single.set(runner.run(runs, scheduled).fuse());
+                    single.set(runner.run(scheduled, $now).fuse());
                 } else {
-                    many.push(Box::pin(runner.run(runs, scheduled)));
+                    many.push(Box::pin(runner.run(scheduled, $now)));
                 }
             }};
         }
         loop {
-            let wake = self.wake_at(spec.jitter);
+            let wake = self.wake_at(jitter);
             if wake != shown_next {
                 let unix = wake.map_or(0.0, |at| runner.clock.unix_seconds(at));
-                metrics.next_run.set(unix);
+                metrics.set_next_run(unix);
                 shown_next = wake;
             }
-            if let Some(at) = wake {
+            if let Some(at) = wake
+                && armed != Some(at)
+            {
                 sleep.as_mut().reset(at);
+                armed = Some(at);
             }
             // `burst` and `delay` keep a tick that finds no free run slot for when one frees up.
-            let defer = spec.missed != Missed::Skip && self.active >= limit;
-            let ended = tokio::select! {
+            let defer = missed != Missed::Skip && self.active >= limit;
+            let (ended, now) = tokio::select! {
                 biased;
-                () = runs.cancelled() => break,
+                () = &mut stopped => break,
                 outcome = &mut single, if !single.is_terminated() => outcome,
                 Some(outcome) = many.next(), if !many.is_empty() => outcome,
                 () = &mut sleep, if wake.is_some() && !defer => {
+                    armed = None;
                     let now = Instant::now();
-                    if let Some(fired) = self.ticker.fire(now, spec.missed) {
+                    if let Some(fired) = self.ticker.fire(now, missed) {
                         metrics.skipped(SkipReason::Missed, fired.missed);
-                        match self.offer(spec, metrics, now) {
+                        match self.offer(overlap, metrics, now) {
                             Offer::Start => start!(self, fired.scheduled, now),
                             Offer::Kept => self.pending = Some(fired.scheduled),
                             Offer::Skipped(reason) => metrics.skipped(reason, 1),
@@ -247,13 +253,12 @@ impl Loop {
                 }
             };
             self.active -= 1;
-            metrics.active.set(count(self.active));
-            let now = Instant::now();
+            metrics.set_active(self.active);
             self.ticker.run_ended(now);
             if self.after_run(ended, now, spec, metrics) {
                 escalate(spec, host);
                 failed = true;
-                runs.cancel();
+                stop.stop();
                 break;
             }
             if self.active == 0
@@ -271,6 +276,17 @@ impl Loop {
                 metrics.set_state(WorkerState::Idle);
             }
         }
+        // Triggers that were due or kept but never ran are dropped, and counted.
+        let now = Instant::now();
+        let due = match self.ticker.due() {
+            Some(due) if due <= now && !failed => self
+                .ticker
+                .fire(now, Missed::Skip)
+                .map_or(0, |f| f.missed + 1),
+            _ => 0,
+        };
+        let kept = u64::from(self.pending.take().is_some());
+        metrics.skipped(SkipReason::ShuttingDown, due + kept);
         // Stopping: no new runs; the runs in progress see their token cancelled and get the
         // worker's stop budget (or the host's deadline) to end.
         let drain = async {
@@ -294,7 +310,7 @@ impl Loop {
         }
         // Every run has ended or was aborted (and counted as cancelled).
         self.active = 0;
-        metrics.active.set(0.0);
+        metrics.set_active(0);
         if failed { End::Failed } else { End::Stopped }
     }
 
@@ -317,21 +333,21 @@ impl Loop {
     }
 
     /// What a tick at `now` does.
-    fn offer(&mut self, spec: &Spec, metrics: &WorkerMetrics, now: Instant) -> Offer {
+    fn offer(&mut self, overlap: Overlap, metrics: &WorkerMetrics, now: Instant) -> Offer {
         if let Some(resume) = self.resume_at {
             if now < resume {
                 return Offer::Skipped(SkipReason::Restarting);
             }
             self.resume_at = None;
         }
-        if self.active < spec.overlap.limit() {
+        if self.active < overlap.limit() {
             return if self.admit(metrics, now) {
                 Offer::Start
             } else {
                 Offer::Dropped
             };
         }
-        if spec.overlap == Overlap::Queue && self.pending.is_none() {
+        if overlap == Overlap::Queue && self.pending.is_none() {
             return Offer::Kept;
         }
         Offer::Skipped(SkipReason::Overlap)
@@ -420,11 +436,6 @@ enum Offer {
     Skipped(SkipReason),
     /// Refused by the circuit breaker, which counted it.
     Dropped,
-}
-
-#[allow(clippy::cast_precision_loss, reason = "run counts are far below 2^52")]
-fn count(runs: usize) -> f64 {
-    runs as f64
 }
 
 fn escalate(spec: &Spec, host: &HostLink) {

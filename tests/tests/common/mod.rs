@@ -1,5 +1,5 @@
 //! Helpers shared by the behaviour tests: running a host on the paused clock, a journal of runs,
-//! and a readable view of the `metrics` debugging recorder.
+//! and a reader of the host's metrics page.
 #![allow(
     dead_code,
     reason = "every test binary includes this module and uses a different part of it"
@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use metrics_util::MetricKind;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use std::sync::OnceLock;
+
 use tokio::time::Instant;
-use worker_core::{Ctx, Error, Host, HostBuilder};
+use worker_core::{Ctx, Error, Host, HostBuilder, HostHandle};
 
 /// `n` milliseconds.
 pub(crate) const fn ms(n: u64) -> Duration {
@@ -39,7 +39,7 @@ pub(crate) struct Stopped {
 ///
 /// End `period` between ticks (say 3600.5 s) so no run starts in the same instant as shutdown.
 pub(crate) async fn run_for(host: Host, period: Duration) -> Stopped {
-    let handle = host.shutdown_handle();
+    let handle = host.handle();
     let host = tokio::spawn(host.run_until(std::future::pending()));
     tokio::time::sleep(period).await;
     handle.shutdown();
@@ -158,48 +158,32 @@ impl Drop for Active<'_> {
     }
 }
 
-/// A `metrics` debugging recorder that a host's metric handles are bound to.
+/// Reads a host's metrics the way Prometheus does: from the page its handle renders.
 pub(crate) struct Metrics {
-    recorder: DebuggingRecorder,
+    handle: OnceLock<HostHandle>,
 }
 
 impl Metrics {
     pub(crate) fn new() -> Self {
         Self {
-            recorder: DebuggingRecorder::new(),
+            handle: OnceLock::new(),
         }
     }
 
-    /// Builds the host with this recorder as the local recorder, so its handles bind to it.
+    /// Builds the host and keeps its handle, to read its metrics while it runs and after.
     pub(crate) fn build(&self, builder: HostBuilder) -> Result<Host, Error> {
-        metrics::with_local_recorder(&self.recorder, || builder.build())
+        let host = builder.build()?;
+        assert!(
+            self.handle.set(host.handle()).is_ok(),
+            "one `Metrics` per host"
+        );
+        Ok(host)
     }
 
-    /// The values now. Reading resets counters and gauges to zero and empties histograms, so
-    /// take one snapshot per phase of a test.
+    /// The values now. Counters and histograms are cumulative since the host was built.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let series = self
-            .recorder
-            .snapshotter()
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(key, unit, description, value)| {
-                let kind = key.kind();
-                let (_, key) = key.into_parts();
-                let labels = key
-                    .labels()
-                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                    .collect();
-                let series = Series {
-                    name: key.name().to_owned(),
-                    labels,
-                };
-                let described = description.is_some() || unit.is_some();
-                (series, (kind, value, described))
-            })
-            .collect();
-        Snapshot(series)
+        let handle = self.handle.get().expect("`Metrics::build` was called");
+        Snapshot::parse(&handle.render_metrics())
     }
 }
 
@@ -220,6 +204,42 @@ impl Series {
                 .collect(),
         }
     }
+
+    /// Parses `name{k="v",...}` (label values unescaped).
+    fn parse(text: &str) -> Self {
+        let Some((name, rest)) = text.split_once('{') else {
+            return Self::new(text, &[]);
+        };
+        let mut labels = BTreeMap::new();
+        let mut chars = rest.strip_suffix('}').expect("labels end with }").chars();
+        loop {
+            let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+            if key.is_empty() {
+                break;
+            }
+            assert_eq!(chars.next(), Some('"'), "label values are quoted");
+            let mut value = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('n') => value.push('\n'),
+                        Some(c) => value.push(c),
+                        None => panic!("dangling escape"),
+                    },
+                    c => value.push(c),
+                }
+            }
+            labels.insert(key, value);
+            if chars.next() != Some(',') {
+                break;
+            }
+        }
+        Self {
+            name: name.to_owned(),
+            labels,
+        }
+    }
 }
 
 impl std::fmt::Display for Series {
@@ -233,54 +253,162 @@ impl std::fmt::Display for Series {
     }
 }
 
-/// One reading of every series: kind, value, and whether it was described (help text or unit).
+/// One histogram series: its cumulative buckets, sum and count.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Histogram {
+    /// `(le, cumulative count)`, `+Inf` last.
+    pub(crate) buckets: Vec<(f64, u64)>,
+    pub(crate) sum: f64,
+    pub(crate) count: u64,
+}
+
+impl Histogram {
+    /// How many observations were at most `bound`, which must be a bucket bound.
+    #[track_caller]
+    pub(crate) fn at_most(&self, bound: f64) -> u64 {
+        self.buckets
+            .iter()
+            .find(|(le, _)| (*le - bound).abs() < 1e-9)
+            .unwrap_or_else(|| panic!("{bound} is not a bucket bound: {self:?}"))
+            .1
+    }
+
+    /// How many observations were above `low` and at most `high`, both bucket bounds.
+    #[track_caller]
+    pub(crate) fn between(&self, low: f64, high: f64) -> u64 {
+        self.at_most(high) - self.at_most(low)
+    }
+}
+
+/// One reading of a host's page: every sample, and the metric families with help text.
 #[derive(Debug)]
-pub(crate) struct Snapshot(HashMap<Series, (MetricKind, DebugValue, bool)>);
+pub(crate) struct Snapshot {
+    samples: HashMap<Series, f64>,
+    /// `# TYPE` of each family.
+    types: HashMap<String, String>,
+    described: Vec<String>,
+}
 
 impl Snapshot {
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> &(MetricKind, DebugValue, bool) {
+    fn parse(page: &str) -> Self {
+        let mut samples = HashMap::new();
+        let mut types = HashMap::new();
+        let mut described = Vec::new();
+        for line in page.lines().filter(|line| !line.is_empty()) {
+            if let Some(help) = line.strip_prefix("# HELP ") {
+                described.push(help.split(' ').next().unwrap_or_default().to_owned());
+            } else if let Some(kind) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = kind.split_once(' ').expect("# TYPE name kind");
+                types.insert(name.to_owned(), kind.to_owned());
+            } else if !line.starts_with('#') {
+                let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+                let value: f64 = match value {
+                    "+Inf" => f64::INFINITY,
+                    value => value.parse().expect("a numeric sample value"),
+                };
+                let previous = samples.insert(Series::parse(series), value);
+                assert!(previous.is_none(), "{series} appears twice on the page");
+            }
+        }
+        Self {
+            samples,
+            types,
+            described,
+        }
+    }
+
+    #[track_caller]
+    fn sample(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let series = Series::new(name, labels);
-        self.0.get(&series).unwrap_or_else(|| {
-            let mut known: Vec<String> = self.0.keys().map(ToString::to_string).collect();
+        *self.samples.get(&series).unwrap_or_else(|| {
+            let mut known: Vec<String> = self.samples.keys().map(ToString::to_string).collect();
             known.sort();
-            panic!(
-                "no series {series}; the recorder has:\n{}",
-                known.join("\n")
-            )
+            panic!("no series {series}; the page has:\n{}", known.join("\n"))
         })
     }
 
+    #[track_caller]
+    fn kind(&self, name: &str) -> &str {
+        self.types
+            .get(name)
+            .unwrap_or_else(|| panic!("no # TYPE for {name}"))
+    }
+
+    #[track_caller]
     pub(crate) fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        match self.get(name, labels) {
-            (MetricKind::Counter, DebugValue::Counter(n), _) => *n,
-            other => panic!("{name} is not a counter: {other:?}"),
-        }
+        assert_eq!(self.kind(name), "counter", "{name}");
+        let value = self.sample(name, labels);
+        assert!(value >= 0.0 && value.fract() == 0.0, "{name} = {value}");
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let value = value as u64;
+        value
     }
 
+    #[track_caller]
     pub(crate) fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        match self.get(name, labels) {
-            (MetricKind::Gauge, DebugValue::Gauge(x), _) => x.into_inner(),
-            other => panic!("{name} is not a gauge: {other:?}"),
+        assert_eq!(self.kind(name), "gauge", "{name}");
+        self.sample(name, labels)
+    }
+
+    #[track_caller]
+    pub(crate) fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Histogram {
+        assert_eq!(self.kind(name), "histogram", "{name}");
+        let series = Series::new(name, labels);
+        let bucket = format!("{name}_bucket");
+        let mut buckets: Vec<(f64, u64)> = self
+            .samples
+            .iter()
+            .filter(|(s, _)| s.name == bucket)
+            .filter_map(|(s, value)| {
+                let mut labels = s.labels.clone();
+                let le = labels.remove("le")?;
+                (labels == series.labels).then(|| {
+                    let le = if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().expect("a numeric bound")
+                    };
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let count = *value as u64;
+                    (le, count)
+                })
+            })
+            .collect();
+        assert!(!buckets.is_empty(), "no buckets for {series}");
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let count = self.sample(&format!("{name}_count"), labels) as u64;
+        assert_eq!(buckets.last().map(|b| b.1), Some(count), "+Inf = count");
+        Histogram {
+            buckets,
+            sum: self.sample(&format!("{name}_sum"), labels),
+            count,
         }
     }
 
-    pub(crate) fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-        match self.get(name, labels) {
-            (MetricKind::Histogram, DebugValue::Histogram(xs), _) => {
-                xs.iter().map(|x| x.into_inner()).collect()
-            }
-            other => panic!("{name} is not a histogram: {other:?}"),
-        }
+    /// Whether the family of `name` has help text.
+    pub(crate) fn is_described(&self, name: &str) -> bool {
+        self.described.iter().any(|d| d == name)
     }
 
-    pub(crate) fn is_described(&self, name: &str, labels: &[(&str, &str)]) -> bool {
-        self.get(name, labels).2
-    }
-
-    /// Every series, sorted.
+    /// Every series a family has (histograms by their label sets, without `le`), sorted.
     pub(crate) fn series(&self) -> Vec<Series> {
-        let mut all: Vec<Series> = self.0.keys().cloned().collect();
+        let mut all: Vec<Series> = self
+            .samples
+            .keys()
+            .filter(|s| !s.name.ends_with("_sum") && !s.name.ends_with("_count"))
+            .map(|s| match s.name.strip_suffix("_bucket") {
+                Some(name) => {
+                    let mut s = s.clone();
+                    name.clone_into(&mut s.name);
+                    s.labels.remove("le");
+                    s
+                }
+                None => s.clone(),
+            })
+            .collect();
         all.sort();
+        all.dedup();
         all
     }
 
@@ -332,12 +460,19 @@ impl Snapshot {
 pub(crate) const RESULTS: [&str; 5] = ["success", "failure", "panic", "timeout", "cancelled"];
 
 /// The `state` label values.
-pub(crate) const STATES: [&str; 6] = [
-    "starting", "idle", "running", "backoff", "failed", "stopped",
+pub(crate) const STATES: [&str; 8] = [
+    "starting", "idle", "running", "backoff", "paused", "stale", "failed", "stopped",
 ];
 
 /// The `reason` label values of `worker_runs_skipped_total`.
-pub(crate) const REASONS: [&str; 4] = ["overlap", "missed", "circuit_open", "restarting"];
+pub(crate) const REASONS: [&str; 6] = [
+    "overlap",
+    "missed",
+    "circuit_open",
+    "restarting",
+    "paused",
+    "shutting_down",
+];
 
 /// Asserts that `worker`'s runs ended as `expected` (`(result, count)`; other results zero).
 #[track_caller]
@@ -362,14 +497,14 @@ pub(crate) fn assert_results(snapshot: &Snapshot, worker: &str, expected: &[(&st
 /// A host running in a task on the paused clock, for tests that look at it in phases (a metrics
 /// snapshot per phase) before stopping it.
 pub(crate) struct Running {
-    handle: worker_core::ShutdownHandle,
+    handle: HostHandle,
     task: tokio::task::JoinHandle<Result<(), Error>>,
 }
 
 impl Running {
     /// Starts `host` in a task; it runs until [`Running::stop`] (or stops by itself).
     pub(crate) fn start(host: Host) -> Self {
-        let handle = host.shutdown_handle();
+        let handle = host.handle();
         let task = tokio::spawn(host.run_until(std::future::pending()));
         Self { handle, task }
     }
@@ -393,8 +528,6 @@ pub(crate) async fn sleep_until(t0: Instant, at: Duration) {
 
 /// `worker_circuit_state{worker, state}` for the three states, as `(closed, open, half_open)`.
 ///
-/// Every transition writes all three gauges, so a snapshot taken after a transition shows the
-/// state the circuit is in (a snapshot resets what it reads).
 pub(crate) fn circuit(snapshot: &Snapshot, worker: &str) -> (f64, f64, f64) {
     let read = |state| {
         snapshot.gauge(
