@@ -1,12 +1,16 @@
-//! A host with six workers and a live metrics endpoint.
+//! A host with six workers, a live dashboard and metrics endpoint.
 //!
 //! ```text
-//! cargo run --example quickstart
+//! WORKER_ADMIN_TOKEN=secret cargo run --example quickstart
+//! open http://127.0.0.1:9464/            # the dashboard; paste `secret` to use its buttons
 //! curl -s 127.0.0.1:9464/metrics | grep worker_runs_total
+//! curl -s 127.0.0.1:9464/readyz
+//! curl -s -X POST -H 'Authorization: Bearer secret' 127.0.0.1:9464/workers/digest/run
 //! ```
 //!
 //! Stop it with Ctrl+C (or SIGTERM): in-flight runs are cancelled, the host waits for them and
-//! exits 0. `METRICS_ADDR` changes the listening address.
+//! exits 0. `METRICS_ADDR` changes the listening address; without `WORKER_ADMIN_TOKEN` the admin
+//! actions are off.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,7 +25,7 @@ struct Orders {
 }
 
 /// Healthy: runs every two seconds and always succeeds.
-#[worker(every = "2s")]
+#[worker(every = "2s", gates_readiness = true)]
 async fn heartbeat(ctx: Ctx) {
     tracing::info!(run = ctx.run_id(), "still alive");
 }
@@ -109,6 +113,8 @@ async fn main() -> Result<(), worker_core::Error> {
         .worker(cleanup)
         .shutdown_timeout(Duration::from_secs(10))
         .serve(addr)
+        // Admin actions (run now, pause, resume) are off unless a token is set.
+        .admin_token(std::env::var("WORKER_ADMIN_TOKEN").unwrap_or_default())
         .build()?;
     // Building with `.serve(..)` installed the Prometheus recorder of the `metrics` facade, so
     // this help text reaches the page.

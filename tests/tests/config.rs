@@ -236,6 +236,8 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         restart_window = "10m"
         escalate = "stop_host"
         stop_budget = "5s"
+        stale_after = "10m"
+        gates_readiness = true
 
         [workers.cleanup]
         cron = "0 0 3 * * *"
@@ -268,6 +270,8 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         ("WORKER__SYNC_ORDERS__RESTART_WINDOW", "10m"),
         ("WORKER__SYNC_ORDERS__ESCALATE", "stop_worker"),
         ("WORKER__SYNC_ORDERS__STOP_BUDGET", "5s"),
+        ("WORKER__SYNC_ORDERS__STALE_AFTER", "2m"),
+        ("WORKER__SYNC_ORDERS__GATES_READINESS", "false"),
         ("WORKER__CLEANUP__CRON", "0 */5 * * * *"),
         ("WORKER__CLEANUP__ONCE", "true"),
     ];
@@ -276,7 +280,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
     assert_eq!(schedule_of(builder, "sync_orders"), "fixed_delay 30s");
     assert_eq!(
         worker_core::config::keys().count(),
-        24,
+        26,
         "the test sets every key"
     );
 

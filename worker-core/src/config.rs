@@ -52,10 +52,10 @@
 //!
 //! | keys | value |
 //! |---|---|
-//! | `every`, `fixed_delay`, `after`, `jitter`, `backoff`, `backoff_max`, `timeout`, `circuit_window`, `circuit_break`, `restart_backoff`, `restart_window`, `stop_budget` | a duration string: `"250ms"`, `"10s"`, `"5m"`, `"1h"`, `"1h 30m"` |
+//! | `every`, `fixed_delay`, `after`, `jitter`, `backoff`, `backoff_max`, `timeout`, `circuit_window`, `circuit_break`, `restart_backoff`, `restart_window`, `stop_budget`, `stale_after` | a duration string: `"250ms"`, `"10s"`, `"5m"`, `"1h"`, `"1h 30m"` |
 //! | `retry`, `circuit_min_throughput`, `max_restarts` | a whole number (`5`) |
 //! | `circuit_failure_ratio` | a number (`0.5`) |
-//! | `enabled` | `true` or `false` |
+//! | `enabled`, `gates_readiness` | `true` or `false` |
 //! | `once` | `true` |
 //! | `cron`, `time_zone` | a string (`"0 */5 * * * *"`, `"Europe/Paris"`) |
 //! | `missed` | `"skip"`, `"burst"` or `"delay"` |
@@ -206,7 +206,7 @@ const fn trigger(name: &'static str, set: fn(&mut Spec, Raw<'_>) -> Result<(), E
 }
 
 /// Every key, the one table both the file and the environment go through.
-const KEYS: [Key; 24] = [
+const KEYS: [Key; 26] = [
     trigger("every", |s, v| {
         duration(v).map(|d| s.trigger = Some(TriggerSpec::Every(d)))
     }),
@@ -286,6 +286,12 @@ const KEYS: [Key; 24] = [
     }),
     key("stop_budget", |s, v| {
         duration(v).map(|d| s.stop_budget = Some(d))
+    }),
+    key("stale_after", |s, v| {
+        duration(v).map(|d| s.stale_after = Some(d))
+    }),
+    key("gates_readiness", |s, v| {
+        flag(v).map(|b| s.gates_readiness = b)
     }),
 ];
 
@@ -818,10 +824,10 @@ mod tests {
     #[test]
     fn the_key_table_has_every_key_once_and_not_name() {
         let mut names: Vec<&str> = keys().collect();
-        assert_eq!(names.len(), 24);
+        assert_eq!(names.len(), 26);
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 24);
+        assert_eq!(names.len(), 26);
         assert!(!names.contains(&"name"));
     }
 

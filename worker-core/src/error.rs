@@ -42,6 +42,8 @@ pub(crate) enum Kind {
     },
     /// Two workers share one name.
     DuplicateName(String),
+    /// An admin action named a worker the host does not have.
+    UnknownWorker(String),
     /// The HTTP listener could not be bound.
     Bind {
         addr: String,
@@ -114,6 +116,12 @@ impl Error {
         matches!(self.kind, Kind::DuplicateName(_))
     }
 
+    /// An admin action named a worker the host does not have.
+    #[must_use]
+    pub fn is_unknown_worker(&self) -> bool {
+        matches!(self.kind, Kind::UnknownWorker(_))
+    }
+
     /// Shutdown hit its deadline and aborted the workers named by [`Error::overran`].
     #[must_use]
     pub fn is_shutdown_timeout(&self) -> bool {
@@ -152,6 +160,7 @@ impl Error {
             Kind::Config { worker, .. }
             | Kind::Missing { worker, .. }
             | Kind::DuplicateName(worker)
+            | Kind::UnknownWorker(worker)
             | Kind::Override {
                 worker: Some(worker),
                 ..
@@ -195,6 +204,7 @@ impl fmt::Display for Error {
                 "two workers are named `{name}`: worker names must be unique within a host \
                  (set `name = \"...\"` on one of them)"
             ),
+            Kind::UnknownWorker(name) => write!(f, "the host has no worker named `{name}`"),
             Kind::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
             Kind::ShutdownTimeout { timeout, overran } => write!(
                 f,

@@ -1,18 +1,33 @@
-//! [`HostHandle`]: reaching a host from anywhere, before and while it runs.
+//! [`HostHandle`]: reaching a host from anywhere, before and while it runs: stop it, act on its
+//! workers, read their status, health and metrics.
 
 use std::fmt;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::status::Board;
+use crate::error::{Error, Kind};
+use crate::health::{self, Probe};
+use crate::metrics::Action;
+use crate::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
 
 /// A handle to a [`Host`](crate::Host), made by [`Host::handle`](crate::Host::handle); cloning is
 /// cheap.
+///
+/// The admin actions ([`run_now`](Self::run_now), [`pause`](Self::pause),
+/// [`resume`](Self::resume)) are always available here, to code that holds the handle; over
+/// HTTP they need the host's admin token.
 #[derive(Clone)]
 pub struct HostHandle {
     shutdown: CancellationToken,
-    board: Arc<Board>,
+    pub(crate) board: Arc<Board>,
+}
+
+/// Who asked for an admin action, for its log line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin {
+    Handle,
+    Http,
 }
 
 impl HostHandle {
@@ -25,18 +40,121 @@ impl HostHandle {
         self.shutdown.cancel();
     }
 
+    /// Where the host is in its life.
+    #[must_use]
+    pub fn state(&self) -> HostState {
+        self.board.state()
+    }
+
+    /// Starts a run of `name` now, whatever its schedule, even while it is paused or its circuit
+    /// is open; skipped (and counted as `overlap`) when its runs are already at their overlap
+    /// limit. The run's spans say `trigger = "manual"`.
+    ///
+    /// # Errors
+    ///
+    /// When the host has no worker named `name`.
+    pub fn run_now(&self, name: &str) -> Result<(), Error> {
+        self.act(name, Action::Run, Origin::Handle)
+    }
+
+    /// Pauses `name`: its triggers are skipped (counted as `paused`) until it is resumed; a run
+    /// in progress goes on. Pausing a paused worker changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// When the host has no worker named `name`.
+    pub fn pause(&self, name: &str) -> Result<(), Error> {
+        self.act(name, Action::Pause, Origin::Handle)
+    }
+
+    /// Resumes a paused worker: its next trigger runs again.
+    ///
+    /// # Errors
+    ///
+    /// When the host has no worker named `name`.
+    pub fn resume(&self, name: &str) -> Result<(), Error> {
+        self.act(name, Action::Resume, Origin::Handle)
+    }
+
+    pub(crate) fn act(&self, name: &str, action: Action, origin: Origin) -> Result<(), Error> {
+        let worker = self.tracked(name)?;
+        match action {
+            Action::Run => worker.control.request_run(),
+            Action::Pause => {
+                worker.control.set_paused(true);
+            }
+            Action::Resume => {
+                worker.control.set_paused(false);
+            }
+        }
+        worker.metrics.admin(action);
+        tracing::info!(
+            worker = name,
+            action = action.as_str(),
+            origin = match origin {
+                Origin::Handle => "handle",
+                Origin::Http => "http",
+            },
+            "admin action"
+        );
+        Ok(())
+    }
+
+    fn tracked(&self, name: &str) -> Result<&Arc<Tracked>, Error> {
+        self.board
+            .worker(name)
+            .ok_or_else(|| Error::new(Kind::UnknownWorker(name.to_owned())))
+    }
+
+    /// Every worker's status, as `/workers` shows it, in registration order.
+    #[must_use]
+    pub fn workers(&self) -> Vec<WorkerStatus> {
+        self.board.statuses(self.board.now())
+    }
+
+    /// The runs `name` keeps (the last 20; every run under [`testing`](crate::testing)), oldest
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// When the host has no worker named `name`.
+    pub fn runs(&self, name: &str) -> Result<Vec<RunRecord>, Error> {
+        Ok(self.tracked(name)?.runs())
+    }
+
+    /// Liveness, as `/healthz` answers it.
+    #[must_use]
+    pub fn liveness(&self) -> Probe {
+        health::liveness(&self.board, self.board.now())
+    }
+
+    /// Readiness, as `/readyz` answers it.
+    #[must_use]
+    pub fn readiness(&self) -> Probe {
+        health::readiness(&self.board, self.board.now())
+    }
+
     /// The page `/metrics` serves, in the Prometheus text format (version 0.0.4): every
     /// worker's series, after the metrics your code records through the `metrics` facade when
     /// the host installed its recorder (see [`HostBuilder::serve`](crate::HostBuilder::serve)).
     #[must_use]
     pub fn render_metrics(&self) -> String {
-        self.board.render_metrics()
+        self.board.render_metrics(self.board.now())
+    }
+
+    /// The host's HTTP surface as an axum [`Router`](axum::Router), to mount in your own app
+    /// (`app.nest("/ops", handle.router())`): `/metrics`, `/healthz`, `/readyz`, `/workers`, the
+    /// dashboard at `/`, and the admin actions. See [`HostBuilder::serve`](crate::HostBuilder::serve)
+    /// for what each route answers.
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.clone())
     }
 }
 
 impl fmt::Debug for HostHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HostHandle")
+            .field("state", &self.board.state())
             .field("shutdown_requested", &self.shutdown.is_cancelled())
             .finish_non_exhaustive()
     }

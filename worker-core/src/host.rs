@@ -21,9 +21,8 @@ use crate::error::{BoxError, Error, Kind};
 use crate::handle::HostHandle;
 use crate::scope::{Ctx, Registry, WorkerEnv};
 use crate::spec::Checked;
-use crate::status::{Board, Tracked};
-use crate::stop::Stop;
-use crate::supervisor::{HostLink, Launch};
+use crate::status::{Board, Declared, HostState, Tracked};
+use crate::supervisor::{HostLink, Launch, Report};
 use crate::worker::{IntoWorker, Supervisor, Worker};
 
 /// How long [`Host::run`] waits for in-flight runs after asking them to stop, unless
@@ -39,6 +38,9 @@ pub struct HostBuilder {
     serve: Option<Result<(String, Vec<SocketAddr>), Error>>,
     start_time: Option<SystemTime>,
     config: config::Sources,
+    admin_token: Option<String>,
+    /// Runs each worker keeps for `/workers`; every run under the test harness.
+    pub(crate) keep_runs: usize,
 }
 
 impl HostBuilder {
@@ -158,7 +160,20 @@ impl HostBuilder {
         self
     }
 
-    /// Serves `/metrics` (Prometheus text format) on `addr`, such as `"127.0.0.1:9464"`.
+    /// Serves the host's HTTP surface on `addr`; use a loopback address such as
+    /// `"127.0.0.1:9464"` unless something in front of it controls access:
+    ///
+    /// | route | answers |
+    /// |---|---|
+    /// | `GET /metrics` | the Prometheus text format |
+    /// | `GET /healthz` | liveness: 200, or 503 when the host stopped or a worker's loop is gone; JSON |
+    /// | `GET /readyz` | readiness: 200, or 503 while starting or stopping, or while a worker that gates readiness is failed or stale; JSON |
+    /// | `GET /workers` | every worker's state, health, last run, last success, next run, recent outcomes and last error; JSON |
+    /// | `GET /` | the dashboard: one row per worker, refreshing itself |
+    /// | `POST /workers/{name}/run`, `/pause`, `/resume` | admin actions, off unless [`admin_token`](Self::admin_token) is set |
+    ///
+    /// To mount the same routes in your own axum app instead, use
+    /// [`HostHandle::router`](crate::HostHandle::router).
     ///
     /// [`build`](Self::build) then installs a Prometheus recorder as the process's global
     /// `metrics` recorder, so metrics your own code records with `metrics::counter!` and friends
@@ -179,6 +194,18 @@ impl HostBuilder {
         self
     }
 
+    /// Enables the admin actions over HTTP (`POST /workers/{name}/run`, `/pause`, `/resume`):
+    /// each request must carry `Authorization: Bearer <token>`. Without a token they answer 403;
+    /// with a missing or wrong one, 401. Every action, accepted or refused, is logged and
+    /// counted (`worker_admin_actions_total`, `worker_admin_refused_total`).
+    ///
+    /// Read the token from your secret store or environment; an empty token is ignored.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.admin_token = (!token.is_empty()).then_some(token);
+        self
+    }
+
     /// Checks every worker and builds the host; binds the metrics listener if one was asked for.
     ///
     /// Applies the configuration overrides first (see [`config_file`](Self::config_file)).
@@ -194,6 +221,8 @@ impl HostBuilder {
             serve,
             start_time,
             config,
+            admin_token,
+            keep_runs,
         } = self;
         let workers = config.apply(workers)?;
         let mut names = HashSet::new();
@@ -235,25 +264,33 @@ impl HostBuilder {
             }
         };
         let registry = Arc::new(registry);
+        let now = start_time.unwrap_or_else(SystemTime::now);
         let workers: Vec<Prepared> = checked
             .into_iter()
-            .map(|(checked, launch)| Prepared {
-                env: Arc::new(WorkerEnv {
-                    name: checked.spec.name.clone(),
-                    registry: registry.clone(),
-                    stop: Stop::default(),
-                }),
-                tracked: Arc::new(Tracked::new(
-                    &checked.spec.name,
-                    &checked.trigger.to_string(),
-                )),
-                checked,
-                launch,
+            .map(|(checked, launch)| {
+                let tracked = Arc::new(Tracked::new(Declared {
+                    name: &checked.spec.name,
+                    schedule: checked.trigger.to_string(),
+                    gates_readiness: checked.spec.gates_readiness,
+                    stale_after: checked.stale_after(now),
+                    keep: keep_runs,
+                }));
+                Prepared {
+                    env: Arc::new(WorkerEnv {
+                        name: checked.spec.name.clone(),
+                        registry: registry.clone(),
+                        tracked: tracked.clone(),
+                    }),
+                    tracked,
+                    checked,
+                    launch,
+                }
             })
             .collect();
         let board = Arc::new(Board::new(
             workers.iter().map(|w| w.tracked.clone()).collect(),
             prometheus,
+            admin_token,
         ));
         Ok(Host {
             workers,
@@ -325,6 +362,8 @@ impl Host {
             serve: None,
             start_time: None,
             config: config::Sources::default(),
+            admin_token: None,
+            keep_runs: crate::status::RECENT_RUNS,
         }
     }
 
@@ -370,17 +409,18 @@ impl Host {
             shutdown,
         } = self;
         let server = CancellationToken::new();
+        let handle = HostHandle::new(shutdown.clone(), board.clone());
         if let Some(listener) = listener {
-            serve(listener, board, &server)?;
+            serve(listener, &handle, &server)?;
         }
         let started = Instant::now();
         let clock = Clock::starting_at(start_time.unwrap_or_else(SystemTime::now));
+        board.start_clock(clock);
         let link = HostLink {
             shutdown: shutdown.clone(),
             report: Arc::default(),
         };
         let tracker = TaskTracker::new();
-        let envs: Vec<Arc<WorkerEnv>> = workers.iter().map(|w| w.env.clone()).collect();
         let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
         for Prepared {
             checked,
@@ -402,6 +442,7 @@ impl Host {
             running.push((name, tracker.spawn(supervisor)));
         }
         tracker.close();
+        board.set_state(HostState::Running);
         tracing::info!(workers = running.len(), "host started");
 
         tokio::select! {
@@ -412,8 +453,9 @@ impl Host {
             timeout = %humantime::format_duration(shutdown_timeout),
             "stopping: no new runs start, in-flight runs are cancelled"
         );
-        for env in &envs {
-            env.stop.stop();
+        board.set_state(HostState::Stopping);
+        for worker in board.workers() {
+            worker.control.stop();
         }
         let stopped = tokio::time::timeout(shutdown_timeout, tracker.wait()).await;
         let report = std::mem::take(
@@ -422,45 +464,57 @@ impl Host {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        let result = if !report.escalated.is_empty() {
-            Err(Error::new(Kind::Escalated(report.escalated)))
-        } else if stopped.is_ok() && report.forced.is_empty() {
-            tracing::info!("all workers stopped");
-            Ok(())
-        } else if stopped.is_ok() {
-            Err(Error::new(Kind::ShutdownTimeout {
-                timeout: shutdown_timeout,
-                overran: report.forced,
-            }))
-        } else {
-            let mut overran = report.forced;
-            let mut aborted = Vec::new();
-            for (name, handle) in running {
-                if !handle.is_finished() {
-                    handle.abort();
-                    overran.push(name.to_string());
-                    aborted.push(handle);
-                }
-            }
-            // An aborted task is dropped (its scopes torn down, its run counted) the next time
-            // the runtime polls it; wait for that briefly so it happens before `run_until`
-            // returns, but never hang on a body that blocks its thread.
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                futures_util::future::join_all(aborted),
-            )
-            .await;
-            tracing::error!(
-                workers = %overran.join(", "),
-                "shutdown timed out; aborted the workers still running"
-            );
-            Err(Error::new(Kind::ShutdownTimeout {
-                timeout: shutdown_timeout,
-                overran,
-            }))
-        };
+        let result = outcome(report, stopped.is_ok(), running, shutdown_timeout).await;
+        board.set_state(HostState::Stopped);
         server.cancel();
         result
+    }
+}
+
+/// What `run_until` returns once the workers were asked to stop: an escalation, a clean stop,
+/// or a timeout, after aborting the workers still running when `drained` is false.
+async fn outcome(
+    report: Report,
+    drained: bool,
+    running: Vec<(Arc<str>, JoinHandle<()>)>,
+    shutdown_timeout: Duration,
+) -> Result<(), Error> {
+    if !report.escalated.is_empty() {
+        Err(Error::new(Kind::Escalated(report.escalated)))
+    } else if drained && report.forced.is_empty() {
+        tracing::info!("all workers stopped");
+        Ok(())
+    } else if drained {
+        Err(Error::new(Kind::ShutdownTimeout {
+            timeout: shutdown_timeout,
+            overran: report.forced,
+        }))
+    } else {
+        let mut overran = report.forced;
+        let mut aborted = Vec::new();
+        for (name, handle) in running {
+            if !handle.is_finished() {
+                handle.abort();
+                overran.push(name.to_string());
+                aborted.push(handle);
+            }
+        }
+        // An aborted task is dropped (its scopes torn down, its run counted) the next time
+        // the runtime polls it; wait for that briefly so it happens before `run_until`
+        // returns, but never hang on a body that blocks its thread.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            futures_util::future::join_all(aborted),
+        )
+        .await;
+        tracing::error!(
+            workers = %overran.join(", "),
+            "shutdown timed out; aborted the workers still running"
+        );
+        Err(Error::new(Kind::ShutdownTimeout {
+            timeout: shutdown_timeout,
+            overran,
+        }))
     }
 }
 
@@ -519,7 +573,7 @@ fn log_worker(Checked { spec, trigger }: &Checked) {
 
 fn serve(
     listener: std::net::TcpListener,
-    board: Arc<Board>,
+    handle: &HostHandle,
     stop: &CancellationToken,
 ) -> Result<(), Error> {
     let addr = listener
@@ -531,8 +585,8 @@ fn serve(
             source,
         })
     })?;
-    tracing::info!("serving metrics on http://{addr}/metrics");
-    if let Some(prometheus) = board.prometheus().cloned() {
+    tracing::info!("serving the dashboard on http://{addr}/ and metrics on http://{addr}/metrics");
+    if let Some(prometheus) = handle.board.prometheus().cloned() {
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
@@ -544,14 +598,14 @@ fn serve(
             }
         });
     }
-    let app = crate::http::router(board);
+    let app = handle.router();
     let stop = stop.clone();
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())
             .await;
         if let Err(err) = served {
-            tracing::error!(error = %err, "the metrics listener failed");
+            tracing::error!(error = %err, "the HTTP listener failed");
         }
     });
     Ok(())

@@ -37,6 +37,19 @@
 //! shutdown with a deadline, a `worker.run` span per attempt, and Prometheus metrics for every
 //! worker from the first second.
 //!
+//! # Health, HTTP and admin actions
+//!
+//! [`HostBuilder::serve`] serves `/metrics`, `/healthz` (liveness), `/readyz` (readiness),
+//! `/workers` (JSON), a dashboard at `/`, and the admin actions (run now, pause, resume), which
+//! need [`HostBuilder::admin_token`]; [`HostHandle::router`] gives the same routes as an axum
+//! router to mount in your own app, and [`HostHandle`] has the same actions as methods. A worker's
+//! [`Health`] follows its [`WorkerState`]: see [`WorkerStatus`].
+//!
+//! # Testing
+//!
+//! [`testing`] drives workers on tokio's paused clock: [`testing::TestHost`] and
+//! [`testing::run_once`].
+//!
 //! # Metrics
 //!
 //! | metric | kind | labels |
@@ -53,6 +66,8 @@
 //! | `worker_state` | gauge, one series per state | `worker`, `state` (`starting`, `idle`, `running`, `backoff`, `paused`, `stale`, `failed`, `stopped`) |
 //! | `worker_circuit_state` | gauge, one series per state | `worker`, `state` (`closed`, `open`, `half_open`) |
 //! | `worker_info` | gauge, always 1 | `worker`, `schedule` |
+//! | `worker_admin_actions_total` | counter | `worker`, `action` (`run`, `pause`, `resume`) |
+//! | `worker_admin_refused_total` | counter | `reason` (`disabled`, `unauthorized`) |
 //!
 //! Every series exists, at zero, as soon as the host is built. The host keeps them itself, in one
 //! block of atomics per worker, and serves them with [`HostBuilder::serve`] or renders them with
@@ -68,11 +83,13 @@
 mod circuit;
 mod clock;
 pub mod config;
+mod control;
 pub mod cron;
 mod error;
 mod extract;
 mod handle;
 mod handler;
+mod health;
 mod host;
 mod http;
 mod metrics;
@@ -82,8 +99,9 @@ mod schedule;
 mod scope;
 mod spec;
 mod status;
-mod stop;
+
 mod supervisor;
+pub mod testing;
 mod worker;
 
 pub use crate::circuit::CircuitBreaker;
@@ -91,14 +109,17 @@ pub use crate::error::{BoxError, Error};
 pub use crate::extract::{FromScope, IntoRunResult, Scoped, State};
 pub use crate::handle::HostHandle;
 pub use crate::handler::{Handler, Requirement};
+pub use crate::health::{Health, Probe, ProbeWorker};
 pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder};
 pub use crate::metrics::{Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, WorkerState};
 pub use crate::retry::{BackoffKind, Permanent};
 pub use crate::schedule::{Missed, Overlap};
 pub use crate::scope::{Ctx, Registry, Scope};
 pub use crate::spec::{
-    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_TIME_ZONE,
+    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS,
+    DEFAULT_TIME_ZONE, MIN_DEFAULT_STALE_AFTER,
 };
+pub use crate::status::{HostState, LastError, Recent, RunRecord, Trigger, WorkerStatus};
 pub use crate::supervisor::Escalation;
 pub use crate::worker::{IntoWorker, Worker, WorkerBuilder};
 

@@ -15,7 +15,8 @@ use std::time::Duration;
 use crate::circuit::CircuitState;
 
 /// How a run ended; the `result` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 #[repr(u8)]
 pub enum Outcome {
@@ -115,12 +116,38 @@ impl RestartReason {
     }
 }
 
+/// An admin action; the `action` label of `worker_admin_actions_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Action {
+    Run,
+    Pause,
+    Resume,
+}
+
+impl Action {
+    pub(crate) const ALL: [Action; 3] = [Self::Run, Self::Pause, Self::Resume];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+/// Why an admin request was refused; the `reason` label of `worker_admin_refused_total`.
+pub(crate) const REFUSALS: [&str; 2] = ["disabled", "unauthorized"];
+
 /// What a worker is doing; the `state` label of `worker_state`.
 ///
 /// `stale` is never stored: it is how an `idle`, `running` or `backoff` worker shows when it
 /// has not succeeded within its `stale_after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum WorkerState {
     /// Built, not started yet.
     Starting,
@@ -302,6 +329,7 @@ pub(crate) struct WorkerMetrics {
     retries: AtomicU64,
     skipped: [AtomicU64; SkipReason::ALL.len()],
     restarts: [AtomicU64; RestartReason::ALL.len()],
+    admin: [AtomicU64; Action::ALL.len()],
     /// `worker="<name>"`, escaped once.
     labels: Box<str>,
     /// The `schedule` label of `worker_info`, escaped.
@@ -322,6 +350,7 @@ impl WorkerMetrics {
             last_success: Gauge::default(),
             next_run: Gauge::default(),
             restarts: Default::default(),
+            admin: Default::default(),
             state: AtomicU8::new(WorkerState::Starting as u8),
             circuit: AtomicU8::new(CircuitState::Closed as u8),
         }
@@ -351,6 +380,10 @@ impl WorkerMetrics {
 
     pub(crate) fn restarted(&self, reason: RestartReason) {
         self.restarts[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn admin(&self, action: Action) {
+        self.admin[action as usize].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn set_active(&self, runs: usize) {
@@ -390,6 +423,18 @@ impl WorkerMetrics {
 
     pub(crate) fn active(&self) -> u32 {
         self.active.load(Relaxed)
+    }
+
+    pub(crate) fn last_success(&self) -> Option<f64> {
+        Some(self.last_success.get()).filter(|&unix| unix > 0.0)
+    }
+
+    pub(crate) fn next_run(&self) -> Option<f64> {
+        Some(self.next_run.get()).filter(|&unix| unix > 0.0)
+    }
+
+    pub(crate) fn skips(&self, reason: SkipReason) -> u64 {
+        self.skipped[reason as usize].load(Relaxed)
     }
 
     /// Runs finished with `outcome`.
@@ -467,6 +512,16 @@ const CIRCUIT: Family = Family::new(
     "gauge",
     "The worker's circuit breaker: 1 for its current state, 0 for the others.",
 );
+const ADMIN: Family = Family::new(
+    "worker_admin_actions_total",
+    "counter",
+    "Admin actions accepted (run now, pause, resume), by action.",
+);
+const REFUSED: Family = Family::new(
+    "worker_admin_refused_total",
+    "counter",
+    "Admin requests refused: admin actions disabled, or a missing or wrong token.",
+);
 const INFO: Family = Family::new(
     "worker_info",
     "gauge",
@@ -475,7 +530,7 @@ const INFO: Family = Family::new(
 
 /// Writes every series of `workers` in the Prometheus text format (version 0.0.4), one family
 /// at a time, each worker with the state it shows (stale or not).
-pub(crate) fn render<'a, I>(out: &mut String, workers: I)
+pub(crate) fn render<'a, I>(out: &mut String, workers: I, refused: &[AtomicU64; 2])
 where
     I: IntoIterator<Item = (&'a WorkerMetrics, WorkerState)>,
     I::IntoIter: Clone,
@@ -530,6 +585,10 @@ where
         let values = CircuitState::ALL.map(|s| (s.as_str(), u8::from(s == current)));
         by_label(out, CIRCUIT.name, m, "state", values);
     });
+    family(&ADMIN, &|out, m, _| {
+        let values = Action::ALL.map(|a| (a.as_str(), m.admin[a as usize].load(Relaxed)));
+        by_label(out, ADMIN.name, m, "action", values);
+    });
     family(&INFO, &|out, m, _| {
         let _ = writeln!(
             out,
@@ -537,6 +596,15 @@ where
             INFO.name, m.labels, m.schedule
         );
     });
+    REFUSED.header(out);
+    for (reason, count) in REFUSALS.iter().zip(refused) {
+        let _ = writeln!(
+            out,
+            "{}{{reason=\"{reason}\"}} {}",
+            REFUSED.name,
+            count.load(Relaxed)
+        );
+    }
 }
 
 /// One line per label value: `name{worker="..",key="value"} x`.

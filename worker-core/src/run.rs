@@ -19,6 +19,7 @@ use crate::metrics::{Outcome, WorkerMetrics, WorkerState};
 use crate::retry::{Permanent, backoff};
 use crate::scope::{Ctx, Scope, WorkerEnv};
 use crate::spec::Spec;
+use crate::status::{RunRecord, Trigger};
 
 /// Run ids are unique within the process, so a log line or span names exactly one run. Each
 /// thread takes them from the shared counter in blocks: one counter bumped by every run on every
@@ -58,8 +59,6 @@ pub(crate) struct Runner<'a, B> {
     pub(crate) spec: &'a Spec,
     pub(crate) metrics: &'a WorkerMetrics,
     pub(crate) clock: Clock,
-    /// The `trigger` field of the run's spans.
-    pub(crate) trigger: &'static str,
     /// `spec.timeout`, kept next to the other fields every run reads.
     pub(crate) timeout: Option<Duration>,
 }
@@ -68,25 +67,34 @@ impl<B: Body> Runner<'_, B> {
     /// One run, started at `started`: attempts until one succeeds, panics, is cancelled, fails
     /// permanently, or retries run out. Runs are only ever cancelled with their worker. Returns
     /// how the run ended and when.
-    pub(crate) async fn run(&self, scheduled: Instant, started: Instant) -> (Outcome, Instant) {
+    pub(crate) async fn run(
+        &self,
+        trigger: Trigger,
+        scheduled: Instant,
+        started: Instant,
+    ) -> (Outcome, Instant) {
         let Self {
             env, spec, metrics, ..
         } = self;
-        let token = env.stop.token();
+        let token = env.tracked.control.token();
         let run_id = next_run_id();
         let mut aborted = Aborted {
-            metrics,
+            runner: self,
+            trigger,
+            run_id,
+            scheduled,
             started,
+            attempts: 1,
             armed: true,
         };
         let mut attempt = 1;
-        let outcome = loop {
+        let (outcome, error) = loop {
             let span = tracing::info_span!(
                 "worker.run",
                 worker = %env.name,
                 run_id,
                 attempt,
-                trigger = self.trigger,
+                trigger = trigger.as_str(),
                 result = tracing::field::Empty,
             );
             let ctx = Ctx::new(Arc::clone(env), run_id, attempt, scheduled);
@@ -106,7 +114,7 @@ impl<B: Body> Runner<'_, B> {
                 && attempt <= spec.retry;
             log_attempt(&result, outcome, retry, permanent);
             if !retry {
-                break outcome;
+                break (outcome, result.error());
             }
             let delay = backoff(spec.backoff_kind, spec.backoff, spec.backoff_max, attempt);
             tracing::info!(delay = %humantime::format_duration(delay), "retrying");
@@ -115,19 +123,44 @@ impl<B: Body> Runner<'_, B> {
             metrics.set_state(WorkerState::Backoff);
             tokio::select! {
                 biased;
-                () = token.cancelled() => break Outcome::Cancelled,
+                () = token.cancelled() => break (Outcome::Cancelled, result.error()),
                 () = sleep(delay) => {}
             }
             metrics.set_state(WorkerState::Running);
             attempt += 1;
+            aborted.attempts = attempt;
         };
         aborted.armed = false;
         let ended = Instant::now();
-        metrics.finished(outcome, ended - started);
-        if outcome == Outcome::Success {
-            metrics.set_last_success(self.clock.unix_seconds(ended));
-        }
+        self.finish(&aborted, outcome, ended, attempt, error);
         (outcome, ended)
+    }
+
+    /// Accounts for a run that ended at `ended`: metrics, and the worker's history.
+    fn finish(
+        &self,
+        run: &Aborted<'_, '_, B>,
+        outcome: Outcome,
+        ended: Instant,
+        attempts: u32,
+        error: Option<String>,
+    ) {
+        let took = ended.saturating_duration_since(run.started);
+        self.metrics.finished(outcome, took);
+        if outcome == Outcome::Success {
+            self.metrics
+                .set_last_success(self.clock.unix_seconds(ended));
+        }
+        self.env.tracked.record(RunRecord {
+            run_id: run.run_id,
+            trigger: run.trigger,
+            scheduled_at: self.clock.system_time(run.scheduled),
+            started_at: self.clock.system_time(run.started),
+            duration: took,
+            result: outcome,
+            attempts,
+            error,
+        });
     }
 
     /// One attempt, with its timeout, catching panics. The scope is dropped before this returns,
@@ -151,20 +184,48 @@ impl<B: Body> Runner<'_, B> {
 
 /// Accounts for a run whose future is dropped before it ends (the worker's stop budget or the
 /// host's shutdown deadline ran out): the run counts as `cancelled`, so nothing is lost silently.
-struct Aborted<'a> {
-    metrics: &'a WorkerMetrics,
+struct Aborted<'r, 'a, B: Body> {
+    runner: &'r Runner<'a, B>,
+    trigger: Trigger,
+    run_id: u64,
+    scheduled: Instant,
     started: Instant,
+    /// Attempts begun so far.
+    attempts: u32,
     armed: bool,
 }
 
-impl Drop for Aborted<'_> {
+impl<B: Body> Drop for Aborted<'_, '_, B> {
     fn drop(&mut self) {
         if self.armed {
-            let metrics = self.metrics;
-            metrics.finished(Outcome::Cancelled, self.started.elapsed());
+            let runner = self.runner;
+            let error = "aborted: still running when the stop budget or shutdown deadline ran out";
+            runner.finish(
+                self,
+                Outcome::Cancelled,
+                Instant::now(),
+                self.attempts,
+                Some(error.to_owned()),
+            );
+            let metrics = runner.metrics;
             metrics.set_active(0);
             metrics.set_next_run(0.0);
             metrics.set_state(WorkerState::Stopped);
+        }
+    }
+}
+
+impl Attempt {
+    /// What went wrong, for the run's record; `None` for a success.
+    fn error(&self) -> Option<String> {
+        match self {
+            Self::Ok => None,
+            Self::Err(err) => Some(Chain(&**err).to_string()),
+            Self::Panic(message) => Some(format!("panicked: {message}")),
+            Self::Timeout(limit) => Some(format!(
+                "timed out after {}",
+                humantime::format_duration(*limit)
+            )),
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BoxError;
 use crate::extract::{Scoped, State};
-use crate::stop::Stop;
+use crate::status::{Declared, Tracked};
 
 type AnyArc = Arc<dyn Any + Send + Sync>;
 type Create =
@@ -86,12 +86,12 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// What every attempt of one worker shares: its name, the host's registry, and the signal that
-/// stops the worker (with the host, or when the worker escalates).
+/// What every attempt of one worker shares: its name, the host's registry, and the worker's live
+/// record, whose control signals hold the token that cancels its runs.
 pub(crate) struct WorkerEnv {
     pub(crate) name: Arc<str>,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) stop: Stop,
+    pub(crate) tracked: Arc<Tracked>,
 }
 
 /// The context of one attempt of one run: who is running, which run and attempt this is, when it
@@ -127,10 +127,18 @@ impl Ctx {
     /// [`Ctx::cancellation_token`].
     #[must_use]
     pub fn for_test(worker: &str) -> Self {
+        let name: Arc<str> = worker.into();
+        let tracked = Tracked::new(Declared {
+            name: &name,
+            schedule: String::new(),
+            gates_readiness: false,
+            stale_after: None,
+            keep: 0,
+        });
         let env = WorkerEnv {
-            name: worker.into(),
+            name,
             registry: Arc::new(Registry::new()),
-            stop: Stop::default(),
+            tracked: Arc::new(tracked),
         };
         Self::new(Arc::new(env), 0, 1, Instant::now())
     }
@@ -165,20 +173,20 @@ impl Ctx {
     /// body that returns `Ok` counts as a `success`, cancelled or not.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.env.stop.token().is_cancelled()
+        self.env.tracked.control.token().is_cancelled()
     }
 
     /// Completes when the host asks this run to stop.
     ///
     /// Cancellation safe: dropping it before it completes loses nothing.
     pub async fn cancelled(&self) {
-        self.env.stop.token().cancelled().await;
+        self.env.tracked.control.token().cancelled().await;
     }
 
     /// The run's cancellation token, to hand to libraries or child tasks.
     #[must_use]
     pub fn cancellation_token(&self) -> &CancellationToken {
-        self.env.stop.token()
+        self.env.tracked.control.token()
     }
 
     /// Shared state registered on the host builder, if any of type `T` was.

@@ -79,6 +79,9 @@ pub(crate) struct Spec {
     pub(crate) restart_window: Duration,
     pub(crate) escalate: Escalation,
     pub(crate) stop_budget: Option<Duration>,
+    /// `None`: the default, from the trigger (see [`Checked::stale_after`]).
+    pub(crate) stale_after: Option<Duration>,
+    pub(crate) gates_readiness: bool,
 }
 
 /// A checked [`Spec`]: what the supervisor runs.
@@ -86,6 +89,32 @@ pub(crate) struct Spec {
 pub(crate) struct Checked {
     pub(crate) spec: Spec,
     pub(crate) trigger: Trigger,
+}
+
+/// How many periods without a success make a worker stale, unless `stale_after` says otherwise.
+pub const DEFAULT_STALE_PERIODS: u32 = 3;
+/// The shortest default `stale_after`.
+pub const MIN_DEFAULT_STALE_AFTER: Duration = Duration::from_mins(1);
+
+impl Checked {
+    /// How long without a success makes the worker stale: `stale_after` if set; otherwise
+    /// [`DEFAULT_STALE_PERIODS`] periods of its trigger (for cron, the gap between its next two
+    /// fires), at least [`MIN_DEFAULT_STALE_AFTER`]; never for `once`.
+    pub(crate) fn stale_after(&self, now: std::time::SystemTime) -> Option<Duration> {
+        if let Some(after) = self.spec.stale_after {
+            return Some(after);
+        }
+        let period = match &self.trigger {
+            Trigger::Every(period) | Trigger::FixedDelay(period) => *period,
+            Trigger::Cron(cron) => {
+                let first = cron.next_after(now)?;
+                let second = cron.next_after(first)?;
+                second.duration_since(first).ok()?
+            }
+            Trigger::Once => return None,
+        };
+        Some((period * DEFAULT_STALE_PERIODS).max(MIN_DEFAULT_STALE_AFTER))
+    }
 }
 
 impl Spec {
@@ -110,6 +139,8 @@ impl Spec {
             restart_window: DEFAULT_RESTART_WINDOW,
             escalate: Escalation::StopWorker,
             stop_budget: None,
+            stale_after: None,
+            gates_readiness: false,
         }
     }
 
@@ -224,6 +255,13 @@ impl Spec {
                 "stop_budget",
                 show(Duration::ZERO),
                 "a budget greater than zero",
+            );
+        }
+        if self.stale_after == Some(Duration::ZERO) {
+            return fail(
+                "stale_after",
+                show(Duration::ZERO),
+                "a duration greater than zero",
             );
         }
         Ok(Checked {

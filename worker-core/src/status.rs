@@ -1,49 +1,404 @@
 //! What the host knows about each worker while it runs, shared by the worker's supervisor
-//! (which writes it) and the host's handle and HTTP surface (which read it).
+//! (which writes it) and the host's handle and HTTP surface (which read it): the metric block,
+//! the control signals, and a short history of runs.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
 
-use crate::metrics::{self, WorkerMetrics};
+use crate::clock::Clock;
+use crate::control::Control;
+use crate::health::{self, Health};
+use crate::metrics::{self, Outcome, SkipReason, WorkerMetrics, WorkerState};
+
+/// Runs kept per worker for `/workers` and the dashboard.
+pub(crate) const RECENT_RUNS: usize = 20;
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Trigger {
+    /// The worker's schedule.
+    Schedule,
+    /// A run-now admin action.
+    Manual,
+}
+
+impl Trigger {
+    /// The `trigger` field of the run's spans.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// One finished run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct RunRecord {
+    /// The run's id, as in its spans and `Ctx::run_id`.
+    pub run_id: u64,
+    /// What started it.
+    pub trigger: Trigger,
+    /// When it was due (Unix seconds).
+    #[serde(serialize_with = "unix")]
+    pub scheduled_at: SystemTime,
+    /// When it started (Unix seconds).
+    #[serde(serialize_with = "unix")]
+    pub started_at: SystemTime,
+    /// How long it took, all attempts and backoff included.
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
+    pub duration: Duration,
+    /// How it ended.
+    pub result: Outcome,
+    /// Attempts made: 1 plus the retries.
+    pub attempts: u32,
+    /// The last attempt's error, panic message or timeout, when it did not succeed.
+    pub error: Option<String>,
+}
+
+fn unix<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(unix_seconds(*at))
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+pub(crate) fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// The runs a worker keeps, and its last error.
+#[derive(Debug, Default)]
+struct History {
+    recent: VecDeque<RunRecord>,
+    /// How many runs to keep; `usize::MAX` under the test harness.
+    limit: usize,
+    last_error: Option<(SystemTime, String)>,
+}
 
 /// One worker's live record.
 #[derive(Debug)]
 pub(crate) struct Tracked {
     pub(crate) metrics: WorkerMetrics,
+    pub(crate) control: Control,
+    pub(crate) name: Arc<str>,
+    /// The effective trigger, as `worker_info{schedule}` shows it.
+    pub(crate) schedule: String,
+    pub(crate) gates_readiness: bool,
+    pub(crate) stale_after: Option<Duration>,
+    /// Unix seconds (as `f64` bits) from which staleness counts before a first success: when
+    /// the worker's first trigger was due.
+    since: AtomicU64,
+    /// The worker's loop is running (false before start and once it ended).
+    alive: AtomicBool,
+    history: Mutex<History>,
+}
+
+/// What [`Tracked::new`] needs to know.
+pub(crate) struct Declared<'a> {
+    pub(crate) name: &'a Arc<str>,
+    pub(crate) schedule: String,
+    pub(crate) gates_readiness: bool,
+    pub(crate) stale_after: Option<Duration>,
+    pub(crate) keep: usize,
 }
 
 impl Tracked {
-    /// The record of `name`, whose effective trigger reads `schedule`.
-    pub(crate) fn new(name: &str, schedule: &str) -> Self {
+    pub(crate) fn new(declared: Declared<'_>) -> Self {
         Self {
-            metrics: WorkerMetrics::new(name, schedule),
+            metrics: WorkerMetrics::new(declared.name, &declared.schedule),
+            control: Control::default(),
+            name: declared.name.clone(),
+            schedule: declared.schedule,
+            gates_readiness: declared.gates_readiness,
+            stale_after: declared.stale_after,
+            since: AtomicU64::new(0),
+            alive: AtomicBool::new(false),
+            history: Mutex::new(History {
+                // Allocated on the first run: an idle worker costs nothing here.
+                recent: VecDeque::new(),
+                limit: declared.keep,
+                last_error: None,
+            }),
+        }
+    }
+
+    fn history(&self) -> MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The loop started; staleness counts from `since` (Unix seconds) until a first success.
+    pub(crate) fn started(&self, since: f64) {
+        self.since.store(since.to_bits(), Ordering::Relaxed);
+        self.alive.store(true, Ordering::Release);
+    }
+
+    /// The loop ended.
+    pub(crate) fn ended(&self) {
+        self.alive.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn since(&self) -> f64 {
+        f64::from_bits(self.since.load(Ordering::Relaxed))
+    }
+
+    /// Records a finished run.
+    pub(crate) fn record(&self, run: RunRecord) {
+        let mut history = self.history();
+        if let Some(error) = &run.error {
+            let at = run.started_at + run.duration;
+            history.last_error = Some((at, error.clone()));
+        }
+        if history.limit == 0 {
+            return;
+        }
+        if history.recent.len() == history.limit {
+            history.recent.pop_front();
+        }
+        history.recent.push_back(run);
+    }
+
+    /// The runs kept, oldest first.
+    pub(crate) fn runs(&self) -> Vec<RunRecord> {
+        self.history().recent.iter().cloned().collect()
+    }
+
+    /// A snapshot for `/workers`, at `now` (Unix seconds), for a host in `host`.
+    pub(crate) fn status(&self, now: f64) -> WorkerStatus {
+        let metrics = &self.metrics;
+        let (recent, last_error) = {
+            let history = self.history();
+            let recent: Vec<RunRecord> = history.recent.iter().cloned().collect();
+            let last_error = history.last_error.as_ref().map(|(at, message)| LastError {
+                at: unix_seconds(*at),
+                message: message.clone(),
+            });
+            (recent, last_error)
+        };
+        let last_run = recent.last().cloned();
+        let recent = recent
+            .iter()
+            .rev()
+            .take(RECENT_RUNS)
+            .rev()
+            .map(|run| Recent {
+                result: run.result,
+                at: unix_seconds(run.started_at + run.duration),
+                duration_seconds: run.duration.as_secs_f64(),
+            })
+            .collect();
+        let verdict = health::evaluate(self, last_run.as_ref(), now);
+        WorkerStatus {
+            name: self.name.to_string(),
+            schedule: self.schedule.clone(),
+            state: verdict.state,
+            health: verdict.health,
+            reason: verdict.reason,
+            gates_readiness: self.gates_readiness,
+            stale_after_seconds: self.stale_after.map(|d| d.as_secs_f64()),
+            paused: self.control.is_paused(),
+            active_runs: metrics.active(),
+            circuit: metrics.circuit().as_str(),
+            last_run,
+            last_success_at: metrics.last_success(),
+            next_run_at: metrics.next_run(),
+            recent,
+            last_error,
+            runs: Outcome::ALL
+                .iter()
+                .map(|&o| (o.as_str(), metrics.runs(o)))
+                .collect(),
+            skipped: SkipReason::ALL
+                .iter()
+                .map(|&r| (r.as_str(), metrics.skips(r)))
+                .collect(),
         }
     }
 }
 
-/// Every worker of a host, in registration order, and the recorder of user metrics.
+/// A worker as `/workers` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct WorkerStatus {
+    /// The worker's name.
+    pub name: String,
+    /// Its effective trigger, such as `every 10s`.
+    pub schedule: String,
+    /// What it is doing; `stale` when it has not succeeded within `stale_after`.
+    pub state: WorkerState,
+    /// Its health, derived from its state, circuit and last run.
+    pub health: Health,
+    /// Why it is not healthy.
+    pub reason: Option<String>,
+    /// Whether the host's readiness depends on it.
+    pub gates_readiness: bool,
+    /// How long without a success makes it stale.
+    pub stale_after_seconds: Option<f64>,
+    /// Whether an admin action paused it.
+    pub paused: bool,
+    /// Runs in progress.
+    pub active_runs: u32,
+    /// Its circuit breaker: `closed`, `open` or `half_open`.
+    pub circuit: &'static str,
+    /// The last finished run.
+    pub last_run: Option<RunRecord>,
+    /// Unix time of the last success.
+    pub last_success_at: Option<f64>,
+    /// Unix time the next run is due.
+    pub next_run_at: Option<f64>,
+    /// The last runs, oldest first.
+    pub recent: Vec<Recent>,
+    /// The last error, panic or timeout, however long ago.
+    pub last_error: Option<LastError>,
+    /// Runs finished, by result.
+    pub runs: std::collections::BTreeMap<&'static str, u64>,
+    /// Triggers skipped, by reason.
+    pub skipped: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// One of a worker's recent runs, as the dashboard's strip shows it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Recent {
+    /// How it ended.
+    pub result: Outcome,
+    /// When it ended (Unix seconds).
+    pub at: f64,
+    /// How long it took.
+    pub duration_seconds: f64,
+}
+
+/// A worker's last error.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct LastError {
+    /// When the run ended (Unix seconds).
+    pub at: f64,
+    /// The error with its source chain, the panic message, or the timeout.
+    pub message: String,
+}
+
+/// Where the host is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum HostState {
+    /// Built; workers not started yet.
+    Starting,
+    /// Workers running.
+    Running,
+    /// Shutdown requested: no new runs, in-flight runs finishing.
+    Stopping,
+    /// Every worker stopped.
+    Stopped,
+}
+
+impl HostState {
+    const ALL: [HostState; 4] = [Self::Starting, Self::Running, Self::Stopping, Self::Stopped];
+
+    /// The state's name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// Every worker of a host, in registration order, with the host's state, its admin token and
+/// the recorder of user metrics.
 #[derive(Debug)]
 pub(crate) struct Board {
     workers: Vec<Arc<Tracked>>,
     prometheus: Option<PrometheusHandle>,
+    pub(crate) admin_token: Option<String>,
+    state: AtomicU8,
+    /// Admin requests refused: no token configured, or a wrong one.
+    pub(crate) refused: [AtomicU64; 2],
+    /// Set when the host starts: timestamps follow tokio's (possibly paused) clock.
+    clock: OnceLock<Clock>,
 }
 
 impl Board {
-    pub(crate) fn new(workers: Vec<Arc<Tracked>>, prometheus: Option<PrometheusHandle>) -> Self {
+    pub(crate) fn new(
+        workers: Vec<Arc<Tracked>>,
+        prometheus: Option<PrometheusHandle>,
+        admin_token: Option<String>,
+    ) -> Self {
         Self {
             workers,
             prometheus,
+            admin_token,
+            state: AtomicU8::new(HostState::Starting as u8),
+            refused: Default::default(),
+            clock: OnceLock::new(),
         }
+    }
+
+    /// Anchors the host's clock; the first call wins.
+    pub(crate) fn start_clock(&self, clock: Clock) {
+        let _ = self.clock.set(clock);
+    }
+
+    /// Unix seconds now, on the host's clock once it started.
+    pub(crate) fn now(&self) -> f64 {
+        self.clock.get().map_or_else(
+            || unix_seconds(SystemTime::now()),
+            |clock| clock.unix_seconds(tokio::time::Instant::now()),
+        )
+    }
+
+    pub(crate) fn workers(&self) -> &[Arc<Tracked>] {
+        &self.workers
+    }
+
+    pub(crate) fn worker(&self, name: &str) -> Option<&Arc<Tracked>> {
+        self.workers.iter().find(|w| &*w.name == name)
     }
 
     pub(crate) fn prometheus(&self) -> Option<&PrometheusHandle> {
         self.prometheus.as_ref()
     }
 
+    pub(crate) fn state(&self) -> HostState {
+        HostState::ALL
+            .get(usize::from(self.state.load(Ordering::Acquire)))
+            .copied()
+            .unwrap_or(HostState::Starting)
+    }
+
+    pub(crate) fn set_state(&self, state: HostState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Every worker's status at `now` (Unix seconds).
+    pub(crate) fn statuses(&self, now: f64) -> Vec<WorkerStatus> {
+        self.workers.iter().map(|w| w.status(now)).collect()
+    }
+
     /// The Prometheus text exposition: metrics recorded through the `metrics` facade, when the
     /// host installed the recorder, then every worker's series.
-    pub(crate) fn render_metrics(&self) -> String {
+    pub(crate) fn render_metrics(&self, now: f64) -> String {
         let mut out = self
             .prometheus
             .as_ref()
@@ -54,7 +409,10 @@ impl Board {
         }
         metrics::render(
             &mut out,
-            self.workers.iter().map(|w| (&w.metrics, w.metrics.state())),
+            self.workers
+                .iter()
+                .map(|w| (&w.metrics, health::shown_state(w, now))),
+            &self.refused,
         );
         out
     }

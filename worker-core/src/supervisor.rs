@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{Admit, Breaker};
 use crate::clock::Clock;
+use crate::control::{Control, Seen, Signal};
 use crate::handler::Body;
 use crate::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
 use crate::retry::BackoffKind;
@@ -24,7 +25,7 @@ use crate::schedule::{Missed, Overlap, Ticker};
 use crate::scope::WorkerEnv;
 use crate::spec::{Checked, DEFAULT_BACKOFF_MAX, Spec};
 use crate::status::Tracked;
-use crate::stop::Stop;
+use crate::status::Trigger;
 
 /// What happens when a worker panics more than `max_restarts` times within `restart_window`
 /// (`escalate`).
@@ -115,7 +116,6 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
         spec: &spec,
         metrics,
         clock,
-        trigger: "schedule",
         timeout: spec.timeout,
     };
     let mut state = Loop {
@@ -126,12 +126,15 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
         pending: None,
         jitter: None,
         active: 0,
+        seen: Seen::default(),
     };
     // Stopped with the host (shutdown) or by the worker's own escalation.
-    let stop = &env.stop;
-    metrics.set_state(WorkerState::Idle);
+    let control = &tracked.control;
+    tracked.started(clock.unix_seconds(started + spec.after));
+    let _alive = Alive(&tracked);
+    metrics.set_state(resting(control));
     let end = loop {
-        match AssertUnwindSafe(state.run(&runner, stop, &host))
+        match AssertUnwindSafe(state.run(&runner, control, &host))
             .catch_unwind()
             .await
         {
@@ -176,6 +179,9 @@ struct Loop {
     jitter: Option<(Instant, Duration)>,
     /// Runs in progress.
     active: usize,
+    /// The control signals handled so far; a run requested before the worker started runs
+    /// when it starts.
+    seen: Seen,
 }
 
 impl Loop {
@@ -183,7 +189,12 @@ impl Loop {
         clippy::too_many_lines,
         reason = "one select loop over the run slots it pins; split, the slots would have to travel"
     )]
-    async fn run<B: Body>(&mut self, runner: &Runner<'_, B>, stop: &Stop, host: &HostLink) -> End {
+    async fn run<B: Body>(
+        &mut self,
+        runner: &Runner<'_, B>,
+        control: &Control,
+        host: &HostLink,
+    ) -> End {
         let spec = runner.spec;
         let metrics = runner.metrics;
         // Copied out of `spec`, which lies elsewhere in this future: reading them every tick from
@@ -197,12 +208,11 @@ impl Loop {
         // The deadline `sleep` is set to, if it has not fired yet: resetting a timer re-registers
         // it with the runtime's timer wheel, so it is only reset when the deadline changes.
         let mut armed = None;
-        let mut stopped = pin!(stop.stopped());
         let mut shown_next = None;
         let mut failed = false;
         // A macro rather than a closure: it needs `single` and `many`, which the loop also polls.
         macro_rules! start {
-            ($this:expr, $scheduled:expr, $now:expr) => {{
+            ($this:expr, $trigger:expr, $scheduled:expr, $now:expr) => {{
                 let scheduled: Instant = $scheduled;
                 metrics.started($now.saturating_duration_since(scheduled));
                 if $this.active == 0 {
@@ -211,9 +221,9 @@ impl Loop {
                 $this.active += 1;
                 metrics.set_active($this.active);
                 if limit == 1 {
-                    single.set(runner.run(scheduled, $now).fuse());
+                    single.set(runner.run($trigger, scheduled, $now).fuse());
                 } else {
-                    many.push(Box::pin(runner.run(scheduled, $now)));
+                    many.push(Box::pin(runner.run($trigger, scheduled, $now)));
                 }
             }};
         }
@@ -234,7 +244,28 @@ impl Loop {
             let defer = missed != Missed::Skip && self.active >= limit;
             let (ended, now) = tokio::select! {
                 biased;
-                () = &mut stopped => break,
+                signal = control.changed(self.seen) => {
+                    if signal == Signal::Stop {
+                        break;
+                    }
+                    let now = Instant::now();
+                    let latest = control.seen();
+                    let requested = latest.run_requests - self.seen.run_requests;
+                    self.seen = latest;
+                    if requested > 0 {
+                        // Run now: once, whatever the schedule, pause or circuit, if a slot is free.
+                        if self.active < limit {
+                            start!(self, Trigger::Manual, now, now);
+                            metrics.skipped(SkipReason::Overlap, requested - 1);
+                        } else {
+                            metrics.skipped(SkipReason::Overlap, requested);
+                        }
+                    }
+                    if self.active == 0 {
+                        metrics.set_state(resting(control));
+                    }
+                    continue;
+                }
                 outcome = &mut single, if !single.is_terminated() => outcome,
                 Some(outcome) = many.next(), if !many.is_empty() => outcome,
                 () = &mut sleep, if wake.is_some() && !defer => {
@@ -242,8 +273,8 @@ impl Loop {
                     let now = Instant::now();
                     if let Some(fired) = self.ticker.fire(now, missed) {
                         metrics.skipped(SkipReason::Missed, fired.missed);
-                        match self.offer(overlap, metrics, now) {
-                            Offer::Start => start!(self, fired.scheduled, now),
+                        match self.offer(overlap, control, metrics, now) {
+                            Offer::Start => start!(self, Trigger::Schedule, fired.scheduled, now),
                             Offer::Kept => self.pending = Some(fired.scheduled),
                             Offer::Skipped(reason) => metrics.skipped(reason, 1),
                             Offer::Dropped => {}
@@ -258,7 +289,7 @@ impl Loop {
             if self.after_run(ended, now, spec, metrics) {
                 escalate(spec, host);
                 failed = true;
-                stop.stop();
+                control.stop();
                 break;
             }
             if self.active == 0
@@ -266,14 +297,16 @@ impl Loop {
             {
                 // A kept trigger obeys the restart backoff of a panic of the run it waited
                 // for, as a new trigger would (it used to start at once).
-                if self.resume_at.is_some_and(|resume| now < resume) {
+                if control.is_paused() {
+                    metrics.skipped(SkipReason::Paused, 1);
+                } else if self.resume_at.is_some_and(|resume| now < resume) {
                     metrics.skipped(SkipReason::Restarting, 1);
                 } else if self.admit(metrics, now) {
-                    start!(self, scheduled, now);
+                    start!(self, Trigger::Schedule, scheduled, now);
                 }
             }
             if self.active == 0 {
-                metrics.set_state(WorkerState::Idle);
+                metrics.set_state(resting(control));
             }
         }
         // Triggers that were due or kept but never ran are dropped, and counted.
@@ -333,7 +366,16 @@ impl Loop {
     }
 
     /// What a tick at `now` does.
-    fn offer(&mut self, overlap: Overlap, metrics: &WorkerMetrics, now: Instant) -> Offer {
+    fn offer(
+        &mut self,
+        overlap: Overlap,
+        control: &Control,
+        metrics: &WorkerMetrics,
+        now: Instant,
+    ) -> Offer {
+        if control.is_paused() {
+            return Offer::Skipped(SkipReason::Paused);
+        }
         if let Some(resume) = self.resume_at {
             if now < resume {
                 return Offer::Skipped(SkipReason::Restarting);
@@ -426,6 +468,24 @@ impl Loop {
     fn escalated(&self, spec: &Spec) -> bool {
         spec.max_restarts
             .is_some_and(|max| self.panics.len() > usize::try_from(max).unwrap_or(usize::MAX))
+    }
+}
+
+/// The state of a worker with no run in progress.
+fn resting(control: &Control) -> WorkerState {
+    if control.is_paused() {
+        WorkerState::Paused
+    } else {
+        WorkerState::Idle
+    }
+}
+
+/// Marks the worker's loop as gone when it ends, however it ends (aborted included).
+struct Alive<'a>(&'a Tracked);
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        self.0.ended();
     }
 }
 

@@ -248,6 +248,21 @@ impl WorkerBuilder {
         self
     }
 
+    /// How long without a successful run makes the worker `stale`, and unhealthy
+    /// (`stale_after`). Default: three periods of its trigger (for cron, of the gap between
+    /// its next two fires), at least a minute; a `once` worker never goes stale.
+    pub fn stale_after(mut self, after: Duration) -> Self {
+        self.spec.stale_after = Some(after);
+        self
+    }
+
+    /// Whether the host's readiness (`/readyz`) depends on this worker (`gates_readiness`):
+    /// while it is failed or stale, the host reports not ready. Default false.
+    pub fn gates_readiness(mut self, gates: bool) -> Self {
+        self.spec.gates_readiness = gates;
+        self
+    }
+
     /// Finishes the worker with its body: an async fn or closure whose arguments are
     /// extractors ([`FromScope`]) and whose output is `()` or `Result<(), E>`.
     pub fn handler<H, Args>(mut self, handler: H) -> Worker

@@ -149,6 +149,8 @@ pub(crate) const KEYS: &[Key] = &[
     key("restart_window", PERIOD, "\"1m\""),
     key("escalate", Kind::Choice(&ESCALATE), "stop_host"),
     key("stop_budget", PERIOD, "\"10s\""),
+    key("stale_after", PERIOD, "\"5m\""),
+    key("gates_readiness", Kind::Bool, "true"),
     key("name", Kind::Name, "\"sync-orders\""),
 ];
 

@@ -1,0 +1,653 @@
+//! A real headless Chromium, driven through `chromedriver` (both installed by scripts/test),
+//! loads the quickstart's dashboard: every worker gets a row with a valid state, a wrong admin
+//! token is refused on the page, and the "Run now" button with the right token starts a manual
+//! run that the page then shows. Leaves a screenshot in `target/dashboard.png`.
+
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const QUICKSTART_WORKERS: &[&str] = &[
+    "heartbeat",
+    "sync_orders",
+    "flaky_report",
+    "digest",
+    "inventory_feed",
+    "cache_cleanup",
+];
+/// Every state a worker can show (`WorkerState`).
+const STATES: &[&str] = &[
+    "starting", "idle", "running", "backoff", "paused", "stale", "failed", "stopped",
+];
+/// The worker whose "Run now" button is pressed: a cron worker firing every 10 s, so a manual
+/// run stands out.
+const WORKER: &str = "digest";
+/// How long any one condition may take before the test fails.
+const WAIT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Builds the examples (a no-op when fresh, as in process.rs) and returns the path of `name`.
+fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "worker-examples", "--examples"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the examples failed");
+    });
+    // target/<profile>/deps/browser-<hash> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    profile_dir.join("examples").join(name)
+}
+
+/// The path of `program` on `PATH`, or a failure telling how to install it.
+fn installed(program: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{program}` is not on PATH: run the suite with scripts/test, which installs \
+                 Debian's `chromium` and `chromium-driver` packages (through \
+                 scripts/install-test-deps)"
+            )
+        })
+}
+
+fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").to_string()
+}
+
+/// `GET path`; returns the status code and body. HTTP/1.1, since chromedriver refuses 1.0,
+/// and the body is read up to its `Content-Length`, since chromedriver keeps the connection
+/// open whatever the request asks.
+fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    let mut chunk = [0; 4096];
+    loop {
+        let read = stream.read(&mut chunk)?;
+        response.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&response);
+        let complete = match text.split_once("\r\n\r\n") {
+            Some((head, body)) => head
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, length)| length.trim().parse::<usize>().ok())
+                .is_some_and(|length| body.len() >= length),
+            None => false,
+        };
+        if read == 0 || complete {
+            break;
+        }
+    }
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// `/workers` as JSON, or why it is not available.
+fn workers_json(addr: &str) -> Result<Value, String> {
+    match get(addr, "/workers") {
+        Ok((200, body)) => serde_json::from_str(&body).map_err(|err| format!("{err}: {body}")),
+        Ok((status, body)) => Err(format!("HTTP {status}: {body}")),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// One worker of a `/workers` answer.
+fn worker<'a>(workers: &'a Value, name: &str) -> &'a Value {
+    workers["workers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|w| w["name"] == name))
+        .unwrap_or_else(|| panic!("no worker {name} in {workers}"))
+}
+
+/// The value of the sample `series` (name and labels, exactly as printed) on `/metrics`.
+fn sample(addr: &str, series: &str) -> f64 {
+    let (status, body) = get(addr, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{body}"))
+}
+
+/// A scratch directory for the children's logs, removed on drop; it prints the logs first if
+/// the test failed.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    const LOGS: [&str; 2] = ["quickstart", "chromedriver"];
+
+    fn new() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "worker-tests-browser-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the scratch directory");
+        Self(dir)
+    }
+
+    /// Stdout and stderr of a child, both appended to `<dir>/<name>.log`.
+    fn log(&self, name: &str) -> (Stdio, Stdio) {
+        let file = File::create(self.0.join(format!("{name}.log"))).expect("create a log");
+        let clone = file.try_clone().expect("clone the log handle");
+        (file.into(), clone.into())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in Self::LOGS {
+                let log = std::fs::read_to_string(self.0.join(format!("{name}.log")));
+                eprintln!("----- {name} log -----\n{}", log.unwrap_or_default());
+            }
+        }
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// A child process that is killed on drop unless it has already exited, so a failed assertion
+/// leaves nothing running. With `group`, the child leads its own process group and the whole
+/// group is killed: chromedriver's Chromium processes go with it.
+struct Process {
+    child: Child,
+    group: bool,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.group {
+            // The group outlives its leader when the leader exits first: always signal it.
+            Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status()
+                .ok();
+        }
+        if let Ok(None) = self.child.try_wait() {
+            self.child.kill().ok();
+        }
+        self.child.wait().ok();
+    }
+}
+
+impl Process {
+    /// Panics with `what` if the process has exited.
+    fn assert_running(&mut self, what: &str) {
+        if let Some(status) = self.child.try_wait().expect("poll child") {
+            panic!("{what} exited early with {status} (its log is below)");
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_mins(1);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Starts the quickstart with admin actions on (`token`) on a free loopback port and waits for
+/// `/workers`; returns the process and its address.
+fn start_quickstart(scratch: &Scratch, token: &str) -> (Process, String) {
+    let addr = free_addr();
+    let (stdout, stderr) = scratch.log("quickstart");
+    let mut quickstart = Process {
+        child: Command::new(example("quickstart"))
+            .env("METRICS_ADDR", &addr)
+            .env("WORKER_ADMIN_TOKEN", token)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("start the quickstart"),
+        group: false,
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while let Err(err) = workers_json(&addr) {
+        quickstart.assert_running("the quickstart");
+        assert!(Instant::now() < deadline, "no /workers on {addr}: {err}");
+        std::thread::sleep(POLL);
+    }
+    (quickstart, addr)
+}
+
+/// Starts chromedriver on a free loopback port and waits until it is ready; returns the process
+/// and its URL.
+fn start_chromedriver(scratch: &Scratch, chromedriver: &Path) -> (Process, String) {
+    let addr = free_addr();
+    let port = addr.rsplit_once(':').expect("host:port").1;
+    let (stdout, stderr) = scratch.log("chromedriver");
+    let mut driver = Process {
+        child: Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0)
+            .spawn()
+            .expect("start chromedriver"),
+        group: true,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        driver.assert_running("chromedriver");
+        match get(&addr, "/status") {
+            Ok((200, body)) if body.contains("\"ready\":true") => break,
+            answer => assert!(
+                Instant::now() < deadline,
+                "chromedriver on {addr} is not ready: {answer:?}"
+            ),
+        }
+        std::thread::sleep(POLL);
+    }
+    (driver, format!("http://{addr}"))
+}
+
+/// Connects to chromedriver with a new headless Chromium session.
+async fn open_browser(driver: &str, chromium: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1400,800",
+                "--disable-dev-shm-usage",
+            ],
+        }),
+    );
+    ClientBuilder::native()
+        .capabilities(capabilities)
+        .connect(driver)
+        .await
+        .unwrap_or_else(|err| panic!("no Chromium session from chromedriver at {driver}: {err}"))
+}
+
+/// What the dashboard shows, read in one script so that a refresh cannot land half-way.
+#[derive(Debug)]
+struct Page {
+    /// `#host-state[data-state]`.
+    host: Option<String>,
+    /// The text of `#error` when it is visible.
+    error: Option<String>,
+    /// The texts of `#summary` and `#refreshed`.
+    summary: String,
+    refreshed: String,
+    admin_note_hidden: bool,
+    /// `#action-status`: text and class.
+    status: (String, String),
+    rows: Vec<Row>,
+}
+
+#[derive(Debug)]
+struct Row {
+    name: String,
+    /// `tr[data-state]`.
+    state: String,
+    /// The text of `td.status span.state`.
+    shown: Option<String>,
+    /// `td.runs[data-total]`.
+    total: Option<u64>,
+    /// The ticks of `td.recent .strip`, by `data-result`.
+    ticks: Vec<String>,
+}
+
+const READ_PAGE: &str = r"
+const $ = (sel) => document.querySelector(sel);
+const error = $('#error');
+return {
+  host: $('#host-state').dataset.state || null,
+  error: error.hidden ? null : error.textContent,
+  summary: $('#summary').textContent,
+  refreshed: $('#refreshed').textContent,
+  admin_note_hidden: $('#admin-note').hidden,
+  status: [$('#action-status').textContent, $('#action-status').className],
+  rows: [...document.querySelectorAll('#workers tbody tr[data-worker]')].map((tr) => {
+    const shown = tr.querySelector('td.status span.state');
+    const runs = tr.querySelector('td.runs[data-total]');
+    return {
+      name: tr.dataset.worker,
+      state: tr.dataset.state,
+      shown: shown ? shown.textContent : null,
+      total: runs ? runs.dataset.total : null,
+      ticks: [...tr.querySelectorAll('td.recent .strip span.tick[data-result]')]
+        .map((t) => t.dataset.result),
+    };
+  }),
+};
+";
+
+fn text(value: &Value) -> Option<String> {
+    value.as_str().map(str::to_owned)
+}
+
+async fn read_page(client: &Client) -> Page {
+    let page = client
+        .execute(READ_PAGE, Vec::new())
+        .await
+        .expect("read the dashboard");
+    let rows = page["rows"].as_array().cloned().unwrap_or_default();
+    Page {
+        host: text(&page["host"]),
+        error: text(&page["error"]),
+        summary: text(&page["summary"]).unwrap_or_default(),
+        refreshed: text(&page["refreshed"]).unwrap_or_default(),
+        admin_note_hidden: page["admin_note_hidden"] == true,
+        status: (
+            text(&page["status"][0]).unwrap_or_default(),
+            text(&page["status"][1]).unwrap_or_default(),
+        ),
+        rows: rows
+            .iter()
+            .map(|row| Row {
+                name: text(&row["name"]).unwrap_or_default(),
+                state: text(&row["state"]).unwrap_or_default(),
+                shown: text(&row["shown"]),
+                total: row["total"].as_str().and_then(|total| total.parse().ok()),
+                ticks: row["ticks"]
+                    .as_array()
+                    .map(|ticks| ticks.iter().filter_map(text).collect())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+impl Page {
+    fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|row| row.name == name)
+    }
+}
+
+/// Polls `probe` until it gives a value, or fails after [`WAIT`] with what it saw last.
+async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {WAIT:?}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The "Run now" button of `name`'s row.
+async fn run_button(client: &Client, name: &str) -> fantoccini::elements::Element {
+    let css =
+        format!("#workers tbody tr[data-worker=\"{name}\"] td.actions button[data-action=run]");
+    client
+        .find(Locator::Css(&css))
+        .await
+        .unwrap_or_else(|err| panic!("no Run now button for {name}: {err}"))
+}
+
+/// Replaces the content of `#token` by typing `token`.
+async fn type_token(client: &Client, token: &str) {
+    let input = client
+        .find(Locator::Css("#token"))
+        .await
+        .expect("a #token input");
+    input.clear().await.expect("clear #token");
+    input.send_keys(token).await.expect("type into #token");
+    let typed = input.prop("value").await.expect("#token value");
+    assert_eq!(
+        typed.as_deref(),
+        Some(token),
+        "the token input holds what was typed"
+    );
+}
+
+/// Every worker has a row showing a valid state, and the host is running.
+async fn wait_for_rows(client: &Client) -> Page {
+    wait_for("every worker's row with a valid state", async || {
+        let page = read_page(client).await;
+        let complete = page.host.as_deref() == Some("running")
+            && page.error.is_none()
+            && page.summary.starts_with("6 workers · ")
+            && page.refreshed.starts_with("Updated ")
+            && QUICKSTART_WORKERS.iter().all(|name| {
+                page.row(name).is_some_and(|row| {
+                    row.shown.as_deref() == Some(row.state.as_str())
+                        && STATES.contains(&row.state.as_str())
+                        && row.total.is_some()
+                })
+            });
+        if complete {
+            Ok(page)
+        } else {
+            Err(format!("{page:#?}"))
+        }
+    })
+    .await
+}
+
+/// Waits until the next scheduled run of [`WORKER`] is at least 4 s away, so that no
+/// scheduled run can be mistaken for a manual one (or hide it) during the clicks that follow.
+async fn wait_for_quiet_schedule(addr: &str) {
+    wait_for("4 s before the next scheduled digest", async || {
+        let workers = workers_json(addr)?;
+        let now = workers["now"]
+            .as_f64()
+            .ok_or_else(|| "no `now`".to_owned())?;
+        let digest = worker(&workers, WORKER);
+        match digest["next_run_at"].as_f64() {
+            Some(next) if next - now >= 4.0 && digest["active_runs"] == 0 => Ok(()),
+            _ => Err(format!("{digest}")),
+        }
+    })
+    .await;
+}
+
+/// A wrong token: the page shows the refusal, and no run was requested.
+async fn wrong_token_is_refused(client: &Client, addr: &str) {
+    let run = "{worker=\"digest\",action=\"run\"}";
+    let unauthorized = "worker_admin_refused_total{reason=\"unauthorized\"}";
+    let refused_before = sample(addr, unauthorized);
+    type_token(client, "not-the-token").await;
+    run_button(client, WORKER)
+        .await
+        .click()
+        .await
+        .expect("click Run now");
+    let status = wait_for("the refusal in #action-status", async || {
+        let page = read_page(client).await;
+        let (text, class) = &page.status;
+        if class == "err" && text.starts_with("run digest failed") {
+            Ok(text.clone())
+        } else {
+            Err(format!("{:?}", page.status))
+        }
+    })
+    .await;
+    assert!(
+        status.contains("Authorization: Bearer"),
+        "the refusal says what is missing: {status}"
+    );
+    assert!(
+        (sample(addr, unauthorized) - refused_before - 1.0).abs() < f64::EPSILON,
+        "the server counted one unauthorized request"
+    );
+    assert!(
+        sample(addr, &format!("worker_admin_actions_total{run}")) < 0.5,
+        "no run was requested with a wrong token"
+    );
+    let workers = workers_json(addr).expect("/workers");
+    let last_run = &worker(&workers, WORKER)["last_run"];
+    assert_ne!(last_run["trigger"], "manual", "no manual run: {last_run}");
+}
+
+/// The right token: "Run now" is accepted, and the page shows one more run of the worker.
+async fn run_now_starts_a_manual_run(client: &Client, addr: &str, token: &str) {
+    type_token(client, token).await;
+    let before = read_page(client)
+        .await
+        .row(WORKER)
+        .and_then(|row| row.total)
+        .expect("digest's total runs");
+    run_button(client, WORKER)
+        .await
+        .click()
+        .await
+        .expect("click Run now");
+    let expected = format!("run requested for {WORKER}");
+    wait_for("the acknowledgement in #action-status", async || {
+        let page = read_page(client).await;
+        if page.status == (expected.clone(), "ok".to_owned()) {
+            Ok(())
+        } else {
+            Err(format!("{:?}", page.status))
+        }
+    })
+    .await;
+    // Over HTTP, before a scheduled run can replace it: the next one was at least 4 s away
+    // before the first click.
+    let last_run = wait_for("a manual last run of digest on /workers", async || {
+        let workers = workers_json(addr)?;
+        let last_run = worker(&workers, WORKER)["last_run"].clone();
+        if last_run["trigger"] == "manual" {
+            Ok(last_run)
+        } else {
+            Err(last_run.to_string())
+        }
+    })
+    .await;
+    assert_eq!(last_run["result"], "success", "{last_run}");
+    let run = "worker_admin_actions_total{worker=\"digest\",action=\"run\"}";
+    assert!(
+        (sample(addr, run) - 1.0).abs() < f64::EPSILON,
+        "one run requested"
+    );
+    // The page refreshes by itself (every 2 s); nothing reloads it.
+    let after = wait_for("one more digest run on the page", async || {
+        let page = read_page(client).await;
+        match page.row(WORKER).and_then(|row| row.total) {
+            Some(total) if total > before => Ok(total),
+            total => Err(format!("total {total:?}, {before} before the click")),
+        }
+    })
+    .await;
+    eprintln!("digest's runs on the page: {before} before Run now, {after} after");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_every_worker_and_runs_one_on_demand() {
+    let chromium = installed("chromium");
+    let chromedriver = installed("chromedriver");
+    let started = Instant::now();
+    let token = format!(
+        "t{:x}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos()
+            ^ u128::from(std::process::id())
+    );
+
+    // Declared first, dropped last: the processes are gone before their logs are printed.
+    let scratch = Scratch::new();
+    let (quickstart, addr) = start_quickstart(&scratch, &token);
+    let (driver, driver_url) = start_chromedriver(&scratch, &chromedriver);
+    let client = open_browser(&driver_url, &chromium).await;
+    eprintln!("browser ready after {:.1?}", started.elapsed());
+
+    client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("load the dashboard");
+    assert_eq!(client.title().await.expect("title"), "Workers");
+    let page = wait_for_rows(&client).await;
+    assert!(page.admin_note_hidden, "admin actions are on: {page:#?}");
+    let names: Vec<_> = page.rows.iter().map(|row| row.name.as_str()).collect();
+    assert_eq!(names, QUICKSTART_WORKERS, "rows in registration order");
+    eprintln!("every row shown after {:.1?}", started.elapsed());
+
+    wait_for_quiet_schedule(&addr).await;
+    wrong_token_is_refused(&client, &addr).await;
+    run_now_starts_a_manual_run(&client, &addr, &token).await;
+    eprintln!("manual run shown after {:.1?}", started.elapsed());
+
+    // A screenshot once every strip shows a few runs (digest: the manual one and its cron's).
+    let page = wait_for("two runs in every worker's strip", async || {
+        let page = read_page(&client).await;
+        let full = page.rows.len() == QUICKSTART_WORKERS.len()
+            && page.rows.iter().all(|row| row.ticks.len() >= 2);
+        if full {
+            Ok(page)
+        } else {
+            Err(format!("{page:#?}"))
+        }
+    })
+    .await;
+    assert!(page.error.is_none(), "{page:#?}");
+    let png = client.screenshot().await.expect("screenshot");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root");
+    std::fs::create_dir_all(root.join("target")).expect("create target/");
+    let path = root.join("target").join("dashboard.png");
+    std::fs::write(&path, &png).expect("write the screenshot");
+    eprintln!(
+        "screenshot ({} bytes) in {} after {:.1?}",
+        png.len(),
+        path.display(),
+        started.elapsed()
+    );
+
+    client.close().await.expect("close the browser session");
+    drop(driver);
+    // The quickstart's shutdown timeout is 10 s: an exit code of 0 means nothing overran it.
+    let status = quickstart.terminate();
+    assert!(status.success(), "the quickstart exited with {status}");
+    eprintln!("done after {:.1?}", started.elapsed());
+}

@@ -1,0 +1,318 @@
+//! Health on the paused clock, through the test harness (`worker_core::testing`): every state a
+//! worker shows, `stale_after`, the probes' status codes and bodies, and the admin actions with
+//! no token, a wrong token and the right one, through the host's router.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::Value;
+use tower::ServiceExt as _;
+use worker_core::testing::{TestHost, run_once};
+use worker_core::{
+    BoxError, Ctx, Health, Host, HostHandle, Outcome, Trigger, Worker, WorkerState, worker,
+};
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The state and health `worker` shows now.
+fn status(handle: &HostHandle, worker: &str) -> (WorkerState, Health, Option<String>) {
+    let status = handle
+        .workers()
+        .into_iter()
+        .find(|w| w.name == worker)
+        .expect("a registered worker");
+    (status.state, status.health, status.reason)
+}
+
+/// Moves the clock in 100 ms steps until `worker` shows `state`, for at most a minute.
+async fn wait_for(handle: &HostHandle, worker: &str, state: WorkerState) {
+    for _ in 0..600 {
+        if status(handle, worker).0 == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "`{worker}` never showed {state}: {:?}",
+        status(handle, worker)
+    );
+}
+
+/// Sends `request` to the host's router; the status and the body as JSON (or text).
+async fn call(handle: &HostHandle, request: Request<Body>) -> (StatusCode, Value) {
+    let response = handle.router().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("a body");
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
+
+async fn get(handle: &HostHandle, path: &str) -> (StatusCode, Value) {
+    call(handle, Request::get(path).body(Body::empty()).unwrap()).await
+}
+
+async fn post(handle: &HostHandle, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut request = Request::post(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    call(handle, request.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_goes_through_starting_running_backoff_stale_and_stopped() {
+    let t0 = tokio::time::Instant::now();
+    let started = move || t0.elapsed();
+    let worker = Worker::builder("flaky")
+        .every(secs(10))
+        .retry(1)
+        .backoff(secs(2))
+        .stale_after(secs(30))
+        .gates_readiness(true)
+        .handler(move || async move {
+            let scheduled = started();
+            tokio::time::sleep(secs(4)).await;
+            if scheduled >= secs(20) {
+                return Err::<(), BoxError>("upstream down".into());
+            }
+            Ok(())
+        });
+    let host = TestHost::start(Host::builder().worker(worker)).unwrap();
+    let handle = host.handle().clone();
+    assert_eq!(status(&handle, "flaky").0, WorkerState::Starting);
+    assert_eq!(
+        get(&handle, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // 1 s: the first run (0 to 4 s) is in progress.
+    tokio::time::sleep(secs(1)).await;
+    assert_eq!(
+        status(&handle, "flaky"),
+        (WorkerState::Running, Health::Healthy, None)
+    );
+    let (code, ready) = get(&handle, "/readyz").await;
+    assert_eq!(code, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ok");
+    assert_eq!(ready["workers"][0]["gates_readiness"], true);
+
+    // 5 s: idle after a success.
+    tokio::time::sleep(secs(4)).await;
+    assert_eq!(status(&handle, "flaky").0, WorkerState::Idle);
+
+    // 25 s: the run due at 20 s failed its first attempt at 24 s and waits 2 s to retry.
+    host.advance(secs(20)).await;
+    // `advance` waited for that run to end (at 30 s), so look at its record.
+    let runs = host.runs("flaky");
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[2].result, Outcome::Failure);
+    assert_eq!(runs[2].attempts, 2);
+    assert_eq!(runs[2].error.as_deref(), Some("upstream down"));
+    let (state, health, reason) = status(&handle, "flaky");
+    assert_eq!((state, health), (WorkerState::Idle, Health::Degraded));
+    assert_eq!(reason.as_deref(), Some("last run failure: upstream down"));
+
+    // The run due at 30 s fails its first attempt at 34 s and backs off.
+    wait_for(&handle, "flaky", WorkerState::Backoff).await;
+
+    // The last success ended at 14 s; 30 s later, at 44 s, the worker is stale.
+    wait_for(&handle, "flaky", WorkerState::Stale).await;
+    assert!(t0.elapsed() >= secs(44), "{:?}", t0.elapsed());
+    let (state, health, reason) = status(&handle, "flaky");
+    assert_eq!((state, health), (WorkerState::Stale, Health::Unhealthy));
+    assert!(reason.unwrap().starts_with("no success for 30s"));
+    let (code, ready) = get(&handle, "/readyz").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "it gates readiness");
+    assert_eq!(ready["status"], "fail");
+    assert!(
+        ready["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("`flaky` is stale")
+    );
+    let metrics = handle.render_metrics();
+    assert!(metrics.contains("worker_state{worker=\"flaky\",state=\"stale\"} 1"));
+    assert_eq!(
+        get(&handle, "/healthz").await.0,
+        StatusCode::OK,
+        "alive, though stale"
+    );
+
+    host.stop().await.unwrap();
+    assert_eq!(status(&handle, "flaky").0, WorkerState::Stopped);
+    assert_eq!(
+        get(&handle, "/healthz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        get(&handle, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[worker(every = "1s", max_restarts = 1, restart_window = "1m")]
+async fn panicky() {
+    panic!("always");
+}
+
+#[worker(every = "1s")]
+async fn steady() {}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_worker_is_unhealthy_and_does_not_gate_readiness_unless_asked() {
+    let host = TestHost::start(Host::builder().worker(panicky).worker(steady)).unwrap();
+    host.advance(secs(3)).await;
+    let handle = host.handle();
+    let (state, health, reason) = status(handle, "panicky");
+    assert_eq!((state, health), (WorkerState::Failed, Health::Unhealthy));
+    assert!(reason.unwrap().starts_with("failed"));
+    assert_eq!(status(handle, "steady").1, Health::Healthy);
+    // `panicky` does not gate readiness, and its loop ended by policy: alive and ready.
+    assert_eq!(get(handle, "/readyz").await.0, StatusCode::OK);
+    let (code, live) = get(handle, "/healthz").await;
+    assert_eq!(code, StatusCode::OK, "{live}");
+    assert_eq!(live["workers"][0]["state"], "failed");
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_skips_triggers_resume_runs_them_again_and_run_now_runs_at_once() {
+    let host = TestHost::start(Host::builder().worker(steady)).unwrap();
+    let handle = host.handle().clone();
+    host.advance(secs(2)).await;
+    assert_eq!(host.runs("steady").len(), 3, "0, 1 and 2 s");
+
+    handle.pause("steady").unwrap();
+    host.advance(secs(3)).await;
+    assert_eq!(host.runs("steady").len(), 3, "nothing while paused");
+    let (state, health, reason) = status(&handle, "steady");
+    assert_eq!((state, health), (WorkerState::Paused, Health::Degraded));
+    assert_eq!(reason.as_deref(), Some("paused"));
+    assert!(
+        handle
+            .render_metrics()
+            .contains("worker_runs_skipped_total{worker=\"steady\",reason=\"paused\"} 3")
+    );
+
+    // Run now works while paused, once.
+    let run = host.run_once("steady").await;
+    assert_eq!(
+        (run.trigger, run.result),
+        (Trigger::Manual, Outcome::Success)
+    );
+    assert_eq!(host.runs("steady").len(), 4);
+
+    handle.resume("steady").unwrap();
+    host.advance(secs(2)).await;
+    assert_eq!(host.runs("steady").len(), 6);
+    assert_eq!(status(&handle, "steady").0, WorkerState::Idle);
+
+    let err = handle.pause("nobody").unwrap_err();
+    assert!(err.is_unknown_worker(), "{err}");
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn admin_actions_need_a_token_and_the_right_one() {
+    // No token configured: off.
+    let host = TestHost::start(Host::builder().worker(steady)).unwrap();
+    let (code, body) = post(host.handle(), "/workers/steady/run", Some("anything")).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("disabled"));
+    host.stop().await.unwrap();
+
+    let host = TestHost::start(Host::builder().worker(steady).admin_token("s3cret")).unwrap();
+    let handle = host.handle().clone();
+    host.advance(Duration::ZERO).await;
+    for token in [None, Some("wrong"), Some("s3cret-but-longer"), Some("")] {
+        let (code, _) = post(&handle, "/workers/steady/pause", token).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "token {token:?}");
+    }
+    assert_eq!(
+        status(&handle, "steady").0,
+        WorkerState::Idle,
+        "nothing happened"
+    );
+
+    let (code, body) = post(&handle, "/workers/steady/pause", Some("s3cret")).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    assert_eq!(
+        body,
+        serde_json::json!({"worker": "steady", "action": "pause"})
+    );
+    host.advance(Duration::ZERO).await;
+    assert_eq!(status(&handle, "steady").0, WorkerState::Paused);
+    let (code, _) = post(&handle, "/workers/steady/run", Some("s3cret")).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    host.advance(Duration::ZERO).await;
+    assert_eq!(host.runs("steady").last().unwrap().trigger, Trigger::Manual);
+
+    // Malformed requests: 4xx, never a panic.
+    assert_eq!(
+        post(&handle, "/workers/nobody/run", Some("s3cret")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post(&handle, "/workers/steady/explode", Some("s3cret"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&handle, "/workers/steady/run").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        post(&handle, "/workers/%FF/run", Some("s3cret"))
+            .await
+            .0
+            .as_u16()
+            / 100,
+        4
+    );
+
+    let metrics = handle.render_metrics();
+    for line in [
+        "worker_admin_refused_total{reason=\"unauthorized\"} 4",
+        "worker_admin_actions_total{worker=\"steady\",action=\"pause\"} 1",
+        "worker_admin_actions_total{worker=\"steady\",action=\"run\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+
+    let (code, workers) = get(&handle, "/workers").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(workers["admin"], true);
+    assert_eq!(workers["host"]["state"], "running");
+    let row = &workers["workers"][0];
+    assert_eq!(row["name"], "steady");
+    assert_eq!(row["state"], "paused");
+    assert_eq!(row["last_run"]["trigger"], "manual");
+    assert!(!row["recent"].as_array().unwrap().is_empty());
+    let (code, page) = get(&handle, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("<title>Workers</title>"));
+    host.stop().await.unwrap();
+}
+
+#[worker(every = "1h", timeout = "1s", retry = 2, backoff = "1s")]
+async fn hangs(ctx: Ctx) {
+    ctx.cancelled().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_once_runs_a_worker_with_its_policies_and_records_every_attempt() {
+    let run = run_once(hangs, Host::builder()).await.unwrap();
+    assert_eq!(run.result, Outcome::Timeout);
+    assert_eq!(run.attempts, 3);
+    assert_eq!(run.error.as_deref(), Some("timed out after 1s"));
+    // Three attempts of 1 s, then backoffs of 1 s and 2 s with equal jitter: 4.5 to 6 s.
+    let range = Duration::from_millis(4_500)..=secs(6);
+    assert!(range.contains(&run.duration), "{run:?}");
+}

@@ -1,0 +1,212 @@
+//! Health: what a worker's state, circuit and last run say about whether it makes progress, and
+//! what that makes of the host's liveness and readiness.
+//!
+//! | worker | health | reason |
+//! |---|---|---|
+//! | `failed` (restarts exhausted) | unhealthy | `failed: ...` |
+//! | `stale`: no success within `stale_after` | unhealthy | `no success for ...` |
+//! | circuit open or half-open | degraded | `circuit open` |
+//! | paused by an admin action | degraded | `paused` |
+//! | last run failed, panicked or timed out | degraded | `last run ...: <error>` |
+//! | otherwise | healthy | |
+//!
+//! Liveness (`/healthz`) fails only when a worker's loop is gone while the host runs, which
+//! the supervisor's restarts should make impossible. Readiness (`/readyz`) fails while the host
+//! starts or stops, and while a worker that gates readiness is unhealthy.
+
+use serde::Serialize;
+
+use crate::metrics::{Outcome, WorkerState};
+use crate::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
+
+/// A worker's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Health {
+    /// Making progress.
+    Healthy,
+    /// Running, but with its circuit open, paused, or after a failed run.
+    Degraded,
+    /// Failed, or no success within `stale_after`.
+    Unhealthy,
+}
+
+/// A worker's state as shown, its health and why.
+pub(crate) struct Verdict {
+    pub(crate) state: WorkerState,
+    pub(crate) health: Health,
+    pub(crate) reason: Option<String>,
+}
+
+/// How long `worker` has gone without a success at `now` (Unix seconds), if that is longer
+/// than its `stale_after`.
+fn overdue(worker: &Tracked, now: f64) -> Option<f64> {
+    let stale_after = worker.stale_after?.as_secs_f64();
+    let since = worker
+        .metrics
+        .last_success()
+        .unwrap_or_else(|| worker.since());
+    let quiet = now - since;
+    (quiet > stale_after).then_some(quiet)
+}
+
+/// The state `worker` shows at `now`: its stored state, or `stale` for a worker waiting,
+/// running or backing off without a success within its `stale_after`.
+pub(crate) fn shown_state(worker: &Tracked, now: f64) -> WorkerState {
+    let state = worker.metrics.state();
+    match state {
+        WorkerState::Idle | WorkerState::Running | WorkerState::Backoff
+            if overdue(worker, now).is_some() =>
+        {
+            WorkerState::Stale
+        }
+        _ => state,
+    }
+}
+
+/// The health of `worker` at `now`, given its last finished run.
+pub(crate) fn evaluate(worker: &Tracked, last_run: Option<&RunRecord>, now: f64) -> Verdict {
+    let state = shown_state(worker, now);
+    let (health, reason) = match state {
+        WorkerState::Failed => (
+            Health::Unhealthy,
+            Some("failed: it panicked more often than `max_restarts` allows".to_owned()),
+        ),
+        WorkerState::Stale => {
+            let quiet = overdue(worker, now).unwrap_or_default();
+            let limit = worker.stale_after.unwrap_or_default();
+            (
+                Health::Unhealthy,
+                Some(format!(
+                    "no success for {} (stale_after {})",
+                    human(quiet),
+                    humantime::format_duration(limit)
+                )),
+            )
+        }
+        WorkerState::Paused => (Health::Degraded, Some("paused".to_owned())),
+        _ if worker.metrics.circuit() != crate::circuit::CircuitState::Closed => (
+            Health::Degraded,
+            Some(format!("circuit {}", worker.metrics.circuit().as_str())),
+        ),
+        _ => match last_run {
+            Some(run) if run.result != Outcome::Success && run.result != Outcome::Cancelled => {
+                let error = run.error.as_deref().unwrap_or("no message");
+                (
+                    Health::Degraded,
+                    Some(format!("last run {}: {error}", run.result.as_str())),
+                )
+            }
+            _ => (Health::Healthy, None),
+        },
+    };
+    Verdict {
+        state,
+        health,
+        reason,
+    }
+}
+
+/// Whole seconds, readable: `1m 30s`.
+fn human(seconds: f64) -> humantime::FormattedDuration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a positive number of seconds far below 2^64"
+    )]
+    let whole = seconds.max(0.0) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(whole))
+}
+
+/// The body of `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Probe {
+    /// `ok` or `fail`.
+    pub status: &'static str,
+    /// The host's state.
+    pub host: HostState,
+    /// Why the probe fails.
+    pub reasons: Vec<String>,
+    /// Every worker: name, state, health and reason.
+    pub workers: Vec<ProbeWorker>,
+}
+
+impl Probe {
+    /// Whether the probe passes.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// A worker as the probes list it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ProbeWorker {
+    /// The worker's name.
+    pub name: String,
+    /// Its state as shown.
+    pub state: WorkerState,
+    /// Its health.
+    pub health: Health,
+    /// Why it is not healthy.
+    pub reason: Option<String>,
+    /// Whether readiness depends on it.
+    pub gates_readiness: bool,
+}
+
+fn probe(board: &Board, statuses: Vec<WorkerStatus>, reasons: Vec<String>) -> Probe {
+    Probe {
+        status: if reasons.is_empty() { "ok" } else { "fail" },
+        host: board.state(),
+        reasons,
+        workers: statuses
+            .into_iter()
+            .map(|s| ProbeWorker {
+                name: s.name,
+                state: s.state,
+                health: s.health,
+                reason: s.reason,
+                gates_readiness: s.gates_readiness,
+            })
+            .collect(),
+    }
+}
+
+/// Liveness at `now`: the host has not stopped, and every worker's loop that should run does.
+pub(crate) fn liveness(board: &Board, now: f64) -> Probe {
+    let statuses = board.statuses(now);
+    let host = board.state();
+    let mut reasons = Vec::new();
+    if host == HostState::Stopped {
+        reasons.push("the host has stopped".to_owned());
+    }
+    if host == HostState::Running {
+        for (worker, status) in board.workers().iter().zip(&statuses) {
+            let ended = matches!(status.state, WorkerState::Failed | WorkerState::Stopped);
+            if !worker.is_alive() && !ended {
+                reasons.push(format!("the loop of `{}` is not running", status.name));
+            }
+        }
+    }
+    probe(board, statuses, reasons)
+}
+
+/// Readiness at `now`: the host runs, and no worker that gates readiness is unhealthy.
+pub(crate) fn readiness(board: &Board, now: f64) -> Probe {
+    let statuses = board.statuses(now);
+    let mut reasons = Vec::new();
+    match board.state() {
+        HostState::Running => {}
+        state => reasons.push(format!("the host is {}", state.as_str())),
+    }
+    for status in &statuses {
+        if status.gates_readiness && status.health == Health::Unhealthy {
+            let why = status.reason.as_deref().unwrap_or("unhealthy");
+            reasons.push(format!("`{}` is {}: {why}", status.name, status.state));
+        }
+    }
+    probe(board, statuses, reasons)
+}

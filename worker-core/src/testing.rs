@@ -1,0 +1,219 @@
+//! Driving workers deterministically in tests, on tokio's paused clock.
+//!
+//! [`TestHost`] runs a host whose [`advance`](TestHost::advance) moves the clock and waits until
+//! every run it triggered has finished, and keeps every run's record for assertions;
+//! [`run_once`] runs one worker once, now, with the state and resources you register.
+//!
+//! Use them in a test whose runtime starts paused (`#[tokio::test(start_paused = true)]`): time
+//! then only moves when every task waits, so a run of a schedule and its retries are exact.
+//!
+//! ```
+//! use std::time::Duration;
+//! use worker_core::testing::TestHost;
+//! use worker_core::{BoxError, Ctx, Host, Outcome, State, worker};
+//!
+//! struct Limit {
+//!     orders: u32,
+//! }
+//!
+//! /// Fails its first attempt of every run; retried once.
+//! #[worker(every = "10s", retry = 1, backoff = "1s")]
+//! async fn sync_orders(ctx: Ctx, limit: State<Limit>) -> Result<(), BoxError> {
+//!     if ctx.attempt() == 1 {
+//!         return Err(format!("upstream refused {} orders", limit.orders).into());
+//!     }
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! // In a test: #[tokio::test(start_paused = true)]
+//! let host = TestHost::start(Host::builder().state(Limit { orders: 5 }).worker(sync_orders)).unwrap();
+//! host.advance(Duration::from_secs(25)).await;
+//!
+//! let runs = host.runs("sync_orders");
+//! assert_eq!(runs.len(), 3); // at 0, 10 and 20 s
+//! assert!(runs.iter().all(|run| run.result == Outcome::Success && run.attempts == 2));
+//! assert_eq!(runs[1].scheduled_at, runs[0].scheduled_at + Duration::from_secs(10));
+//! host.stop().await.unwrap();
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::handle::HostHandle;
+use crate::host::HostBuilder;
+use crate::status::RunRecord;
+use crate::worker::IntoWorker;
+
+/// How long [`TestHost::advance`] lets runs go on past its target before it gives up.
+const SETTLE_LIMIT: Duration = Duration::from_hours(24);
+/// The clock step while waiting for runs to finish.
+const STEP: Duration = Duration::from_millis(1);
+
+/// A host running in a task on the paused clock; see the [module](self) docs.
+#[derive(Debug)]
+pub struct TestHost {
+    handle: HostHandle,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl TestHost {
+    /// Builds the host (every run of every worker is kept) and starts it in a task. Runs due at
+    /// start have not happened yet: call [`advance`](Self::advance), even by zero.
+    ///
+    /// # Errors
+    ///
+    /// What [`HostBuilder::build`] fails with.
+    pub fn start(builder: HostBuilder) -> Result<Self, Error> {
+        let mut builder = builder;
+        builder.keep_runs = usize::MAX;
+        let host = builder.build()?;
+        let handle = host.handle();
+        let task = tokio::spawn(host.run_until(std::future::pending()));
+        Ok(Self { handle, task })
+    }
+
+    /// Moves the clock forward by `by`, then waits until every run that was triggered has
+    /// finished, retries and backoff included; the clock moves on while runs are in progress,
+    /// so it may end later than `by` from now.
+    ///
+    /// # Panics
+    ///
+    /// When runs are still going a simulated day after the target: a body that never ends.
+    pub async fn advance(&self, by: Duration) {
+        let target = Instant::now() + by;
+        tokio::time::sleep_until(target).await;
+        self.settle(target + SETTLE_LIMIT).await;
+    }
+
+    /// Waits, moving the clock in small steps, until no run is in progress and none is due.
+    async fn settle(&self, limit: Instant) {
+        loop {
+            // Let the workers woken at this instant start their runs.
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            let busy = self.busy();
+            if busy.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < limit,
+                "runs still going a simulated day later: {}",
+                busy.join(", ")
+            );
+            tokio::time::sleep(STEP).await;
+        }
+    }
+
+    /// The workers with a run in progress or a trigger due now.
+    fn busy(&self) -> Vec<String> {
+        let board = &self.handle.board;
+        let now = board.now();
+        board
+            .workers()
+            .iter()
+            .filter(|w| {
+                let due = w.metrics.next_run().is_some_and(|at| at <= now + 1e-6);
+                w.metrics.active() > 0 || (due && !w.control.is_stopped())
+            })
+            .map(|w| w.name.to_string())
+            .collect()
+    }
+
+    /// Every finished run of `worker`, oldest first.
+    ///
+    /// # Panics
+    ///
+    /// When the host has no worker named `worker`.
+    #[must_use]
+    pub fn runs(&self, worker: &str) -> Vec<RunRecord> {
+        self.handle
+            .runs(worker)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// The host's handle: admin actions, status, health, metrics.
+    #[must_use]
+    pub fn handle(&self) -> &HostHandle {
+        &self.handle
+    }
+
+    /// Runs `worker` once, now (as the run-now admin action does), and waits for the run to end.
+    ///
+    /// # Panics
+    ///
+    /// When the host has no worker named `worker`.
+    pub async fn run_once(&self, worker: &str) -> RunRecord {
+        let before = self.runs(worker).len();
+        self.handle
+            .run_now(worker)
+            .unwrap_or_else(|err| panic!("{err}"));
+        let limit = Instant::now() + SETTLE_LIMIT;
+        loop {
+            self.settle(limit).await;
+            if let Some(run) = self.runs(worker).get(before) {
+                return run.clone();
+            }
+            tokio::time::sleep(STEP).await;
+        }
+    }
+
+    /// Stops the host gracefully and returns what [`Host::run_until`](crate::Host::run_until)
+    /// returned.
+    ///
+    /// # Errors
+    ///
+    /// When shutdown had to abort runs, or a worker escalated with `stop_host`.
+    ///
+    /// # Panics
+    ///
+    /// When the host's task panicked.
+    pub async fn stop(self) -> Result<(), Error> {
+        self.handle.shutdown();
+        self.task.await.expect("the host task does not panic")
+    }
+}
+
+/// Runs `worker` once, now, in a host made from `builder` (register its state and resource
+/// factories there), and returns the run's record. Its schedule is paused, so only this run
+/// happens; retries, backoff and the timeout apply as declared.
+///
+/// ```
+/// use worker_core::testing::run_once;
+/// use worker_core::{Host, Outcome, State, worker};
+///
+/// struct Greeting {
+///     text: &'static str,
+/// }
+///
+/// #[worker(every = "1h")]
+/// async fn greet(greeting: State<Greeting>) -> Result<(), String> {
+///     if greeting.text.is_empty() { Err("nothing to say".into()) } else { Ok(()) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let run = run_once(greet, Host::builder().state(Greeting { text: "" })).await.unwrap();
+/// assert_eq!(run.result, Outcome::Failure);
+/// assert_eq!(run.error.as_deref(), Some("nothing to say"));
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// What [`HostBuilder::build`] fails with (missing state, say), or what stopping it returns.
+pub async fn run_once(worker: impl IntoWorker, builder: HostBuilder) -> Result<RunRecord, Error> {
+    let worker = worker.into_worker();
+    let name = worker.name().to_owned();
+    let host = TestHost::start(builder.worker(worker))?;
+    host.handle.pause(&name)?;
+    let run = host.run_once(&name).await;
+    host.stop().await?;
+    Ok(run)
+}
