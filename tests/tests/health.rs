@@ -173,6 +173,9 @@ async fn a_failed_worker_is_unhealthy_and_does_not_gate_readiness_unless_asked()
     assert_eq!((state, health), (WorkerState::Failed, Health::Unhealthy));
     assert!(reason.unwrap().starts_with("failed"));
     assert_eq!(status(handle, "steady").1, Health::Healthy);
+    // A failed worker cannot run: refused, over HTTP with 409.
+    let err = handle.run_now("panicky").unwrap_err();
+    assert!(err.is_not_running(), "{err}");
     // `panicky` does not gate readiness, and its loop ended by policy: alive and ready.
     assert_eq!(get(handle, "/readyz").await.0, StatusCode::OK);
     let (code, live) = get(handle, "/healthz").await;
@@ -315,4 +318,39 @@ async fn run_once_runs_a_worker_with_its_policies_and_records_every_attempt() {
     // Three attempts of 1 s, then backoffs of 1 s and 2 s with equal jitter: 4.5 to 6 s.
     let range = Duration::from_millis(4_500)..=secs(6);
     assert!(range.contains(&run.duration), "{run:?}");
+}
+
+#[worker(every = "10s", stale_after = "30s")]
+async fn hourly_ish() {}
+
+#[tokio::test(start_paused = true)]
+async fn staleness_counts_from_the_resume_not_from_before_the_pause() {
+    let host = TestHost::start(Host::builder().worker(hourly_ish).admin_token("t")).unwrap();
+    let handle = host.handle().clone();
+    host.advance(Duration::ZERO).await;
+    handle.pause("hourly_ish").unwrap();
+    host.advance(secs(120)).await;
+    assert_eq!(
+        status(&handle, "hourly_ish").0,
+        WorkerState::Paused,
+        "paused is never stale"
+    );
+
+    handle.resume("hourly_ish").unwrap();
+    host.advance(secs(1)).await;
+    let after = status(&handle, "hourly_ish");
+    assert_eq!(
+        after.1,
+        Health::Healthy,
+        "no stale after a resume: {after:?}"
+    );
+
+    // Refused once the host stops: 409 over HTTP.
+    handle.shutdown();
+    while handle.state() == worker_core::HostState::Running {
+        tokio::task::yield_now().await;
+    }
+    let (code, body) = post(&handle, "/workers/hourly_ish/run", Some("t")).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    host.stop().await.unwrap();
 }

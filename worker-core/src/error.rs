@@ -44,6 +44,8 @@ pub(crate) enum Kind {
     DuplicateName(String),
     /// An admin action named a worker the host does not have.
     UnknownWorker(String),
+    /// Run now was asked of a worker that cannot run: failed, stopped, or its host stopping.
+    NotRunning { worker: String, why: String },
     /// The HTTP listener could not be bound.
     Bind {
         addr: String,
@@ -122,6 +124,13 @@ impl Error {
         matches!(self.kind, Kind::UnknownWorker(_))
     }
 
+    /// Run now was asked of a worker that cannot run: it failed or stopped, or its host is
+    /// stopping.
+    #[must_use]
+    pub fn is_not_running(&self) -> bool {
+        matches!(self.kind, Kind::NotRunning { .. })
+    }
+
     /// Shutdown hit its deadline and aborted the workers named by [`Error::overran`].
     #[must_use]
     pub fn is_shutdown_timeout(&self) -> bool {
@@ -161,6 +170,7 @@ impl Error {
             | Kind::Missing { worker, .. }
             | Kind::DuplicateName(worker)
             | Kind::UnknownWorker(worker)
+            | Kind::NotRunning { worker, .. }
             | Kind::Override {
                 worker: Some(worker),
                 ..
@@ -205,6 +215,9 @@ impl fmt::Display for Error {
                  (set `name = \"...\"` on one of them)"
             ),
             Kind::UnknownWorker(name) => write!(f, "the host has no worker named `{name}`"),
+            Kind::NotRunning { worker, why } => {
+                write!(f, "worker `{worker}` cannot run now: {why}")
+            }
             Kind::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
             Kind::ShutdownTimeout { timeout, overran } => write!(
                 f,

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Kind};
 use crate::health::{self, Probe};
-use crate::metrics::Action;
+use crate::metrics::{Action, WorkerState};
 use crate::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
 
 /// A handle to a [`Host`](crate::Host), made by [`Host::handle`](crate::Host::handle); cloning is
@@ -48,11 +48,14 @@ impl HostHandle {
 
     /// Starts a run of `name` now, whatever its schedule, even while it is paused or its circuit
     /// is open; skipped (and counted as `overlap`) when its runs are already at their overlap
-    /// limit. The run's spans say `trigger = "manual"`.
+    /// limit. Asked before the host starts, the run happens when the worker starts. The run's
+    /// spans say `trigger = "manual"`.
     ///
     /// # Errors
     ///
-    /// When the host has no worker named `name`.
+    /// When the host has no worker named `name`
+    /// ([`is_unknown_worker`](Error::is_unknown_worker)), or it cannot run: it failed or
+    /// stopped, or the host is stopping ([`is_not_running`](Error::is_not_running)).
     pub fn run_now(&self, name: &str) -> Result<(), Error> {
         self.act(name, Action::Run, Origin::Handle)
     }
@@ -79,12 +82,34 @@ impl HostHandle {
     pub(crate) fn act(&self, name: &str, action: Action, origin: Origin) -> Result<(), Error> {
         let worker = self.tracked(name)?;
         match action {
-            Action::Run => worker.control.request_run(),
+            Action::Run => {
+                let host = self.board.state();
+                let state = worker.metrics.state();
+                let why = match (host, state) {
+                    (HostState::Stopping | HostState::Stopped, _) => {
+                        Some(format!("the host is {}", host.as_str()))
+                    }
+                    (_, WorkerState::Failed | WorkerState::Stopped) => {
+                        Some(format!("it is {state}"))
+                    }
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    return Err(Error::new(Kind::NotRunning {
+                        worker: name.to_owned(),
+                        why,
+                    }));
+                }
+                worker.control.request_run();
+            }
             Action::Pause => {
                 worker.control.set_paused(true);
             }
             Action::Resume => {
-                worker.control.set_paused(false);
+                if worker.control.set_paused(false) {
+                    // Staleness counts from the resume, not from before the pause.
+                    worker.resumed(self.board.now());
+                }
             }
         }
         worker.metrics.admin(action);
@@ -146,6 +171,7 @@ impl HostHandle {
     /// (`app.nest("/ops", handle.router())`): `/metrics`, `/healthz`, `/readyz`, `/workers`, the
     /// dashboard at `/`, and the admin actions. See [`HostBuilder::serve`](crate::HostBuilder::serve)
     /// for what each route answers.
+    #[must_use = "a router does nothing until it is served or mounted"]
     pub fn router(&self) -> axum::Router {
         crate::http::router(self.clone())
     }

@@ -10,8 +10,8 @@
 //! | last run failed, panicked or timed out | degraded | `last run ...: <error>` |
 //! | otherwise | healthy | |
 //!
-//! Liveness (`/healthz`) fails only when a worker's loop is gone while the host runs, which
-//! the supervisor's restarts should make impossible. Readiness (`/readyz`) fails while the host
+//! Liveness (`/healthz`) fails once the host stopped, or when a worker's loop is gone while the
+//! host runs, which the supervisor's restarts should make impossible. Readiness (`/readyz`) fails while the host
 //! starts or stops, and while a worker that gates readiness is unhealthy.
 
 use serde::Serialize;
@@ -46,7 +46,8 @@ fn overdue(worker: &Tracked, now: f64) -> Option<f64> {
     let since = worker
         .metrics
         .last_success()
-        .unwrap_or_else(|| worker.since());
+        .unwrap_or_default()
+        .max(worker.since());
     let quiet = now - since;
     (quiet > stale_after).then_some(quiet)
 }
@@ -185,7 +186,11 @@ pub(crate) fn liveness(board: &Board, now: f64) -> Probe {
     }
     if host == HostState::Running {
         for (worker, status) in board.workers().iter().zip(&statuses) {
-            let ended = matches!(status.state, WorkerState::Failed | WorkerState::Stopped);
+            // Loops not started yet (`starting`) and those ended by policy are not gone.
+            let ended = matches!(
+                status.state,
+                WorkerState::Starting | WorkerState::Failed | WorkerState::Stopped
+            );
             if !worker.is_alive() && !ended {
                 reasons.push(format!("the loop of `{}` is not running", status.name));
             }

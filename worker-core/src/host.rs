@@ -199,9 +199,11 @@ impl HostBuilder {
     /// with a missing or wrong one, 401. Every action, accepted or refused, is logged and
     /// counted (`worker_admin_actions_total`, `worker_admin_refused_total`).
     ///
-    /// Read the token from your secret store or environment; an empty token is ignored.
+    /// Read the token from your secret store or environment; surrounding whitespace is trimmed,
+    /// and an empty token leaves the actions off.
     pub fn admin_token(mut self, token: impl Into<String>) -> Self {
-        let token = token.into();
+        // A token read from a file often ends with a newline, which no header can carry.
+        let token = token.into().trim().to_owned();
         self.admin_token = (!token.is_empty()).then_some(token);
         self
     }

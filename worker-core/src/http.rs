@@ -114,7 +114,11 @@ async fn act(
     let board = &handle.board;
     let Some(expected) = &board.admin_token else {
         board.refused[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::warn!(worker = %name, action = action.as_str(), "admin action refused: admin actions are disabled");
+        tracing::warn!(
+            worker = ?name,
+            action = action.as_str(),
+            "admin action refused: admin actions are disabled"
+        );
         return error(
             StatusCode::FORBIDDEN,
             "admin actions are disabled: the host has no admin token".to_owned(),
@@ -123,12 +127,17 @@ async fn act(
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        })
         .unwrap_or_default();
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         board.refused[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(
-            worker = %name,
+            worker = ?name,
             action = action.as_str(),
             reason = REFUSALS[1],
             "admin action refused: missing or wrong bearer token"
@@ -156,6 +165,7 @@ async fn act(
             };
             (StatusCode::ACCEPTED, Json(body)).into_response()
         }
+        Err(err) if err.is_not_running() => error(StatusCode::CONFLICT, err.to_string()),
         Err(err) => error(StatusCode::NOT_FOUND, err.to_string()),
     }
 }

@@ -199,7 +199,11 @@ impl<B: Body> Drop for Aborted<'_, '_, B> {
     fn drop(&mut self) {
         if self.armed {
             let runner = self.runner;
-            let error = "aborted: still running when the stop budget or shutdown deadline ran out";
+            let error = if std::thread::panicking() {
+                "aborted: the worker's loop crashed while the run was going"
+            } else {
+                "aborted: still running when the stop budget or shutdown deadline ran out"
+            };
             runner.finish(
                 self,
                 Outcome::Cancelled,
@@ -207,10 +211,12 @@ impl<B: Body> Drop for Aborted<'_, '_, B> {
                 self.attempts,
                 Some(error.to_owned()),
             );
-            let metrics = runner.metrics;
-            metrics.set_active(0);
-            metrics.set_next_run(0.0);
-            metrics.set_state(WorkerState::Stopped);
+            if !std::thread::panicking() {
+                let metrics = runner.metrics;
+                metrics.set_active(0);
+                metrics.set_next_run(0.0);
+                metrics.set_state(WorkerState::Stopped);
+            }
         }
     }
 }

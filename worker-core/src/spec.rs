@@ -98,8 +98,9 @@ pub const MIN_DEFAULT_STALE_AFTER: Duration = Duration::from_mins(1);
 
 impl Checked {
     /// How long without a success makes the worker stale: `stale_after` if set; otherwise
-    /// [`DEFAULT_STALE_PERIODS`] periods of its trigger (for cron, the gap between its next two
-    /// fires), at least [`MIN_DEFAULT_STALE_AFTER`]; never for `once`.
+    /// [`DEFAULT_STALE_PERIODS`] periods of its trigger (for cron, the longest gap between its
+    /// next 64 fires; for `fixed_delay`, the delay, run time not included), at least
+    /// [`MIN_DEFAULT_STALE_AFTER`]; never for `once`.
     pub(crate) fn stale_after(&self, now: std::time::SystemTime) -> Option<Duration> {
         if let Some(after) = self.spec.stale_after {
             return Some(after);
@@ -107,13 +108,26 @@ impl Checked {
         let period = match &self.trigger {
             Trigger::Every(period) | Trigger::FixedDelay(period) => *period,
             Trigger::Cron(cron) => {
-                let first = cron.next_after(now)?;
-                let second = cron.next_after(first)?;
-                second.duration_since(first).ok()?
+                // The longest gap between fires over the next 64: `0 0 9,10 * * *` fires an
+                // hour apart, then 23 hours apart.
+                let mut at = cron.next_after(now)?;
+                let mut longest = Duration::ZERO;
+                for _ in 0..64 {
+                    let Some(next) = cron.next_after(at) else {
+                        break;
+                    };
+                    longest = longest.max(next.duration_since(at).unwrap_or_default());
+                    at = next;
+                }
+                longest
             }
             Trigger::Once => return None,
         };
-        Some((period * DEFAULT_STALE_PERIODS).max(MIN_DEFAULT_STALE_AFTER))
+        Some(
+            period
+                .saturating_mul(DEFAULT_STALE_PERIODS)
+                .max(MIN_DEFAULT_STALE_AFTER),
+        )
     }
 }
 

@@ -98,8 +98,9 @@ pub(crate) struct Tracked {
     pub(crate) schedule: String,
     pub(crate) gates_readiness: bool,
     pub(crate) stale_after: Option<Duration>,
-    /// Unix seconds (as `f64` bits) from which staleness counts before a first success: when
-    /// the worker's first trigger was due.
+    /// Unix seconds (as `f64` bits; positive, so they order as integers) from which staleness
+    /// counts when that is later than the last success: when the worker's first trigger was
+    /// due, or when it was last resumed.
     since: AtomicU64,
     /// The worker's loop is running (false before start and once it ended).
     alive: AtomicBool,
@@ -154,6 +155,11 @@ impl Tracked {
         self.alive.load(Ordering::Acquire)
     }
 
+    /// The worker was resumed at `now` (Unix seconds): staleness counts from then at the earliest.
+    pub(crate) fn resumed(&self, now: f64) {
+        self.since.fetch_max(now.to_bits(), Ordering::Relaxed);
+    }
+
     pub(crate) fn since(&self) -> f64 {
         f64::from_bits(self.since.load(Ordering::Relaxed))
     }
@@ -179,7 +185,7 @@ impl Tracked {
         self.history().recent.iter().cloned().collect()
     }
 
-    /// A snapshot for `/workers`, at `now` (Unix seconds), for a host in `host`.
+    /// A snapshot for `/workers`, at `now` (Unix seconds).
     pub(crate) fn status(&self, now: f64) -> WorkerStatus {
         let metrics = &self.metrics;
         let (recent, last_error) = {
@@ -327,7 +333,6 @@ impl HostState {
 
 /// Every worker of a host, in registration order, with the host's state, its admin token and
 /// the recorder of user metrics.
-#[derive(Debug)]
 pub(crate) struct Board {
     workers: Vec<Arc<Tracked>>,
     prometheus: Option<PrometheusHandle>,
@@ -337,6 +342,19 @@ pub(crate) struct Board {
     pub(crate) refused: [AtomicU64; 2],
     /// Set when the host starts: timestamps follow tokio's (possibly paused) clock.
     clock: OnceLock<Clock>,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("workers", &self.workers.len())
+            .field("state", &self.state())
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Board {

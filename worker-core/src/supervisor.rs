@@ -130,7 +130,8 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
     };
     // Stopped with the host (shutdown) or by the worker's own escalation.
     let control = &tracked.control;
-    tracked.started(clock.unix_seconds(started + spec.after));
+    let first = state.ticker.due().unwrap_or(started + spec.after);
+    tracked.started(clock.unix_seconds(first));
     let _alive = Alive(&tracked);
     metrics.set_state(resting(control));
     let end = loop {
@@ -145,13 +146,19 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
                     panic = %panic_message(&*payload),
                     "the worker's loop crashed; restarting it"
                 );
+                // The runs of the crashed pass were dropped (and counted as cancelled).
                 state.active = 0;
-                state.pending = None;
+                metrics.set_active(0);
+                if state.pending.take().is_some() {
+                    metrics.skipped(SkipReason::Restarting, 1);
+                }
                 metrics.restarted(RestartReason::Crash);
                 if state.restarts_exhausted(Instant::now(), &spec) {
                     escalate(&spec, &host);
+                    control.stop();
                     break End::Failed;
                 }
+                metrics.set_state(resting(control));
             }
         }
     };
@@ -319,7 +326,9 @@ impl Loop {
             _ => 0,
         };
         let kept = u64::from(self.pending.take().is_some());
-        metrics.skipped(SkipReason::ShuttingDown, due + kept);
+        let requested = control.seen().run_requests - self.seen.run_requests;
+        self.seen.run_requests += requested;
+        metrics.skipped(SkipReason::ShuttingDown, due + kept + requested);
         // Stopping: no new runs; the runs in progress see their token cancelled and get the
         // worker's stop budget (or the host's deadline) to end.
         let drain = async {

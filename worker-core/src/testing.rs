@@ -47,7 +47,8 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::handle::HostHandle;
 use crate::host::HostBuilder;
-use crate::status::RunRecord;
+use crate::metrics::{SkipReason, WorkerState};
+use crate::status::{RunRecord, Trigger};
 use crate::worker::IntoWorker;
 
 /// How long [`TestHost::advance`] lets runs go on past its target before it gives up.
@@ -63,12 +64,18 @@ pub struct TestHost {
 }
 
 impl TestHost {
-    /// Builds the host (every run of every worker is kept) and starts it in a task. Runs due at
-    /// start have not happened yet: call [`advance`](Self::advance), even by zero.
+    /// Builds the host (every run of every worker is kept) and starts it in a task on the current
+    /// tokio runtime. Runs due at start have not happened yet: call [`advance`](Self::advance),
+    /// even by zero. Stop it with [`stop`](Self::stop); dropping it leaves the host running
+    /// until the runtime ends.
     ///
     /// # Errors
     ///
     /// What [`HostBuilder::build`] fails with.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
     pub fn start(builder: HostBuilder) -> Result<Self, Error> {
         let mut builder = builder;
         builder.keep_runs = usize::MAX;
@@ -144,22 +151,50 @@ impl TestHost {
         &self.handle
     }
 
-    /// Runs `worker` once, now (as the run-now admin action does), and waits for the run to end.
+    /// Runs `worker` once, now (as the run-now admin action does), and waits for that run to
+    /// end; runs of its schedule meanwhile are waited for too, and kept in [`runs`](Self::runs).
     ///
     /// # Panics
     ///
-    /// When the host has no worker named `worker`.
+    /// When the host has no worker named `worker`, when it cannot run (failed, stopped, or
+    /// disabled by configuration), or when the request was skipped because the worker's runs
+    /// were at their overlap limit.
     pub async fn run_once(&self, worker: &str) -> RunRecord {
-        let before = self.runs(worker).len();
+        let manual =
+            |runs: &[RunRecord]| runs.iter().filter(|r| r.trigger == Trigger::Manual).count();
+        let before = manual(&self.runs(worker));
+        let tracked = self
+            .handle
+            .board
+            .worker(worker)
+            .unwrap_or_else(|| panic!("the host has no worker named `{worker}`"));
+        let overlaps = tracked.metrics.skips(SkipReason::Overlap);
         self.handle
             .run_now(worker)
             .unwrap_or_else(|err| panic!("{err}"));
         let limit = Instant::now() + SETTLE_LIMIT;
         loop {
             self.settle(limit).await;
-            if let Some(run) = self.runs(worker).get(before) {
-                return run.clone();
+            let runs = self.runs(worker);
+            if manual(&runs) > before {
+                let run = runs.iter().rev().find(|r| r.trigger == Trigger::Manual);
+                return run.cloned().expect("a manual run was counted");
             }
+            // Nothing running, no manual run, and an overlap skip since the request: skipped.
+            assert!(
+                tracked.metrics.active() > 0
+                    || tracked.metrics.skips(SkipReason::Overlap) == overlaps,
+                "`{worker}` was at its overlap limit: the run was skipped"
+            );
+            assert!(
+                tracked.is_alive() || tracked.metrics.state() == WorkerState::Starting,
+                "`{worker}` cannot run: it is {}",
+                tracked.metrics.state()
+            );
+            assert!(
+                Instant::now() < limit,
+                "`{worker}` did not run within a simulated day (was it at its overlap limit?)"
+            );
             tokio::time::sleep(STEP).await;
         }
     }

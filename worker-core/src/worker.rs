@@ -249,8 +249,10 @@ impl WorkerBuilder {
     }
 
     /// How long without a successful run makes the worker `stale`, and unhealthy
-    /// (`stale_after`). Default: three periods of its trigger (for cron, of the gap between
-    /// its next two fires), at least a minute; a `once` worker never goes stale.
+    /// (`stale_after`). Default: three periods of its trigger (for cron, of the longest gap
+    /// between its next 64 fires; for `fixed_delay`, of the delay: set it when runs are long),
+    /// at least a minute; a `once` worker never goes stale. Staleness counts from the last
+    /// success, the first due time, or the last resume, whichever is latest.
     pub fn stale_after(mut self, after: Duration) -> Self {
         self.spec.stale_after = Some(after);
         self
