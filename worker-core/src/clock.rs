@@ -22,14 +22,18 @@ impl Clock {
         }
     }
 
-    /// The wall-clock time of `at`.
-    pub(crate) fn system_time(&self, at: Instant) -> SystemTime {
-        let unix = if at >= self.instant {
+    /// The wall-clock time of `at`, as time since the Unix epoch.
+    pub(crate) fn unix(&self, at: Instant) -> Duration {
+        if at >= self.instant {
             self.unix + (at - self.instant)
         } else {
             self.unix.saturating_sub(self.instant - at)
-        };
-        UNIX_EPOCH + unix
+        }
+    }
+
+    /// The wall-clock time of `at`.
+    pub(crate) fn system_time(&self, at: Instant) -> SystemTime {
+        UNIX_EPOCH + self.unix(at)
     }
 
     /// The instant on tokio's clock of the wall-clock time `at`.
@@ -45,11 +49,6 @@ impl Clock {
     }
 
     pub(crate) fn unix_seconds(&self, at: Instant) -> f64 {
-        let unix = if at >= self.instant {
-            self.unix + (at - self.instant)
-        } else {
-            self.unix.saturating_sub(self.instant - at)
-        };
-        unix.as_secs_f64()
+        self.unix(at).as_secs_f64()
     }
 }

@@ -12,17 +12,19 @@ use std::task::Poll;
 use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
 
-/// The control signals of one worker.
+/// The control signals of one worker; laid out with what every poll reads last, next to the
+/// worker's metrics (see `Tracked`).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(crate) struct Control {
     /// Given to the worker's runs (`Ctx::cancelled`) and to their resources.
     token: CancellationToken,
-    stopped: AtomicBool,
-    paused: AtomicBool,
-    /// Run-now requests made so far.
-    run_requests: AtomicU64,
     /// The worker's loop, parked.
     waker: AtomicWaker,
+    /// Run-now requests made so far.
+    run_requests: AtomicU64,
+    stopped: AtomicBool,
+    paused: AtomicBool,
 }
 
 /// What the loop has seen of its [`Control`], to tell what changed.

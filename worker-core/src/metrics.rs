@@ -312,11 +312,10 @@ impl Gauge {
 /// Every series of one worker. Made when the host is built; every series exists from then on,
 /// at zero.
 ///
-/// Laid out in declaration order (`repr(C)`) from the start of a cache line, so the fields
-/// every run writes share three lines: the first 64 bytes, the start of `lag` and the start of
-/// `durations`' success histogram.
+/// Laid out in declaration order (`repr(C)`), so the fields every run writes are close: the
+/// first 64 bytes, the start of `lag` and the start of `durations`' success histogram.
 #[derive(Debug)]
-#[repr(C, align(64))]
+#[repr(C)]
 pub(crate) struct WorkerMetrics {
     state: AtomicU8,
     circuit: AtomicU8,
@@ -332,15 +331,12 @@ pub(crate) struct WorkerMetrics {
     admin: [AtomicU64; Action::ALL.len()],
     /// `worker="<name>"`, escaped once.
     labels: Box<str>,
-    /// The `schedule` label of `worker_info`, escaped.
-    schedule: Box<str>,
 }
 
 impl WorkerMetrics {
-    pub(crate) fn new(worker: &str, schedule: &str) -> Self {
+    pub(crate) fn new(worker: &str) -> Self {
         Self {
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
-            schedule: Escaped(schedule).to_string().into(),
             runs: Default::default(),
             durations: std::array::from_fn(|_| Histogram::new()),
             retries: AtomicU64::new(0),
@@ -437,6 +433,11 @@ impl WorkerMetrics {
         self.skipped[reason as usize].load(Relaxed)
     }
 
+    /// Runs finished, whatever their outcome.
+    pub(crate) fn finished_runs(&self) -> u64 {
+        self.runs.iter().map(|runs| runs.load(Relaxed)).sum()
+    }
+
     /// Runs finished with `outcome`.
     pub(crate) fn runs(&self, outcome: Outcome) -> u64 {
         self.runs[outcome as usize].load(Relaxed)
@@ -528,18 +529,28 @@ const INFO: Family = Family::new(
     "Always 1; the labels carry the worker's effective schedule.",
 );
 
+/// What [`render`] writes for one worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rendered<'a> {
+    pub(crate) metrics: &'a WorkerMetrics,
+    /// The effective trigger, unescaped.
+    pub(crate) schedule: &'a str,
+    /// The state the worker shows (stale or not).
+    pub(crate) state: WorkerState,
+}
+
 /// Writes every series of `workers` in the Prometheus text format (version 0.0.4), one family
 /// at a time, each worker with the state it shows (stale or not).
 pub(crate) fn render<'a, I>(out: &mut String, workers: I, refused: &[AtomicU64; 2])
 where
-    I: IntoIterator<Item = (&'a WorkerMetrics, WorkerState)>,
+    I: IntoIterator<Item = Rendered<'a>>,
     I::IntoIter: Clone,
 {
     let workers = workers.into_iter();
     let mut family = |family: &Family, line: &dyn Fn(&mut String, &WorkerMetrics, WorkerState)| {
         family.header(out);
-        for (metrics, state) in workers.clone() {
-            line(out, metrics, state);
+        for worker in workers.clone() {
+            line(out, worker.metrics, worker.state);
         }
     };
     family(&RUNS, &|out, m, _| {
@@ -589,13 +600,11 @@ where
         let values = Action::ALL.map(|a| (a.as_str(), m.admin[a as usize].load(Relaxed)));
         by_label(out, ADMIN.name, m, "action", values);
     });
-    family(&INFO, &|out, m, _| {
-        let _ = writeln!(
-            out,
-            "{}{{{},schedule=\"{}\"}} 1",
-            INFO.name, m.labels, m.schedule
-        );
-    });
+    INFO.header(out);
+    for worker in workers.clone() {
+        let (labels, schedule) = (&worker.metrics.labels, Escaped(worker.schedule));
+        let _ = writeln!(out, "{}{{{labels},schedule=\"{schedule}\"}} 1", INFO.name);
+    }
     REFUSED.header(out);
     for (reason, count) in REFUSALS.iter().zip(refused) {
         let _ = writeln!(
@@ -648,7 +657,7 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        let metrics = WorkerMetrics::new("a\"b\\c\nd", "every 1s");
+        let metrics = WorkerMetrics::new("a\"b\\c\nd");
         assert_eq!(&*metrics.labels, r#"worker="a\"b\\c\nd""#);
     }
 

@@ -16,10 +16,11 @@ use crate::clock::Clock;
 use crate::error::{BoxError, Chain};
 use crate::handler::Body;
 use crate::metrics::{Outcome, WorkerMetrics, WorkerState};
+use crate::recent::Entry;
 use crate::retry::{Permanent, backoff};
 use crate::scope::{Ctx, Scope, WorkerEnv};
 use crate::spec::Spec;
-use crate::status::{RunRecord, Trigger};
+use crate::status::Trigger;
 
 /// Run ids are unique within the process, so a log line or span names exactly one run. Each
 /// thread takes them from the shared counter in blocks: one counter bumped by every run on every
@@ -151,16 +152,16 @@ impl<B: Body> Runner<'_, B> {
             self.metrics
                 .set_last_success(self.clock.unix_seconds(ended));
         }
-        self.env.tracked.record(RunRecord {
+        let entry = Entry {
             run_id: run.run_id,
             trigger: run.trigger,
-            scheduled_at: self.clock.system_time(run.scheduled),
-            started_at: self.clock.system_time(run.started),
+            scheduled: self.clock.unix(run.scheduled),
+            ended: self.clock.unix(ended),
             duration: took,
             result: outcome,
             attempts,
-            error,
-        });
+        };
+        self.env.tracked.record(&entry, error);
     }
 
     /// One attempt, with its timeout, catching panics. The scope is dropped before this returns,

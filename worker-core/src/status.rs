@@ -2,7 +2,6 @@
 //! (which writes it) and the host's handle and HTTP surface (which read it): the metric block,
 //! the control signals, and a short history of runs.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,9 +13,9 @@ use crate::clock::Clock;
 use crate::control::Control;
 use crate::health::{self, Health};
 use crate::metrics::{self, Outcome, SkipReason, WorkerMetrics, WorkerState};
+use crate::recent::{Entry, RecentRuns};
 
-/// Runs kept per worker for `/workers` and the dashboard.
-pub(crate) const RECENT_RUNS: usize = 20;
+pub(crate) use crate::recent::RECENT_RUNS;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,20 +78,23 @@ pub(crate) fn unix_seconds(at: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
-/// The runs a worker keeps, and its last error.
+/// A worker's last error (with the id of its run), and under the test harness every run;
+/// allocated at the first run that needs it.
 #[derive(Debug, Default)]
 struct History {
-    recent: VecDeque<RunRecord>,
-    /// How many runs to keep; `usize::MAX` under the test harness.
-    limit: usize,
-    last_error: Option<(SystemTime, String)>,
+    all: Vec<RunRecord>,
+    last_error: Option<(u64, SystemTime, String)>,
 }
 
 /// One worker's live record.
+///
+/// Laid out in declaration order (`repr(C)`): the control flags the worker's loop reads on
+/// every poll sit right before the metric fields every run writes.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Tracked {
-    pub(crate) metrics: WorkerMetrics,
     pub(crate) control: Control,
+    pub(crate) metrics: WorkerMetrics,
     pub(crate) name: Arc<str>,
     /// The effective trigger, as `worker_info{schedule}` shows it.
     pub(crate) schedule: String,
@@ -104,7 +106,10 @@ pub(crate) struct Tracked {
     since: AtomicU64,
     /// The worker's loop is running (false before start and once it ended).
     alive: AtomicBool,
-    history: Mutex<History>,
+    /// How many runs to keep: [`RECENT_RUNS`], or `usize::MAX` under the test harness.
+    keep: usize,
+    recent: OnceLock<Box<RecentRuns>>,
+    history: Mutex<Option<Box<History>>>,
 }
 
 /// What [`Tracked::new`] needs to know.
@@ -119,7 +124,7 @@ pub(crate) struct Declared<'a> {
 impl Tracked {
     pub(crate) fn new(declared: Declared<'_>) -> Self {
         Self {
-            metrics: WorkerMetrics::new(declared.name, &declared.schedule),
+            metrics: WorkerMetrics::new(declared.name),
             control: Control::default(),
             name: declared.name.clone(),
             schedule: declared.schedule,
@@ -127,16 +132,13 @@ impl Tracked {
             stale_after: declared.stale_after,
             since: AtomicU64::new(0),
             alive: AtomicBool::new(false),
-            history: Mutex::new(History {
-                // Allocated on the first run: an idle worker costs nothing here.
-                recent: VecDeque::new(),
-                limit: declared.keep,
-                last_error: None,
-            }),
+            keep: declared.keep,
+            recent: OnceLock::new(),
+            history: Mutex::new(None),
         }
     }
 
-    fn history(&self) -> MutexGuard<'_, History> {
+    fn history(&self) -> MutexGuard<'_, Option<Box<History>>> {
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -164,39 +166,64 @@ impl Tracked {
         f64::from_bits(self.since.load(Ordering::Relaxed))
     }
 
-    /// Records a finished run.
-    pub(crate) fn record(&self, run: RunRecord) {
-        let mut history = self.history();
-        if let Some(error) = &run.error {
-            let at = run.started_at + run.duration;
-            history.last_error = Some((at, error.clone()));
-        }
-        if history.limit == 0 {
+    /// Records a finished run, already counted in `worker_runs_total`: in the ring of recent
+    /// runs; and, when it failed or under the test harness, under the history's lock.
+    pub(crate) fn record(&self, entry: &Entry, error: Option<String>) {
+        let index = self.metrics.finished_runs().saturating_sub(1);
+        self.recent.get_or_init(Box::default).push(index, entry);
+        let everything = self.keep > RECENT_RUNS;
+        if error.is_none() && !everything {
             return;
         }
-        if history.recent.len() == history.limit {
-            history.recent.pop_front();
+        let mut history = self.history();
+        let history = history.get_or_insert_default();
+        if let Some(error) = &error {
+            history.last_error = Some((entry.run_id, UNIX_EPOCH + entry.ended, error.clone()));
         }
-        history.recent.push_back(run);
+        if everything {
+            history.all.push(entry.record(error));
+        }
     }
 
-    /// The runs kept, oldest first.
+    /// The runs kept, oldest first: the last [`RECENT_RUNS`], each with its error when it is
+    /// the last failed run; every run, with its error, under the test harness.
     pub(crate) fn runs(&self) -> Vec<RunRecord> {
-        self.history().recent.iter().cloned().collect()
+        let history = self.history();
+        if self.keep > RECENT_RUNS {
+            return history.as_ref().map(|h| h.all.clone()).unwrap_or_default();
+        }
+        let last_error = history.as_ref().and_then(|h| h.last_error.as_ref());
+        let finished = self.metrics.finished_runs();
+        let entries = self
+            .recent
+            .get()
+            .map(|r| r.entries(finished))
+            .unwrap_or_default();
+        entries
+            .iter()
+            .map(|entry| {
+                let error = last_error
+                    .filter(|(run_id, ..)| *run_id == entry.run_id)
+                    .map(|(.., message)| message.clone());
+                entry.record(error)
+            })
+            .collect()
+    }
+
+    fn last_error(&self) -> Option<LastError> {
+        let history = self.history();
+        let (_, at, message) = history.as_ref()?.last_error.as_ref()?;
+        Some(LastError {
+            at: unix_seconds(*at),
+            message: message.clone(),
+        })
     }
 
     /// A snapshot for `/workers`, at `now` (Unix seconds).
     pub(crate) fn status(&self, now: f64) -> WorkerStatus {
         let metrics = &self.metrics;
-        let (recent, last_error) = {
-            let history = self.history();
-            let recent: Vec<RunRecord> = history.recent.iter().cloned().collect();
-            let last_error = history.last_error.as_ref().map(|(at, message)| LastError {
-                at: unix_seconds(*at),
-                message: message.clone(),
-            });
-            (recent, last_error)
-        };
+        let recent = self.runs();
+        let last_error = self.last_error();
         let last_run = recent.last().cloned();
         let recent = recent
             .iter()
@@ -427,9 +454,11 @@ impl Board {
         }
         metrics::render(
             &mut out,
-            self.workers
-                .iter()
-                .map(|w| (&w.metrics, health::shown_state(w, now))),
+            self.workers.iter().map(|w| metrics::Rendered {
+                metrics: &w.metrics,
+                schedule: &w.schedule,
+                state: health::shown_state(w, now),
+            }),
             &self.refused,
         );
         out
