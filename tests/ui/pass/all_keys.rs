@@ -22,6 +22,8 @@ use worker_core::{Ctx, Host, worker};
     restart_window = "10m",
     escalate = stop_host,
     stop_budget = "5s",
+    stale_after = "10m",
+    gates_readiness = true,
     name = "sync-orders",
 )]
 async fn sync_orders(ctx: Ctx) -> Result<(), std::io::Error> {
