@@ -4,7 +4,7 @@
 //!    concurrent workers, against tasks looping on `tokio::time::interval`;
 //! 2. live heap bytes per idle worker at 10,000 workers, against tasks parked on
 //!    `interval.tick()`;
-//! 3. the time from `ShutdownHandle::shutdown()` to `run_until` returning with 10,000 idle
+//! 3. the time from `HostHandle::shutdown()` to `run_until` returning with 10,000 idle
 //!    workers, against cancelling 10,000 bare tasks and waiting for them.
 //!
 //! ```text

@@ -24,8 +24,7 @@ use crate::run::{Runner, panic_message};
 use crate::schedule::{Missed, Overlap, Ticker};
 use crate::scope::WorkerEnv;
 use crate::spec::{Checked, DEFAULT_BACKOFF_MAX, Spec};
-use crate::status::Tracked;
-use crate::status::Trigger;
+use crate::status::{Tracked, Trigger};
 
 /// What happens when a worker panics more than `max_restarts` times within `restart_window`
 /// (`escalate`).
