@@ -3,27 +3,17 @@
 //! token is refused on the page, and the "Run now" button with the right token starts a manual
 //! run that the page then shows. Leaves a screenshot in `target/dashboard.png`.
 
-use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use support::{QUICKSTART_WORKERS, Scratch, example, free_addr, get};
 
-const QUICKSTART_WORKERS: &[&str] = &[
-    "heartbeat",
-    "sync_orders",
-    "flaky_report",
-    "digest",
-    "inventory_feed",
-    "cache_cleanup",
-];
-/// Every state a worker can show (`WorkerState`).
 const STATES: &[&str] = &[
     "starting", "idle", "running", "backoff", "paused", "stale", "failed", "stopped",
 ];
@@ -33,22 +23,6 @@ const WORKER: &str = "digest";
 /// How long any one condition may take before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
-
-/// Builds the examples (a no-op when fresh, as in process.rs) and returns the path of `name`.
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "worker-examples", "--examples"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the examples failed");
-    });
-    // target/<profile>/deps/browser-<hash> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    profile_dir.join("examples").join(name)
-}
 
 /// The path of `program` on `PATH`, or a failure telling how to install it.
 fn installed(program: &str) -> PathBuf {
@@ -63,50 +37,6 @@ fn installed(program: &str) -> PathBuf {
                  scripts/install-test-deps)"
             )
         })
-}
-
-fn free_addr() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").to_string()
-}
-
-/// `GET path`; returns the status code and body. HTTP/1.1, since chromedriver refuses 1.0,
-/// and the body is read up to its `Content-Length`, since chromedriver keeps the connection
-/// open whatever the request asks.
-fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    let mut chunk = [0; 4096];
-    loop {
-        let read = stream.read(&mut chunk)?;
-        response.extend_from_slice(&chunk[..read]);
-        let text = String::from_utf8_lossy(&response);
-        let complete = match text.split_once("\r\n\r\n") {
-            Some((head, body)) => head
-                .lines()
-                .filter_map(|line| line.split_once(':'))
-                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, length)| length.trim().parse::<usize>().ok())
-                .is_some_and(|length| body.len() >= length),
-            None => false,
-        };
-        if read == 0 || complete {
-            break;
-        }
-    }
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
 }
 
 /// `/workers` as JSON, or why it is not available.
@@ -134,46 +64,6 @@ fn sample(addr: &str, series: &str) -> f64 {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sample {series} in:\n{body}"))
-}
-
-/// A scratch directory for the children's logs, removed on drop; it prints the logs first if
-/// the test failed.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    const LOGS: [&str; 2] = ["quickstart", "chromedriver"];
-
-    fn new() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "worker-tests-browser-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create the scratch directory");
-        Self(dir)
-    }
-
-    /// Stdout and stderr of a child, both appended to `<dir>/<name>.log`.
-    fn log(&self, name: &str) -> (Stdio, Stdio) {
-        let file = File::create(self.0.join(format!("{name}.log"))).expect("create a log");
-        let clone = file.try_clone().expect("clone the log handle");
-        (file.into(), clone.into())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for name in Self::LOGS {
-                let log = std::fs::read_to_string(self.0.join(format!("{name}.log")));
-                eprintln!("----- {name} log -----\n{}", log.unwrap_or_default());
-            }
-        }
-        std::fs::remove_dir_all(&self.0).ok();
-    }
 }
 
 /// A child process that is killed on drop unless it has already exited, so a failed assertion
@@ -595,7 +485,7 @@ async fn the_dashboard_shows_every_worker_and_runs_one_on_demand() {
     );
 
     // Declared first, dropped last: the processes are gone before their logs are printed.
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("browser", &["quickstart", "chromedriver"]);
     let (quickstart, addr) = start_quickstart(&scratch, &token);
     let (driver, driver_url) = start_chromedriver(&scratch, &chromedriver);
     let client = open_browser(&driver_url, &chromium).await;

@@ -1,12 +1,12 @@
 //! Process-level tests: the real example binaries, real signals, a real HTTP scrape, and
 //! Prometheus's own `promtool` on the exposition.
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+mod support;
+
+use std::io::Write as _;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use support::{QUICKSTART_WORKERS, example, free_addr, get};
 
 /// Every metric of DESIGN.md that the core emits, present from start-up.
 const METRICS: &[&str] = &[
@@ -26,40 +26,6 @@ const METRICS: &[&str] = &[
     "worker_info",
 ];
 
-const QUICKSTART_WORKERS: &[&str] = &[
-    "heartbeat",
-    "sync_orders",
-    "flaky_report",
-    "digest",
-    "inventory_feed",
-    "cache_cleanup",
-];
-
-/// Builds the examples once (cargo makes this a no-op when they are fresh) and returns the path
-/// of `name`.
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "worker-examples", "--examples"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the examples failed");
-    });
-    // target/<profile>/deps/process-<hash> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    profile_dir.join("examples").join(name)
-}
-
-fn free_addr() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").to_string()
-}
-
 fn spawn(name: &str, addr: &str) -> Child {
     Command::new(example(name))
         .env("METRICS_ADDR", addr)
@@ -70,25 +36,6 @@ fn spawn(name: &str, addr: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the example")
-}
-
-/// `GET path` over plain HTTP/1.1; returns the status code and body.
-fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
 }
 
 /// Polls until `pred(body)` holds for `/metrics`, or panics after a generous limit (the limit

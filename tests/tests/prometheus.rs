@@ -1,103 +1,19 @@
 //! A real Prometheus server (Debian's `prometheus`, installed by scripts/test) scrapes the
 //! quickstart example, and a `PromQL` query sees every worker's `worker_runs_total` series.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{QUICKSTART_WORKERS, Scratch, example, free_addr, get_http10};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const JOB: &str = "quickstart";
-const QUICKSTART_WORKERS: &[&str] = &[
-    "heartbeat",
-    "sync_orders",
-    "flaky_report",
-    "digest",
-    "inventory_feed",
-    "cache_cleanup",
-];
 const RESULTS: &[&str] = &["success", "failure", "panic", "timeout", "cancelled"];
-
-/// Builds the examples (a no-op when fresh, as in process.rs) and returns the path of `name`.
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "worker-examples", "--examples"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the examples failed");
-    });
-    // target/<profile>/deps/prometheus-<hash> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    profile_dir.join("examples").join(name)
-}
-
-fn free_addr() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").to_string()
-}
-
-/// `GET path`; returns the status code and body. HTTP/1.0, so that Prometheus (Go's server)
-/// answers with a plain body ending at close, never a chunked one.
-fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
-}
-
-/// A scratch directory, removed on drop; it prints the logs in it first if the test failed.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "worker-tests-prometheus-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create the scratch directory");
-        Self(dir)
-    }
-
-    /// Stdout and stderr of a child, both appended to `<dir>/<name>.log`.
-    fn log(&self, name: &str) -> (Stdio, Stdio) {
-        let file = File::create(self.0.join(format!("{name}.log"))).expect("create a log");
-        let clone = file.try_clone().expect("clone the log handle");
-        (file.into(), clone.into())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for name in ["quickstart", "prometheus"] {
-                let log = std::fs::read_to_string(self.0.join(format!("{name}.log")));
-                eprintln!("----- {name} log -----\n{}", log.unwrap_or_default());
-            }
-        }
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
 
 /// A child process that is killed on drop unless it has already exited, so a failed assertion
 /// leaves nothing running.
@@ -137,7 +53,7 @@ fn encode(query: &str) -> String {
 /// The result vector of an instant query, or why there is none yet.
 fn query(prometheus: &str, promql: &str) -> Result<Vec<Value>, String> {
     let path = format!("/api/v1/query?query={}", encode(promql));
-    let (status, body) = get(prometheus, &path).map_err(|err| err.to_string())?;
+    let (status, body) = get_http10(prometheus, &path).map_err(|err| err.to_string())?;
     if status != 200 {
         return Err(format!("HTTP {status}: {body}"));
     }
@@ -181,7 +97,7 @@ fn start_quickstart(scratch: &Scratch) -> (Process, String) {
             .expect("start the quickstart"),
     );
     let deadline = Instant::now() + Duration::from_mins(1);
-    while !matches!(get(&addr, "/metrics"), Ok((200, _))) {
+    while !matches!(get_http10(&addr, "/metrics"), Ok((200, _))) {
         quickstart.assert_running("the quickstart");
         assert!(Instant::now() < deadline, "no /metrics on {addr}");
         std::thread::sleep(Duration::from_millis(100));
@@ -192,7 +108,7 @@ fn start_quickstart(scratch: &Scratch) -> (Process, String) {
 /// Starts Prometheus on a free loopback port, scraping `target` every second as job [`JOB`];
 /// returns the process and its address.
 fn start_prometheus(scratch: &Scratch, target: &str) -> (Process, String) {
-    let config = scratch.0.join("prometheus.yml");
+    let config = scratch.dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
@@ -209,7 +125,7 @@ fn start_prometheus(scratch: &Scratch, target: &str) -> (Process, String) {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                scratch.0.join("data").display()
+                scratch.dir.join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
             .stdin(Stdio::null())
@@ -246,7 +162,7 @@ fn a_real_prometheus_scrapes_every_worker_of_the_quickstart() {
          `prometheus` package (through scripts/install-test-deps)"
     );
     // Declared first, dropped last: the processes are gone before their logs are printed.
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("prometheus", &["quickstart", "prometheus"]);
     let (mut quickstart, target) = start_quickstart(&scratch);
     let (mut prometheus, server) = start_prometheus(&scratch, &target);
 
