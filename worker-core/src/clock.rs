@@ -11,23 +11,34 @@ use tokio::time::Instant;
 pub(crate) struct Clock {
     instant: Instant,
     unix: Duration,
+    /// `unix` in nanoseconds.
+    unix_nanos: u64,
 }
 
 impl Clock {
     /// Anchors tokio's current instant to `wall`, the wall-clock time it stands for.
     pub(crate) fn starting_at(wall: SystemTime) -> Self {
+        let unix = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
         Self {
             instant: Instant::now(),
-            unix: wall.duration_since(UNIX_EPOCH).unwrap_or_default(),
+            unix,
+            unix_nanos: saturating_nanos(unix),
         }
     }
 
     /// The wall-clock time of `at`, as time since the Unix epoch.
     pub(crate) fn unix(&self, at: Instant) -> Duration {
-        if at >= self.instant {
-            self.unix + (at - self.instant)
-        } else {
-            self.unix.saturating_sub(self.instant - at)
+        Duration::from_nanos(self.unix_nanos(at))
+    }
+
+    /// The wall-clock time of `at`, in nanoseconds since the Unix epoch: one subtraction of
+    /// instants, the rest in integers (every tick converts a few instants).
+    pub(crate) fn unix_nanos(&self, at: Instant) -> u64 {
+        match at.checked_duration_since(self.instant) {
+            Some(after) => self.unix_nanos.saturating_add(saturating_nanos(after)),
+            None => self
+                .unix_nanos
+                .saturating_sub(saturating_nanos(self.instant - at)),
         }
     }
 
@@ -51,4 +62,11 @@ impl Clock {
     pub(crate) fn unix_seconds(&self, at: Instant) -> f64 {
         self.unix(at).as_secs_f64()
     }
+}
+
+/// `d` in nanoseconds, saturating at `u64::MAX` (in the year 2554 for a time since 1970).
+pub(crate) fn saturating_nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }

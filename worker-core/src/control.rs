@@ -1,13 +1,13 @@
 //! What the host and its admin actions tell a worker's loop: stop, pause, resume, run now.
 //!
-//! The loop checks this on every poll, two or three times per tick, so a check is one atomic
-//! load and parking registers one waker: polling a `CancellationToken::cancelled()` future
+//! The loop checks this on every pass, two or three times per tick, so a check is one atomic
+//! load, and parking registers a waker only when the last registration was used up: polling a `CancellationToken::cancelled()` future
 //! instead takes the token's lock and its waiter list's lock each time, which measured as the
 //! largest single cost of an empty run at 1000 workers.
 
-use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::Poll;
+use std::future::{Future, poll_fn};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Poll, Waker};
 
 use futures_util::task::AtomicWaker;
 use tokio_util::sync::CancellationToken;
@@ -21,26 +21,47 @@ pub(crate) struct Control {
     token: CancellationToken,
     /// The worker's loop, parked.
     waker: AtomicWaker,
-    /// Run-now requests made so far.
-    run_requests: AtomicU64,
-    stopped: AtomicBool,
-    paused: AtomicBool,
+    /// Every signal in one word, so one load tells whether anything changed: [`STOPPED`], the
+    /// number of pauses and resumes (paused when odd), and the run-now requests made so far.
+    /// It only ever counts up (modulo wrapping), so a word the loop has seen never comes back.
+    word: AtomicU64,
 }
+
+const STOPPED: u64 = 1;
+/// One pause or resume.
+const TOGGLE: u64 = 1 << 1;
+/// One run-now request, counted in the upper 32 bits.
+const REQUEST: u64 = 1 << 32;
 
 /// What the loop has seen of its [`Control`], to tell what changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Seen {
-    pub(crate) paused: bool,
-    pub(crate) run_requests: u64,
+pub(crate) struct Seen(u64);
+
+impl Seen {
+    pub(crate) fn is_stopped(self) -> bool {
+        self.0 & STOPPED != 0
+    }
+
+    fn is_paused(self) -> bool {
+        self.0 & TOGGLE != 0
+    }
+
+    /// Run-now requests made between `earlier` and `self`.
+    pub(crate) fn requests_since(self, earlier: Self) -> u64 {
+        let requests = |seen: Self| (seen.0 >> 32) as u32;
+        u64::from(requests(self).wrapping_sub(requests(earlier)))
+    }
 }
 
-/// What [`Control::changed`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Signal {
-    Stop,
-    /// Paused, resumed, or asked to run now; see [`Control::seen`].
-    Changed,
-}
+/// The loop's registration with its [`Control`], kept across polls.
+///
+/// The loop parks on its control signals two or three times per tick; registering a waker each
+/// time costs two locked instructions, for a registration that is almost always still in place:
+/// it is only consumed by a wake-up, and every wake-up follows a change of the word. So while
+/// the word is what it was at registration, and the task's waker is the same, there is nothing
+/// to do.
+#[derive(Debug, Default)]
+pub(crate) struct Registration(Option<(Seen, Waker)>);
 
 impl Control {
     pub(crate) fn token(&self) -> &CancellationToken {
@@ -50,93 +71,156 @@ impl Control {
     /// Stops the worker: cancels its runs' token and wakes its loop. Idempotent.
     pub(crate) fn stop(&self) {
         self.token.cancel();
-        self.stopped.store(true, Ordering::Release);
+        self.word.fetch_or(STOPPED, Ordering::AcqRel);
         self.waker.wake();
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::Acquire)
+        self.seen().is_stopped()
     }
 
     /// Pauses or resumes the worker; says whether that changed anything.
     pub(crate) fn set_paused(&self, paused: bool) -> bool {
-        let changed = self.paused.swap(paused, Ordering::AcqRel) != paused;
-        if changed {
+        let toggled = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                (Seen(word).is_paused() != paused).then(|| word.wrapping_add(TOGGLE))
+            })
+            .is_ok();
+        if toggled {
             self.waker.wake();
         }
-        changed
+        toggled
     }
 
     pub(crate) fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::Acquire)
+        self.seen().is_paused()
     }
 
     /// Asks the worker to start a run now.
     pub(crate) fn request_run(&self) {
-        self.run_requests.fetch_add(1, Ordering::AcqRel);
+        self.word.fetch_add(REQUEST, Ordering::AcqRel);
         self.waker.wake();
     }
 
-    /// The current pause flag and request count.
+    /// The signals as they stand.
     pub(crate) fn seen(&self) -> Seen {
-        Seen {
-            paused: self.is_paused(),
-            run_requests: self.run_requests.load(Ordering::Acquire),
-        }
+        Seen(self.word.load(Ordering::Acquire))
     }
 
-    /// Completes when the worker is stopped, or when its pause flag or run requests differ from
-    /// `seen`. Cancellation safe.
-    pub(crate) async fn changed(&self, seen: Seen) -> Signal {
-        let check = || {
-            if self.is_stopped() {
-                Some(Signal::Stop)
-            } else if self.seen() != seen {
-                Some(Signal::Changed)
-            } else {
-                None
+    /// Completes with the signals when they differ from `seen`. Cancellation safe.
+    pub(crate) fn changed<'a>(
+        &'a self,
+        seen: Seen,
+        registration: &'a mut Registration,
+    ) -> impl Future<Output = Seen> + 'a {
+        let check = move || Some(self.seen()).filter(|&now| now != seen);
+        poll_fn(move |cx| {
+            if let Some(now) = check() {
+                return Poll::Ready(now);
             }
-        };
-        poll_fn(|cx| {
-            if let Some(signal) = check() {
-                return Poll::Ready(signal);
+            let current = matches!(
+                &registration.0,
+                Some((at, waker)) if *at == seen && waker.will_wake(cx.waker())
+            );
+            if !current {
+                self.waker.register(cx.waker());
+                registration.0 = Some((seen, cx.waker().clone()));
+                // A signal may have come between the check and the registration.
+                if let Some(now) = check() {
+                    return Poll::Ready(now);
+                }
             }
-            self.waker.register(cx.waker());
-            // A signal may have come between the check and the registration.
-            check().map_or(Poll::Pending, Poll::Ready)
+            Poll::Pending
         })
-        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use tokio::time::timeout;
 
     use super::*;
 
-    #[tokio::test]
-    async fn each_signal_wakes_a_parked_loop() {
-        let control = Arc::new(Control::default());
-        let parked = |seen| {
+    /// A loop as the worker's: parks on its signals with one registration kept across polls,
+    /// reports every change it sees, and is also re-polled with nothing changed whenever the
+    /// test nudges it, the way a timer re-polls the worker's loop.
+    struct Parked {
+        nudge: mpsc::UnboundedSender<()>,
+        changes: mpsc::UnboundedReceiver<Seen>,
+    }
+
+    impl Parked {
+        fn spawn(control: &Arc<Control>) -> Self {
+            let (nudge, mut nudged) = mpsc::unbounded_channel();
+            let (report, changes) = mpsc::unbounded_channel();
             let control = control.clone();
-            tokio::spawn(async move { control.changed(seen).await })
-        };
+            tokio::spawn(async move {
+                let mut registration = Registration::default();
+                let mut seen = control.seen();
+                loop {
+                    tokio::select! {
+                        now = control.changed(seen, &mut registration) => {
+                            seen = now;
+                            report.send(now).unwrap();
+                        }
+                        Some(()) = nudged.recv() => {}
+                    }
+                }
+            });
+            Self { nudge, changes }
+        }
 
-        let waiting = parked(control.seen());
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
+        /// Re-polls the loop with nothing changed.
+        async fn nudge(&self) {
+            self.nudge.send(()).unwrap();
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+        }
+
+        /// The next change the loop saw; fails if it was never woken.
+        async fn next(&mut self) -> Seen {
+            timeout(Duration::from_mins(1), self.changes.recv())
+                .await
+                .expect("the parked loop was woken")
+                .unwrap()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_registration_still_wakes_the_loop_for_every_signal() {
+        let control = Arc::new(Control::default());
+        let mut parked = Parked::spawn(&control);
+        let start = control.seen();
+        parked.nudge().await;
         control.request_run();
-        assert_eq!(waiting.await.unwrap(), Signal::Changed);
+        let seen = parked.next().await;
+        assert_eq!(seen.requests_since(start), 1);
 
-        let waiting = parked(control.seen());
+        // Paused and resumed before the loop runs: one wake-up, and a word that still differs
+        // from the one the loop registered with.
         assert!(control.set_paused(true));
         assert!(!control.set_paused(true), "already paused");
-        assert_eq!(waiting.await.unwrap(), Signal::Changed);
+        assert!(control.is_paused());
+        assert!(control.set_paused(false));
+        let resumed = parked.next().await;
+        assert_ne!(resumed, seen);
+        assert!(!resumed.is_paused());
 
-        let waiting = parked(control.seen());
+        parked.nudge().await;
+        parked.nudge().await;
+        control.request_run();
+        control.request_run();
+        let seen = parked.next().await;
+        assert_eq!(seen.requests_since(resumed), 2);
+
+        parked.nudge().await;
         control.stop();
-        assert_eq!(waiting.await.unwrap(), Signal::Stop);
+        assert!(parked.next().await.is_stopped());
         assert!(control.token().is_cancelled());
     }
 }

@@ -23,7 +23,7 @@ use crate::scope::{Ctx, Registry, WorkerEnv};
 use crate::spec::Checked;
 use crate::status::{Board, Declared, HostState, Tracked};
 use crate::supervisor::{HostLink, Launch, Report};
-use crate::worker::{IntoWorker, Supervisor, Worker};
+use crate::worker::{IntoWorker, Spawn, Worker};
 
 /// How long [`Host::run`] waits for in-flight runs after asking them to stop, unless
 /// [`HostBuilder::shutdown_timeout`] says otherwise.
@@ -339,7 +339,7 @@ fn install_prometheus() -> Option<PrometheusHandle> {
 
 struct Prepared {
     checked: Checked,
-    launch: Box<dyn FnOnce(Launch) -> Supervisor + Send>,
+    launch: Spawn,
     env: Arc<WorkerEnv>,
     tracked: Arc<Tracked>,
 }
@@ -426,22 +426,22 @@ impl Host {
         let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
         for Prepared {
             checked,
-            launch,
+            launch: spawn,
             env,
             tracked,
         } in workers
         {
             log_worker(&checked);
             let name = env.name.clone();
-            let supervisor = launch(Launch {
+            let launch = Launch {
                 env,
                 checked,
                 tracked,
                 started,
                 clock,
                 host: link.clone(),
-            });
-            running.push((name, tracker.spawn(supervisor)));
+            };
+            running.push((name, spawn(launch, &tracker)));
         }
         tracker.close();
         board.set_state(HostState::Running);

@@ -273,8 +273,8 @@ impl<const SLOTS: usize> Histogram<SLOTS> {
             .iter()
             .position(|&bound| nanos <= bound)
             .unwrap_or(bounds.len());
-        self.counts[slot].fetch_add(1, Relaxed);
-        self.sum_nanos.fetch_add(nanos, Relaxed);
+        add(&self.counts[slot], 1);
+        add(&self.sum_nanos, nanos);
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` lines of one series.
@@ -295,17 +295,30 @@ impl<const SLOTS: usize> Histogram<SLOTS> {
     }
 }
 
-/// A gauge holding an `f64`.
-#[derive(Debug, Default)]
-struct Gauge(AtomicU64);
+/// Adds `n` to a counter that only one task writes: the task's polls are ordered by the
+/// runtime's hand-over between threads, so no update is lost, and readers see every value in
+/// turn (one scrape may see a run's count and not yet its duration, as with any scrape).
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
 
-impl Gauge {
-    fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Relaxed);
+/// A gauge holding a point in wall-clock time, stored as an integer so that setting it, once
+/// per tick, needs no floating-point conversion.
+#[derive(Debug, Default)]
+struct Timestamp(AtomicU64);
+
+impl Timestamp {
+    /// Nanoseconds since the Unix epoch; 0 for none.
+    fn set(&self, unix_nanos: u64) {
+        self.0.store(unix_nanos, Relaxed);
     }
 
+    /// Seconds since the Unix epoch; 0 for none.
     fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Relaxed))
+        // Nanoseconds since 1970 stay below 2^53 until 2255, so the conversion is exact enough.
+        #[allow(clippy::cast_precision_loss, reason = "see above")]
+        let nanos = self.0.load(Relaxed) as f64;
+        nanos / 1e9
     }
 }
 
@@ -314,14 +327,19 @@ impl Gauge {
 ///
 /// Laid out in declaration order (`repr(C)`), so the fields every run writes are close: the
 /// first 64 bytes, the start of `lag` and the start of `durations`' success histogram.
+///
+/// Only the worker's own task writes it (its loop, and the runs the loop polls), so its counters
+/// add with a load and a store ([`add`]): a locked read-modify-write would stall every run
+/// several times over for nothing. Admin actions, counted by whoever makes them, are the
+/// exception and add atomically.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct WorkerMetrics {
     state: AtomicU8,
     circuit: AtomicU8,
     active: AtomicU32,
-    next_run: Gauge,
-    last_success: Gauge,
+    next_run: Timestamp,
+    last_success: Timestamp,
     runs: [AtomicU64; Outcome::ALL.len()],
     lag: Histogram<LAG_SLOTS>,
     durations: [Histogram<RUN_SLOTS>; Outcome::ALL.len()],
@@ -343,8 +361,8 @@ impl WorkerMetrics {
             skipped: Default::default(),
             lag: Histogram::new(),
             active: AtomicU32::new(0),
-            last_success: Gauge::default(),
-            next_run: Gauge::default(),
+            last_success: Timestamp::default(),
+            next_run: Timestamp::default(),
             restarts: Default::default(),
             admin: Default::default(),
             state: AtomicU8::new(WorkerState::Starting as u8),
@@ -355,7 +373,7 @@ impl WorkerMetrics {
     /// A run ended after `took`, all attempts and backoff included.
     pub(crate) fn finished(&self, outcome: Outcome, took: Duration) {
         let index = outcome as usize;
-        self.runs[index].fetch_add(1, Relaxed);
+        add(&self.runs[index], 1);
         self.durations[index].record(&RUN_BOUNDS, took);
     }
 
@@ -365,17 +383,17 @@ impl WorkerMetrics {
     }
 
     pub(crate) fn retried(&self) {
-        self.retries.fetch_add(1, Relaxed);
+        add(&self.retries, 1);
     }
 
     pub(crate) fn skipped(&self, reason: SkipReason, triggers: u64) {
         if triggers > 0 {
-            self.skipped[reason as usize].fetch_add(triggers, Relaxed);
+            add(&self.skipped[reason as usize], triggers);
         }
     }
 
     pub(crate) fn restarted(&self, reason: RestartReason) {
-        self.restarts[reason as usize].fetch_add(1, Relaxed);
+        add(&self.restarts[reason as usize], 1);
     }
 
     pub(crate) fn admin(&self, action: Action) {
@@ -387,14 +405,14 @@ impl WorkerMetrics {
             .store(u32::try_from(runs).unwrap_or(u32::MAX), Relaxed);
     }
 
-    /// Unix time of the last success, in seconds.
-    pub(crate) fn set_last_success(&self, unix: f64) {
-        self.last_success.set(unix);
+    /// Unix time of the last success, in nanoseconds.
+    pub(crate) fn set_last_success(&self, unix_nanos: u64) {
+        self.last_success.set(unix_nanos);
     }
 
-    /// Unix time the next run is due, in seconds; 0 for none.
-    pub(crate) fn set_next_run(&self, unix: f64) {
-        self.next_run.set(unix);
+    /// Unix time the next run is due, in nanoseconds; 0 for none.
+    pub(crate) fn set_next_run(&self, unix_nanos: u64) {
+        self.next_run.set(unix_nanos);
     }
 
     pub(crate) fn set_circuit(&self, state: CircuitState) {

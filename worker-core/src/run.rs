@@ -3,14 +3,17 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::future::{Future as _, poll_fn};
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use tokio::time::{Instant, sleep};
-use tracing::Instrument as _;
+use tracing::Span;
 
 use crate::clock::Clock;
 use crate::error::{BoxError, Chain};
@@ -99,7 +102,7 @@ impl<B: Body> Runner<'_, B> {
                 result = tracing::field::Empty,
             );
             let ctx = Ctx::new(Arc::clone(env), run_id, attempt, scheduled);
-            let result = self.attempt(Scope::new(ctx)).instrument(span.clone()).await;
+            let result = self.attempt(Scope::new(ctx), &span).await;
             let entered = span.enter();
             let outcome = match &result {
                 Attempt::Ok => Outcome::Success,
@@ -148,15 +151,15 @@ impl<B: Body> Runner<'_, B> {
     ) {
         let took = ended.saturating_duration_since(run.started);
         self.metrics.finished(outcome, took);
+        let ended_unix = self.clock.unix_nanos(ended);
         if outcome == Outcome::Success {
-            self.metrics
-                .set_last_success(self.clock.unix_seconds(ended));
+            self.metrics.set_last_success(ended_unix);
         }
         let entry = Entry {
             run_id: run.run_id,
             trigger: run.trigger,
             scheduled: self.clock.unix(run.scheduled),
-            ended: self.clock.unix(ended),
+            ended: Duration::from_nanos(ended_unix),
             duration: took,
             result: outcome,
             attempts,
@@ -164,22 +167,35 @@ impl<B: Body> Runner<'_, B> {
         self.env.tracked.record(&entry, error);
     }
 
-    /// One attempt, with its timeout, catching panics. The scope is dropped before this returns,
-    /// whatever happened, which tears down the attempt's scoped resources.
-    async fn attempt(&self, scope: Scope) -> Attempt {
-        let call = AssertUnwindSafe(self.body.call(scope)).catch_unwind();
-        let result = match self.timeout {
-            Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(result) => result,
-                Err(_) => return Attempt::Timeout(limit),
-            },
-            None => call.await,
-        };
-        match result {
-            Ok(Ok(())) => Attempt::Ok,
-            Ok(Err(err)) => Attempt::Err(err),
-            Err(payload) => Attempt::Panic(panic_message(&*payload)),
-        }
+    /// One attempt, with its timeout, catching panics, polled inside `span`. The scope is
+    /// dropped before this returns, whatever happened, which tears down the attempt's scoped
+    /// resources.
+    ///
+    /// Polled by hand rather than through `tokio::time::timeout` and `Instrument`: both take
+    /// the body's future by value into a wrapper, which moves the wrapper's whole size (a
+    /// timer's included, set or not) into the run's state on every attempt.
+    async fn attempt(&self, scope: Scope, span: &Span) -> Attempt {
+        let mut call = pin!(AssertUnwindSafe(self.body.call(scope)).catch_unwind());
+        let mut deadline = pin!(self.timeout.map(sleep));
+        poll_fn(|cx| {
+            let _entered = span.enter();
+            if let Poll::Ready(result) = call.as_mut().poll(cx) {
+                return Poll::Ready(match result {
+                    Ok(Ok(())) => Attempt::Ok,
+                    Ok(Err(err)) => Attempt::Err(err),
+                    Err(payload) => Attempt::Panic(panic_message(&*payload)),
+                });
+            }
+            let expired = deadline
+                .as_mut()
+                .as_pin_mut()
+                .is_some_and(|sleep| sleep.poll(cx).is_ready());
+            match self.timeout {
+                Some(limit) if expired => Poll::Ready(Attempt::Timeout(limit)),
+                _ => Poll::Pending,
+            }
+        })
+        .await
     }
 }
 
@@ -215,7 +231,7 @@ impl<B: Body> Drop for Aborted<'_, '_, B> {
             if !std::thread::panicking() {
                 let metrics = runner.metrics;
                 metrics.set_active(0);
-                metrics.set_next_run(0.0);
+                metrics.set_next_run(0);
                 metrics.set_state(WorkerState::Stopped);
             }
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, saturating_nanos};
 use crate::cron::CronSchedule;
 use crate::spec::Trigger;
 
@@ -85,39 +85,37 @@ impl std::fmt::Display for Overlap {
 }
 
 /// The ticks of a fixed-rate schedule.
-#[derive(Debug, Clone, Copy)]
+///
+/// Offsets are computed in `u64` nanoseconds (about 584 years), which keeps 128-bit divisions,
+/// which cost tens of cycles each, off the path every tick takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Grid {
     anchor: Instant,
-    period: Duration,
+    /// The period in nanoseconds, at least 1.
+    period: u64,
 }
-
-impl PartialEq for Grid {
-    fn eq(&self, other: &Self) -> bool {
-        self.anchor == other.anchor && self.period == other.period
-    }
-}
-impl Eq for Grid {}
 
 impl Grid {
     pub(crate) fn new(anchor: Instant, period: Duration) -> Self {
         debug_assert!(!period.is_zero(), "validated when the host is built");
-        Self { anchor, period }
+        Self {
+            anchor,
+            period: saturating_nanos(period).max(1),
+        }
     }
 
     /// When tick `index` is due.
     pub(crate) fn at(&self, index: u64) -> Instant {
-        let nanos = self.period.as_nanos().saturating_mul(u128::from(index));
-        let offset = Duration::new(
-            u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX),
-            u32::try_from(nanos % 1_000_000_000).unwrap_or(0),
-        );
-        self.anchor + offset
+        self.anchor + Duration::from_nanos(self.period.saturating_mul(index))
     }
 
     /// The index of the last tick due at or before `now` (0 if none is due yet).
     pub(crate) fn last_due(&self, now: Instant) -> u64 {
-        let elapsed = now.saturating_duration_since(self.anchor).as_nanos();
-        u64::try_from(elapsed / self.period.as_nanos()).unwrap_or(u64::MAX)
+        saturating_nanos(now.saturating_duration_since(self.anchor)) / self.period
+    }
+
+    fn period(&self) -> Duration {
+        Duration::from_nanos(self.period)
     }
 }
 
@@ -156,7 +154,9 @@ const MAX_COUNTED_FIRES: u64 = 100_000;
 pub(crate) enum Ticker {
     Every {
         grid: Grid,
+        /// The next tick, and when it is due (`grid.at(index)`, kept: every wake-up asks).
         index: u64,
+        due: Instant,
     },
     FixedDelay {
         delay: Duration,
@@ -180,6 +180,7 @@ impl Ticker {
             Trigger::Every(period) => Self::Every {
                 grid: Grid::new(first, *period),
                 index: 0,
+                due: first,
             },
             Trigger::FixedDelay(delay) => Self::FixedDelay {
                 delay: *delay,
@@ -205,7 +206,7 @@ impl Ticker {
     /// the run in progress ends).
     pub(crate) fn due(&self) -> Option<Instant> {
         match self {
-            Self::Every { grid, index } => Some(grid.at(*index)),
+            Self::Every { due, .. } => Some(*due),
             Self::FixedDelay { next, .. } | Self::Cron { next, .. } => *next,
             Self::Once { at } => *at,
         }
@@ -216,10 +217,21 @@ impl Ticker {
     pub(crate) fn fire(&mut self, now: Instant, missed: Missed) -> Option<Fired> {
         let due = self.due()?;
         let fired = match self {
-            Self::Every { grid, index } => {
+            Self::Every { grid, index, due } => {
+                let scheduled = *due;
+                let next = grid.at(*index + 1);
+                if now < next {
+                    // On time, as almost every tick is: no division.
+                    *index += 1;
+                    *due = next;
+                    return Some(Fired {
+                        scheduled,
+                        missed: 0,
+                    });
+                }
                 let last = grid.last_due(now).max(*index);
                 let late = last - *index;
-                match missed {
+                let fired = match missed {
                     Missed::Skip => {
                         *index = last + 1;
                         Fired {
@@ -231,23 +243,21 @@ impl Ticker {
                     Missed::Burst => {
                         *index += 1;
                         Fired {
-                            scheduled: due,
+                            scheduled,
                             missed: 0,
                         }
                     }
                     Missed::Delay => {
-                        if late > 0 {
-                            *grid = Grid::new(now, grid.period);
-                            *index = 1;
-                        } else {
-                            *index += 1;
-                        }
+                        *grid = Grid::new(now, grid.period());
+                        *index = 1;
                         Fired {
-                            scheduled: due,
+                            scheduled,
                             missed: 0,
                         }
                     }
-                }
+                };
+                *due = grid.at(*index);
+                fired
             }
             Self::FixedDelay { next, .. } => {
                 *next = None;

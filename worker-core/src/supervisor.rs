@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{Admit, Breaker};
 use crate::clock::Clock;
-use crate::control::{Control, Seen, Signal};
+use crate::control::{Control, Registration, Seen};
 use crate::handler::Body;
 use crate::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
 use crate::retry::BackoffKind;
@@ -126,6 +126,7 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
         jitter: None,
         active: 0,
         seen: Seen::default(),
+        registration: Registration::default(),
     };
     // Stopped with the host (shutdown) or by the worker's own escalation.
     let control = &tracked.control;
@@ -161,7 +162,7 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
             }
         }
     };
-    metrics.set_next_run(0.0);
+    metrics.set_next_run(0);
     match end {
         End::Stopped => {
             metrics.set_state(WorkerState::Stopped);
@@ -188,6 +189,7 @@ struct Loop {
     /// The control signals handled so far; a run requested before the worker started runs
     /// when it starts.
     seen: Seen,
+    registration: Registration,
 }
 
 impl Loop {
@@ -234,9 +236,32 @@ impl Loop {
             }};
         }
         loop {
+            // The control signals, read once per pass with one load; the select below parks on
+            // them only when nothing else is ready, so a busy pass registers no waker.
+            let signals = control.seen();
+            if signals.is_stopped() {
+                break;
+            }
+            if signals != self.seen {
+                let requested = signals.requests_since(self.seen);
+                self.seen = signals;
+                if requested > 0 {
+                    // Run now: once, whatever the schedule, pause or circuit, if a slot is free.
+                    let now = Instant::now();
+                    if self.active < limit {
+                        start!(self, Trigger::Manual, now, now);
+                        metrics.skipped(SkipReason::Overlap, requested - 1);
+                    } else {
+                        metrics.skipped(SkipReason::Overlap, requested);
+                    }
+                }
+                if self.active == 0 {
+                    metrics.set_state(resting(control));
+                }
+            }
             let wake = self.wake_at(jitter);
             if wake != shown_next {
-                let unix = wake.map_or(0.0, |at| runner.clock.unix_seconds(at));
+                let unix = wake.map_or(0, |at| runner.clock.unix_nanos(at));
                 metrics.set_next_run(unix);
                 shown_next = wake;
             }
@@ -250,28 +275,6 @@ impl Loop {
             let defer = missed != Missed::Skip && self.active >= limit;
             let (ended, now) = tokio::select! {
                 biased;
-                signal = control.changed(self.seen) => {
-                    if signal == Signal::Stop {
-                        break;
-                    }
-                    let now = Instant::now();
-                    let latest = control.seen();
-                    let requested = latest.run_requests - self.seen.run_requests;
-                    self.seen = latest;
-                    if requested > 0 {
-                        // Run now: once, whatever the schedule, pause or circuit, if a slot is free.
-                        if self.active < limit {
-                            start!(self, Trigger::Manual, now, now);
-                            metrics.skipped(SkipReason::Overlap, requested - 1);
-                        } else {
-                            metrics.skipped(SkipReason::Overlap, requested);
-                        }
-                    }
-                    if self.active == 0 {
-                        metrics.set_state(resting(control));
-                    }
-                    continue;
-                }
                 outcome = &mut single, if !single.is_terminated() => outcome,
                 Some(outcome) = many.next(), if !many.is_empty() => outcome,
                 () = &mut sleep, if wake.is_some() && !defer => {
@@ -288,6 +291,8 @@ impl Loop {
                     }
                     continue;
                 }
+                // Read again at the top of the loop.
+                _ = control.changed(self.seen, &mut self.registration) => continue,
             };
             self.active -= 1;
             metrics.set_active(self.active);
@@ -298,7 +303,9 @@ impl Loop {
                 control.stop();
                 break;
             }
+            // A kept trigger left when the worker is stopping counts as a `shutting_down` skip.
             if self.active == 0
+                && !control.is_stopped()
                 && let Some(scheduled) = self.pending.take()
             {
                 // A kept trigger obeys the restart backoff of a panic of the run it waited
@@ -325,8 +332,9 @@ impl Loop {
             _ => 0,
         };
         let kept = u64::from(self.pending.take().is_some());
-        let requested = control.seen().run_requests - self.seen.run_requests;
-        self.seen.run_requests += requested;
+        let latest = control.seen();
+        let requested = latest.requests_since(self.seen);
+        self.seen = latest;
         metrics.skipped(SkipReason::ShuttingDown, due + kept + requested);
         // Stopping: no new runs; the runs in progress see their token cancelled and get the
         // worker's stop budget (or the host's deadline) to end.
