@@ -10,19 +10,16 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     instant: Instant,
-    unix: Duration,
-    /// `unix` in nanoseconds.
+    /// The wall-clock time of `instant`, in nanoseconds since the Unix epoch.
     unix_nanos: u64,
 }
 
 impl Clock {
     /// Anchors tokio's current instant to `wall`, the wall-clock time it stands for.
     pub(crate) fn starting_at(wall: SystemTime) -> Self {
-        let unix = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
         Self {
             instant: Instant::now(),
-            unix,
-            unix_nanos: saturating_nanos(unix),
+            unix_nanos: saturating_nanos(wall.duration_since(UNIX_EPOCH).unwrap_or_default()),
         }
     }
 
@@ -49,12 +46,12 @@ impl Clock {
 
     /// The instant on tokio's clock of the wall-clock time `at`.
     pub(crate) fn instant(&self, at: SystemTime) -> Instant {
-        let unix = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        if unix >= self.unix {
-            self.instant + unix.saturating_sub(self.unix)
+        let unix = saturating_nanos(at.duration_since(UNIX_EPOCH).unwrap_or_default());
+        if unix >= self.unix_nanos {
+            self.instant + Duration::from_nanos(unix - self.unix_nanos)
         } else {
             self.instant
-                .checked_sub(self.unix.saturating_sub(unix))
+                .checked_sub(Duration::from_nanos(self.unix_nanos - unix))
                 .unwrap_or(self.instant)
         }
     }

@@ -325,15 +325,16 @@ impl Timestamp {
 /// Every series of one worker. Made when the host is built; every series exists from then on,
 /// at zero.
 ///
-/// Laid out in declaration order (`repr(C)`), so the fields every run writes are close: the
-/// first 64 bytes, the start of `lag` and the start of `durations`' success histogram.
+/// Laid out in declaration order (`repr(C)`) from the start of a cache line, so the fields every
+/// run writes take three lines: the first 64 bytes, the start of `lag`, and the start of
+/// `durations`' success histogram with the end of `lag`.
 ///
 /// Only the worker's own task writes it (its loop, and the runs the loop polls), so its counters
 /// add with a load and a store ([`add`]): a locked read-modify-write would stall every run
 /// several times over for nothing. Admin actions, counted by whoever makes them, are the
 /// exception and add atomically.
 #[derive(Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct WorkerMetrics {
     state: AtomicU8,
     circuit: AtomicU8,

@@ -67,88 +67,108 @@ pub(crate) struct Runner<'a, B> {
     pub(crate) timeout: Option<Duration>,
 }
 
+/// What a run carries from start to end.
+struct Run {
+    id: u64,
+    trigger: Trigger,
+    scheduled: Instant,
+    started: Instant,
+    /// Attempts begun so far.
+    attempts: u32,
+}
+
+/// What an attempt's outcome calls for.
+enum Next {
+    Done(Outcome, Attempt),
+    Retry(Duration, Attempt),
+}
+
 impl<B: Body> Runner<'_, B> {
     /// One run, started at `started`: attempts until one succeeds, panics, is cancelled, fails
     /// permanently, or retries run out. Runs are only ever cancelled with their worker. Returns
     /// how the run ended and when.
+    ///
+    /// Its state is kept small, as every tick writes it afresh: the run's facts once (in the
+    /// guard that accounts for a dropped run), the attempt, and a boxed backoff only retries
+    /// need.
     pub(crate) async fn run(
         &self,
         trigger: Trigger,
         scheduled: Instant,
         started: Instant,
     ) -> (Outcome, Instant) {
-        let Self {
-            env, spec, metrics, ..
-        } = self;
-        let token = env.tracked.control.token();
-        let run_id = next_run_id();
-        let mut aborted = Aborted {
+        let mut guard = Aborted {
             runner: self,
-            trigger,
-            run_id,
-            scheduled,
-            started,
-            attempts: 1,
+            run: Run {
+                id: next_run_id(),
+                trigger,
+                scheduled,
+                started,
+                attempts: 1,
+            },
             armed: true,
         };
-        let mut attempt = 1;
-        let (outcome, error) = loop {
-            let span = tracing::info_span!(
-                "worker.run",
-                worker = %env.name,
-                run_id,
-                attempt,
-                trigger = trigger.as_str(),
-                result = tracing::field::Empty,
-            );
-            let ctx = Ctx::new(Arc::clone(env), run_id, attempt, scheduled);
-            let result = self.attempt(Scope::new(ctx), &span).await;
-            let entered = span.enter();
-            let outcome = match &result {
-                Attempt::Ok => Outcome::Success,
-                Attempt::Panic(_) => Outcome::Panic,
-                _ if token.is_cancelled() => Outcome::Cancelled,
-                Attempt::Err(_) => Outcome::Failure,
-                Attempt::Timeout(_) => Outcome::Timeout,
+        let (outcome, last) = loop {
+            let (result, span) = self.attempt(&guard.run).await;
+            let (delay, failed) = match self.judge(&guard.run, result, &span) {
+                Next::Done(outcome, result) => break (outcome, result),
+                Next::Retry(delay, result) => (delay, result),
             };
-            span.record("result", outcome.as_str());
-            let permanent = matches!(&result, Attempt::Err(err) if Permanent::is_permanent(&**err));
-            let retry = matches!(outcome, Outcome::Failure | Outcome::Timeout)
-                && !permanent
-                && attempt <= spec.retry;
-            log_attempt(&result, outcome, retry, permanent);
-            if !retry {
-                break (outcome, result.error());
+            self.metrics.retried();
+            self.metrics.set_state(WorkerState::Backoff);
+            let token = self.env.tracked.control.token();
+            let waited = Box::pin(async move {
+                tokio::select! {
+                    biased;
+                    () = token.cancelled() => false,
+                    () = sleep(delay) => true,
+                }
+            })
+            .await;
+            if !waited {
+                break (Outcome::Cancelled, failed);
             }
-            let delay = backoff(spec.backoff_kind, spec.backoff, spec.backoff_max, attempt);
-            tracing::info!(delay = %humantime::format_duration(delay), "retrying");
-            drop(entered);
-            metrics.retried();
-            metrics.set_state(WorkerState::Backoff);
-            tokio::select! {
-                biased;
-                () = token.cancelled() => break (Outcome::Cancelled, result.error()),
-                () = sleep(delay) => {}
-            }
-            metrics.set_state(WorkerState::Running);
-            attempt += 1;
-            aborted.attempts = attempt;
+            self.metrics.set_state(WorkerState::Running);
+            guard.run.attempts += 1;
         };
-        aborted.armed = false;
+        guard.armed = false;
         let ended = Instant::now();
-        self.finish(&aborted, outcome, ended, attempt, error);
+        self.finish(&guard.run, outcome, ended, last.error());
         (outcome, ended)
     }
 
+    /// How an attempt ended, and whether to retry it after which delay; logged in its span.
+    fn judge(&self, run: &Run, result: Attempt, span: &Span) -> Next {
+        let _entered = span.enter();
+        let outcome = match &result {
+            Attempt::Ok => Outcome::Success,
+            Attempt::Panic(_) => Outcome::Panic,
+            _ if self.env.tracked.control.token().is_cancelled() => Outcome::Cancelled,
+            Attempt::Err(_) => Outcome::Failure,
+            Attempt::Timeout(_) => Outcome::Timeout,
+        };
+        span.record("result", outcome.as_str());
+        let permanent = matches!(&result, Attempt::Err(err) if Permanent::is_permanent(&**err));
+        let spec = self.spec;
+        let retry = matches!(outcome, Outcome::Failure | Outcome::Timeout)
+            && !permanent
+            && run.attempts <= spec.retry;
+        log_attempt(&result, outcome, retry, permanent);
+        if !retry {
+            return Next::Done(outcome, result);
+        }
+        let delay = backoff(
+            spec.backoff_kind,
+            spec.backoff,
+            spec.backoff_max,
+            run.attempts,
+        );
+        tracing::info!(delay = %humantime::format_duration(delay), "retrying");
+        Next::Retry(delay, result)
+    }
+
     /// Accounts for a run that ended at `ended`: metrics, and the worker's history.
-    fn finish(
-        &self,
-        run: &Aborted<'_, '_, B>,
-        outcome: Outcome,
-        ended: Instant,
-        attempts: u32,
-        error: Option<String>,
-    ) {
+    fn finish(&self, run: &Run, outcome: Outcome, ended: Instant, error: Option<String>) {
         let took = ended.saturating_duration_since(run.started);
         self.metrics.finished(outcome, took);
         let ended_unix = self.clock.unix_nanos(ended);
@@ -156,46 +176,57 @@ impl<B: Body> Runner<'_, B> {
             self.metrics.set_last_success(ended_unix);
         }
         let entry = Entry {
-            run_id: run.run_id,
+            run_id: run.id,
             trigger: run.trigger,
             scheduled: self.clock.unix(run.scheduled),
             ended: Duration::from_nanos(ended_unix),
             duration: took,
             result: outcome,
-            attempts,
+            attempts: run.attempts,
         };
         self.env.tracked.record(&entry, error);
     }
 
-    /// One attempt, with its timeout, catching panics, polled inside `span`. The scope is
-    /// dropped before this returns, whatever happened, which tears down the attempt's scoped
+    /// One attempt in its `worker.run` span, with its timeout, catching panics. The attempt's
+    /// scope is dropped before this returns, whatever happened, which tears down its scoped
     /// resources.
     ///
     /// Polled by hand rather than through `tokio::time::timeout` and `Instrument`: both take
-    /// the body's future by value into a wrapper, which moves the wrapper's whole size (a
-    /// timer's included, set or not) into the run's state on every attempt.
-    async fn attempt(&self, scope: Scope, span: &Span) -> Attempt {
-        let mut call = pin!(AssertUnwindSafe(self.body.call(scope)).catch_unwind());
-        let mut deadline = pin!(self.timeout.map(sleep));
-        poll_fn(|cx| {
-            let _entered = span.enter();
-            if let Poll::Ready(result) = call.as_mut().poll(cx) {
-                return Poll::Ready(match result {
-                    Ok(Ok(())) => Attempt::Ok,
-                    Ok(Err(err)) => Attempt::Err(err),
-                    Err(payload) => Attempt::Panic(panic_message(&*payload)),
-                });
-            }
-            let expired = deadline
-                .as_mut()
-                .as_pin_mut()
-                .is_some_and(|sleep| sleep.poll(cx).is_ready());
-            match self.timeout {
-                Some(limit) if expired => Poll::Ready(Attempt::Timeout(limit)),
-                _ => Poll::Pending,
-            }
-        })
-        .await
+    /// the body's future by value into a wrapper, which moves the wrapper's whole size, a timer
+    /// included, into the run's state on every attempt. The timer is boxed, and only made when
+    /// the worker has a timeout.
+    async fn attempt(&self, run: &Run) -> (Attempt, Span) {
+        let span = tracing::info_span!(
+            "worker.run",
+            worker = %self.env.name,
+            run_id = run.id,
+            attempt = run.attempts,
+            trigger = run.trigger.as_str(),
+            result = tracing::field::Empty,
+        );
+        let ctx = Ctx::new(Arc::clone(self.env), run.id, run.attempts, run.scheduled);
+        let result = {
+            let mut call = pin!(AssertUnwindSafe(self.body.call(Scope::new(ctx))).catch_unwind());
+            let mut deadline = self.timeout.map(|limit| (limit, Box::pin(sleep(limit))));
+            poll_fn(|cx| {
+                let _entered = span.enter();
+                if let Poll::Ready(result) = call.as_mut().poll(cx) {
+                    return Poll::Ready(match result {
+                        Ok(Ok(())) => Attempt::Ok,
+                        Ok(Err(err)) => Attempt::Err(err),
+                        Err(payload) => Attempt::Panic(panic_message(&*payload)),
+                    });
+                }
+                match &mut deadline {
+                    Some((limit, sleep)) => {
+                        sleep.as_mut().poll(cx).map(|()| Attempt::Timeout(*limit))
+                    }
+                    None => Poll::Pending,
+                }
+            })
+            .await
+        };
+        (result, span)
     }
 }
 
@@ -203,12 +234,7 @@ impl<B: Body> Runner<'_, B> {
 /// host's shutdown deadline ran out): the run counts as `cancelled`, so nothing is lost silently.
 struct Aborted<'r, 'a, B: Body> {
     runner: &'r Runner<'a, B>,
-    trigger: Trigger,
-    run_id: u64,
-    scheduled: Instant,
-    started: Instant,
-    /// Attempts begun so far.
-    attempts: u32,
+    run: Run,
     armed: bool,
 }
 
@@ -222,10 +248,9 @@ impl<B: Body> Drop for Aborted<'_, '_, B> {
                 "aborted: still running when the stop budget or shutdown deadline ran out"
             };
             runner.finish(
-                self,
+                &self.run,
                 Outcome::Cancelled,
                 Instant::now(),
-                self.attempts,
                 Some(error.to_owned()),
             );
             if !std::thread::panicking() {

@@ -88,12 +88,16 @@ struct History {
 
 /// One worker's live record.
 ///
-/// Laid out in declaration order (`repr(C)`): the control flags the worker's loop reads on
-/// every poll sit right before the metric fields every run writes.
+/// Laid out in declaration order (`repr(C)`), for the loop and its runs, which touch it on
+/// every tick: the control signals and the ring of recent runs fill the first cache line, the
+/// metric block starts on the next (it is aligned to one), and the rest is read by requests.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Tracked {
     pub(crate) control: Control,
+    /// How many runs to keep: [`RECENT_RUNS`], or `usize::MAX` under the test harness.
+    keep: usize,
+    recent: OnceLock<Box<RecentRuns>>,
     pub(crate) metrics: WorkerMetrics,
     pub(crate) name: Arc<str>,
     /// The effective trigger, as `worker_info{schedule}` shows it.
@@ -106,11 +110,11 @@ pub(crate) struct Tracked {
     since: AtomicU64,
     /// The worker's loop is running (false before start and once it ended).
     alive: AtomicBool,
-    /// How many runs to keep: [`RECENT_RUNS`], or `usize::MAX` under the test harness.
-    keep: usize,
-    recent: OnceLock<Box<RecentRuns>>,
     history: Mutex<Option<Box<History>>>,
 }
+
+// The layout described above: the loop's first line is whole, the metric block starts the next.
+const _: () = assert!(std::mem::offset_of!(Tracked, metrics) == 64);
 
 /// What [`Tracked::new`] needs to know.
 pub(crate) struct Declared<'a> {

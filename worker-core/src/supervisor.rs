@@ -3,6 +3,7 @@
 //! escalate beyond it, and stop within the worker's budget when cancelled.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
@@ -94,7 +95,10 @@ enum End {
 }
 
 /// The worker's loop. Returns when the worker is cancelled (or escalates) and its runs ended.
-pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
+///
+/// `launch` is taken apart before the loop's future is made, so the future holds each part
+/// once and the trigger, used up by the ticker, not at all.
+pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> + Send {
     let Launch {
         env,
         checked: Checked { spec, trigger },
@@ -103,6 +107,25 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
         clock,
         host,
     } = launch;
+    let ticker = Ticker::new(&trigger, started, spec.after, clock);
+    drop(trigger);
+    supervise(body, env, spec, tracked, ticker, started, clock, host)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of `Launch`, passed apart so that the future holds each once"
+)]
+async fn supervise<B: Body>(
+    body: B,
+    env: Arc<WorkerEnv>,
+    spec: Spec,
+    tracked: Arc<Tracked>,
+    ticker: Ticker,
+    started: Instant,
+    clock: Clock,
+    host: HostLink,
+) {
     let metrics = &tracked.metrics;
     if !spec.enabled {
         tracing::info!(worker = %env.name, "worker disabled by configuration");
@@ -118,7 +141,7 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
         timeout: spec.timeout,
     };
     let mut state = Loop {
-        ticker: Ticker::new(&trigger, started, spec.after, clock),
+        ticker,
         breaker: spec.circuit.map(Breaker::new),
         panics: VecDeque::new(),
         resume_at: None,
@@ -173,23 +196,26 @@ pub(crate) async fn run<B: Body>(body: B, launch: Launch) {
 }
 
 /// The state of a worker's loop that outlives one pass of it (a crash restarts the pass).
+///
+/// Laid out in declaration order (`repr(C)`): what every tick reads and writes first.
+#[repr(C)]
 struct Loop {
     ticker: Ticker,
-    breaker: Option<Breaker>,
-    /// When recent panics happened, within `restart_window`.
-    panics: VecDeque<Instant>,
+    /// Runs in progress.
+    active: usize,
+    /// The control signals handled so far; a run requested before the worker started runs
+    /// when it starts.
+    seen: Seen,
     /// Triggers before this are skipped (restart backoff after a panic).
     resume_at: Option<Instant>,
     /// A trigger kept by `overlap = queue`, by when it was due.
     pending: Option<Instant>,
     /// The jitter drawn for the tick due at `.0`.
     jitter: Option<(Instant, Duration)>,
-    /// Runs in progress.
-    active: usize,
-    /// The control signals handled so far; a run requested before the worker started runs
-    /// when it starts.
-    seen: Seen,
     registration: Registration,
+    breaker: Option<Breaker>,
+    /// When recent panics happened, within `restart_window`.
+    panics: VecDeque<Instant>,
 }
 
 impl Loop {
