@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::future::{Future as _, poll_fn};
+use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
@@ -91,12 +91,12 @@ impl<B: Body> Runner<'_, B> {
     /// Its state is kept small, as every tick writes it afresh: the run's facts once (in the
     /// guard that accounts for a dropped run), the attempt, and a boxed backoff only retries
     /// need.
-    pub(crate) async fn run(
+    pub(crate) fn run(
         &self,
         trigger: Trigger,
         scheduled: Instant,
         started: Instant,
-    ) -> (Outcome, Instant) {
+    ) -> impl Future<Output = (Outcome, Instant)> {
         let mut guard = Aborted {
             runner: self,
             run: Run {
@@ -108,33 +108,36 @@ impl<B: Body> Runner<'_, B> {
             },
             armed: true,
         };
-        let (outcome, last) = loop {
-            let (result, span) = self.attempt(&guard.run).await;
-            let (delay, failed) = match self.judge(&guard.run, result, &span) {
-                Next::Done(outcome, result) => break (outcome, result),
-                Next::Retry(delay, result) => (delay, result),
-            };
-            self.metrics.retried();
-            self.metrics.set_state(WorkerState::Backoff);
-            let token = self.env.tracked.control.token();
-            let waited = Box::pin(async move {
-                tokio::select! {
-                    biased;
-                    () = token.cancelled() => false,
-                    () = sleep(delay) => true,
+        // A block, not an `async fn`, which would also keep the arguments.
+        async move {
+            let (outcome, last) = loop {
+                let (result, span) = self.attempt(&guard.run).await;
+                let (delay, failed) = match self.judge(&guard.run, result, &span) {
+                    Next::Done(outcome, result) => break (outcome, result),
+                    Next::Retry(delay, result) => (delay, result),
+                };
+                self.metrics.retried();
+                self.metrics.set_state(WorkerState::Backoff);
+                let token = self.env.tracked.control.token();
+                let waited = Box::pin(async move {
+                    tokio::select! {
+                        biased;
+                        () = token.cancelled() => false,
+                        () = sleep(delay) => true,
+                    }
+                })
+                .await;
+                if !waited {
+                    break (Outcome::Cancelled, failed);
                 }
-            })
-            .await;
-            if !waited {
-                break (Outcome::Cancelled, failed);
-            }
-            self.metrics.set_state(WorkerState::Running);
-            guard.run.attempts += 1;
-        };
-        guard.armed = false;
-        let ended = Instant::now();
-        self.finish(&guard.run, outcome, ended, last.error());
-        (outcome, ended)
+                self.metrics.set_state(WorkerState::Running);
+                guard.run.attempts += 1;
+            };
+            guard.armed = false;
+            let ended = Instant::now();
+            self.finish(&guard.run, outcome, ended, last.error());
+            (outcome, ended)
+        }
     }
 
     /// How an attempt ended, and whether to retry it after which delay; logged in its span.
