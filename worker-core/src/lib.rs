@@ -93,6 +93,7 @@ mod health;
 mod host;
 mod http;
 mod metrics;
+mod prefetch;
 mod recent;
 mod retry;
 mod run;

@@ -116,6 +116,11 @@ pub(crate) struct Tracked {
 // The layout described above: the loop's first line is whole, the metric block starts the next.
 const _: () = assert!(std::mem::offset_of!(Tracked, metrics) == 64);
 
+impl Tracked {
+    /// The bytes every tick touches: the first line, and the first three of the metric block.
+    pub(crate) const HOT_BYTES: usize = 64 * 4;
+}
+
 /// What [`Tracked::new`] needs to know.
 pub(crate) struct Declared<'a> {
     pub(crate) name: &'a Arc<str>,

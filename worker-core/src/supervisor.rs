@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::control::{Control, Registration, Seen};
 use crate::handler::Body;
 use crate::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
+use crate::prefetch::{Region, Warm};
 use crate::retry::BackoffKind;
 use crate::run::{Runner, panic_message};
 use crate::schedule::{Missed, Overlap, Ticker};
@@ -110,75 +111,86 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
     } = launch;
     let ticker = Ticker::new(&trigger, started, spec.after, clock);
     drop(trigger);
-    async move {
-        let metrics = &tracked.metrics;
-        if !spec.enabled {
-            tracing::info!(worker = %env.name, "worker disabled by configuration");
-            metrics.set_state(WorkerState::Stopped);
-            return;
-        }
-        let runner = Runner {
-            body: &body,
-            env: &env,
-            spec: &spec,
-            metrics,
-            clock,
-            timeout: spec.timeout,
-        };
-        let mut state = Loop {
-            ticker,
-            breaker: spec.circuit.map(|config| Box::new(Breaker::new(config))),
-            panics: VecDeque::new(),
-            resume_at: None,
-            pending: None,
-            jitter: None,
-            active: 0,
-            seen: Seen::default(),
-            registration: Registration::default(),
-        };
-        // Stopped with the host (shutdown) or by the worker's own escalation.
-        let control = &tracked.control;
-        let first = state.ticker.due().unwrap_or(started + spec.after);
-        tracked.started(clock.unix_seconds(first));
-        let _alive = Alive(&tracked);
-        metrics.set_state(resting(control));
-        let end = loop {
-            match AssertUnwindSafe(state.run(&runner, control, &host))
-                .catch_unwind()
-                .await
-            {
-                Ok(end) => break end,
-                Err(payload) => {
-                    tracing::error!(
-                        worker = %env.name,
-                        panic = %panic_message(&*payload),
-                        "the worker's loop crashed; restarting it"
-                    );
-                    // The runs of the crashed pass were dropped (and counted as cancelled).
-                    state.active = 0;
-                    metrics.set_active(0);
-                    if state.pending.take().is_some() {
-                        metrics.skipped(SkipReason::Restarting, 1);
-                    }
-                    metrics.restarted(RestartReason::Crash);
-                    if state.restarts_exhausted(Instant::now(), &spec) {
-                        escalate(&spec, &host);
-                        control.stop();
-                        break End::Failed;
-                    }
-                    metrics.set_state(resting(control));
-                }
-            }
-        };
-        metrics.set_next_run(0);
-        match end {
-            End::Stopped => {
+    // Read at start-up, on failures and at shutdown, so kept out of the loop's memory.
+    let spec = Box::new(spec);
+    // Each poll first asks for the memory a tick touches (see `prefetch`): the loop's own, the
+    // worker's control line and metric block, and the allocation its runs' context shares.
+    let elsewhere = [
+        Region::prefix(&*tracked, Tracked::HOT_BYTES),
+        Region::counted(&env),
+    ];
+    Warm::new(
+        async move {
+            let metrics = &tracked.metrics;
+            if !spec.enabled {
+                tracing::info!(worker = %env.name, "worker disabled by configuration");
                 metrics.set_state(WorkerState::Stopped);
-                tracing::debug!(worker = %env.name, "worker stopped");
+                return;
             }
-            End::Failed => metrics.set_state(WorkerState::Failed),
-        }
-    }
+            let runner = Runner {
+                body: &body,
+                env: &env,
+                spec: &spec,
+                metrics,
+                clock,
+                timeout: spec.timeout,
+            };
+            let mut state = Loop {
+                ticker,
+                breaker: spec.circuit.map(|config| Box::new(Breaker::new(config))),
+                panics: VecDeque::new(),
+                resume_at: None,
+                pending: None,
+                jitter: None,
+                active: 0,
+                seen: Seen::default(),
+                registration: Registration::default(),
+            };
+            // Stopped with the host (shutdown) or by the worker's own escalation.
+            let control = &tracked.control;
+            let first = state.ticker.due().unwrap_or(started + spec.after);
+            tracked.started(clock.unix_seconds(first));
+            let _alive = Alive(&tracked);
+            metrics.set_state(resting(control));
+            let end = loop {
+                let result = AssertUnwindSafe(state.run(&runner, control, &host))
+                    .catch_unwind()
+                    .await;
+                match result {
+                    Ok(end) => break end,
+                    Err(payload) => {
+                        tracing::error!(
+                            worker = %env.name,
+                            panic = %panic_message(&*payload),
+                            "the worker's loop crashed; restarting it"
+                        );
+                        // The runs of the crashed pass were dropped (and counted as cancelled).
+                        state.active = 0;
+                        metrics.set_active(0);
+                        if state.pending.take().is_some() {
+                            metrics.skipped(SkipReason::Restarting, 1);
+                        }
+                        metrics.restarted(RestartReason::Crash);
+                        if state.restarts_exhausted(Instant::now(), &spec) {
+                            escalate(&spec, &host);
+                            control.stop();
+                            break End::Failed;
+                        }
+                        metrics.set_state(resting(control));
+                    }
+                }
+            };
+            metrics.set_next_run(0);
+            match end {
+                End::Stopped => {
+                    metrics.set_state(WorkerState::Stopped);
+                    tracing::debug!(worker = %env.name, "worker stopped");
+                }
+                End::Failed => metrics.set_state(WorkerState::Failed),
+            }
+        },
+        elsewhere,
+    )
 }
 
 /// The state of a worker's loop that outlives one pass of it (a crash restarts the pass).
