@@ -15,19 +15,27 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::status::Tracked;
+
 pin_project! {
-    /// A worker's loop, which asks for its own memory and for `elsewhere` each time it is
-    /// polled, before polling.
+    /// A worker's loop, which asks for the memory a tick touches each time it is polled,
+    /// before polling: its own, the worker's record, and the allocation its runs' context
+    /// shares.
     pub(crate) struct Warm<F> {
         #[pin]
         inner: F,
-        elsewhere: [Region; 2],
+        worker: Arc<Tracked>,
+        context: Region,
     }
 }
 
 impl<F> Warm<F> {
-    pub(crate) fn new(inner: F, elsewhere: [Region; 2]) -> Self {
-        Self { inner, elsewhere }
+    pub(crate) fn new(inner: F, worker: Arc<Tracked>, context: Region) -> Self {
+        Self {
+            inner,
+            worker,
+            context,
+        }
     }
 }
 
@@ -38,9 +46,8 @@ impl<F: Future> Future for Warm<F> {
         // Its own lines first: their addresses are known without reading memory.
         Region::of(&*self).fetch();
         let this = self.project();
-        for region in this.elsewhere.iter() {
-            region.fetch();
-        }
+        this.context.fetch();
+        this.worker.prefetch();
         this.inner.poll(cx)
     }
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::metrics::Outcome;
+use crate::prefetch::Region;
 use crate::status::{RunRecord, Trigger};
 
 /// Runs the ring keeps.
@@ -100,6 +101,11 @@ impl RecentRuns {
         slot.scheduled.store(micros(entry.scheduled), Relaxed);
         slot.packed.store(pack(entry), Relaxed);
         slot.ended.store(micros(entry.ended).max(1), Release);
+    }
+
+    /// Asks for the slot of the run finished `index`-th, ahead of [`RecentRuns::push`].
+    pub(crate) fn prefetch_slot(&self, index: u64) {
+        Region::of(&self.slots[slot(index)]).fetch();
     }
 
     /// The runs kept, oldest first, of the `finished` written so far.

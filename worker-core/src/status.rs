@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::control::Control;
 use crate::health::{self, Health};
 use crate::metrics::{self, Outcome, SkipReason, WorkerMetrics, WorkerState};
+use crate::prefetch::Region;
 use crate::recent::{Entry, RecentRuns};
 
 pub(crate) use crate::recent::RECENT_RUNS;
@@ -118,7 +119,16 @@ const _: () = assert!(std::mem::offset_of!(Tracked, metrics) == 64);
 
 impl Tracked {
     /// The bytes every tick touches: the first line, and the first three of the metric block.
-    pub(crate) const HOT_BYTES: usize = 64 * 4;
+    const HOT_BYTES: usize = 64 * 4;
+
+    /// Asks for the memory of this record a tick touches: the control line, the first lines of
+    /// the metric block, and the slot of the ring of recent runs the next run fills.
+    pub(crate) fn prefetch(&self) {
+        Region::prefix(self, Self::HOT_BYTES).fetch();
+        if let Some(ring) = self.recent.get() {
+            ring.prefetch_slot(self.metrics.finished_runs());
+        }
+    }
 }
 
 /// What [`Tracked::new`] needs to know.

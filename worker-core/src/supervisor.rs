@@ -113,12 +113,9 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
     drop(trigger);
     // Read at start-up, on failures and at shutdown, so kept out of the loop's memory.
     let spec = Box::new(spec);
-    // Each poll first asks for the memory a tick touches (see `prefetch`): the loop's own, the
-    // worker's control line and metric block, and the allocation its runs' context shares.
-    let elsewhere = [
-        Region::prefix(&*tracked, Tracked::HOT_BYTES),
-        Region::counted(&env),
-    ];
+    // Each poll first asks for the memory a tick touches (see `prefetch`).
+    let worker = Arc::clone(&tracked);
+    let context = Region::counted(&env);
     Warm::new(
         async move {
             let metrics = &tracked.metrics;
@@ -189,7 +186,8 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
                 End::Failed => metrics.set_state(WorkerState::Failed),
             }
         },
-        elsewhere,
+        worker,
+        context,
     )
 }
 
