@@ -30,6 +30,8 @@ pub(crate) struct Control {
 const STOPPED: u64 = 1;
 /// One pause or resume.
 const TOGGLE: u64 = 1 << 1;
+/// The bits counting pauses and resumes.
+const TOGGLES: u64 = (REQUEST - 1) & !STOPPED;
 /// One run-now request, counted in the upper 32 bits.
 const REQUEST: u64 = 1 << 32;
 
@@ -84,7 +86,9 @@ impl Control {
         let toggled = self
             .word
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                (Seen(word).is_paused() != paused).then(|| word.wrapping_add(TOGGLE))
+                // The count wraps within its bits, never into the requests'.
+                let toggles = (word & TOGGLES).wrapping_add(TOGGLE) & TOGGLES;
+                (Seen(word).is_paused() != paused).then_some((word & !TOGGLES) | toggles)
             })
             .is_ok();
         if toggled {
@@ -222,5 +226,20 @@ mod tests {
         control.stop();
         assert!(parked.next().await.is_stopped());
         assert!(control.token().is_cancelled());
+    }
+
+    #[test]
+    fn the_pause_count_wraps_without_touching_the_requests() {
+        let control = Control::default();
+        control.request_run();
+        // The last count before wrapping: odd, so paused.
+        control.word.fetch_or(TOGGLES, Ordering::AcqRel);
+        let before = control.seen();
+        assert!(control.is_paused());
+        assert!(control.set_paused(false));
+        let after = control.seen();
+        assert!(!control.is_paused() && !after.is_stopped());
+        assert_eq!(after.requests_since(Seen::default()), 1);
+        assert_ne!(after, before);
     }
 }

@@ -195,7 +195,8 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
 ///
 /// Laid out in declaration order (`repr(C)`), as every tick reads and writes most of it: the
 /// ticker and the signals seen first, then what a tick checks before starting a run. (Aligning
-/// it to a cache line measured worse: every worker's hot lines then fall in the same cache sets.)
+/// it to a cache line measured worse in a cache simulation: every worker's hot lines then fell
+/// in the same cache sets.)
 #[repr(C)]
 struct Loop {
     ticker: Ticker,
