@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::circuit::CircuitState;
+use crate::clock::saturating_nanos;
 
 /// How a run ended; the `result` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -241,13 +242,6 @@ const fn nanos<const N: usize>(seconds: &[f64]) -> [u64; N] {
     out
 }
 
-/// `d` in nanoseconds, saturating at 584 years.
-fn as_nanos(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
-}
-
 /// A histogram with fixed bounds: the sum in nanoseconds and a count per bucket (not
 /// cumulative; the last one counts what is above every bound), so recording is two relaxed
 /// additions, on the same cache line for short values.
@@ -268,7 +262,7 @@ impl<const SLOTS: usize> Histogram<SLOTS> {
 
     /// Counts `value`; `bounds` are the bucket bounds in nanoseconds.
     fn record(&self, bounds: &[u64], value: Duration) {
-        let nanos = as_nanos(value);
+        let nanos = saturating_nanos(value);
         let slot = bounds
             .iter()
             .position(|&bound| nanos <= bound)
