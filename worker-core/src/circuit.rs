@@ -42,37 +42,6 @@ impl Default for CircuitBreaker {
     }
 }
 
-impl CircuitBreaker {
-    /// The offending key, its value and what was expected.
-    pub(crate) fn check(&self) -> Result<(), (&'static str, String, &'static str)> {
-        if !(self.failure_ratio > 0.0 && self.failure_ratio <= 1.0) {
-            return Err((
-                "circuit_failure_ratio",
-                self.failure_ratio.to_string(),
-                "a ratio greater than 0 and at most 1, such as 0.5",
-            ));
-        }
-        if self.min_throughput == 0 {
-            return Err(("circuit_min_throughput", "0".to_owned(), "at least 1 run"));
-        }
-        if self.window.is_zero() {
-            return Err((
-                "circuit_window",
-                "\"0s\"".to_owned(),
-                "a window greater than zero",
-            ));
-        }
-        if self.break_for.is_zero() {
-            return Err((
-                "circuit_break",
-                "\"0s\"".to_owned(),
-                "a duration greater than zero",
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// The state of a circuit; the `state` label of `worker_circuit_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CircuitState {

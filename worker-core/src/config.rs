@@ -91,8 +91,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
@@ -206,7 +207,7 @@ const fn trigger(name: &'static str, set: fn(&mut Spec, Raw<'_>) -> Result<(), E
 }
 
 /// Every key, the one table both the file and the environment go through.
-const KEYS: [Key; 26] = [
+const KEYS: [Key; 27] = [
     trigger("every", |s, v| {
         duration(v).map(|d| s.trigger = Some(TriggerSpec::Every(d)))
     }),
@@ -293,10 +294,11 @@ const KEYS: [Key; 26] = [
     key("gates_readiness", |s, v| {
         flag(v).map(|b| s.gates_readiness = b)
     }),
+    key("gates_liveness", |s, v| flag(v).map(|b| s.gates_liveness = b)),
 ];
 
 const DURATION: Expected = "a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\"";
-const COUNT: Expected = "a whole number from 0 to 4294967295";
+const COUNT: Expected = "a whole number";
 const RATIO: Expected = "a number such as 0.5";
 const FLAG: Expected = "`true` or `false`";
 const ONCE: Expected =
@@ -308,18 +310,23 @@ const OVERLAP: Expected = "one of \"skip\", \"queue\" or \"allow(N)\" with N at 
 const BACKOFF_KIND: Expected = "one of \"constant\", \"linear\" or \"exponential\"";
 const ESCALATE: Expected = "one of \"stop_worker\" or \"stop_host\"";
 
+/// A duration; one too large to represent becomes [`Duration::MAX`], which the key's range
+/// then refuses with the same words as any other value beyond it.
 fn duration(value: Raw<'_>) -> Result<Duration, Expected> {
-    value
-        .text()
-        .and_then(|text| humantime::parse_duration(text).ok())
-        .ok_or(DURATION)
+    match humantime::parse_duration(value.text().ok_or(DURATION)?) {
+        Ok(duration) => Ok(duration),
+        Err(humantime::DurationError::NumberOverflow) => Ok(Duration::MAX),
+        Err(_) => Err(DURATION),
+    }
 }
 
+/// A whole number; one beyond `u32` becomes `u32::MAX`, which the key's range refuses.
 fn count(value: Raw<'_>) -> Result<u32, Expected> {
     match value {
-        Raw::Toml(toml::Value::Integer(n)) => u32::try_from(*n).ok(),
-        _ => value.text().and_then(|text| text.parse().ok()),
+        Raw::Toml(toml::Value::Integer(n)) => u64::try_from(*n).ok(),
+        _ => value.text().and_then(|text| text.parse::<u64>().ok()),
     }
+    .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
     .ok_or(COUNT)
 }
 
@@ -428,7 +435,7 @@ impl<'w> Names<'w> {
 impl Sources {
     /// Applies the file and environment overrides onto the workers' specs, and checks every
     /// overridden spec so that a refused value is reported with where it came from.
-    pub(crate) fn apply(&self, mut workers: Vec<Worker>) -> Result<Vec<Worker>, Error> {
+    pub(crate) fn apply(&self, mut workers: Vec<Worker>, now: SystemTime) -> Result<Vec<Worker>, Error> {
         let vars = self.override_vars()?;
         let file = match self.file_path() {
             Some((path, label)) => Some((read_file(&path, &label)?, label)),
@@ -446,7 +453,7 @@ impl Sources {
         for (index, worker) in workers.iter_mut().enumerate() {
             let mine: Vec<&Override<'_>> = overrides.iter().filter(|o| o.worker == index).collect();
             if !mine.is_empty() {
-                apply_to(&mut worker.spec, &mine)?;
+                apply_to(&mut worker.spec, &mine, now)?;
             }
         }
         Ok(workers)
@@ -510,26 +517,59 @@ fn process_vars() -> Result<Vec<(String, String)>, Error> {
     Ok(vars)
 }
 
-fn read_file(path: &std::path::Path, label: &str) -> Result<File, Error> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        Error::overridden(
-            None,
-            label.to_owned(),
-            None,
-            format!("cannot read the configuration file: {err}"),
-        )
-    })?;
+/// The largest configuration file read: 1 MiB.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+fn read_file(path: &Path, label: &str) -> Result<File, Error> {
+    let refuse = |message: String| Error::overridden(None, label.to_owned(), None, message);
+    let text = read_regular(path).map_err(|why| refuse(why))?;
     toml::from_str(&text).map_err(|err| {
-        Error::overridden(
-            None,
-            label.to_owned(),
-            None,
-            format!(
-                "cannot parse the configuration file: {}",
-                err.to_string().trim_end()
-            ),
-        )
+        refuse(format!(
+            "cannot parse the configuration file: {}",
+            err.to_string().trim_end()
+        ))
     })
+}
+
+/// The text of the regular file at `path`, of at most [`MAX_FILE_BYTES`]. A FIFO, a device
+/// (`/dev/zero`) or a directory is refused without reading it, so a build never blocks on the
+/// file nor reads without end.
+fn read_regular(path: &Path) -> Result<String, String> {
+    let cannot = |err: std::io::Error| format!("cannot read the configuration file: {err}");
+    let not_regular = || {
+        "cannot read the configuration file: it is not a regular file (a FIFO, a device or a \
+         directory); expected a TOML file"
+            .to_owned()
+    };
+    // Checked before opening: opening a FIFO for reading waits for a writer.
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Should the path have become a FIFO since, opening it does not wait.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "the configuration file is larger than {} KiB; expected a TOML file of workers' \
+             settings",
+            MAX_FILE_BYTES >> 10
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| "cannot read the configuration file: it is not valid UTF-8".to_owned())
 }
 
 /// A key of a TOML table, quoted when it is not a bare key.
@@ -725,7 +765,7 @@ struct Applied<'o> {
 
 /// Applies one worker's overrides (file ones first, so the environment wins), checks the
 /// result, and logs what took effect.
-fn apply_to(spec: &mut Spec, overrides: &[&Override<'_>]) -> Result<(), Error> {
+fn apply_to(spec: &mut Spec, overrides: &[&Override<'_>], now: SystemTime) -> Result<(), Error> {
     let mut applied: Vec<Applied<'_>> = Vec::with_capacity(overrides.len());
     for o in overrides {
         (o.key.set)(spec, o.value).map_err(|expected| {
@@ -743,7 +783,7 @@ fn apply_to(spec: &mut Spec, overrides: &[&Override<'_>]) -> Result<(), Error> {
             shown: o.value.shown(),
         });
     }
-    if let Err(err) = spec.clone().check() {
+    if let Err(err) = spec.clone().check(now) {
         return Err(explain(err, &spec.name, &applied));
     }
     for a in &applied {
@@ -824,10 +864,10 @@ mod tests {
     #[test]
     fn the_key_table_has_every_key_once_and_not_name() {
         let mut names: Vec<&str> = keys().collect();
-        assert_eq!(names.len(), 26);
+        assert_eq!(names.len(), 27);
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 26);
+        assert_eq!(names.len(), 27);
         assert!(!names.contains(&"name"));
     }
 
@@ -837,6 +877,12 @@ mod tests {
         assert_eq!(count(Raw::Toml(&five)), Ok(5));
         assert_eq!(count(Raw::Env(" 5 ")), Ok(5));
         assert_eq!(count(Raw::Env("-1")), Err(COUNT));
+        assert_eq!(count(Raw::Env("99999999999")), Ok(u32::MAX), "refused by its range");
+        assert_eq!(
+            duration(Raw::Env("100000000000000000000s")),
+            Ok(Duration::MAX),
+            "refused by its range"
+        );
         let minus = toml::Value::Integer(-1);
         assert_eq!(count(Raw::Toml(&minus)), Err(COUNT));
         assert_eq!(ratio(Raw::Toml(&five)), Ok(5.0));

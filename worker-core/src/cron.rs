@@ -48,6 +48,12 @@ impl CronSchedule {
         Some(next.with_timezone(&Utc).into())
     }
 
+    /// Why this schedule can never be used (it has no fire time in the next few years after
+    /// `now`), as the words after "expected" in an error; `None` when it fires.
+    pub(crate) fn never_fires(&self, now: SystemTime) -> Option<String> {
+        worker_keys::never_fires(&self.cron, &self.expression, self.zone, now)
+    }
+
     /// The expression as written.
     #[must_use]
     pub fn expression(&self) -> &str {

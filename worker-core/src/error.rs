@@ -24,6 +24,12 @@ pub(crate) enum Kind {
         value: String,
         expected: String,
     },
+    /// A host setting is out of its range.
+    Host {
+        key: &'static str,
+        value: String,
+        expected: String,
+    },
     /// A configuration override (file or environment variable) is invalid, or the configuration
     /// file cannot be read.
     Override {
@@ -103,7 +109,10 @@ impl Error {
     /// a configuration override is (bad value, unknown key or worker, unreadable file, ...).
     #[must_use]
     pub fn is_config(&self) -> bool {
-        matches!(self.kind, Kind::Config { .. } | Kind::Override { .. })
+        matches!(
+            self.kind,
+            Kind::Config { .. } | Kind::Override { .. } | Kind::Host { .. }
+        )
     }
 
     /// A worker argument needs state or a scoped resource that was never registered.
@@ -192,6 +201,11 @@ impl fmt::Display for Error {
                 f,
                 "worker `{worker}`: invalid `{key}` = {value}: expected {expected}"
             ),
+            Kind::Host {
+                key,
+                value,
+                expected,
+            } => write!(f, "host: invalid `{key}` = {value}: expected {expected}"),
             Kind::Override {
                 location,
                 value,

@@ -5,7 +5,6 @@ use std::fmt;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +21,10 @@ use crate::handle::HostHandle;
 use crate::scope::{Ctx, Registry, WorkerEnv};
 use crate::spec::Checked;
 use crate::status::{Board, Declared, HostState, Tracked};
+use crate::serve::HttpLimits;
+use crate::signals::{self, Target};
 use crate::supervisor::{HostLink, Launch, Report};
+use crate::watchdog::{SHUTDOWN_GRACE, Watchdog};
 use crate::worker::{IntoWorker, Spawn, Worker};
 
 /// How long [`Host::run`] waits for in-flight runs after asking them to stop, unless
@@ -39,6 +41,12 @@ pub struct HostBuilder {
     start_time: Option<SystemTime>,
     config: config::Sources,
     admin_token: Option<String>,
+    http: HttpLimits,
+    /// `None`: on with [`run`](Self::run), off with [`Host::run_until`].
+    watchdog: Option<bool>,
+    /// The host's shutdown token, made with the builder so a signal received while the host is
+    /// built already stops it.
+    shutdown: CancellationToken,
     /// Runs each worker keeps for `/workers`; every run under the test harness.
     pub(crate) keep_runs: usize,
 }
@@ -88,9 +96,33 @@ impl HostBuilder {
         self
     }
 
-    /// How long shutdown waits for in-flight runs before aborting them; default 30 s.
+    /// How long shutdown waits for in-flight runs before aborting them; default 30 s, from 0 s
+    /// to 365 days. With [`Host::run`], the process ends at the latest
+    /// [`SHUTDOWN_GRACE`](crate::SHUTDOWN_GRACE) after it (see [`watchdog`](Self::watchdog)).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether a watchdog ends the process when a shutdown overruns its timeout plus
+    /// [`SHUTDOWN_GRACE`](crate::SHUTDOWN_GRACE), whatever the workers' bodies do: a thread of
+    /// its own, outside the runtime, logs the workers still running and exits with
+    /// [`EXIT_FORCED`](crate::EXIT_FORCED).
+    ///
+    /// On by default with [`Host::run`] (a service's `main`); off by default with
+    /// [`Host::run_until`], which embedders and tests use, whose process may have more to do.
+    /// A body that blocks its thread (`std::thread::sleep`, a spin, a blocking call) cannot be
+    /// aborted by the runtime, and dropping the runtime waits for it: only the watchdog ends such
+    /// a process on time.
+    pub fn watchdog(mut self, enabled: bool) -> Self {
+        self.watchdog = Some(enabled);
+        self
+    }
+
+    /// Limits of the listener [`serve`](Self::serve) starts; see [`HttpLimits`] for the
+    /// defaults.
+    pub fn http_limits(mut self, limits: HttpLimits) -> Self {
+        self.http = limits;
         self
     }
 
@@ -175,6 +207,11 @@ impl HostBuilder {
     /// To mount the same routes in your own axum app instead, use
     /// [`HostHandle::router`](crate::HostHandle::router).
     ///
+    /// The listener runs on a thread and a runtime of its own, so probes and scrapes are
+    /// answered while the workers' threads are busy or blocked; it limits its connections,
+    /// how long a client may take to send a request's headers and how long a connection may
+    /// stay idle (see [`http_limits`](Self::http_limits)).
+    ///
     /// [`build`](Self::build) then installs a Prometheus recorder as the process's global
     /// `metrics` recorder, so metrics your own code records with `metrics::counter!` and friends
     /// appear on the same page, after the workers' series; describe them once the host is built.
@@ -224,9 +261,16 @@ impl HostBuilder {
             start_time,
             config,
             admin_token,
+            http,
+            watchdog,
+            shutdown,
             keep_runs,
         } = self;
-        let workers = config.apply(workers)?;
+        let now = start_time.unwrap_or_else(SystemTime::now);
+        check_host("shutdown_timeout", shutdown_timeout)?;
+        crate::panics::install();
+        http.check()?;
+        let workers = config.apply(workers, now)?;
         let mut names = HashSet::new();
         let mut checked = Vec::with_capacity(workers.len());
         for worker in workers {
@@ -235,7 +279,7 @@ impl HostBuilder {
                 requirements,
                 launch,
             } = worker;
-            let spec = spec.check()?;
+            let spec = spec.check(now)?;
             if !names.insert(spec.spec.name.clone()) {
                 return Err(Error::new(Kind::DuplicateName(spec.spec.name.to_string())));
             }
@@ -266,7 +310,6 @@ impl HostBuilder {
             }
         };
         let registry = Arc::new(registry);
-        let now = start_time.unwrap_or_else(SystemTime::now);
         let workers: Vec<Prepared> = checked
             .into_iter()
             .map(|(checked, launch)| {
@@ -274,6 +317,7 @@ impl HostBuilder {
                     name: &checked.spec.name,
                     schedule: checked.trigger.to_string(),
                     gates_readiness: checked.spec.gates_readiness,
+                    gates_liveness: checked.spec.gates_liveness,
                     stale_after: checked.stale_after(now),
                     keep: keep_runs,
                 }));
@@ -299,14 +343,27 @@ impl HostBuilder {
             board,
             shutdown_timeout,
             listener,
+            http,
             start_time,
-            shutdown: CancellationToken::new(),
+            watchdog,
+            shutdown,
         })
     }
 
-    /// Builds the host and runs it until SIGINT or SIGTERM; see [`Host::run`].
+    /// Builds the host and runs it until SIGTERM, SIGINT or SIGHUP; see [`Host::run`].
+    ///
+    /// The signal handlers are in place before the host is built, so a signal received while
+    /// thousands of workers are being checked stops the host as soon as it is built (and the
+    /// watchdog's deadline counts from the signal).
     pub async fn run(self) -> Result<(), Error> {
-        self.build()?.run().await
+        let watch = Watch::new(self.watchdog, self.shutdown_timeout);
+        let subscription = signals::subscribe(Target {
+            shutdown: self.shutdown.clone(),
+            watchdog: watch.watchdog.clone(),
+            budget: watch.budget,
+        })?;
+        let host = self.build()?;
+        host.run_watched(Some(subscription), watch).await
     }
 }
 
@@ -350,8 +407,43 @@ pub struct Host {
     board: Arc<Board>,
     shutdown_timeout: Duration,
     listener: Option<std::net::TcpListener>,
+    http: HttpLimits,
     start_time: Option<SystemTime>,
+    watchdog: Option<bool>,
     shutdown: CancellationToken,
+}
+
+/// The watchdog of one run of a host, if it has one, and its budget.
+struct Watch {
+    watchdog: Watchdog,
+    enabled: bool,
+    /// Shutdown timeout plus grace.
+    budget: Duration,
+}
+
+impl Watch {
+    /// For [`Host::run`]: on unless the builder turned it off.
+    fn new(setting: Option<bool>, shutdown_timeout: Duration) -> Self {
+        Self {
+            watchdog: Watchdog::default(),
+            enabled: setting.unwrap_or(true),
+            budget: shutdown_timeout.saturating_add(SHUTDOWN_GRACE),
+        }
+    }
+}
+
+/// Checks a host setting against its range.
+fn check_host(key: &'static str, value: Duration) -> Result<(), Error> {
+    let range = worker_keys::range(key).unwrap_or_else(|| unreachable!("`{key}` has a range"));
+    if range.contains_duration(value) {
+        Ok(())
+    } else {
+        Err(Error::new(Kind::Host {
+            key,
+            value: format!("\"{}\"", humantime::format_duration(value)),
+            expected: range.expected().to_string(),
+        }))
+    }
 }
 
 impl Host {
@@ -365,6 +457,9 @@ impl Host {
             start_time: None,
             config: config::Sources::default(),
             admin_token: None,
+            http: HttpLimits::default(),
+            watchdog: None,
+            shutdown: CancellationToken::new(),
             keep_runs: crate::status::RECENT_RUNS,
         }
     }
@@ -387,11 +482,28 @@ impl Host {
         self.workers.iter().map(|p| &*p.env.name)
     }
 
-    /// Runs every worker until SIGINT (Ctrl+C) or SIGTERM, or until a [`HostHandle`] is
+    /// Runs every worker until SIGTERM, SIGINT (Ctrl+C) or SIGHUP, or until a [`HostHandle`] is
     /// used, then stops gracefully; see [`Host::run_until`].
+    ///
+    /// Signals are received on a thread of their own, so they are acted on even when every
+    /// runtime thread is blocked by a worker's body:
+    ///
+    /// - the first SIGTERM, SIGINT or SIGHUP stops the host gracefully;
+    /// - a second SIGTERM or SIGINT while it stops exits the process at once with code
+    ///   128 + the signal's number (143, 130), logging the workers still running;
+    /// - the watchdog (see [`HostBuilder::watchdog`]) ends the process, with
+    ///   [`EXIT_FORCED`](crate::EXIT_FORCED), if it is still alive
+    ///   [`SHUTDOWN_GRACE`](crate::SHUTDOWN_GRACE) after the shutdown timeout.
+    ///
+    /// Use [`HostBuilder::run`] to have the handlers in place while the host is built.
     pub async fn run(self) -> Result<(), Error> {
-        let signals = Signals::install()?;
-        self.run_until(signals.recv()).await
+        let watch = Watch::new(self.watchdog, self.shutdown_timeout);
+        let subscription = signals::subscribe(Target {
+            shutdown: self.shutdown.clone(),
+            watchdog: watch.watchdog.clone(),
+            budget: watch.budget,
+        })?;
+        self.run_watched(Some(subscription), watch).await
     }
 
     /// Runs every worker until `signal` completes or a [`HostHandle`] is used, then stops:
@@ -401,20 +513,49 @@ impl Host {
     /// Returns `Ok(())` after a clean stop. When runs were still going at the deadline, they are
     /// aborted, the workers are logged, and an error that answers
     /// [`is_shutdown_timeout`](Error::is_shutdown_timeout) is returned, so `main` exits non-zero.
+    /// The watchdog is off unless [`HostBuilder::watchdog`] turned it on.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let watch = Watch {
+            enabled: self.watchdog.unwrap_or(false),
+            ..Watch::new(None, self.shutdown_timeout)
+        };
+        let stop = self.shutdown.clone();
+        let host = self.run_watched(None, watch);
+        // Never completes: after asking the host to stop, it leaves the host to finish.
+        let stopper = async move {
+            signal.await;
+            stop.cancel();
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            result = host => result,
+            () = stopper => unreachable!("the stopper never completes"),
+        }
+    }
+
+    async fn run_watched(
+        self,
+        subscription: Option<signals::Subscription>,
+        watch: Watch,
+    ) -> Result<(), Error> {
         let Self {
             workers,
             board,
             shutdown_timeout,
             listener,
+            http,
             start_time,
+            watchdog: _,
             shutdown,
         } = self;
-        let server = CancellationToken::new();
-        let handle = HostHandle::new(shutdown.clone(), board.clone());
-        if let Some(listener) = listener {
-            serve(listener, &handle, &server)?;
+        if watch.enabled {
+            watch.watchdog.watch(board.clone());
         }
+        let handle = HostHandle::new(shutdown.clone(), board.clone());
+        let server = match listener {
+            Some(listener) => Some(crate::serve::start(listener, &handle, http)?),
+            None => None,
+        };
         let started = Instant::now();
         let clock = Clock::starting_at(start_time.unwrap_or_else(SystemTime::now));
         board.start_clock(clock);
@@ -447,9 +588,13 @@ impl Host {
         board.set_state(HostState::Running);
         tracing::info!(workers = running.len(), "host started");
 
-        tokio::select! {
-            () = signal => {}
-            () = shutdown.cancelled() => tracing::info!("shutdown requested"),
+        shutdown.cancelled().await;
+        match subscription.as_ref().and_then(signals::Subscription::received) {
+            Some(signal) => tracing::info!("shutdown requested by {signal}"),
+            None => tracing::info!("shutdown requested"),
+        }
+        if watch.enabled {
+            watch.watchdog.arm(watch.budget);
         }
         tracing::info!(
             timeout = %humantime::format_duration(shutdown_timeout),
@@ -466,9 +611,22 @@ impl Host {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        let result = outcome(report, stopped.is_ok(), running, shutdown_timeout).await;
+        let (result, stuck) = outcome(report, stopped.is_ok(), running, shutdown_timeout).await;
         board.set_state(HostState::Stopped);
-        server.cancel();
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        if stuck {
+            // A body holds a runtime thread: dropping the runtime will wait for it, so the
+            // watchdog stays armed (and the signals directed here) until the process ends.
+            tracing::error!(
+                "a worker's body does not yield: the runtime cannot drop it and will wait for \
+                 it when it shuts down"
+            );
+            std::mem::forget(subscription);
+        } else {
+            watch.watchdog.disarm();
+        }
         result
     }
 }
@@ -480,17 +638,18 @@ async fn outcome(
     drained: bool,
     running: Vec<(Arc<str>, JoinHandle<()>)>,
     shutdown_timeout: Duration,
-) -> Result<(), Error> {
-    if !report.escalated.is_empty() {
-        Err(Error::new(Kind::Escalated(report.escalated)))
+) -> (Result<(), Error>, bool) {
+    if !report.escalated.is_empty() && drained {
+        (Err(Error::new(Kind::Escalated(report.escalated))), false)
     } else if drained && report.forced.is_empty() {
         tracing::info!("all workers stopped");
-        Ok(())
+        (Ok(()), false)
     } else if drained {
-        Err(Error::new(Kind::ShutdownTimeout {
+        let error = Error::new(Kind::ShutdownTimeout {
             timeout: shutdown_timeout,
             overran: report.forced,
-        }))
+        });
+        (Err(error), false)
     } else {
         let mut overran = report.forced;
         let mut aborted = Vec::new();
@@ -504,21 +663,31 @@ async fn outcome(
         // An aborted task is dropped (its scopes torn down, its run counted) the next time
         // the runtime polls it; wait for that briefly so it happens before `run_until`
         // returns, but never hang on a body that blocks its thread.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
+        let stuck = tokio::time::timeout(
+            ABORT_WAIT,
             futures_util::future::join_all(aborted),
         )
-        .await;
+        .await
+        .is_err();
         tracing::error!(
             workers = %overran.join(", "),
             "shutdown timed out; aborted the workers still running"
         );
-        Err(Error::new(Kind::ShutdownTimeout {
-            timeout: shutdown_timeout,
-            overran,
-        }))
+        let error = if report.escalated.is_empty() {
+            Error::new(Kind::ShutdownTimeout {
+                timeout: shutdown_timeout,
+                overran,
+            })
+        } else {
+            Error::new(Kind::Escalated(report.escalated))
+        };
+        (Err(error), stuck)
     }
 }
+
+/// How long the host waits for the runs it aborted at the deadline to be dropped: well within
+/// [`SHUTDOWN_GRACE`].
+const ABORT_WAIT: Duration = Duration::from_millis(500);
 
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -573,82 +742,3 @@ fn log_worker(Checked { spec, trigger }: &Checked) {
     );
 }
 
-fn serve(
-    listener: std::net::TcpListener,
-    handle: &HostHandle,
-    stop: &CancellationToken,
-) -> Result<(), Error> {
-    let addr = listener
-        .local_addr()
-        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
-        Error::new(Kind::Bind {
-            addr: addr.clone(),
-            source,
-        })
-    })?;
-    tracing::info!("serving the dashboard on http://{addr}/ and metrics on http://{addr}/metrics");
-    if let Some(prometheus) = handle.board.prometheus().cloned() {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    _ = every.tick() => prometheus.run_upkeep(),
-                }
-            }
-        });
-    }
-    let app = handle.router();
-    let stop = stop.clone();
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(err) = served {
-            tracing::error!(error = %err, "the HTTP listener failed");
-        }
-    });
-    Ok(())
-}
-
-/// SIGINT and SIGTERM, installed before any worker starts so a failure surfaces at once.
-struct Signals {
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Self, Error> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self {
-                terminate: signal(SignalKind::terminate())
-                    .map_err(|e| Error::new(Kind::Signal(e)))?,
-                interrupt: signal(SignalKind::interrupt())
-                    .map_err(|e| Error::new(Kind::Signal(e)))?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    fn recv(mut self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            #[cfg(unix)]
-            tokio::select! {
-                _ = self.terminate.recv() => tracing::info!("received SIGTERM"),
-                _ = self.interrupt.recv() => tracing::info!("received SIGINT"),
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("received Ctrl+C");
-            }
-        })
-    }
-}

@@ -1,7 +1,6 @@
 //! One run of one worker: attempts, retries with backoff, the per-attempt timeout, panics caught,
 //! a `worker.run` span per attempt, and the run's metrics.
 
-use std::any::Any;
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
@@ -19,6 +18,8 @@ use crate::clock::Clock;
 use crate::error::{BoxError, Chain};
 use crate::handler::Body;
 use crate::metrics::{Outcome, WorkerMetrics, WorkerState};
+use crate::panics::Caught;
+use crate::quiet;
 use crate::recent::Entry;
 use crate::retry::{Permanent, backoff};
 use crate::scope::{Ctx, Scope, WorkerEnv};
@@ -52,7 +53,7 @@ fn next_run_id() -> u64 {
 enum Attempt {
     Ok,
     Err(BoxError),
-    Panic(String),
+    Panic(Box<Caught>),
     Timeout(Duration),
 }
 
@@ -116,7 +117,6 @@ impl<B: Body> Runner<'_, B> {
                     Next::Done(outcome, result) => break (outcome, result),
                     Next::Retry(delay, result) => (delay, result),
                 };
-                self.metrics.retried();
                 self.metrics.set_state(WorkerState::Backoff);
                 let token = self.env.tracked.control.token();
                 let waited = Box::pin(async move {
@@ -130,6 +130,8 @@ impl<B: Body> Runner<'_, B> {
                 if !waited {
                     break (Outcome::Cancelled, failed);
                 }
+                // Counted when the attempt starts: a retry cancelled in its backoff was never made.
+                self.metrics.retried();
                 self.metrics.set_state(WorkerState::Running);
                 guard.run.attempts += 1;
             };
@@ -156,18 +158,82 @@ impl<B: Body> Runner<'_, B> {
         let retry = matches!(outcome, Outcome::Failure | Outcome::Timeout)
             && !permanent
             && run.attempts <= spec.retry;
-        log_attempt(&result, outcome, retry, permanent);
-        if !retry {
-            return Next::Done(outcome, result);
+        let delay = retry.then(|| {
+            backoff(
+                spec.backoff_kind,
+                spec.backoff,
+                spec.backoff_max,
+                run.attempts,
+            )
+        });
+        self.log_attempt(&result, outcome, delay, permanent);
+        match delay {
+            Some(delay) => Next::Retry(delay, result),
+            None => Next::Done(outcome, result),
         }
-        let delay = backoff(
-            spec.backoff_kind,
-            spec.backoff,
-            spec.backoff_max,
-            run.attempts,
-        );
-        tracing::info!(delay = %humantime::format_duration(delay), "retrying");
-        Next::Retry(delay, result)
+    }
+
+    /// Logs how an attempt ended; a line identical to the worker's last one within
+    /// [`REPEAT_WINDOW`](crate::quiet::REPEAT_WINDOW) is counted instead (see `quiet`).
+    fn log_attempt(&self, result: &Attempt, outcome: Outcome, retry: Option<Duration>, permanent: bool) {
+        let kind = (outcome as u8) << 2 | u8::from(retry.is_some()) << 1 | u8::from(permanent);
+        let key = match result {
+            Attempt::Ok => {
+                tracing::debug!("run succeeded");
+                return;
+            }
+            Attempt::Err(err) => quiet::key(kind, format_args!("{}", Chain(&**err))),
+            Attempt::Panic(caught) => quiet::key(
+                kind,
+                format_args!("{} {:?}", caught.message, caught.location),
+            ),
+            Attempt::Timeout(limit) => quiet::key(kind, format_args!("{limit:?}")),
+        };
+        let Some(repeated) = self.env.tracked.quiet.admit(key, Instant::now()) else {
+            return;
+        };
+        let delay = retry.map(|d| humantime::format_duration(d).to_string());
+        let result_label = outcome.as_str();
+        match result {
+            Attempt::Ok => {}
+            Attempt::Panic(caught) => tracing::error!(
+                panic = %caught.message,
+                location = caught.location.as_deref().unwrap_or("unknown"),
+                backtrace = caught.backtrace.as_deref(),
+                repeated,
+                "worker panicked"
+            ),
+            Attempt::Err(err) if retry.is_some() => tracing::warn!(
+                error = %Chain(&**err),
+                retry_in = delay.as_deref(),
+                repeated,
+                "attempt failed; retrying"
+            ),
+            Attempt::Err(err) if permanent => tracing::error!(
+                result = result_label,
+                error = %Chain(&**err),
+                repeated,
+                "run failed with a permanent error; not retried"
+            ),
+            Attempt::Err(err) => tracing::error!(
+                result = result_label,
+                error = %Chain(&**err),
+                repeated,
+                "run failed"
+            ),
+            Attempt::Timeout(limit) if retry.is_some() => tracing::warn!(
+                timeout = %humantime::format_duration(*limit),
+                retry_in = delay.as_deref(),
+                repeated,
+                "attempt timed out; retrying"
+            ),
+            Attempt::Timeout(limit) => tracing::error!(
+                result = result_label,
+                timeout = %humantime::format_duration(*limit),
+                repeated,
+                "run timed out"
+            ),
+        }
     }
 
     /// Accounts for a run that ended at `ended`: metrics, and the worker's history.
@@ -211,13 +277,21 @@ impl<B: Body> Runner<'_, B> {
         let result = {
             let mut call = pin!(AssertUnwindSafe(self.body.call(Scope::new(ctx))).catch_unwind());
             let mut deadline = self.timeout.map(|limit| (limit, Box::pin(sleep(limit))));
+            let began = Instant::now();
             poll_fn(|cx| {
                 let _entered = span.enter();
-                if let Poll::Ready(result) = call.as_mut().poll(cx) {
+                if let Poll::Ready(result) = crate::panics::in_run(|| call.as_mut().poll(cx)) {
+                    // A body that blocked its thread past the timeout (and so was never
+                    // interrupted) ends late: it timed out, whatever it returned.
+                    if let Some((limit, _)) = &deadline
+                        && Instant::now().saturating_duration_since(began) > *limit
+                    {
+                        return Poll::Ready(Attempt::Timeout(*limit));
+                    }
                     return Poll::Ready(match result {
                         Ok(Ok(())) => Attempt::Ok,
                         Ok(Err(err)) => Attempt::Err(err),
-                        Err(payload) => Attempt::Panic(panic_message(&*payload)),
+                        Err(payload) => Attempt::Panic(Box::new(crate::panics::caught(&*payload))),
                     });
                 }
                 match &mut deadline {
@@ -272,7 +346,7 @@ impl Attempt {
         match self {
             Self::Ok => None,
             Self::Err(err) => Some(Chain(&**err).to_string()),
-            Self::Panic(message) => Some(format!("panicked: {message}")),
+            Self::Panic(caught) => Some(format!("panicked: {}", caught.message)),
             Self::Timeout(limit) => Some(format!(
                 "timed out after {}",
                 humantime::format_duration(*limit)
@@ -281,40 +355,3 @@ impl Attempt {
     }
 }
 
-fn log_attempt(result: &Attempt, outcome: Outcome, retry: bool, permanent: bool) {
-    match result {
-        Attempt::Ok => tracing::debug!("run succeeded"),
-        Attempt::Panic(message) => {
-            tracing::error!(panic = %message, "worker panicked");
-        }
-        Attempt::Err(err) if retry => {
-            tracing::warn!(error = %Chain(&**err), "attempt failed");
-        }
-        Attempt::Err(err) if permanent => tracing::error!(
-            result = outcome.as_str(),
-            error = %Chain(&**err),
-            "run failed with a permanent error; not retried"
-        ),
-        Attempt::Err(err) => {
-            tracing::error!(result = outcome.as_str(), error = %Chain(&**err), "run failed");
-        }
-        Attempt::Timeout(limit) if retry => {
-            tracing::warn!(timeout = %humantime::format_duration(*limit), "attempt timed out");
-        }
-        Attempt::Timeout(limit) => tracing::error!(
-            result = outcome.as_str(),
-            timeout = %humantime::format_duration(*limit),
-            "run timed out"
-        ),
-    }
-}
-
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&'static str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
-}

@@ -132,6 +132,7 @@ impl Ctx {
             name: &name,
             schedule: String::new(),
             gates_readiness: false,
+            gates_liveness: false,
             stale_after: None,
             keep: 0,
         });

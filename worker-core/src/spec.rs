@@ -4,7 +4,9 @@
 //! [`WorkerBuilder`]: crate::WorkerBuilder
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use worker_keys::Range;
 
 use crate::circuit::CircuitBreaker;
 use crate::cron::CronSchedule;
@@ -82,6 +84,7 @@ pub(crate) struct Spec {
     /// `None`: the default, from the trigger (see [`Checked::stale_after`]).
     pub(crate) stale_after: Option<Duration>,
     pub(crate) gates_readiness: bool,
+    pub(crate) gates_liveness: bool,
 }
 
 /// A checked [`Spec`]: what the supervisor runs.
@@ -155,6 +158,7 @@ impl Spec {
             stop_budget: None,
             stale_after: None,
             gates_readiness: false,
+            gates_liveness: false,
         }
     }
 
@@ -164,16 +168,14 @@ impl Spec {
     }
 
     /// Checks what the type system cannot; the builder and configuration paths have no
-    /// compile-time checks. Errors name the worker, the key, the value and what was expected.
-    #[allow(
-        clippy::too_many_lines,
-        reason = "a flat list of independent checks reads best in one place"
-    )]
-    pub(crate) fn check(self) -> Result<Checked, Error> {
+    /// compile-time checks. Every duration and number is checked against its range in
+    /// `worker_keys::RANGES`, the table `#[worker]` checks at compile time, so both refuse the
+    /// same values with the same words. Errors name the worker, the key, the value and what was
+    /// expected. `now` is when the host starts: a cron schedule must fire after it.
+    pub(crate) fn check(self, now: SystemTime) -> Result<Checked, Error> {
         let name = &*self.name;
         let fail =
             |key, value: String, expected: &str| Err(Error::config(name, key, value, expected));
-        let show = |d: Duration| format!("\"{}\"", humantime::format_duration(d));
         if name.trim().is_empty() {
             return fail("name", format!("{name:?}"), "a non-empty name");
         }
@@ -185,21 +187,22 @@ impl Spec {
                     "a trigger: one of `every`, `fixed_delay`, `cron` or `once`",
                 );
             }
-            Some(TriggerSpec::Every(Duration::ZERO)) => {
-                return fail("every", show(Duration::ZERO), "a period greater than zero");
+            Some(TriggerSpec::Every(period)) => {
+                within(name, "every", *period)?;
+                Trigger::Every(*period)
             }
-            Some(TriggerSpec::FixedDelay(Duration::ZERO)) => {
-                return fail(
-                    "fixed_delay",
-                    show(Duration::ZERO),
-                    "a delay greater than zero",
-                );
+            Some(TriggerSpec::FixedDelay(delay)) => {
+                within(name, "fixed_delay", *delay)?;
+                Trigger::FixedDelay(*delay)
             }
-            Some(TriggerSpec::Every(period)) => Trigger::Every(*period),
-            Some(TriggerSpec::FixedDelay(delay)) => Trigger::FixedDelay(*delay),
             Some(TriggerSpec::Cron(expression)) => {
                 match CronSchedule::parse(expression, &self.time_zone) {
-                    Ok(cron) => Trigger::Cron(Box::new(cron)),
+                    Ok(cron) => {
+                        if let Some(expected) = cron.never_fires(now) {
+                            return fail("cron", format!("{expression:?}"), &expected);
+                        }
+                        Trigger::Cron(Box::new(cron))
+                    }
                     Err(reason) if reason.starts_with("unknown time zone") => {
                         return fail(
                             "time_zone",
@@ -222,6 +225,36 @@ impl Spec {
             }
             Some(TriggerSpec::Once) => Trigger::Once,
         };
+        let durations = [
+            ("after", Some(self.after)),
+            ("jitter", Some(self.jitter)),
+            ("backoff", Some(self.backoff)),
+            ("backoff_max", Some(self.backoff_max)),
+            ("timeout", self.timeout),
+            ("restart_backoff", Some(self.restart_backoff)),
+            ("restart_window", Some(self.restart_window)),
+            ("stop_budget", self.stop_budget),
+            ("stale_after", self.stale_after),
+        ];
+        for (key, value) in durations {
+            if let Some(value) = value {
+                within(name, key, value)?;
+            }
+        }
+        count(name, "retry", self.retry)?;
+        if let Some(max) = self.max_restarts {
+            count(name, "max_restarts", max)?;
+        }
+        if let Overlap::Allow(n) = self.overlap {
+            let range = range("overlap");
+            if !range.contains_count(u64::from(n)) {
+                return fail(
+                    "overlap",
+                    format!("allow({n})"),
+                    &format!("`allow(n)` with n {}", range.expected()),
+                );
+            }
+        }
         if let Trigger::Every(period) = trigger
             && self.jitter >= period
         {
@@ -229,20 +262,6 @@ impl Spec {
                 "jitter",
                 show(self.jitter),
                 &format!("less than the period ({})", show(period)),
-            );
-        }
-        if let Overlap::Allow(0) = self.overlap {
-            return fail(
-                "overlap",
-                "allow(0)".to_owned(),
-                "`allow(n)` with n at least 1",
-            );
-        }
-        if self.timeout == Some(Duration::ZERO) {
-            return fail(
-                "timeout",
-                show(Duration::ZERO),
-                "a timeout greater than zero",
             );
         }
         if self.backoff > self.backoff_max {
@@ -253,34 +272,51 @@ impl Spec {
             );
         }
         if let Some(circuit) = &self.circuit {
-            circuit
-                .check()
-                .map_err(|(key, value, expected)| Error::config(name, key, value, expected))?;
-        }
-        if self.restart_window.is_zero() {
-            return fail(
-                "restart_window",
-                show(Duration::ZERO),
-                "a period greater than zero",
-            );
-        }
-        if self.stop_budget == Some(Duration::ZERO) {
-            return fail(
-                "stop_budget",
-                show(Duration::ZERO),
-                "a budget greater than zero",
-            );
-        }
-        if self.stale_after == Some(Duration::ZERO) {
-            return fail(
-                "stale_after",
-                show(Duration::ZERO),
-                "a duration greater than zero",
-            );
+            let ratio = range("circuit_failure_ratio");
+            if !ratio.contains_ratio(circuit.failure_ratio) {
+                return fail(
+                    "circuit_failure_ratio",
+                    circuit.failure_ratio.to_string(),
+                    &ratio.expected().to_string(),
+                );
+            }
+            count(name, "circuit_min_throughput", circuit.min_throughput)?;
+            within(name, "circuit_window", circuit.window)?;
+            within(name, "circuit_break", circuit.break_for)?;
         }
         Ok(Checked {
             spec: self,
             trigger,
         })
+    }
+}
+
+/// The range of `key` in the shared table.
+fn range(key: &str) -> Range {
+    worker_keys::range(key).unwrap_or_else(|| unreachable!("`{key}` has a range"))
+}
+
+/// A duration as keys are written, quoted: `"1m 30s"`.
+fn show(d: Duration) -> String {
+    format!("\"{}\"", humantime::format_duration(d))
+}
+
+/// Checks a duration against the range of `key`.
+pub(crate) fn within(worker: &str, key: &'static str, value: Duration) -> Result<(), Error> {
+    let range = range(key);
+    if range.contains_duration(value) {
+        Ok(())
+    } else {
+        Err(Error::config(worker, key, show(value), range.expected().to_string()))
+    }
+}
+
+/// Checks a number against the range of `key`.
+fn count(worker: &str, key: &'static str, value: u32) -> Result<(), Error> {
+    let range = range(key);
+    if range.contains_count(u64::from(value)) {
+        Ok(())
+    } else {
+        Err(Error::config(worker, key, value, range.expected().to_string()))
     }
 }

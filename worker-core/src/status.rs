@@ -14,6 +14,7 @@ use crate::control::Control;
 use crate::health::{self, Health};
 use crate::metrics::{self, Outcome, SkipReason, WorkerMetrics, WorkerState};
 use crate::prefetch::Region;
+use crate::quiet::Quiet;
 use crate::recent::{Entry, RecentRuns};
 
 pub(crate) use crate::recent::RECENT_RUNS;
@@ -104,6 +105,7 @@ pub(crate) struct Tracked {
     /// The effective trigger, as `worker_info{schedule}` shows it.
     pub(crate) schedule: String,
     pub(crate) gates_readiness: bool,
+    pub(crate) gates_liveness: bool,
     pub(crate) stale_after: Option<Duration>,
     /// Unix seconds (as `f64` bits; positive, so they order as integers) from which staleness
     /// counts when that is later than the last success: when the worker's first trigger was
@@ -112,6 +114,8 @@ pub(crate) struct Tracked {
     /// The worker's loop is running (false before start and once it ended).
     alive: AtomicBool,
     history: Mutex<Option<Box<History>>>,
+    /// Rate-limits the worker's repeated log lines.
+    pub(crate) quiet: Quiet,
 }
 
 // The layout described above: the loop's first line is whole, the metric block starts the next.
@@ -136,6 +140,7 @@ pub(crate) struct Declared<'a> {
     pub(crate) name: &'a Arc<str>,
     pub(crate) schedule: String,
     pub(crate) gates_readiness: bool,
+    pub(crate) gates_liveness: bool,
     pub(crate) stale_after: Option<Duration>,
     pub(crate) keep: usize,
 }
@@ -148,12 +153,14 @@ impl Tracked {
             name: declared.name.clone(),
             schedule: declared.schedule,
             gates_readiness: declared.gates_readiness,
+            gates_liveness: declared.gates_liveness,
             stale_after: declared.stale_after,
             since: AtomicU64::new(0),
             alive: AtomicBool::new(false),
             keep: declared.keep,
             recent: OnceLock::new(),
             history: Mutex::new(None),
+            quiet: Quiet::default(),
         }
     }
 

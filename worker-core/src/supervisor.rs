@@ -22,7 +22,8 @@ use crate::handler::Body;
 use crate::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
 use crate::prefetch::{Region, Warm};
 use crate::retry::BackoffKind;
-use crate::run::{Runner, panic_message};
+use crate::panics::message as panic_message;
+use crate::run::Runner;
 use crate::schedule::{Missed, Overlap, Ticker};
 use crate::scope::WorkerEnv;
 use crate::spec::{Checked, DEFAULT_BACKOFF_MAX, Spec};
@@ -178,6 +179,14 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
                 }
             };
             metrics.set_next_run(0);
+            let repeated = tracked.quiet.take_repeated();
+            if repeated > 0 {
+                tracing::warn!(
+                    worker = %env.name,
+                    repeated,
+                    "identical log lines of this worker were not logged before it stopped"
+                );
+            }
             match end {
                 End::Stopped => {
                     metrics.set_state(WorkerState::Stopped);

@@ -269,6 +269,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// Whether the host's liveness (`/healthz`) depends on this worker (`gates_liveness`):
+    /// while it is stale with a run in progress (a hung run, not an idle worker), `/healthz`
+    /// answers 503, so an orchestrator restarts the process. Default false.
+    pub fn gates_liveness(mut self, gates: bool) -> Self {
+        self.spec.gates_liveness = gates;
+        self
+    }
+
     /// Finishes the worker with its body: an async fn or closure whose arguments are
     /// extractors ([`FromScope`]) and whose output is `()` or `Result<(), E>`.
     pub fn handler<H, Args>(mut self, handler: H) -> Worker

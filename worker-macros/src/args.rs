@@ -6,9 +6,12 @@
 //! What involves several keys (one trigger, `time_zone` with `cron`, `jitter` below `every`,
 //! `backoff` below `backoff_max`) is checked in [`Args::check`].
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use croner::parser::{CronParser, Seconds};
 
 use proc_macro2::Span;
+use quote::ToTokens as _;
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned as _;
@@ -25,10 +28,10 @@ pub(crate) struct Key {
 /// How a key's value is written and checked.
 #[derive(Clone, Copy)]
 enum Kind {
-    /// A duration in a string; `zero` says whether `"0s"` makes sense.
-    Duration { zero: bool },
-    /// An unsuffixed integer of at least `min`; `what` says what it counts.
-    Integer { min: u32, what: &'static str },
+    /// A duration in a string, within the key's range in `worker_keys::RANGES`.
+    Duration,
+    /// An unsuffixed integer within the key's range; `what` says what it counts.
+    Integer { what: &'static str },
     /// A number greater than 0 and at most 1; `what` says what it is the share of.
     Ratio { what: &'static str },
     /// `true` or `false`.
@@ -93,8 +96,8 @@ const fn key(name: &'static str, kind: Kind, example: &'static str) -> Key {
     }
 }
 
-const DURATION: Kind = Kind::Duration { zero: true };
-const PERIOD: Kind = Kind::Duration { zero: false };
+const DURATION: Kind = Kind::Duration;
+const PERIOD: Kind = Kind::Duration;
 
 /// Every key, in the order the docs list them (and the unknown-key message names them).
 pub(crate) const KEYS: &[Key] = &[
@@ -111,7 +114,6 @@ pub(crate) const KEYS: &[Key] = &[
     key(
         "retry",
         Kind::Integer {
-            min: 0,
             what: "the number of retries after the first attempt",
         },
         "3",
@@ -130,7 +132,6 @@ pub(crate) const KEYS: &[Key] = &[
     key(
         "circuit_min_throughput",
         Kind::Integer {
-            min: 1,
             what: "the fewest runs in `circuit_window` before the circuit may open",
         },
         "10",
@@ -141,7 +142,6 @@ pub(crate) const KEYS: &[Key] = &[
     key(
         "max_restarts",
         Kind::Integer {
-            min: 0,
             what: "the number of panics allowed within `restart_window` before escalating",
         },
         "5",
@@ -151,6 +151,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("stop_budget", PERIOD, "\"10s\""),
     key("stale_after", PERIOD, "\"5m\""),
     key("gates_readiness", Kind::Bool, "true"),
+    key("gates_liveness", Kind::Bool, "true"),
     key("name", Kind::Name, "\"sync-orders\""),
 ];
 
@@ -316,6 +317,24 @@ impl Args {
                 ),
             ));
         }
+        if let Some(cron) = self.get("cron")
+            && let Value::Str(expression) = &cron.value
+        {
+            let zone = match self.get("time_zone").map(|zone| &zone.value) {
+                Some(Value::Str(zone)) => zone.parse().unwrap_or(chrono_tz::UTC),
+                _ => chrono_tz::UTC,
+            };
+            let parser = CronParser::builder().seconds(Seconds::Optional).build();
+            if let Ok(parsed) = parser.parse(expression)
+                && let Some(expected) =
+                    worker_keys::never_fires(&parsed, expression, zone, SystemTime::now())
+            {
+                return Err(syn::Error::new(
+                    cron.span,
+                    format!("`cron` = {} never fires: expected {expected}", cron.text),
+                ));
+            }
+        }
         if let (Some((jitter, setting)), Some((period, every))) =
             (self.duration("jitter"), self.duration("every"))
             && jitter >= period
@@ -425,8 +444,8 @@ fn parse_value(key: &Key, ident: &Ident, value: Option<&Expr>) -> syn::Result<Se
         ));
     };
     let (value, span, text) = match key.kind {
-        Kind::Duration { zero } => duration(value, key, zero)?,
-        Kind::Integer { min, what } => integer(value, key, min, what)?,
+        Kind::Duration => duration(value, key)?,
+        Kind::Integer { what } => integer(value, key, what)?,
         Kind::Ratio { what } => ratio(value, key, what)?,
         Kind::Bool => boolean(value, key)?,
         Kind::Flag => flag(value, key)?,
@@ -467,8 +486,22 @@ fn identifier(value: &Expr) -> Option<&Ident> {
     }
 }
 
-fn duration(value: &Expr, key: &Key, zero: bool) -> syn::Result<Parsed> {
+/// The range of `key` in the table the runtime checks too.
+fn range_of(key: &str) -> worker_keys::Range {
+    worker_keys::range(key).unwrap_or_else(|| unreachable!("`{key}` has a range"))
+}
+
+/// The message for a value outside its key's range, worded as the runtime words it.
+fn out_of_range(name: &str, text: &str, range: worker_keys::Range) -> String {
+    format!(
+        "`{name}` = {text} is out of range: expected {}",
+        range.expected()
+    )
+}
+
+fn duration(value: &Expr, key: &Key) -> syn::Result<Parsed> {
     let name = key.name;
+    let range = range_of(name);
     let Some(lit) = string(value) else {
         let example = match value {
             // `every = 10`: keep the number, add the unit most people mean.
@@ -498,36 +531,34 @@ fn duration(value: &Expr, key: &Key, zero: bool) -> syn::Result<Parsed> {
                 format!("unknown unit `{unit}`: {expected}")
             }
             humantime::DurationError::NumberOverflow => {
-                format!("duration `{text:?}` is too large for `{name}`")
+                out_of_range(name, &format!("{text:?}"), range)
             }
             _ => format!("invalid duration `{text:?}`: {expected}"),
         };
         syn::Error::new(lit.span(), message)
     })?;
-    if !zero && parsed.is_zero() {
+    if !range.contains_duration(parsed) {
         return Err(syn::Error::new(
             lit.span(),
-            format!(
-                "`{name}` must be greater than zero, such as `{name} = {}`",
-                key.example
-            ),
+            out_of_range(name, &format!("{text:?}"), range),
         ));
     }
     Ok((Value::Duration(parsed), lit.span(), format!("{text:?}")))
 }
 
-fn integer(value: &Expr, key: &Key, min: u32, what: &str) -> syn::Result<Parsed> {
+fn integer(value: &Expr, key: &Key, what: &str) -> syn::Result<Parsed> {
     let name = key.name;
+    let range = range_of(name);
     let expected = format!("{what}, such as `{name} = {}`", key.example);
     let message = match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(lit), ..
-        }) if lit.suffix().is_empty() => match lit.base10_parse::<u32>() {
-            Ok(number) if number >= min => {
+        }) if lit.suffix().is_empty() => match lit.base10_parse::<u64>() {
+            Ok(number) if range.contains_count(number) => {
+                let number = u32::try_from(number).unwrap_or(u32::MAX);
                 return Ok((Value::Integer(number), lit.span(), number.to_string()));
             }
-            Ok(_) => format!("`{name}` must be at least {min}: expected {expected}"),
-            Err(_) => format!("`{name}` is too large: expected {expected}"),
+            _ => out_of_range(name, lit.base10_digits(), range),
         },
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
@@ -705,10 +736,18 @@ fn overlap(value: &Expr, key: &Key) -> syn::Result<Parsed> {
                 })) if args.len() == 1 && lit.suffix().is_empty() => lit.base10_parse::<u32>(),
                 _ => return Err(syn::Error::new_spanned(value, ALLOW)),
             };
+            let range = range_of("overlap");
             match limit {
                 Ok(0) => Err(syn::Error::new_spanned(
                     &args[0],
                     format!("`allow(0)` would never run the worker: {ALLOW}"),
+                )),
+                Ok(limit) if !range.contains_count(u64::from(limit)) => Err(syn::Error::new_spanned(
+                    &args[0],
+                    format!(
+                        "`overlap` = allow({limit}) is out of range: expected `allow(n)` with n {}",
+                        range.expected()
+                    ),
                 )),
                 Ok(limit) => Ok((
                     Value::Variant {
@@ -719,7 +758,14 @@ fn overlap(value: &Expr, key: &Key) -> syn::Result<Parsed> {
                     value.span(),
                     format!("allow({limit})"),
                 )),
-                Err(_) => Err(syn::Error::new_spanned(&args[0], ALLOW)),
+                Err(_) => Err(syn::Error::new_spanned(
+                    &args[0],
+                    format!(
+                        "`overlap` = allow({}) is out of range: expected `allow(n)` with n {}",
+                        args[0].to_token_stream(),
+                        range_of("overlap").expected()
+                    ),
+                )),
             }
         }
         _ if allowed(value) => Err(syn::Error::new_spanned(
@@ -749,8 +795,6 @@ fn worker_name(value: &Expr) -> syn::Result<Parsed> {
 }
 
 fn cron(value: &Expr) -> syn::Result<Parsed> {
-    use croner::parser::{CronParser, Seconds};
-
     let Some(lit) = string(value) else {
         return Err(syn::Error::new_spanned(
             value,

@@ -1,0 +1,122 @@
+//! Panics inside runs: reported once, by the run that caught them, through `tracing`, with the
+//! worker, the run id, the message and where it happened, and not also by the process's panic
+//! hook (Rust's default hook writes three lines to stderr, outside `tracing`, and with
+//! `RUST_BACKTRACE` set a backtrace, for every panic).
+//!
+//! [`install`] wraps the hook in place once per process: a panic raised while a run's body is
+//! being polled is noted for the run and goes no further; any other panic (the user's own
+//! threads, a task the body spawned, the framework itself) reaches the previous hook as before.
+//! With `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) set, a backtrace is captured for at most one
+//! caught panic every [`BACKTRACE_EVERY`]: capturing one costs far more than the panic, and a
+//! panic storm would otherwise spend its time there.
+
+use std::any::Any;
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::cell::{Cell, RefCell};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// At most one backtrace of a caught panic per this period, when backtraces are enabled.
+pub(crate) const BACKTRACE_EVERY: Duration = Duration::from_secs(10);
+
+thread_local! {
+    /// A run's body is being polled on this thread.
+    static IN_RUN: Cell<bool> = const { Cell::new(false) };
+    /// Where the last panic caught in a run on this thread happened, and its backtrace.
+    static NOTED: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
+}
+
+/// A panic caught by a run.
+#[derive(Debug)]
+pub(crate) struct Caught {
+    pub(crate) message: String,
+    /// `file:line:column`.
+    pub(crate) location: Option<String>,
+    pub(crate) backtrace: Option<String>,
+}
+
+/// Wraps the process's panic hook, once.
+pub(crate) fn install() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_RUN.with(Cell::get) {
+                let location = info.location().map(ToString::to_string).unwrap_or_default();
+                let backtrace = backtrace();
+                NOTED.with(|noted| *noted.borrow_mut() = Some((location, backtrace)));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Polls a run's body (`poll`) as a run: a panic it raises is left for [`caught`].
+pub(crate) fn in_run<T>(poll: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_RUN.with(|flag| flag.set(self.0));
+        }
+    }
+    let _restore = Restore(IN_RUN.with(|flag| flag.replace(true)));
+    poll()
+}
+
+/// The panic a run caught, with its payload: the message, and where it happened.
+pub(crate) fn caught(payload: &(dyn Any + Send)) -> Caught {
+    let (location, backtrace) = NOTED
+        .with(|noted| noted.borrow_mut().take())
+        .map_or((None, None), |(location, backtrace)| {
+            (Some(location).filter(|l| !l.is_empty()), backtrace)
+        });
+    Caught {
+        message: message(payload),
+        location,
+        backtrace,
+    }
+}
+
+/// The message of a panic's payload.
+pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&'static str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// A backtrace, when they are enabled and none was taken within [`BACKTRACE_EVERY`].
+fn backtrace() -> Option<String> {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    /// Milliseconds since `EPOCH` of the last capture, plus one (0: never).
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let enabled = *ENABLED.get_or_init(|| {
+        // `Backtrace::capture` reads the variables once; an unresolved capture is cheap.
+        Backtrace::capture().status() == BacktraceStatus::Captured
+    });
+    if !enabled {
+        return None;
+    }
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let now = u64::try_from(epoch.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let last = LAST.load(Ordering::Relaxed);
+    let every = u64::try_from(BACKTRACE_EVERY.as_millis()).unwrap_or(u64::MAX);
+    if last != 0 && now.saturating_sub(last) < every {
+        return None;
+    }
+    if LAST
+        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    Some(Backtrace::force_capture().to_string())
+}

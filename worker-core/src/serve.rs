@@ -1,0 +1,452 @@
+//! The listener [`HostBuilder::serve`](crate::HostBuilder::serve) starts: an OS thread with a
+//! runtime of its own, so `/healthz` and `/metrics` are answered while every worker thread is
+//! busy or blocked, and limits that keep slow, idle and greedy clients from using it up.
+//!
+//! - A connection must send a request's headers within [`HttpLimits::header_timeout`] of being
+//!   ready for one, and is closed once no byte went either way for
+//!   [`HttpLimits::idle_timeout`] (an idle keep-alive, or a client that stopped reading).
+//! - At most [`HttpLimits::max_connections`] are open: one more closes the connection that has
+//!   been quiet the longest, so a new probe is served while slow or idle clients hold the rest.
+//! - An accept error (`EMFILE`: the process is out of file descriptors) is logged, at most once a
+//!   minute with the count of those not logged, frees the quietest connection, and is retried
+//!   after a backoff of 10 ms doubling to 1 s.
+//!
+//! The listener logs nothing on the way of a request, so a blocked log sink does not stop it.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::{Error, Kind};
+use crate::handle::HostHandle;
+
+/// Limits of the built-in HTTP listener; see [`HostBuilder::http_limits`](crate::HostBuilder::http_limits).
+///
+/// ```
+/// use std::time::Duration;
+/// use worker_core::{Host, HttpLimits};
+///
+/// let builder = Host::builder()
+///     .serve("127.0.0.1:9464")
+///     .http_limits(HttpLimits::default().max_connections(64).idle_timeout(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    max_connections: u32,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_mins(1),
+        }
+    }
+}
+
+impl HttpLimits {
+    /// How many connections may be open at once (`http_max_connections`, 1 to 65536); default
+    /// 256. One more closes the connection that has been quiet the longest.
+    #[must_use]
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a client may take to send a request's headers, counted from when the
+    /// connection is ready for a request (`http_header_timeout`, 1 ms to 365 days); default 5 s.
+    #[must_use]
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may stay open with no byte sent or received
+    /// (`http_idle_timeout`, 1 ms to 365 days); default 1 min.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let host = |key, value: String, range: worker_keys::Range| {
+            Err(Error::new(Kind::Host {
+                key,
+                value,
+                expected: range.expected().to_string(),
+            }))
+        };
+        let range = |key| worker_keys::range(key).unwrap_or_else(|| unreachable!("{key}"));
+        let show = |d: Duration| format!("\"{}\"", humantime::format_duration(d));
+        let max = range("http_max_connections");
+        if !max.contains_count(u64::from(self.max_connections)) {
+            return host(
+                "http_max_connections",
+                self.max_connections.to_string(),
+                max,
+            );
+        }
+        for (key, value) in [
+            ("http_header_timeout", self.header_timeout),
+            ("http_idle_timeout", self.idle_timeout),
+        ] {
+            if !range(key).contains_duration(value) {
+                return host(key, show(value), range(key));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The running listener.
+#[derive(Debug)]
+pub(crate) struct Server {
+    stop: CancellationToken,
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Server {
+    /// Stops accepting, lets requests in progress finish for a moment, and closes the rest.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.done).await;
+    }
+}
+
+/// Starts serving `handle`'s routes on `listener`, on a thread of its own.
+pub(crate) fn start(
+    listener: std::net::TcpListener,
+    handle: &HostHandle,
+    limits: HttpLimits,
+) -> Result<Server, Error> {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let bind = |source| {
+        Error::new(Kind::Bind {
+            addr: addr.clone(),
+            source,
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("worker-http")
+        .build()
+        .map_err(bind)?;
+    let stop = CancellationToken::new();
+    let (finished, done) = tokio::sync::oneshot::channel();
+    let router = handle.router();
+    let prometheus = handle.board.prometheus().cloned();
+    let token = stop.clone();
+    tracing::info!("serving the dashboard on http://{addr}/ and metrics on http://{addr}/metrics");
+    std::thread::Builder::new()
+        .name("worker-http".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                if let Some(prometheus) = prometheus {
+                    let stop = token.clone();
+                    tokio::spawn(async move {
+                        let mut every = tokio::time::interval(Duration::from_secs(5));
+                        loop {
+                            tokio::select! {
+                                () = stop.cancelled() => break,
+                                _ = every.tick() => prometheus.run_upkeep(),
+                            }
+                        }
+                    });
+                }
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => accept(listener, router, limits, token).await,
+                    Err(err) => tracing::error!(error = %err, "the HTTP listener failed"),
+                }
+            });
+            let _ = finished.send(());
+        })
+        .map_err(bind)?;
+    Ok(Server { stop, done })
+}
+
+/// What the listener knows of one open connection.
+#[derive(Debug)]
+struct Open {
+    /// Milliseconds since the listener started, at the last byte read or written.
+    active: AtomicU64,
+    /// Closes the connection at once.
+    close: Notify,
+}
+
+/// The open connections.
+#[derive(Debug, Default)]
+struct Connections {
+    open: Mutex<HashMap<u64, Arc<Open>>>,
+}
+
+impl Connections {
+    fn len(&self) -> usize {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    fn insert(&self, id: u64, open: Arc<Open>) {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, open);
+    }
+
+    fn remove(&self, id: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    /// Closes the connection quiet the longest, and forgets it.
+    fn close_quietest(&self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let quietest = open
+            .iter()
+            .min_by_key(|(_, o)| o.active.load(Ordering::Relaxed))
+            .map(|(id, _)| *id);
+        if let Some(id) = quietest
+            && let Some(connection) = open.remove(&id)
+        {
+            connection.close.notify_one();
+        }
+    }
+}
+
+async fn accept(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: HttpLimits,
+    stop: CancellationToken,
+) {
+    let epoch = Instant::now();
+    let connections = Arc::new(Connections::default());
+    let tracker = TaskTracker::new();
+    let mut backoff = MIN_BACKOFF;
+    let mut errors = Throttle::default();
+    let mut ids = 0_u64;
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) if is_per_connection(&err) => continue,
+            Err(err) => {
+                if let Some(unlogged) = errors.admit(Instant::now()) {
+                    tracing::error!(
+                        error = %err,
+                        retry_in = %humantime::format_duration(backoff),
+                        not_logged = unlogged,
+                        "the HTTP listener cannot accept a connection"
+                    );
+                }
+                // Out of descriptors, most likely: give one back.
+                connections.close_quietest();
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = MIN_BACKOFF;
+        if connections.len() >= limits.max_connections as usize {
+            connections.close_quietest();
+        }
+        ids += 1;
+        let id = ids;
+        let open = Arc::new(Open {
+            active: AtomicU64::new(millis(epoch)),
+            close: Notify::new(),
+        });
+        connections.insert(id, open.clone());
+        let router = router.clone();
+        let stop = stop.clone();
+        let registry = connections.clone();
+        tracker.spawn(async move {
+            serve_one(stream, router, limits, epoch, &open, &stop).await;
+            registry.remove(id);
+        });
+    }
+    tracker.close();
+    // Requests in progress get a moment to finish; `Server::stop` bounds the wait.
+    tracker.wait().await;
+}
+
+/// Serves one connection until it closes, is closed for its limits, or the listener stops.
+async fn serve_one(
+    stream: TcpStream,
+    router: axum::Router,
+    limits: HttpLimits,
+    epoch: Instant,
+    open: &Arc<Open>,
+    stop: &CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        open: open.clone(),
+        epoch,
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let connection = builder.serve_connection(io, TowerToHyperService::new(router));
+    tokio::pin!(connection);
+    let mut idle_check = epoch + Duration::from_millis(open.active.load(Ordering::Relaxed));
+    loop {
+        idle_check = idle_check
+            .checked_add(limits.idle_timeout)
+            .unwrap_or(idle_check);
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = open.close.notified() => return,
+            () = stop.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(1), connection.as_mut()).await;
+                return;
+            }
+            () = tokio::time::sleep_until(idle_check) => {
+                let last = epoch + Duration::from_millis(open.active.load(Ordering::Relaxed));
+                if Instant::now().saturating_duration_since(last) >= limits.idle_timeout {
+                    return;
+                }
+                idle_check = last;
+            }
+        }
+    }
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Errors that concern one connection only, which the next accept does not repeat.
+fn is_per_connection(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
+    matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
+    )
+}
+
+fn millis(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// At most one log line a minute; counts the others.
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Throttle {
+    /// `Some(lines not logged since the last one)` when a line may be logged at `now`.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < Duration::from_mins(1) => {
+                self.unlogged += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.unlogged))
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's stream, noting when a byte last went either way.
+    struct Watched {
+        #[pin]
+        inner: TcpStream,
+        open: Arc<Open>,
+        epoch: Instant,
+    }
+}
+
+impl Watched {
+    fn touch(open: &Open, epoch: Instant) {
+        open.active.store(millis(epoch), Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            Self::touch(this.open, *this.epoch);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            Self::touch(this.open, *this.epoch);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            Self::touch(this.open, *this.epoch);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
