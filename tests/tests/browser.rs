@@ -430,13 +430,18 @@ async fn run_now_starts_a_manual_run(client: &Client, addr: &str, token: &str) {
         .click()
         .await
         .expect("click Run now");
-    let expected = format!("run requested for {WORKER}");
-    wait_for("the acknowledgement in #action-status", async || {
+    // The answer names the run that started: "run 17 started for digest".
+    let suffix = format!(" started for {WORKER}");
+    let run_id: u64 = wait_for("the acknowledgement in #action-status", async || {
         let page = read_page(client).await;
-        if page.status == (expected.clone(), "ok".to_owned()) {
-            Ok(())
-        } else {
-            Err(format!("{:?}", page.status))
+        let (text, tone) = &page.status;
+        match text
+            .strip_prefix("run ")
+            .and_then(|rest| rest.strip_suffix(&suffix))
+            .and_then(|id| id.parse().ok())
+        {
+            Some(id) if tone == "ok" => Ok(id),
+            _ => Err(format!("{:?}", page.status)),
         }
     })
     .await;
@@ -453,6 +458,7 @@ async fn run_now_starts_a_manual_run(client: &Client, addr: &str, token: &str) {
     })
     .await;
     assert_eq!(last_run["result"], "success", "{last_run}");
+    assert_eq!(last_run["run_id"], run_id, "the run the answer named");
     let run = "worker_admin_actions_total{worker=\"digest\",action=\"run\"}";
     assert!(
         (sample(addr, run) - 1.0).abs() < f64::EPSILON,

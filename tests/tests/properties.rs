@@ -194,15 +194,21 @@ proptest! {
 
 /// A duration literal as users write it, with the duration it must mean.
 fn duration_literal() -> impl Strategy<Value = (String, Duration)> {
-    (1_u64..1_000_000, 0..4_usize).prop_map(|(n, unit)| {
-        let (suffix, duration) = match unit {
-            0 => ("ms", Duration::from_millis(n)),
-            1 => ("s", Duration::from_secs(n)),
-            2 => ("m", Duration::from_secs(n * 60)),
-            _ => ("h", Duration::from_secs(n * 3600)),
-        };
-        (format!("{n}{suffix}"), duration)
-    })
+    // Up to 365 days, the longest period a key accepts, in each unit.
+    (0..4_usize)
+        .prop_flat_map(|unit| {
+            let max = [31_536_000_000_u64, 31_536_000, 525_600, 8_760][unit];
+            (1..=max, Just(unit))
+        })
+        .prop_map(|(n, unit)| {
+            let (suffix, duration) = match unit {
+                0 => ("ms", Duration::from_millis(n)),
+                1 => ("s", Duration::from_secs(n)),
+                2 => ("m", Duration::from_secs(n * 60)),
+                _ => ("h", Duration::from_secs(n * 3600)),
+            };
+            (format!("{n}{suffix}"), duration)
+        })
 }
 
 proptest! {

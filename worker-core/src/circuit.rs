@@ -11,16 +11,18 @@
 //!                                    │ probe fails: open again
 //! ```
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::clock::{later, saturating_nanos};
 
 /// Circuit-breaker settings of one worker (the `circuit_*` keys).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct CircuitBreaker {
-    /// Opens when at least this share of the runs in the window failed (`circuit_failure_ratio`,
+    /// Opens when at least this share of the runs in the window (counted in slices of a tenth
+    /// of it) failed (`circuit_failure_ratio`,
     /// in `(0, 1]`); default 0.5.
     pub failure_ratio: f64,
     /// ... and the window holds at least this many runs (`circuit_min_throughput`); default 5.
@@ -73,24 +75,44 @@ pub(crate) enum Admit {
     Reject,
 }
 
+/// The sampling window is counted in this many slices: memory stays the same whatever the run
+/// rate, and runs leave the window a slice at a time (as Polly's sliding window does).
+const SLICES: usize = 10;
+
+/// The runs that ended in one slice of the window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slice {
+    /// Which slice since the breaker was made; `u64::MAX` for none yet.
+    index: u64,
+    runs: u32,
+    failures: u32,
+}
+
 /// A circuit breaker's state machine, driven by the supervisor on tokio's clock.
 #[derive(Debug)]
 pub(crate) struct Breaker {
     config: CircuitBreaker,
     state: CircuitState,
-    /// Outcomes of recent runs while closed: when each ended and whether it failed.
-    samples: VecDeque<(Instant, bool)>,
+    /// Outcomes of recent runs while closed, by slice of the window.
+    slices: [Slice; SLICES],
+    /// Slices are counted from here.
+    epoch: Instant,
     opened_at: Instant,
     probing: bool,
 }
 
 impl Breaker {
     pub(crate) fn new(config: CircuitBreaker) -> Self {
+        let now = Instant::now();
         Self {
             config,
             state: CircuitState::Closed,
-            samples: VecDeque::new(),
-            opened_at: Instant::now(),
+            slices: [Slice {
+                index: u64::MAX,
+                ..Slice::default()
+            }; SLICES],
+            epoch: now,
+            opened_at: now,
             probing: false,
         }
     }
@@ -104,7 +126,7 @@ impl Breaker {
     pub(crate) fn admit(&mut self, now: Instant) -> Admit {
         match self.state {
             CircuitState::Closed => Admit::Run,
-            CircuitState::Open if now >= self.opened_at + self.config.break_for => {
+            CircuitState::Open if now >= later(self.opened_at, self.config.break_for) => {
                 self.state = CircuitState::HalfOpen;
                 self.probing = true;
                 Admit::Probe
@@ -126,25 +148,33 @@ impl Breaker {
                     self.open(now);
                 } else {
                     self.state = CircuitState::Closed;
-                    self.samples.clear();
+                    self.clear();
                 }
             }
             // A run admitted while closed may end after the circuit opened; it changes nothing.
             CircuitState::Open => {}
             CircuitState::Closed => {
-                self.samples.push_back((now, failed));
-                while let Some(&(at, _)) = self.samples.front() {
-                    if now.saturating_duration_since(at) > self.config.window {
-                        self.samples.pop_front();
-                    } else {
-                        break;
-                    }
+                let slice = self.slice_of(now);
+                let current = &mut self.slices[slot(slice)];
+                if current.index != slice {
+                    *current = Slice {
+                        index: slice,
+                        runs: 0,
+                        failures: 0,
+                    };
                 }
-                let total = self.samples.len();
-                let failures = self.samples.iter().filter(|(_, failed)| *failed).count();
+                current.runs = current.runs.saturating_add(1);
+                current.failures = current.failures.saturating_add(u32::from(failed));
+                let (runs, failures) = self
+                    .slices
+                    .iter()
+                    .filter(|s| s.index != u64::MAX && s.index + SLICES as u64 > slice)
+                    .fold((0_u64, 0_u64), |(runs, failures), s| {
+                        (runs + u64::from(s.runs), failures + u64::from(s.failures))
+                    });
                 #[allow(clippy::cast_precision_loss, reason = "run counts are far below 2^52")]
-                let ratio = failures as f64 / total as f64;
-                if total >= self.config.min_throughput as usize
+                let ratio = failures as f64 / runs as f64;
+                if runs >= u64::from(self.config.min_throughput)
                     && ratio >= self.config.failure_ratio
                 {
                     self.open(now);
@@ -153,11 +183,27 @@ impl Breaker {
         }
     }
 
+    /// The index of the slice `now` falls in.
+    fn slice_of(&self, now: Instant) -> u64 {
+        let width = (saturating_nanos(self.config.window) / SLICES as u64).max(1);
+        saturating_nanos(now.saturating_duration_since(self.epoch)) / width
+    }
+
+    fn clear(&mut self) {
+        for slice in &mut self.slices {
+            slice.index = u64::MAX;
+        }
+    }
+
     fn open(&mut self, now: Instant) {
         self.state = CircuitState::Open;
         self.opened_at = now;
-        self.samples.clear();
+        self.clear();
     }
+}
+
+fn slot(slice: u64) -> usize {
+    usize::try_from(slice % SLICES as u64).unwrap_or_default()
 }
 
 #[cfg(test)]

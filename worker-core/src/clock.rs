@@ -48,7 +48,7 @@ impl Clock {
     pub(crate) fn instant(&self, at: SystemTime) -> Instant {
         let unix = saturating_nanos(at.duration_since(UNIX_EPOCH).unwrap_or_default());
         if unix >= self.unix_nanos {
-            self.instant + Duration::from_nanos(unix - self.unix_nanos)
+            later(self.instant, Duration::from_nanos(unix - self.unix_nanos))
         } else {
             self.instant
                 .checked_sub(Duration::from_nanos(self.unix_nanos - unix))
@@ -66,4 +66,12 @@ pub(crate) fn saturating_nanos(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000_000)
         .saturating_add(u64::from(d.subsec_nanos()))
+}
+
+/// `at + d`, or, should that not be representable, the latest instant within
+/// [`worker_keys::MAX_DURATION`] of `at` that is: schedules never panic on time arithmetic.
+pub(crate) fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(worker_keys::MAX_DURATION))
+        .unwrap_or(at)
 }

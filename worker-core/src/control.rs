@@ -9,8 +9,14 @@ use std::future::{Future, poll_fn};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Poll, Waker};
 
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+
 use futures_util::task::AtomicWaker;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::SkipReason;
 
 /// The control signals of one worker; laid out with what every poll reads last, next to the
 /// worker's metrics (see `Tracked`).
@@ -25,6 +31,29 @@ pub(crate) struct Control {
     /// number of pauses and resumes (paused when odd), and the run-now requests made so far.
     /// It only ever counts up (modulo wrapping), so a word the loop has seen never comes back.
     word: AtomicU64,
+}
+
+/// Where to answer each run-now request, oldest first; touched only when a run is requested,
+/// never by a tick, so kept apart from [`Control`] (in the worker's record, after its metrics).
+#[derive(Debug, Default)]
+pub(crate) struct Replies(Mutex<VecDeque<oneshot::Sender<Requested>>>);
+
+/// What a run-now request ([`HostHandle::run_now`](crate::HostHandle::run_now)) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Requested {
+    /// A run started at once, with this id (as in its spans, its record and `Ctx::run_id`).
+    Started {
+        /// The run's id.
+        run_id: u64,
+    },
+    /// The worker is running and its policy is `overlap = queue`: the run starts as soon as
+    /// the current one ends.
+    Queued,
+    /// No run: the worker's runs are at their overlap limit (`overlap`), or the host stopped
+    /// before the worker could start it (`shutting_down`). Counted in
+    /// `worker_runs_skipped_total`.
+    Skipped(SkipReason),
 }
 
 const STOPPED: u64 = 1;
@@ -52,6 +81,16 @@ impl Seen {
     pub(crate) fn requests_since(self, earlier: Self) -> u64 {
         let requests = |seen: Self| (seen.0 >> 32) as u32;
         u64::from(requests(self).wrapping_sub(requests(earlier)))
+    }
+}
+
+impl Replies {
+    /// The replies of the `requests` oldest run-now requests: each request queues its reply
+    /// before it is counted, so there is one for every request seen.
+    pub(crate) fn take(&self, requests: u64) -> Vec<oneshot::Sender<Requested>> {
+        let mut replies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let taken = usize::try_from(requests).map_or(replies.len(), |n| n.min(replies.len()));
+        replies.drain(..taken).collect()
     }
 }
 
@@ -101,11 +140,21 @@ impl Control {
         self.seen().is_paused()
     }
 
-    /// Asks the worker to start a run now.
-    pub(crate) fn request_run(&self) {
-        self.word.fetch_add(REQUEST, Ordering::AcqRel);
+    /// Asks the worker to start a run now; the answer comes on the receiver (which fails when
+    /// the worker ended without answering).
+    pub(crate) fn request_run(&self, replies: &Replies) -> oneshot::Receiver<Requested> {
+        let (reply, answer) = oneshot::channel();
+        {
+            // Queued before it is counted, so the loop finds a reply for every request it sees.
+            let mut replies = replies.0.lock().unwrap_or_else(PoisonError::into_inner);
+            replies.push_back(reply);
+            self.word.fetch_add(REQUEST, Ordering::AcqRel);
+        }
         self.waker.wake();
+        answer
     }
+
+
 
     /// The signals as they stand.
     pub(crate) fn seen(&self) -> Seen {
@@ -198,10 +247,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_kept_registration_still_wakes_the_loop_for_every_signal() {
         let control = Arc::new(Control::default());
+        let replies = Replies::default();
         let mut parked = Parked::spawn(&control);
         let start = control.seen();
         parked.nudge().await;
-        control.request_run();
+        control.request_run(&replies);
         let seen = parked.next().await;
         assert_eq!(seen.requests_since(start), 1);
 
@@ -217,8 +267,8 @@ mod tests {
 
         parked.nudge().await;
         parked.nudge().await;
-        control.request_run();
-        control.request_run();
+        control.request_run(&replies);
+        control.request_run(&replies);
         let seen = parked.next().await;
         assert_eq!(seen.requests_since(resumed), 2);
 
@@ -231,7 +281,8 @@ mod tests {
     #[test]
     fn the_pause_count_wraps_without_touching_the_requests() {
         let control = Control::default();
-        control.request_run();
+        let replies = Replies::default();
+        control.request_run(&replies);
         // The last count before wrapping: odd, so paused.
         control.word.fetch_or(TOGGLES, Ordering::AcqRel);
         let before = control.seen();

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::control::Requested;
 use crate::error::{Error, Kind};
 use crate::health::{self, Probe};
-use crate::metrics::{Action, WorkerState};
+use crate::metrics::{Action, SkipReason, WorkerState};
 use crate::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
 
 /// A handle to a [`Host`](crate::Host), made by [`Host::handle`](crate::Host::handle); cloning is
@@ -46,18 +47,23 @@ impl HostHandle {
         self.board.state()
     }
 
-    /// Starts a run of `name` now, whatever its schedule, even while it is paused or its circuit
-    /// is open; skipped (and counted as `overlap`) when its runs are already at their overlap
-    /// limit. Asked before the host starts, the run happens when the worker starts. The run's
-    /// spans say `trigger = "manual"`.
+    /// Starts a run of `name` now, whatever its schedule, even while it is paused, waiting out
+    /// a restart backoff, or its circuit is open. The request is a trigger like any other for
+    /// the worker's `overlap` policy: with a free run slot it starts at once; with `queue` and
+    /// nothing kept yet it is kept for when the current run ends; otherwise it is skipped and
+    /// counted (`overlap`). Asked before the host starts, it is answered when the worker starts.
+    /// The run's spans say `trigger = "manual"`.
+    ///
+    /// Await the returned [`RunRequest`] for the answer ([`Requested`]), or drop it.
     ///
     /// # Errors
     ///
     /// When the host has no worker named `name`
     /// ([`is_unknown_worker`](Error::is_unknown_worker)), or it cannot run: it failed or
     /// stopped, or the host is stopping ([`is_not_running`](Error::is_not_running)).
-    pub fn run_now(&self, name: &str) -> Result<(), Error> {
+    pub fn run_now(&self, name: &str) -> Result<RunRequest, Error> {
         self.act(name, Action::Run, Origin::Handle)
+            .map(|request| request.unwrap_or_else(|| unreachable!("a run request answers")))
     }
 
     /// Pauses `name`: its triggers are skipped (counted as `paused`) until it is resumed; a run
@@ -67,7 +73,7 @@ impl HostHandle {
     ///
     /// When the host has no worker named `name`.
     pub fn pause(&self, name: &str) -> Result<(), Error> {
-        self.act(name, Action::Pause, Origin::Handle)
+        self.act(name, Action::Pause, Origin::Handle).map(drop)
     }
 
     /// Resumes a paused worker: its next trigger runs again.
@@ -76,11 +82,18 @@ impl HostHandle {
     ///
     /// When the host has no worker named `name`.
     pub fn resume(&self, name: &str) -> Result<(), Error> {
-        self.act(name, Action::Resume, Origin::Handle)
+        self.act(name, Action::Resume, Origin::Handle).map(drop)
     }
 
-    pub(crate) fn act(&self, name: &str, action: Action, origin: Origin) -> Result<(), Error> {
+    /// Carries out an admin action; a run request comes back to be awaited.
+    pub(crate) fn act(
+        &self,
+        name: &str,
+        action: Action,
+        origin: Origin,
+    ) -> Result<Option<RunRequest>, Error> {
         let worker = self.tracked(name)?;
+        let mut request = None;
         match action {
             Action::Run => {
                 let host = self.board.state();
@@ -100,7 +113,9 @@ impl HostHandle {
                         why,
                     }));
                 }
-                worker.control.request_run();
+                request = Some(RunRequest {
+                    answer: worker.control.request_run(&worker.replies),
+                });
             }
             Action::Pause => {
                 worker.control.set_paused(true);
@@ -113,16 +128,25 @@ impl HostHandle {
             }
         }
         worker.metrics.admin(action);
-        tracing::info!(
-            worker = name,
-            action = action.as_str(),
-            origin = match origin {
-                Origin::Handle => "handle",
-                Origin::Http => "http",
-            },
-            "admin action"
-        );
-        Ok(())
+        let log = {
+            let name = name.to_owned();
+            move || {
+                tracing::info!(
+                    worker = name,
+                    action = action.as_str(),
+                    origin = match origin {
+                        Origin::Handle => "handle",
+                        Origin::Http => "http",
+                    },
+                    "admin action"
+                );
+            }
+        };
+        match origin {
+            Origin::Handle => log(),
+            Origin::Http => crate::http::log_aside(log),
+        }
+        Ok(request)
     }
 
     fn tracked(&self, name: &str) -> Result<&Arc<Tracked>, Error> {
@@ -183,5 +207,28 @@ impl fmt::Debug for HostHandle {
             .field("state", &self.board.state())
             .field("shutdown_requested", &self.shutdown.is_cancelled())
             .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a run-now request, made by [`HostHandle::run_now`]: await it to learn whether
+/// a run started (and its id), was queued or was skipped; drop it not to wait.
+///
+/// Awaiting it is cancellation safe. A request the worker never answered (the host stopped
+/// first) comes to [`Requested::Skipped`] with [`SkipReason::ShuttingDown`].
+#[derive(Debug)]
+pub struct RunRequest {
+    answer: tokio::sync::oneshot::Receiver<Requested>,
+}
+
+impl std::future::Future for RunRequest {
+    type Output = Requested;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Requested> {
+        std::pin::Pin::new(&mut self.answer)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Requested::Skipped(SkipReason::ShuttingDown)))
     }
 }

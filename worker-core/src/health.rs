@@ -10,13 +10,16 @@
 //! | last run failed, panicked or timed out | degraded | `last run ...: <error>` |
 //! | otherwise | healthy | |
 //!
-//! Liveness (`/healthz`) fails once the host stopped, or when a worker's loop is gone while the
-//! host runs, which the supervisor's restarts should make impossible. Readiness (`/readyz`) fails while the host
+//! Liveness (`/healthz`) fails once the host stopped, when a worker's loop is gone while the
+//! host runs (which the supervisor's restarts should make impossible), and while a worker with
+//! `gates_liveness` is stale with a run in progress: hung, not idle, which a restart of the
+//! process may cure. Readiness (`/readyz`) fails while the host
 //! starts or stops, and while a worker that gates readiness is unhealthy.
 
 use serde::Serialize;
 
 use crate::metrics::{Outcome, WorkerState};
+use crate::http::truncated;
 use crate::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
 
 /// A worker's health.
@@ -130,7 +133,8 @@ pub struct Probe {
     pub host: HostState,
     /// Why the probe fails.
     pub reasons: Vec<String>,
-    /// Every worker: name, state, health and reason.
+    /// Readiness: every worker, with its state, health and reason. Liveness: none (it stays
+    /// small; `/readyz` and `/workers` have the details).
     pub workers: Vec<ProbeWorker>,
 }
 
@@ -176,27 +180,62 @@ fn probe(board: &Board, statuses: Vec<WorkerStatus>, reasons: Vec<String>) -> Pr
     }
 }
 
-/// Liveness at `now`: the host has not stopped, and every worker's loop that should run does.
+/// At most this many reasons in a liveness answer; more are summed up in one more line, so
+/// `/healthz` stays small however many workers fail.
+pub(crate) const MAX_LIVENESS_REASONS: usize = 5;
+
+/// Liveness at `now`: the host has not stopped, every worker's loop that should run does, and
+/// no worker that gates liveness is stale with a run in progress (hung). Lists no workers
+/// (readiness and `/workers` do), and at most [`MAX_LIVENESS_REASONS`] reasons, so the answer is
+/// small and made from each worker's atomics alone.
 pub(crate) fn liveness(board: &Board, now: f64) -> Probe {
-    let statuses = board.statuses(now);
     let host = board.state();
     let mut reasons = Vec::new();
     if host == HostState::Stopped {
         reasons.push("the host has stopped".to_owned());
     }
+    let mut failing = 0_usize;
     if host == HostState::Running {
-        for (worker, status) in board.workers().iter().zip(&statuses) {
+        for worker in board.workers() {
+            let state = worker.metrics.state();
             // Loops not started yet (`starting`) and those ended by policy are not gone.
             let ended = matches!(
-                status.state,
+                state,
                 WorkerState::Starting | WorkerState::Failed | WorkerState::Stopped
             );
-            if !worker.is_alive() && !ended {
-                reasons.push(format!("the loop of `{}` is not running", status.name));
+            let reason = if !worker.is_alive() && !ended {
+                format!("the loop of `{}` is not running", worker.name)
+            } else if let Some(quiet) = overdue(worker, now)
+                && worker.gates_liveness
+                && worker.metrics.active() > 0
+            {
+                format!(
+                    "`{}` is stale with a run in progress: no success for {} (stale_after {})",
+                    worker.name,
+                    human(quiet),
+                    humantime::format_duration(worker.stale_after.unwrap_or_default())
+                )
+            } else {
+                continue;
+            };
+            failing += 1;
+            if failing <= MAX_LIVENESS_REASONS {
+                reasons.push(truncated(&reason).into_owned());
             }
         }
     }
-    probe(board, statuses, reasons)
+    if failing > MAX_LIVENESS_REASONS {
+        reasons.push(format!(
+            "and {} more workers",
+            failing - MAX_LIVENESS_REASONS
+        ));
+    }
+    Probe {
+        status: if reasons.is_empty() { "ok" } else { "fail" },
+        host,
+        reasons,
+        workers: Vec::new(),
+    }
 }
 
 /// Readiness at `now`: the host runs, and no worker that gates readiness is unhealthy.

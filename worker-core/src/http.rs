@@ -10,15 +10,24 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
 
+use crate::control::Requested;
 use crate::handle::{HostHandle, Origin};
 use crate::health::Probe;
-use crate::metrics::{Action, REFUSALS};
+use crate::metrics::{Action, REFUSALS, SkipReason};
 use crate::status::{HostState, WorkerStatus};
 
 /// The dashboard: one static page that polls `workers`.
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// Every route, with the host's handle as state.
+/// The longest error message, panic message or reason shown over HTTP (and kept in a worker's
+/// history), in bytes; a longer one is cut at a character boundary and ends with `…`.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// How long `POST /workers/{name}/run` waits for the worker's answer before answering 202
+/// without it (the worker's loop is busy, or its thread blocked).
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Every route, with the host's handle as state, and the security headers on every answer.
 pub(crate) fn router(handle: HostHandle) -> Router {
     Router::new()
         .route("/", get(dashboard))
@@ -28,6 +37,79 @@ pub(crate) fn router(handle: HostHandle) -> Router {
         .route("/workers", get(workers))
         .route("/workers/{name}/{action}", post(act))
         .with_state(handle)
+        .layer(axum::middleware::map_response(secure))
+}
+
+/// The headers every answer carries: a content security policy that allows only the
+/// dashboard's own inline script and style (by their hashes) and requests to its own origin,
+/// no framing, no content sniffing, no referrer, no caching.
+async fn secure(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+
+    static POLICY: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        let policy = format!(
+            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
+             img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            inline_hash(DASHBOARD, "<script>", "</script>"),
+            inline_hash(DASHBOARD, "<style>", "</style>"),
+        );
+        HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
+    });
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `'sha256-<base64>'` of the text between `open` and `close` in `page`, as a content security
+/// policy names an inline script or style.
+fn inline_hash(page: &str, open: &str, close: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+
+    let text = page
+        .split_once(open)
+        .and_then(|(_, rest)| rest.split_once(close))
+        .map_or("", |(text, _)| text);
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// Logs off the listener's thread, on the runtime's blocking pool when there is one: a log
+/// sink that blocks (a full pipe) must not stop the listener, which answers every request on
+/// one thread.
+pub(crate) fn log_aside(log: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(log)),
+        Err(_) => log(),
+    }
+}
+
+/// `text` cut to at most [`MAX_MESSAGE_BYTES`] bytes, at a character boundary, ending with `…`
+/// when it was cut.
+pub(crate) fn truncated(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text.into();
+    }
+    let ellipsis = '…';
+    let mut end = MAX_MESSAGE_BYTES - ellipsis.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &text[..end]).into()
 }
 
 async fn dashboard() -> Html<&'static str> {
@@ -40,7 +122,7 @@ async fn metrics(State(handle): State<HostHandle>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        handle.render_metrics(),
+        crate::scrape::page(&handle.board).await,
     )
 }
 
@@ -108,17 +190,23 @@ async fn act(
     let Some(action) = Action::ALL.into_iter().find(|a| a.as_str() == action) else {
         return error(
             StatusCode::NOT_FOUND,
-            format!("unknown action `{action}`: expected `run`, `pause` or `resume`"),
+            format!(
+                "unknown action `{}`: expected `run`, `pause` or `resume`",
+                truncated(&action)
+            ),
         );
     };
     let board = &handle.board;
     let Some(expected) = &board.admin_token else {
         board.refused[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::warn!(
-            worker = ?name,
-            action = action.as_str(),
-            "admin action refused: admin actions are disabled"
-        );
+        let worker = truncated(&name).into_owned();
+        log_aside(move || {
+            tracing::warn!(
+                worker = ?worker,
+                action = action.as_str(),
+                "admin action refused: admin actions are disabled"
+            );
+        });
         return error(
             StatusCode::FORBIDDEN,
             "admin actions are disabled: the host has no admin token".to_owned(),
@@ -136,12 +224,15 @@ async fn act(
         .unwrap_or_default();
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         board.refused[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::warn!(
-            worker = ?name,
-            action = action.as_str(),
-            reason = REFUSALS[1],
-            "admin action refused: missing or wrong bearer token"
-        );
+        let worker = truncated(&name).into_owned();
+        log_aside(move || {
+            tracing::warn!(
+                worker = ?worker,
+                action = action.as_str(),
+                reason = REFUSALS[1],
+                "admin action refused: missing or wrong bearer token"
+            );
+        });
         let mut response = error(
             StatusCode::UNAUTHORIZED,
             "a valid `Authorization: Bearer <token>` header is required".to_owned(),
@@ -152,20 +243,68 @@ async fn act(
         );
         return response;
     }
-    match handle.act(&name, action, Origin::Http) {
-        Ok(()) => {
-            #[derive(Serialize)]
-            struct Accepted<'a> {
-                worker: &'a str,
-                action: &'static str,
-            }
-            let body = Accepted {
-                worker: &name,
-                action: action.as_str(),
-            };
-            (StatusCode::ACCEPTED, Json(body)).into_response()
+    let request = match handle.act(&name, action, Origin::Http) {
+        Ok(request) => request,
+        Err(err) if err.is_not_running() => {
+            return error(StatusCode::CONFLICT, truncated(&err.to_string()).into_owned());
         }
-        Err(err) if err.is_not_running() => error(StatusCode::CONFLICT, err.to_string()),
-        Err(err) => error(StatusCode::NOT_FOUND, err.to_string()),
+        Err(err) => return error(StatusCode::NOT_FOUND, truncated(&err.to_string()).into_owned()),
+    };
+    let answer = match request {
+        Some(request) => tokio::time::timeout(ANSWER_WAIT, request).await.ok(),
+        None => None,
+    };
+    acted(&name, action, answer, action == Action::Run)
+}
+
+/// The answer to an accepted admin action: 202 with what happened, or 409 when a run-now
+/// request was skipped (with why).
+fn acted(name: &str, action: Action, answer: Option<Requested>, run: bool) -> Response {
+    #[derive(Serialize)]
+    struct Accepted<'a> {
+        worker: &'a str,
+        action: &'static str,
+        /// Run now: `started`, `queued`, `skipped`, or `requested` when the worker did not
+        /// answer in time.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run_id: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     }
+    let mut body = Accepted {
+        worker: name,
+        action: action.as_str(),
+        result: None,
+        run_id: None,
+        reason: None,
+        error: None,
+    };
+    let mut status = StatusCode::ACCEPTED;
+    if run {
+        match answer {
+            Some(Requested::Started { run_id }) => {
+                body.result = Some("started");
+                body.run_id = Some(run_id);
+            }
+            Some(Requested::Queued) => body.result = Some("queued"),
+            Some(Requested::Skipped(reason)) => {
+                status = StatusCode::CONFLICT;
+                body.result = Some("skipped");
+                body.reason = Some(reason.as_str());
+                body.error = Some(match reason {
+                    SkipReason::Overlap => format!(
+                        "`{}` is at its overlap limit: the run was skipped",
+                        truncated(name)
+                    ),
+                    other => format!("the run was skipped ({})", other.as_str()),
+                });
+            }
+            None => body.result = Some("requested"),
+        }
+    }
+    (status, Json(body)).into_response()
 }

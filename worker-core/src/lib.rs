@@ -101,6 +101,7 @@ mod retry;
 mod run;
 mod schedule;
 mod scope;
+mod scrape;
 mod serve;
 mod signals;
 mod spec;
@@ -114,14 +115,18 @@ mod worker;
 pub use crate::circuit::CircuitBreaker;
 pub use crate::error::{BoxError, Error};
 pub use crate::extract::{FromScope, IntoRunResult, Scoped, State};
-pub use crate::handle::HostHandle;
+pub use crate::control::Requested;
+pub use crate::handle::{HostHandle, RunRequest};
 pub use crate::handler::{Handler, Requirement};
 pub use crate::health::{Health, Probe, ProbeWorker};
 pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder};
+pub use crate::http::MAX_MESSAGE_BYTES;
 pub use crate::serve::HttpLimits;
 pub use crate::quiet::REPEAT_WINDOW;
 pub use crate::watchdog::{EXIT_FORCED, SHUTDOWN_GRACE};
-pub use crate::metrics::{Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, WorkerState};
+pub use crate::metrics::{
+    Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, SkipReason, WorkerState,
+};
 pub use crate::retry::{BackoffKind, Permanent};
 pub use crate::schedule::{Missed, Overlap};
 pub use crate::scope::{Ctx, Registry, Scope};

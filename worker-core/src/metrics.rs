@@ -59,7 +59,8 @@ impl Outcome {
 /// Why a trigger did not produce a run; the `reason` label of `worker_runs_skipped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum SkipReason {
+#[non_exhaustive]
+pub enum SkipReason {
     /// The tick came due while the previous run was still going.
     Overlap,
     /// The host woke up too late for the tick and a later one was already due.
@@ -75,7 +76,8 @@ pub(crate) enum SkipReason {
 }
 
 impl SkipReason {
-    pub(crate) const ALL: [SkipReason; 6] = [
+    /// Every reason, in label order.
+    pub const ALL: [SkipReason; 6] = [
         Self::Overlap,
         Self::Missed,
         Self::CircuitOpen,
@@ -84,7 +86,9 @@ impl SkipReason {
         Self::ShuttingDown,
     ];
 
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The `reason` label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Overlap => "overlap",
             Self::Missed => "missed",

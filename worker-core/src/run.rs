@@ -37,7 +37,7 @@ thread_local! {
     static THREAD_RUN_IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
-fn next_run_id() -> u64 {
+pub(crate) fn next_run_id() -> u64 {
     THREAD_RUN_IDS.with(|ids| {
         let (mut next, mut end) = ids.get();
         if next == end {
@@ -94,6 +94,7 @@ impl<B: Body> Runner<'_, B> {
     /// need.
     pub(crate) fn run(
         &self,
+        id: u64,
         trigger: Trigger,
         scheduled: Instant,
         started: Instant,
@@ -101,7 +102,7 @@ impl<B: Body> Runner<'_, B> {
         let mut guard = Aborted {
             runner: self,
             run: Run {
-                id: next_run_id(),
+                id,
                 trigger,
                 scheduled,
                 started,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::clock::{Clock, saturating_nanos};
+use crate::clock::{Clock, later, saturating_nanos};
 use crate::cron::CronSchedule;
 use crate::spec::Trigger;
 
@@ -106,7 +106,10 @@ impl Grid {
 
     /// When tick `index` is due.
     pub(crate) fn at(&self, index: u64) -> Instant {
-        self.anchor + Duration::from_nanos(self.period.saturating_mul(index))
+        later(
+            self.anchor,
+            Duration::from_nanos(self.period.saturating_mul(index)),
+        )
     }
 
     /// The index of the last tick due at or before `now` (0 if none is due yet).
@@ -175,7 +178,7 @@ pub(crate) enum Ticker {
 impl Ticker {
     /// The ticker of `trigger` for a host started at `started`, first due after `after`.
     pub(crate) fn new(trigger: &Trigger, started: Instant, after: Duration, clock: Clock) -> Self {
-        let first = started + after;
+        let first = later(started, after);
         match trigger {
             Trigger::Every(period) => Self::Every {
                 grid: Grid::new(first, *period),
@@ -307,7 +310,7 @@ impl Ticker {
     /// A run ended at `now`: `fixed_delay` schedules its next tick from here.
     pub(crate) fn run_ended(&mut self, now: Instant) {
         if let Self::FixedDelay { delay, next } = self {
-            *next = Some(now + *delay);
+            *next = Some(later(now, *delay));
         }
     }
 }

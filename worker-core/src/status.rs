@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::control::Control;
+use crate::control::{Control, Replies};
 use crate::health::{self, Health};
 use crate::metrics::{self, Outcome, SkipReason, WorkerMetrics, WorkerState};
 use crate::prefetch::Region;
@@ -116,6 +116,8 @@ pub(crate) struct Tracked {
     history: Mutex<Option<Box<History>>>,
     /// Rate-limits the worker's repeated log lines.
     pub(crate) quiet: Quiet,
+    /// Where to answer the run-now requests not handled yet.
+    pub(crate) replies: Replies,
 }
 
 // The layout described above: the loop's first line is whole, the metric block starts the next.
@@ -161,6 +163,7 @@ impl Tracked {
             recent: OnceLock::new(),
             history: Mutex::new(None),
             quiet: Quiet::default(),
+            replies: Replies::default(),
         }
     }
 
@@ -195,6 +198,11 @@ impl Tracked {
     /// Records a finished run, already counted in `worker_runs_total`: in the ring of recent
     /// runs; and, when it failed or under the test harness, under the history's lock.
     pub(crate) fn record(&self, entry: &Entry, error: Option<String>) {
+        // Kept no longer than shown: a megabyte of error message is not kept per worker.
+        let error = error.map(|e| match crate::http::truncated(&e) {
+            std::borrow::Cow::Borrowed(_) => e,
+            std::borrow::Cow::Owned(cut) => cut,
+        });
         let index = self.metrics.finished_runs().saturating_sub(1);
         self.recent.get_or_init(Box::default).push(index, entry);
         let everything = self.keep > RECENT_RUNS;
@@ -395,6 +403,10 @@ pub(crate) struct Board {
     pub(crate) refused: [AtomicU64; 2],
     /// Set when the host starts: timestamps follow tokio's (possibly paused) clock.
     clock: OnceLock<Clock>,
+    /// Concurrent scrapes of `/metrics` share one rendering.
+    pub(crate) scrapes: crate::scrape::Scrapes,
+    /// The length of the last page rendered, to reserve the next one's memory at once.
+    last_page: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Board {
@@ -423,6 +435,8 @@ impl Board {
             state: AtomicU8::new(HostState::Starting as u8),
             refused: Default::default(),
             clock: OnceLock::new(),
+            scrapes: crate::scrape::Scrapes::default(),
+            last_page: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -470,11 +484,16 @@ impl Board {
     /// The Prometheus text exposition: metrics recorded through the `metrics` facade, when the
     /// host installed the recorder, then every worker's series.
     pub(crate) fn render_metrics(&self, now: f64) -> String {
-        let mut out = self
+        let user = self
             .prometheus
             .as_ref()
             .map(PrometheusHandle::render)
             .unwrap_or_default();
+        // Reserved at once from the last page's size: grown by doubling, a page of 100 MB
+        // would need up to 1.5 times that while it is copied.
+        let last = self.last_page.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(last + last / 16 + user.len() + 1);
+        out.push_str(&user);
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
         }
@@ -487,6 +506,7 @@ impl Board {
             }),
             &self.refused,
         );
+        self.last_page.store(out.len(), Ordering::Relaxed);
         out
     }
 }

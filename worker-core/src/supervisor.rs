@@ -16,17 +16,17 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{Admit, Breaker};
-use crate::clock::Clock;
-use crate::control::{Control, Registration, Seen};
+use crate::clock::{Clock, later};
+use crate::control::{Control, Registration, Requested, Seen};
 use crate::handler::Body;
 use crate::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
 use crate::prefetch::{Region, Warm};
 use crate::retry::BackoffKind;
 use crate::panics::message as panic_message;
-use crate::run::Runner;
+use crate::run::{Runner, next_run_id};
 use crate::schedule::{Missed, Overlap, Ticker};
 use crate::scope::WorkerEnv;
-use crate::spec::{Checked, DEFAULT_BACKOFF_MAX, Spec};
+use crate::spec::{Checked, Spec};
 use crate::status::{Tracked, Trigger};
 
 /// What happens when a worker panics more than `max_restarts` times within `restart_window`
@@ -216,8 +216,8 @@ struct Loop {
     active: usize,
     /// Triggers before this are skipped (restart backoff after a panic).
     resume_at: Option<Instant>,
-    /// A trigger kept by `overlap = queue`, by when it was due.
-    pending: Option<Instant>,
+    /// A trigger kept by `overlap = queue`: when it was due, and what it was.
+    pending: Option<(Instant, Trigger)>,
     /// Boxed: most workers have none, and a tick only checks for one.
     breaker: Option<Box<Breaker>>,
     registration: Registration,
@@ -256,6 +256,10 @@ impl Loop {
         // A macro rather than a closure: it needs `single` and `many`, which the loop also polls.
         macro_rules! start {
             ($this:expr, $trigger:expr, $scheduled:expr, $now:expr) => {{
+                let id = next_run_id();
+                start!($this, $trigger, $scheduled, $now, id)
+            }};
+            ($this:expr, $trigger:expr, $scheduled:expr, $now:expr, $id:expr) => {{
                 let scheduled: Instant = $scheduled;
                 metrics.started($now.saturating_duration_since(scheduled));
                 if $this.active == 0 {
@@ -264,9 +268,9 @@ impl Loop {
                 $this.active += 1;
                 metrics.set_active($this.active);
                 if limit == 1 {
-                    single.set(runner.run($trigger, scheduled, $now).fuse());
+                    single.set(runner.run($id, $trigger, scheduled, $now).fuse());
                 } else {
-                    many.push(Box::pin(runner.run($trigger, scheduled, $now)));
+                    many.push(Box::pin(runner.run($id, $trigger, scheduled, $now)));
                 }
             }};
         }
@@ -281,13 +285,22 @@ impl Loop {
                 let requested = signals.requests_since(self.seen);
                 self.seen = signals;
                 if requested > 0 {
-                    // Run now: once, whatever the schedule, pause or circuit, if a slot is free.
+                    // Run now, whatever the schedule, pause, restart backoff or circuit: each
+                    // request is a trigger that the overlap policy admits, keeps or skips.
                     let now = Instant::now();
-                    if self.active < limit {
-                        start!(self, Trigger::Manual, now, now);
-                        metrics.skipped(SkipReason::Overlap, requested - 1);
-                    } else {
-                        metrics.skipped(SkipReason::Overlap, requested);
+                    for reply in runner.env.tracked.replies.take(requested) {
+                        let answer = if self.active < limit {
+                            let id = next_run_id();
+                            start!(self, Trigger::Manual, now, now, id);
+                            Requested::Started { run_id: id }
+                        } else if overlap == Overlap::Queue && self.pending.is_none() {
+                            self.pending = Some((now, Trigger::Manual));
+                            Requested::Queued
+                        } else {
+                            metrics.skipped(SkipReason::Overlap, 1);
+                            Requested::Skipped(SkipReason::Overlap)
+                        };
+                        let _ = reply.send(answer);
                     }
                 }
                 if self.active == 0 {
@@ -319,7 +332,9 @@ impl Loop {
                         metrics.skipped(SkipReason::Missed, fired.missed);
                         match self.offer(overlap, control, metrics, now) {
                             Offer::Start => start!(self, Trigger::Schedule, fired.scheduled, now),
-                            Offer::Kept => self.pending = Some(fired.scheduled),
+                            Offer::Kept => {
+                                self.pending = Some((fired.scheduled, Trigger::Schedule));
+                            }
                             Offer::Skipped(reason) => metrics.skipped(reason, 1),
                             Offer::Dropped => {}
                         }
@@ -341,11 +356,14 @@ impl Loop {
             // A kept trigger left when the worker is stopping counts as a `shutting_down` skip.
             if self.active == 0
                 && !control.is_stopped()
-                && let Some(scheduled) = self.pending.take()
+                && let Some((scheduled, trigger)) = self.pending.take()
             {
                 // A kept trigger obeys the restart backoff of a panic of the run it waited
-                // for, as a new trigger would (it used to start at once).
-                if control.is_paused() {
+                // for, as a new trigger would (it used to start at once); a kept run-now
+                // request runs whatever the pause, backoff or circuit, as it would have.
+                if trigger == Trigger::Manual {
+                    start!(self, Trigger::Manual, now, now);
+                } else if control.is_paused() {
                     metrics.skipped(SkipReason::Paused, 1);
                 } else if self.resume_at.is_some_and(|resume| now < resume) {
                     metrics.skipped(SkipReason::Restarting, 1);
@@ -370,6 +388,9 @@ impl Loop {
         let latest = control.seen();
         let requested = latest.requests_since(self.seen);
         self.seen = latest;
+        for reply in runner.env.tracked.replies.take(requested) {
+            let _ = reply.send(Requested::Skipped(SkipReason::ShuttingDown));
+        }
         metrics.skipped(SkipReason::ShuttingDown, due + kept + requested);
         // Stopping: no new runs; the runs in progress see their token cancelled and get the
         // worker's stop budget (or the host's deadline) to end.
@@ -413,7 +434,7 @@ impl Loop {
                 offset
             }
         };
-        Some(due + offset)
+        Some(later(due, offset))
     }
 
     /// What a tick at `now` does.
@@ -496,16 +517,36 @@ impl Loop {
         }
         if !spec.restart_backoff.is_zero() {
             let streak = u32::try_from(self.panics.len()).unwrap_or(u32::MAX);
-            let delay =
-                BackoffKind::Exponential.nominal(spec.restart_backoff, DEFAULT_BACKOFF_MAX, streak);
-            self.resume_at = Some(now + delay);
+            // Doubling per panic in the window, up to the longer of the base and the window.
+            let cap = spec.restart_backoff.max(spec.restart_window);
+            let delay = BackoffKind::Exponential.nominal(spec.restart_backoff, cap, streak);
+            self.resume_at = Some(later(now, delay));
         }
         false
     }
 
     /// Records a restart at `now`; true when `max_restarts` within `restart_window` is exceeded.
+    ///
+    /// Keeps only what the policy reads: the last `max_restarts + 1` panics (enough to tell
+    /// whether more than `max_restarts` fell within the window), or, for the doubling of
+    /// `restart_backoff`, the last [`BACKOFF_STREAK`]; nothing when neither is set.
     fn restarts_exhausted(&mut self, now: Instant, spec: &Spec) -> bool {
+        let for_limit = spec
+            .max_restarts
+            .map_or(0, |max| usize::try_from(max).unwrap_or(usize::MAX).saturating_add(1));
+        let for_backoff = if spec.restart_backoff.is_zero() {
+            0
+        } else {
+            BACKOFF_STREAK
+        };
+        let keep = for_limit.max(for_backoff);
+        if keep == 0 {
+            return false;
+        }
         self.panics.push_back(now);
+        while self.panics.len() > keep {
+            self.panics.pop_front();
+        }
         while let Some(&at) = self.panics.front() {
             if now.saturating_duration_since(at) > spec.restart_window {
                 self.panics.pop_front();
@@ -521,6 +562,10 @@ impl Loop {
             .is_some_and(|max| self.panics.len() > usize::try_from(max).unwrap_or(usize::MAX))
     }
 }
+
+/// Panics the doubling of `restart_backoff` counts at most: by then the delay has reached its
+/// cap whatever the base (2^32 times the shortest backoff, 1 ms, is 50 days).
+const BACKOFF_STREAK: usize = 33;
 
 /// The state of a worker with no run in progress.
 fn resting(control: &Control) -> WorkerState {

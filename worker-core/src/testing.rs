@@ -44,10 +44,11 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::control::Requested;
 use crate::error::Error;
 use crate::handle::HostHandle;
 use crate::host::HostBuilder;
-use crate::metrics::{SkipReason, WorkerState};
+use crate::metrics::SkipReason;
 use crate::status::{RunRecord, Trigger};
 use crate::worker::IntoWorker;
 
@@ -163,37 +164,38 @@ impl TestHost {
         let manual =
             |runs: &[RunRecord]| runs.iter().filter(|r| r.trigger == Trigger::Manual).count();
         let before = manual(&self.runs(worker));
-        let tracked = self
+        let request = self
             .handle
-            .board
-            .worker(worker)
-            .unwrap_or_else(|| panic!("the host has no worker named `{worker}`"));
-        let overlaps = tracked.metrics.skips(SkipReason::Overlap);
-        self.handle
             .run_now(worker)
             .unwrap_or_else(|err| panic!("{err}"));
+        let run_id = match request.await {
+            Requested::Started { run_id } => Some(run_id),
+            Requested::Queued => None,
+            Requested::Skipped(SkipReason::Overlap) => {
+                panic!("`{worker}` was at its overlap limit: the run was skipped")
+            }
+            Requested::Skipped(reason) => panic!(
+                "`{worker}` cannot run: the request was skipped ({})",
+                reason.as_str()
+            ),
+        };
         let limit = Instant::now() + SETTLE_LIMIT;
         loop {
             self.settle(limit).await;
             let runs = self.runs(worker);
-            if manual(&runs) > before {
-                let run = runs.iter().rev().find(|r| r.trigger == Trigger::Manual);
-                return run.cloned().expect("a manual run was counted");
+            let found = match run_id {
+                Some(id) => runs.iter().find(|r| r.run_id == id),
+                None if manual(&runs) > before => {
+                    runs.iter().rev().find(|r| r.trigger == Trigger::Manual)
+                }
+                None => None,
+            };
+            if let Some(run) = found {
+                return run.clone();
             }
-            // Nothing running, no manual run, and an overlap skip since the request: skipped.
-            assert!(
-                tracked.metrics.active() > 0
-                    || tracked.metrics.skips(SkipReason::Overlap) == overlaps,
-                "`{worker}` was at its overlap limit: the run was skipped"
-            );
-            assert!(
-                tracked.is_alive() || tracked.metrics.state() == WorkerState::Starting,
-                "`{worker}` cannot run: it is {}",
-                tracked.metrics.state()
-            );
             assert!(
                 Instant::now() < limit,
-                "`{worker}` did not run within a simulated day (was it at its overlap limit?)"
+                "`{worker}`'s manual run did not end within a simulated day"
             );
             tokio::time::sleep(STEP).await;
         }
