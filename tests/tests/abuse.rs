@@ -260,7 +260,11 @@ fn sigterm_during_a_slow_start_up_stops_the_host_gracefully() {
     let mut process = Process::start(
         "slow-start",
         "misbehaving",
-        &[("BODIES", "0"), ("WORKERS", "200000")],
+        &[
+            ("BODIES", "0"),
+            ("WORKERS", "200000"),
+            ("SHUTDOWN_TIMEOUT_MS", "10000"),
+        ],
     );
     process.wait_for_log("registered; building and running the host", 1);
     std::thread::sleep(Duration::from_millis(20));
@@ -270,7 +274,10 @@ fn sigterm_during_a_slow_start_up_stops_the_host_gracefully() {
     let log = process.log();
     assert!(status.success(), "{status} after {took:?}:\n{log}");
     assert!(log.contains("received SIGTERM"), "{log}");
-    assert!(log.contains("all workers stopped"), "{log}");
+    assert!(
+        log.contains("all workers stopped") || log.contains("no worker started"),
+        "{log}"
+    );
     eprintln!(
         "slow start: signal {} the host started; exit {took:?} after it",
         if before.contains("host started") {

@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::config;
 use crate::error::{BoxError, Error, Kind};
 use crate::handle::HostHandle;
+use crate::metrics::SkipReason;
 use crate::scope::{Ctx, Registry, WorkerEnv};
 use crate::spec::Checked;
 use crate::status::{Board, Declared, HostState, Tracked};
@@ -253,6 +254,12 @@ impl HostBuilder {
     /// that needs state or a factory that was never registered, or an address that cannot be
     /// bound; the error names the worker and what is wrong.
     pub fn build(self) -> Result<Host, Error> {
+        self.build_unless_stopped(false)
+            .map(|host| host.unwrap_or_else(|| unreachable!("only an interruptible build stops")))
+    }
+
+    /// Builds the host; `None` when `interruptible` and a stop was asked for meanwhile.
+    fn build_unless_stopped(self, interruptible: bool) -> Result<Option<Host>, Error> {
         let Self {
             registry,
             workers,
@@ -273,7 +280,10 @@ impl HostBuilder {
         let workers = config.apply(workers, now)?;
         let mut names = HashSet::new();
         let mut checked = Vec::with_capacity(workers.len());
-        for worker in workers {
+        for (i, worker) in workers.into_iter().enumerate() {
+            if interruptible && i % 256 == 0 && shutdown.is_cancelled() {
+                return Ok(None);
+            }
             let Worker {
                 spec,
                 requirements,
@@ -338,7 +348,7 @@ impl HostBuilder {
             prometheus,
             admin_token,
         ));
-        Ok(Host {
+        Ok(Some(Host {
             workers,
             board,
             shutdown_timeout,
@@ -347,7 +357,7 @@ impl HostBuilder {
             start_time,
             watchdog,
             shutdown,
-        })
+        }))
     }
 
     /// Builds the host and runs it until SIGTERM, SIGINT or SIGHUP; see [`Host::run`].
@@ -362,7 +372,12 @@ impl HostBuilder {
             watchdog: watch.watchdog.clone(),
             budget: watch.budget,
         })?;
-        let host = self.build()?;
+        let Some(host) = self.build_unless_stopped(true)? else {
+            watch.watchdog.disarm();
+            let signal = subscription.received().unwrap_or("a signal");
+            tracing::info!("{signal} arrived while the host was being built: no worker started");
+            return Ok(());
+        };
         host.run_watched(Some(subscription), watch).await
     }
 }
@@ -565,13 +580,20 @@ impl Host {
         };
         let tracker = TaskTracker::new();
         let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
-        for Prepared {
-            checked,
-            launch: spawn,
-            env,
-            tracked,
-        } in workers
-        {
+        let mut not_started = 0_usize;
+        for (i, prepared) in workers.into_iter().enumerate() {
+            // A stop asked for while thousands of workers start stops the start.
+            if (not_started > 0 || i % 256 == 0) && shutdown.is_cancelled() {
+                never_started(&prepared);
+                not_started += 1;
+                continue;
+            }
+            let Prepared {
+                checked,
+                launch: spawn,
+                env,
+                tracked,
+            } = prepared;
             log_worker(&checked);
             let name = env.name.clone();
             let launch = Launch {
@@ -583,6 +605,12 @@ impl Host {
                 host: link.clone(),
             };
             running.push((name, spawn(launch, &tracker)));
+        }
+        if not_started > 0 {
+            tracing::info!(
+                workers = not_started,
+                "shutdown was requested during start-up: these workers were never started"
+            );
         }
         tracker.close();
         board.set_state(HostState::Running);
@@ -629,6 +657,18 @@ impl Host {
         }
         result
     }
+}
+
+/// Accounts for a worker the host stopped before starting it: it shows `stopped`, and its first
+/// trigger, when that was due at start-up, is a `shutting_down` skip.
+fn never_started(prepared: &Prepared) {
+    let spec = &prepared.checked.spec;
+    let due_at_start = spec.enabled
+        && spec.after.is_zero()
+        && !matches!(prepared.checked.trigger, crate::spec::Trigger::Cron(_));
+    let metrics = &prepared.tracked.metrics;
+    metrics.skipped(SkipReason::ShuttingDown, u64::from(due_at_start));
+    metrics.set_state(crate::metrics::WorkerState::Stopped);
 }
 
 /// What `run_until` returns once the workers were asked to stop: an escalation, a clean stop,

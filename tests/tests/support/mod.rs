@@ -58,20 +58,27 @@ pub(crate) fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut response = Vec::new();
-    let mut chunk = [0; 4096];
+    let mut chunk = vec![0; 1 << 16];
+    // The length of the head and the body's `Content-Length`, once the head is in.
+    let mut expected: Option<(usize, Option<usize>)> = None;
     loop {
         let read = stream.read(&mut chunk)?;
         response.extend_from_slice(&chunk[..read]);
-        let text = String::from_utf8_lossy(&response);
-        let complete = match text.split_once("\r\n\r\n") {
-            Some((head, body)) => head
+        if expected.is_none()
+            && let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let head = String::from_utf8_lossy(&response[..end]);
+            let length = head
                 .lines()
                 .filter_map(|line| line.split_once(':'))
                 .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, length)| length.trim().parse::<usize>().ok())
-                .is_some_and(|length| body.len() >= length),
-            None => false,
-        };
+                .and_then(|(_, length)| length.trim().parse::<usize>().ok());
+            expected = Some((end + 4, length));
+        }
+        let complete = matches!(
+            expected,
+            Some((head, Some(length))) if response.len() >= head + length
+        );
         if read == 0 || complete {
             break;
         }
