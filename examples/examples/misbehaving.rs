@@ -37,17 +37,14 @@ fn main() -> Result<(), worker_core::Error> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let runtime = match setting("FLAVOR", "multi_thread").as_str() {
-        "current_thread" => tokio::runtime::Builder::new_current_thread(),
-        _ => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(2);
-            builder
-        }
-    }
-    .enable_all()
-    .build()
-    .expect("a runtime");
+    let mut runtime = if setting("FLAVOR", "multi_thread") == "current_thread" {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    };
+    let runtime = runtime.enable_all().build().expect("a runtime");
     runtime.block_on(run())
 }
 
@@ -81,7 +78,7 @@ async fn run() -> Result<(), worker_core::Error> {
 async fn misbehave(kind: &str, ctx: &Ctx) {
     tracing::info!(worker = ctx.worker(), "misbehaving now");
     match kind {
-        "block" => std::thread::sleep(Duration::from_secs(120)),
+        "block" => std::thread::sleep(Duration::from_mins(2)),
         "spin" => loop {
             std::hint::spin_loop();
         },

@@ -19,6 +19,12 @@ use std::time::{Duration, Instant};
 
 use support::{Scratch, example, free_addr, get};
 
+/// `bytes` in MiB, for the figures the tests print.
+#[allow(clippy::cast_precision_loss, reason = "figures far below 2^52")]
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
 /// The shutdown timeout the misbehaving example is given, and the grace after it.
 const TIMEOUT: Duration = Duration::from_secs(1);
 const GRACE: Duration = worker_core::SHUTDOWN_GRACE;
@@ -95,10 +101,7 @@ impl Process {
             }
             if start.elapsed() > limit {
                 self.child.kill().ok();
-                panic!(
-                    "still running {limit:?} after the signal:\n{}",
-                    self.log()
-                );
+                panic!("still running {limit:?} after the signal:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -211,7 +214,10 @@ fn a_body_deaf_to_cancellation_is_aborted_at_the_deadline() {
             log.contains("aborted workers that were still running: ignore-0"),
             "{log}"
         );
-        assert!(!log.contains("exiting now"), "the watchdog had nothing to do:\n{log}");
+        assert!(
+            !log.contains("exiting now"),
+            "the watchdog had nothing to do:\n{log}"
+        );
     }
 }
 
@@ -302,10 +308,9 @@ fn trickle(addr: &str, request: &[u8], pause: Duration) -> Duration {
         }
         let mut buf = [0; 256];
         match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => break, // an error answer (408), then the close
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => break,
+            // Closed, with or without an error answer (408) first.
+            _ => break,
         }
         std::thread::sleep(pause);
     }
@@ -322,7 +327,11 @@ fn slow_and_idle_clients_past_the_connection_cap_do_not_stop_probes() {
         .map(|_| {
             let addr = addr.clone();
             std::thread::spawn(move || {
-                trickle(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", Duration::from_millis(500))
+                trickle(
+                    &addr,
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
+                    Duration::from_millis(500),
+                )
             })
         })
         .collect();
@@ -344,7 +353,10 @@ fn slow_and_idle_clients_past_the_connection_cap_do_not_stop_probes() {
     // Every slow client was closed: by the header timeout (5 s), or to make room.
     for client in slow {
         let kept = client.join().expect("the client thread");
-        assert!(kept < Duration::from_secs(30), "a slow client kept {kept:?}");
+        assert!(
+            kept < Duration::from_secs(30),
+            "a slow client kept {kept:?}"
+        );
     }
     drop(idle);
     eprintln!("slowest /healthz among 600 hostile connections: {slowest:?}");
@@ -383,14 +395,14 @@ fn concurrent_scrapes_of_ten_thousand_workers_share_one_page() {
         assert_eq!(body.len(), page.len(), "every scrape gets the whole page");
     }
     let twenty = process.peak_memory();
-    let page_mib = page.len() as f64 / f64::from(1 << 20);
-    let grew_mib = twenty.saturating_sub(one) as f64 / f64::from(1 << 20);
+    let page_mib = mib(page.len() as u64);
+    let grew_mib = mib(twenty.saturating_sub(one));
     eprintln!(
         "page {page_mib:.1} MiB ({} B per worker); peak memory after 1 scrape {:.1} MiB, after 20 \
          concurrent scrapes {:.1} MiB (+{grew_mib:.1} MiB)",
         page.len() / 10_000,
-        one as f64 / f64::from(1 << 20),
-        twenty as f64 / f64::from(1 << 20),
+        mib(one),
+        mib(twenty),
     );
     // Twenty pages rendered apart would add twenty pages; shared, one or two at most.
     assert!(
@@ -416,15 +428,17 @@ fn a_panic_storm_costs_little_log_and_no_memory() {
     let log_end = process.log().len();
     let panics_end = panics(&process.addr);
     let caught = panics_end - panics_start;
+    let logged = (log_end - log_start) as u64;
     #[allow(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-    let per_panic = (log_end - log_start) as f64 / caught as f64;
-    eprintln!(
-        "panic storm, {seconds} s: {caught} panics ({:.0}/s), {} log bytes ({per_panic:.3} B per \
-         panic), RSS {:.1} -> {:.1} MiB",
+    let (per_panic, rate) = (
+        logged as f64 / caught as f64,
         caught as f64 / seconds as f64,
-        log_end - log_start,
-        rss_start as f64 / f64::from(1 << 20),
-        rss_end as f64 / f64::from(1 << 20),
+    );
+    eprintln!(
+        "panic storm, {seconds} s: {caught} panics ({rate:.0}/s), {logged} log bytes \
+         ({per_panic:.3} B per panic), RSS {:.1} -> {:.1} MiB",
+        mib(rss_start),
+        mib(rss_end),
     );
     assert!(caught > 1000, "the storm raged: {caught} panics");
     assert!(per_panic < 1.0, "{per_panic} log bytes per panic");
@@ -433,8 +447,15 @@ fn a_panic_storm_costs_little_log_and_no_memory() {
         "RSS grew from {rss_start} to {rss_end}"
     );
     let log = process.log();
-    assert!(!log.contains("thread '"), "Rust's default panic hook stayed quiet:\n{}", &log[..log.len().min(4000)]);
-    assert!(log.contains("repeated="), "the suppressed lines are counted");
+    assert!(
+        !log.contains("thread '"),
+        "Rust's default panic hook stayed quiet:\n{}",
+        &log[..log.len().min(4000)]
+    );
+    assert!(
+        log.contains("repeated="),
+        "the suppressed lines are counted"
+    );
 }
 
 /// `worker_runs_total{result="panic"}`, summed over every worker.

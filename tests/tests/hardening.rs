@@ -39,8 +39,8 @@ fn refused_with(result: Result<Host, Error>, expected: &str) -> String {
     message
 }
 
-const DAY: Duration = Duration::from_secs(24 * 3600);
-const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+const DAY: Duration = Duration::from_hours(24);
+const MAX: Duration = Duration::from_hours(365 * 24);
 const PERIOD: &str = "expected a duration from 1ms to 365d";
 const DELAY: &str = "expected a duration from 0s to 365d";
 
@@ -53,7 +53,11 @@ const DURATIONS: &[(&str, Set, &str)] = &[
     ("after", |b, d| b.after(d), DELAY),
     ("jitter", |b, d| b.fixed_delay(secs(1)).jitter(d), DELAY),
     ("backoff", |b, d| b.backoff_max(MAX).backoff(d), DELAY),
-    ("backoff_max", |b, d| b.backoff(Duration::ZERO).backoff_max(d), PERIOD),
+    (
+        "backoff_max",
+        |b, d| b.backoff(Duration::ZERO).backoff_max(d),
+        PERIOD,
+    ),
     ("timeout", |b, d| b.timeout(d), PERIOD),
     ("circuit_window", |b, d| b.circuit_window(d), PERIOD),
     ("circuit_break", |b, d| b.circuit_break(d), PERIOD),
@@ -64,8 +68,7 @@ const DURATIONS: &[(&str, Set, &str)] = &[
 ];
 
 #[test]
-fn every_duration_is_checked_against_its_range_through_the_builder_the_file_and_the_environment()
-{
+fn every_duration_is_checked_against_its_range_through_the_builder_the_file_and_the_environment() {
     for &(key, set, expected) in DURATIONS {
         build(set(base(), MAX)).unwrap_or_else(|err| panic!("{key} = 365d: {err}"));
         let beyond = MAX + Duration::from_millis(1);
@@ -103,7 +106,12 @@ fn every_number_is_checked_against_its_range_through_the_builder_and_the_environ
     type SetN = fn(WorkerBuilder, u32) -> WorkerBuilder;
     let numbers: &[(&str, SetN, u32, &str)] = &[
         ("retry", |b, n| b.retry(n), 10_000, "from 0 to 10000"),
-        ("max_restarts", |b, n| b.max_restarts(n), 1_000, "from 0 to 1000"),
+        (
+            "max_restarts",
+            |b, n| b.max_restarts(n),
+            1_000,
+            "from 0 to 1000",
+        ),
         (
             "circuit_min_throughput",
             |b, n| b.circuit_min_throughput(n),
@@ -214,7 +222,7 @@ async fn values_at_the_upper_bounds_never_crash_a_loop() {
     let at_max = |name: &str| {
         Worker::builder(name)
             .after(MAX)
-            .jitter(MAX - DAY)
+            .jitter(MAX.saturating_sub(DAY))
             .retry(10_000)
             .backoff(MAX)
             .backoff_max(MAX)
@@ -351,7 +359,8 @@ async fn run_now_requests_follow_the_overlap_policy_exactly_and_say_what_they_ca
         );
         let skipped = skips(&idle_answers) + skips(&busy_answers);
         let page = handle.render_metrics();
-        let line = format!("worker_runs_skipped_total{{worker=\"w\",reason=\"overlap\"}} {skipped}");
+        let line =
+            format!("worker_runs_skipped_total{{worker=\"w\",reason=\"overlap\"}} {skipped}");
         assert!(page.contains(&line), "{policy}: {line} in\n{page}");
         host.stop().await.unwrap();
     }
@@ -374,8 +383,13 @@ async fn the_admin_answer_says_whether_a_run_started_and_why_not() {
             .unwrap();
         let response = handle.router().oneshot(request).await.unwrap();
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
-        (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
     };
     let (status, body) = post(handle.clone()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -438,7 +452,10 @@ async fn gates_liveness_fails_healthz_for_a_hung_run_only() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(host.stop().await.is_err(), "the hung run was aborted at the deadline");
+    assert!(
+        host.stop().await.is_err(),
+        "the hung run was aborted at the deadline"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -480,12 +497,19 @@ async fn healthz_stays_small_and_messages_over_http_are_truncated() {
                 .await
                 .unwrap();
             let headers = response.headers().clone();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 26).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 26)
+                .await
+                .unwrap();
             (headers, body)
         }
     };
     let (_, live) = get("/healthz").await;
-    assert!(live.len() < 2048, "{} bytes: {}", live.len(), String::from_utf8_lossy(&live));
+    assert!(
+        live.len() < 2048,
+        "{} bytes: {}",
+        live.len(),
+        String::from_utf8_lossy(&live)
+    );
     let live: serde_json::Value = serde_json::from_slice(&live).unwrap();
     assert_eq!(live["reasons"].as_array().unwrap().len(), 6, "{live}");
     assert_eq!(live["reasons"][5], "and 45 more workers");
@@ -498,7 +522,11 @@ async fn healthz_stays_small_and_messages_over_http_are_truncated() {
         .find(|w| w["name"] == "loud")
         .unwrap();
     let message = loud["last_error"]["message"].as_str().unwrap();
-    assert!(message.len() <= worker_core::MAX_MESSAGE_BYTES, "{}", message.len());
+    assert!(
+        message.len() <= worker_core::MAX_MESSAGE_BYTES,
+        "{}",
+        message.len()
+    );
     assert!(message.ends_with('…'));
     for (name, value) in [
         ("x-content-type-options", "nosniff"),
@@ -520,7 +548,10 @@ async fn healthz_stays_small_and_messages_over_http_are_truncated() {
     }
     let page = String::from_utf8_lossy(&page);
     for handler in ["onsubmit=", "onclick=", "onload=", "oninput="] {
-        assert!(!page.contains(handler), "no inline event handler: {handler}");
+        assert!(
+            !page.contains(handler),
+            "no inline event handler: {handler}"
+        );
     }
     let _ = host.stop().await;
 }

@@ -33,7 +33,11 @@ async fn a_panic_caught_in_a_run_does_not_reach_the_previous_hook_and_others_do(
         runs[0].error.as_deref(),
         Some("panicked: the template is missing")
     );
-    assert_eq!(HOOK_CALLS.load(Ordering::Relaxed), 0, "caught panics stay quiet");
+    assert_eq!(
+        HOOK_CALLS.load(Ordering::Relaxed),
+        0,
+        "caught panics stay quiet"
+    );
 
     // A panic outside any run, on a thread of the application's, reaches its hook.
     let outside = std::thread::spawn(|| panic!("not a worker's")).join();

@@ -294,7 +294,9 @@ const KEYS: [Key; 27] = [
     key("gates_readiness", |s, v| {
         flag(v).map(|b| s.gates_readiness = b)
     }),
-    key("gates_liveness", |s, v| flag(v).map(|b| s.gates_liveness = b)),
+    key("gates_liveness", |s, v| {
+        flag(v).map(|b| s.gates_liveness = b)
+    }),
 ];
 
 const DURATION: Expected = "a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\"";
@@ -435,7 +437,11 @@ impl<'w> Names<'w> {
 impl Sources {
     /// Applies the file and environment overrides onto the workers' specs, and checks every
     /// overridden spec so that a refused value is reported with where it came from.
-    pub(crate) fn apply(&self, mut workers: Vec<Worker>, now: SystemTime) -> Result<Vec<Worker>, Error> {
+    pub(crate) fn apply(
+        &self,
+        mut workers: Vec<Worker>,
+        now: SystemTime,
+    ) -> Result<Vec<Worker>, Error> {
         let vars = self.override_vars()?;
         let file = match self.file_path() {
             Some((path, label)) => Some((read_file(&path, &label)?, label)),
@@ -522,7 +528,7 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 fn read_file(path: &Path, label: &str) -> Result<File, Error> {
     let refuse = |message: String| Error::overridden(None, label.to_owned(), None, message);
-    let text = read_regular(path).map_err(|why| refuse(why))?;
+    let text = read_regular(path).map_err(refuse)?;
     toml::from_str(&text).map_err(|err| {
         refuse(format!(
             "cannot parse the configuration file: {}",
@@ -877,7 +883,11 @@ mod tests {
         assert_eq!(count(Raw::Toml(&five)), Ok(5));
         assert_eq!(count(Raw::Env(" 5 ")), Ok(5));
         assert_eq!(count(Raw::Env("-1")), Err(COUNT));
-        assert_eq!(count(Raw::Env("99999999999")), Ok(u32::MAX), "refused by its range");
+        assert_eq!(
+            count(Raw::Env("99999999999")),
+            Ok(u32::MAX),
+            "refused by its range"
+        );
         assert_eq!(
             duration(Raw::Env("100000000000000000000s")),
             Ok(Duration::MAX),

@@ -154,8 +154,6 @@ impl Control {
         answer
     }
 
-
-
     /// The signals as they stand.
     pub(crate) fn seen(&self) -> Seen {
         Seen(self.word.load(Ordering::Acquire))

@@ -18,8 +18,8 @@
 
 use serde::Serialize;
 
-use crate::metrics::{Outcome, WorkerState};
 use crate::http::truncated;
+use crate::metrics::{Outcome, WorkerState};
 use crate::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
 
 /// A worker's health.

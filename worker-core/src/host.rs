@@ -20,10 +20,10 @@ use crate::error::{BoxError, Error, Kind};
 use crate::handle::HostHandle;
 use crate::metrics::SkipReason;
 use crate::scope::{Ctx, Registry, WorkerEnv};
-use crate::spec::Checked;
-use crate::status::{Board, Declared, HostState, Tracked};
 use crate::serve::HttpLimits;
 use crate::signals::{self, Target};
+use crate::spec::Checked;
+use crate::status::{Board, Declared, HostState, Tracked};
 use crate::supervisor::{HostLink, Launch, Report};
 use crate::watchdog::{SHUTDOWN_GRACE, Watchdog};
 use crate::worker::{IntoWorker, Spawn, Worker};
@@ -579,47 +579,19 @@ impl Host {
             report: Arc::default(),
         };
         let tracker = TaskTracker::new();
-        let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
-        let mut not_started = 0_usize;
-        for (i, prepared) in workers.into_iter().enumerate() {
-            // A stop asked for while thousands of workers start stops the start.
-            if (not_started > 0 || i % 256 == 0) && shutdown.is_cancelled() {
-                never_started(&prepared);
-                not_started += 1;
-                continue;
-            }
-            let Prepared {
-                checked,
-                launch: spawn,
-                env,
-                tracked,
-            } = prepared;
-            log_worker(&checked);
-            let name = env.name.clone();
-            let launch = Launch {
-                env,
-                checked,
-                tracked,
-                started,
-                clock,
-                host: link.clone(),
-            };
-            running.push((name, spawn(launch, &tracker)));
-        }
-        if not_started > 0 {
-            tracing::info!(
-                workers = not_started,
-                "shutdown was requested during start-up: these workers were never started"
-            );
-        }
+        let running = start_workers(workers, &tracker, &link, started, clock, &shutdown);
         tracker.close();
         board.set_state(HostState::Running);
         tracing::info!(workers = running.len(), "host started");
 
         shutdown.cancelled().await;
-        match subscription.as_ref().and_then(signals::Subscription::received) {
-            Some(signal) => tracing::info!("shutdown requested by {signal}"),
-            None => tracing::info!("shutdown requested"),
+        if let Some(signal) = subscription
+            .as_ref()
+            .and_then(signals::Subscription::received)
+        {
+            tracing::info!("shutdown requested by {signal}");
+        } else {
+            tracing::info!("shutdown requested");
         }
         if watch.enabled {
             watch.watchdog.arm(watch.budget);
@@ -657,6 +629,52 @@ impl Host {
         }
         result
     }
+}
+
+/// Spawns every worker's loop on `tracker`; once a stop was asked for, the rest are accounted
+/// for as never started. Returns the loops started.
+fn start_workers(
+    workers: Vec<Prepared>,
+    tracker: &TaskTracker,
+    link: &HostLink,
+    started: Instant,
+    clock: Clock,
+    shutdown: &CancellationToken,
+) -> Vec<(Arc<str>, JoinHandle<()>)> {
+    let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
+    let mut not_started = 0_usize;
+    for (i, prepared) in workers.into_iter().enumerate() {
+        // A stop asked for while thousands of workers start stops the start.
+        if (not_started > 0 || i % 256 == 0) && shutdown.is_cancelled() {
+            never_started(&prepared);
+            not_started += 1;
+            continue;
+        }
+        let Prepared {
+            checked,
+            launch: spawn,
+            env,
+            tracked,
+        } = prepared;
+        log_worker(&checked);
+        let name = env.name.clone();
+        let launch = Launch {
+            env,
+            checked,
+            tracked,
+            started,
+            clock,
+            host: link.clone(),
+        };
+        running.push((name, spawn(launch, tracker)));
+    }
+    if not_started > 0 {
+        tracing::info!(
+            workers = not_started,
+            "shutdown was requested during start-up: these workers were never started"
+        );
+    }
+    running
 }
 
 /// Accounts for a worker the host stopped before starting it: it shows `stopped`, and its first
@@ -703,12 +721,9 @@ async fn outcome(
         // An aborted task is dropped (its scopes torn down, its run counted) the next time
         // the runtime polls it; wait for that briefly so it happens before `run_until`
         // returns, but never hang on a body that blocks its thread.
-        let stuck = tokio::time::timeout(
-            ABORT_WAIT,
-            futures_util::future::join_all(aborted),
-        )
-        .await
-        .is_err();
+        let stuck = tokio::time::timeout(ABORT_WAIT, futures_util::future::join_all(aborted))
+            .await
+            .is_err();
         tracing::error!(
             workers = %overran.join(", "),
             "shutdown timed out; aborted the workers still running"
@@ -781,4 +796,3 @@ fn log_worker(Checked { spec, trigger }: &Checked) {
         "worker configured"
     );
 }
-

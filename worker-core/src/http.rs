@@ -246,9 +246,17 @@ async fn act(
     let request = match handle.act(&name, action, Origin::Http) {
         Ok(request) => request,
         Err(err) if err.is_not_running() => {
-            return error(StatusCode::CONFLICT, truncated(&err.to_string()).into_owned());
+            return error(
+                StatusCode::CONFLICT,
+                truncated(&err.to_string()).into_owned(),
+            );
         }
-        Err(err) => return error(StatusCode::NOT_FOUND, truncated(&err.to_string()).into_owned()),
+        Err(err) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                truncated(&err.to_string()).into_owned(),
+            );
+        }
     };
     let answer = match request {
         Some(request) => tokio::time::timeout(ANSWER_WAIT, request).await.ok(),

@@ -113,29 +113,29 @@ pub mod testing;
 mod worker;
 
 pub use crate::circuit::CircuitBreaker;
+pub use crate::control::Requested;
 pub use crate::error::{BoxError, Error};
 pub use crate::extract::{FromScope, IntoRunResult, Scoped, State};
-pub use crate::control::Requested;
 pub use crate::handle::{HostHandle, RunRequest};
 pub use crate::handler::{Handler, Requirement};
 pub use crate::health::{Health, Probe, ProbeWorker};
 pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder};
 pub use crate::http::MAX_MESSAGE_BYTES;
-pub use crate::serve::HttpLimits;
-pub use crate::quiet::REPEAT_WINDOW;
-pub use crate::watchdog::{EXIT_FORCED, SHUTDOWN_GRACE};
 pub use crate::metrics::{
     Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, SkipReason, WorkerState,
 };
+pub use crate::quiet::REPEAT_WINDOW;
 pub use crate::retry::{BackoffKind, Permanent};
 pub use crate::schedule::{Missed, Overlap};
 pub use crate::scope::{Ctx, Registry, Scope};
+pub use crate::serve::HttpLimits;
 pub use crate::spec::{
     DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS,
     DEFAULT_TIME_ZONE, MIN_DEFAULT_STALE_AFTER,
 };
 pub use crate::status::{HostState, LastError, Recent, RunRecord, Trigger, WorkerStatus};
 pub use crate::supervisor::Escalation;
+pub use crate::watchdog::{EXIT_FORCED, SHUTDOWN_GRACE};
 pub use crate::worker::{IntoWorker, Worker, WorkerBuilder};
 
 #[cfg(feature = "macros")]

@@ -44,7 +44,13 @@ impl Quiet {
 
     /// Lines not logged since the last one, reset.
     pub(crate) fn take_repeated(&self) -> u64 {
-        std::mem::take(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner).repeated)
+        std::mem::take(
+            &mut self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .repeated,
+        )
     }
 }
 

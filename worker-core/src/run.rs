@@ -176,7 +176,13 @@ impl<B: Body> Runner<'_, B> {
 
     /// Logs how an attempt ended; a line identical to the worker's last one within
     /// [`REPEAT_WINDOW`](crate::quiet::REPEAT_WINDOW) is counted instead (see `quiet`).
-    fn log_attempt(&self, result: &Attempt, outcome: Outcome, retry: Option<Duration>, permanent: bool) {
+    fn log_attempt(
+        &self,
+        result: &Attempt,
+        outcome: Outcome,
+        retry: Option<Duration>,
+        permanent: bool,
+    ) {
         let kind = (outcome as u8) << 2 | u8::from(retry.is_some()) << 1 | u8::from(permanent);
         let key = match result {
             Attempt::Ok => {
@@ -355,4 +361,3 @@ impl Attempt {
         }
     }
 }
-

@@ -199,7 +199,10 @@ struct Connections {
 
 impl Connections {
     fn len(&self) -> usize {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     fn insert(&self, id: u64, open: Arc<Open>) {

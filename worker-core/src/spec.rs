@@ -172,6 +172,10 @@ impl Spec {
     /// `worker_keys::RANGES`, the table `#[worker]` checks at compile time, so both refuse the
     /// same values with the same words. Errors name the worker, the key, the value and what was
     /// expected. `now` is when the host starts: a cron schedule must fire after it.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a flat list of independent checks reads best in one place"
+    )]
     pub(crate) fn check(self, now: SystemTime) -> Result<Checked, Error> {
         let name = &*self.name;
         let fail =
@@ -307,7 +311,12 @@ pub(crate) fn within(worker: &str, key: &'static str, value: Duration) -> Result
     if range.contains_duration(value) {
         Ok(())
     } else {
-        Err(Error::config(worker, key, show(value), range.expected().to_string()))
+        Err(Error::config(
+            worker,
+            key,
+            show(value),
+            range.expected().to_string(),
+        ))
     }
 }
 
@@ -317,6 +326,11 @@ fn count(worker: &str, key: &'static str, value: u32) -> Result<(), Error> {
     if range.contains_count(u64::from(value)) {
         Ok(())
     } else {
-        Err(Error::config(worker, key, value, range.expected().to_string()))
+        Err(Error::config(
+            worker,
+            key,
+            value,
+            range.expected().to_string(),
+        ))
     }
 }

@@ -20,9 +20,9 @@ use crate::clock::{Clock, later};
 use crate::control::{Control, Registration, Requested, Seen};
 use crate::handler::Body;
 use crate::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
+use crate::panics::message as panic_message;
 use crate::prefetch::{Region, Warm};
 use crate::retry::BackoffKind;
-use crate::panics::message as panic_message;
 use crate::run::{Runner, next_run_id};
 use crate::schedule::{Missed, Overlap, Ticker};
 use crate::scope::WorkerEnv;
@@ -531,9 +531,9 @@ impl Loop {
     /// whether more than `max_restarts` fell within the window), or, for the doubling of
     /// `restart_backoff`, the last [`BACKOFF_STREAK`]; nothing when neither is set.
     fn restarts_exhausted(&mut self, now: Instant, spec: &Spec) -> bool {
-        let for_limit = spec
-            .max_restarts
-            .map_or(0, |max| usize::try_from(max).unwrap_or(usize::MAX).saturating_add(1));
+        let for_limit = spec.max_restarts.map_or(0, |max| {
+            usize::try_from(max).unwrap_or(usize::MAX).saturating_add(1)
+        });
         let for_backoff = if spec.restart_backoff.is_zero() {
             0
         } else {

@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn a_disarmed_watchdog_stands_down_and_stays_down() {
         let watchdog = Watchdog::default();
-        watchdog.arm(Duration::from_secs(3600));
+        watchdog.arm(Duration::from_hours(1));
         watchdog.disarm();
         watchdog.arm(Duration::ZERO);
         assert!(watchdog.state().disarmed);
@@ -189,9 +189,9 @@ mod tests {
     #[test]
     fn arming_again_keeps_the_earlier_deadline() {
         let watchdog = Watchdog::default();
-        watchdog.arm(Duration::from_secs(3600));
+        watchdog.arm(Duration::from_hours(1));
         let first = watchdog.state().deadline.unwrap();
-        watchdog.arm(Duration::from_secs(7200));
+        watchdog.arm(Duration::from_hours(2));
         assert_eq!(watchdog.state().deadline, Some(first));
         watchdog.disarm();
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 /// The longest duration any key accepts: 365 days. Every sum of an instant and a configured
 /// duration the runtime makes stays far from where time arithmetic could overflow.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+pub const MAX_DURATION: Duration = Duration::from_hours(365 * 24);
 
 /// The shortest period, delay or limit that must be greater than zero: 1 ms, the resolution of
 /// tokio's timer.
@@ -64,12 +64,24 @@ pub const RANGES: &[(&str, Range)] = &[
     ("fixed_delay", PERIOD),
     ("after", DELAY),
     ("jitter", DELAY),
-    ("retry", Range::Count { min: 0, max: 10_000 }),
+    (
+        "retry",
+        Range::Count {
+            min: 0,
+            max: 10_000,
+        },
+    ),
     ("backoff", DELAY),
     ("backoff_max", PERIOD),
     ("timeout", PERIOD),
     ("circuit_failure_ratio", Range::Ratio),
-    ("circuit_min_throughput", Range::Count { min: 1, max: 10_000 }),
+    (
+        "circuit_min_throughput",
+        Range::Count {
+            min: 1,
+            max: 10_000,
+        },
+    ),
     ("circuit_window", PERIOD),
     ("circuit_break", PERIOD),
     ("restart_backoff", DELAY),
@@ -78,10 +90,22 @@ pub const RANGES: &[(&str, Range)] = &[
     ("stop_budget", PERIOD),
     ("stale_after", PERIOD),
     // `overlap = allow(n)`: how many runs of one worker may be in progress at once.
-    ("overlap", Range::Count { min: 1, max: 10_000 }),
+    (
+        "overlap",
+        Range::Count {
+            min: 1,
+            max: 10_000,
+        },
+    ),
     // Host settings.
     ("shutdown_timeout", DELAY),
-    ("http_max_connections", Range::Count { min: 1, max: 65_536 }),
+    (
+        "http_max_connections",
+        Range::Count {
+            min: 1,
+            max: 65_536,
+        },
+    ),
     ("http_header_timeout", PERIOD),
     ("http_idle_timeout", PERIOD),
 ];
@@ -207,10 +231,7 @@ mod tests {
         assert!(every.contains_duration(MAX_DURATION));
         assert!(!every.contains_duration(Duration::ZERO));
         assert!(!every.contains_duration(MAX_DURATION + Duration::from_nanos(1)));
-        assert_eq!(
-            every.expected().to_string(),
-            "a duration from 1ms to 365d"
-        );
+        assert_eq!(every.expected().to_string(), "a duration from 1ms to 365d");
         assert_eq!(
             range("after").unwrap().expected().to_string(),
             "a duration from 0s to 365d"
@@ -232,6 +253,10 @@ mod tests {
                 .parse(expression)
                 .unwrap()
         };
+        #[allow(
+            clippy::duration_suboptimal_units,
+            reason = "a Unix timestamp reads in seconds"
+        )]
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let utc = chrono_tz::UTC;
         assert!(never_fires(&parse("0 0 30 2 *"), "0 0 30 2 *", utc, now).is_some());

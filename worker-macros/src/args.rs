@@ -742,13 +742,15 @@ fn overlap(value: &Expr, key: &Key) -> syn::Result<Parsed> {
                     &args[0],
                     format!("`allow(0)` would never run the worker: {ALLOW}"),
                 )),
-                Ok(limit) if !range.contains_count(u64::from(limit)) => Err(syn::Error::new_spanned(
-                    &args[0],
-                    format!(
-                        "`overlap` = allow({limit}) is out of range: expected `allow(n)` with n {}",
-                        range.expected()
-                    ),
-                )),
+                Ok(limit) if !range.contains_count(u64::from(limit)) => {
+                    Err(syn::Error::new_spanned(
+                        &args[0],
+                        format!(
+                            "`overlap` = allow({limit}) is out of range: expected `allow(n)` with n {}",
+                            range.expected()
+                        ),
+                    ))
+                }
                 Ok(limit) => Ok((
                     Value::Variant {
                         ty: OVERLAP.ty,
