@@ -55,7 +55,7 @@
 //! | `every`, `fixed_delay`, `after`, `jitter`, `backoff`, `backoff_max`, `timeout`, `circuit_window`, `circuit_break`, `restart_backoff`, `restart_window`, `stop_budget`, `stale_after` | a duration string: `"250ms"`, `"10s"`, `"5m"`, `"1h"`, `"1h 30m"` |
 //! | `retry`, `circuit_min_throughput`, `max_restarts` | a whole number (`5`) |
 //! | `circuit_failure_ratio` | a number (`0.5`) |
-//! | `enabled`, `gates_readiness` | `true` or `false` |
+//! | `enabled`, `gates_readiness`, `gates_liveness` | `true` or `false` |
 //! | `once` | `true` |
 //! | `cron`, `time_zone` | a string (`"0 */5 * * * *"`, `"Europe/Paris"`) |
 //! | `missed` | `"skip"`, `"burst"` or `"delay"` |
@@ -64,7 +64,12 @@
 //! | `escalate` | `"stop_worker"` or `"stop_host"` |
 //!
 //! Numbers and booleans may also be written as strings (`retry = "5"`), as they are in
-//! environment variables.
+//! environment variables. Every duration and number must be within its key's range, the same
+//! as the attribute's (see the *Valid ranges* of `#[worker]`): 1 ms to 365 days for periods and
+//! limits, 0 s to 365 days for delays, `retry` up to 10000, `max_restarts` up to 1000.
+//!
+//! The file must be a regular file of at most [`MAX_FILE_BYTES`] (1 MiB): a FIFO, a device or
+//! a directory is refused without being read.
 //!
 //! # Errors
 //!
@@ -77,7 +82,8 @@
 //!
 //! ```text
 //! configuration: workers.toml: workers.sync_orders.every = "ten": expected a duration such as "250ms", "10s", "5m" or "1h"
-//! configuration: environment variable WORKER__SYNC_ORDERS__RETRY = "-1": expected a whole number from 0 to 4294967295
+//! configuration: environment variable WORKER__SYNC_ORDERS__RETRY = "-1": expected a whole number
+//! configuration: environment variable WORKER__SYNC_ORDERS__AFTER = "400d": expected a duration from 0s to 365d
 //! ```
 //!
 //! The overrides that took effect are logged at `info` level when the host is built.

@@ -45,6 +45,14 @@
 //! router to mount in your own app, and [`HostHandle`] has the same actions as methods. A worker's
 //! [`Health`] follows its [`WorkerState`]: see [`WorkerStatus`].
 //!
+//! # Signals, the shutdown deadline and panics
+//!
+//! [`Host::run`] acts on SIGTERM, SIGINT and SIGHUP from a thread of its own, exits at once on a
+//! second SIGTERM or SIGINT, and its watchdog ([`HostBuilder::watchdog`]) ends a process whose
+//! shutdown overran its timeout by [`SHUTDOWN_GRACE`], with [`EXIT_FORCED`], whatever the
+//! bodies do. A panic caught in a run is logged once, through `tracing`, not by the panic hook;
+//! a worker's identical failures are logged at most once per [`REPEAT_WINDOW`].
+//!
 //! # Testing
 //!
 //! [`testing`] drives workers on tokio's paused clock: [`testing::TestHost`] and
@@ -56,7 +64,7 @@
 //! |---|---|---|
 //! | `worker_runs_total` | counter | `worker`, `result` (`success`, `failure`, `panic`, `timeout`, `cancelled`) |
 //! | `worker_run_duration_seconds` | histogram, 5 ms to 1 h | `worker`, `result` |
-//! | `worker_run_retries_total` | counter | `worker` |
+//! | `worker_run_retries_total` | counter: attempts after the first, counted when they start | `worker` |
 //! | `worker_runs_skipped_total` | counter | `worker`, `reason` (`overlap`, `missed`, `circuit_open`, `restarting`, `paused`, `shutting_down`) |
 //! | `worker_schedule_lag_seconds` | histogram | `worker` |
 //! | `worker_run_active` | gauge: runs in progress | `worker` |

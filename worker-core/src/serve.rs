@@ -3,8 +3,9 @@
 //! busy or blocked, and limits that keep slow, idle and greedy clients from using it up.
 //!
 //! - A connection must send a request's headers within [`HttpLimits::header_timeout`] of being
-//!   ready for one, and is closed once no byte went either way for
-//!   [`HttpLimits::idle_timeout`] (an idle keep-alive, or a client that stopped reading).
+//!   ready for one (when it opens, and after each answer), so a client trickling its headers and
+//!   an idle keep-alive connection are both closed then; and any connection is closed once no
+//!   byte went either way for [`HttpLimits::idle_timeout`] (a client that stopped reading).
 //! - At most [`HttpLimits::max_connections`] are open: one more closes the connection that has
 //!   been quiet the longest, so a new probe is served while slow or idle clients hold the rest.
 //! - An accept error (`EMFILE`: the process is out of file descriptors) is logged, at most once a
@@ -69,15 +70,18 @@ impl HttpLimits {
     }
 
     /// How long a client may take to send a request's headers, counted from when the
-    /// connection is ready for a request (`http_header_timeout`, 1 ms to 365 days); default 5 s.
+    /// connection is ready for a request: when it opens, and after each answer, so an idle
+    /// keep-alive connection is closed after this long too (`http_header_timeout`, 1 ms to 365
+    /// days); default 5 s.
     #[must_use]
     pub fn header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
         self
     }
 
-    /// How long a connection may stay open with no byte sent or received
-    /// (`http_idle_timeout`, 1 ms to 365 days); default 1 min.
+    /// How long a connection may stay open with no byte sent or received, whatever it is
+    /// doing: a client that stopped reading a long answer (`http_idle_timeout`, 1 ms to 365
+    /// days); default 1 min.
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;

@@ -8,6 +8,8 @@
 //! | a second SIGTERM or SIGINT | exit at once with 128 + the signal's number, naming the workers still running | |
 //! | SIGHUP | graceful stop, as SIGTERM (the terminal went away); repeated, ignored | the default action |
 //!
+//! Elsewhere than on Unix, Ctrl+C stops the host through tokio.
+//!
 //! The handlers stay installed for the life of the process (a handler cannot be removed without
 //! leaving the signal ignored), so between hosts the thread carries out each signal's default
 //! action itself.
@@ -62,6 +64,16 @@ pub(crate) fn subscribe(target: Target) -> Result<Subscription, Error> {
     static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let listener = listener()?;
     let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(unix))]
+    {
+        // No signal thread here: Ctrl+C through tokio, which needs the runtime to be polled.
+        let token = target.shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                token.cancel();
+            }
+        });
+    }
     *listener.current() = Some(Current {
         target,
         id,
@@ -120,7 +132,7 @@ fn start() -> Result<Arc<Listener>, String> {
 
 #[cfg(not(unix))]
 fn start() -> Result<Arc<Listener>, String> {
-    Err("stopping signals are only handled on Unix; use `Host::run_until`".to_owned())
+    Ok(Arc::new(Listener::default()))
 }
 
 #[cfg(unix)]

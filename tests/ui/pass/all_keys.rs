@@ -24,6 +24,7 @@ use worker_core::{Ctx, Host, worker};
     stop_budget = "5s",
     stale_after = "10m",
     gates_readiness = true,
+    gates_liveness = true,
     name = "sync-orders",
 )]
 async fn sync_orders(ctx: Ctx) -> Result<(), std::io::Error> {
