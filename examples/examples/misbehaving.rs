@@ -70,7 +70,7 @@ async fn run() -> Result<(), worker_core::Error> {
             .after(Duration::from_hours(1))
             .handler(|| async {})
     }));
-    tracing::info!(idle, "registered; building and running the host");
+    tracing::info!(idle, "workers registered");
     // `HostBuilder::run` has the signal handlers in place before it builds the host.
     builder.run().await
 }

@@ -272,8 +272,8 @@ fn sigterm_during_a_slow_start_up_stops_the_host_gracefully() {
             ("SHUTDOWN_TIMEOUT_MS", "10000"),
         ],
     );
-    process.wait_for_log("registered; building and running the host", 1);
-    std::thread::sleep(Duration::from_millis(20));
+    // Logged by `HostBuilder::run` once its signal handlers are in place, before it builds.
+    process.wait_for_log("building the host", 1);
     let before = process.log();
     process.signal("TERM");
     let (status, took) = process.exit_within(TIMEOUT + GRACE + Duration::from_mins(1));

@@ -565,3 +565,25 @@ fn a_bad_http_limit_stops_the_build() {
         "invalid `http_header_timeout` = \"0s\": expected a duration from 1ms to 365d",
     );
 }
+
+/// A request to a worker that will never run (disabled, failed, stopped) is answered, never
+/// left waiting.
+#[tokio::test(start_paused = true)]
+async fn a_run_now_request_that_cannot_run_is_answered() {
+    let disabled = Worker::builder("disabled")
+        .every(secs(1))
+        .enabled(false)
+        .handler(|| async {});
+    let host = Host::builder().worker(disabled).build().unwrap();
+    let handle = host.handle();
+    // Asked before the host starts: accepted, then answered when the worker's loop ends.
+    let request = handle.run_now("disabled").unwrap();
+    let running = Running::start(host);
+    let answer = tokio::time::timeout(secs(60), request)
+        .await
+        .expect("answered");
+    assert_eq!(answer, Requested::Skipped(SkipReason::ShuttingDown));
+    running.stop().await.result.unwrap();
+    let err = handle.run_now("disabled").unwrap_err();
+    assert!(err.is_not_running(), "{err}");
+}

@@ -36,7 +36,14 @@ pub(crate) struct Control {
 /// Where to answer each run-now request, oldest first; touched only when a run is requested,
 /// never by a tick, so kept apart from [`Control`] (in the worker's record, after its metrics).
 #[derive(Debug, Default)]
-pub(crate) struct Replies(Mutex<VecDeque<oneshot::Sender<Requested>>>);
+pub(crate) struct Replies(Mutex<Queue>);
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: VecDeque<oneshot::Sender<Requested>>,
+    /// The worker's loop has ended (or never starts): a new request is answered at once.
+    closed: bool,
+}
 
 /// What a run-now request ([`HostHandle::run_now`](crate::HostHandle::run_now)) came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +57,9 @@ pub enum Requested {
     /// The worker is running and its policy is `overlap = queue`: the run starts as soon as
     /// the current one ends.
     Queued,
-    /// No run: the worker's runs are at their overlap limit (`overlap`), or the host stopped
-    /// before the worker could start it (`shutting_down`). Counted in
-    /// `worker_runs_skipped_total`.
+    /// No run: the worker's runs are at their overlap limit (`overlap`), or the worker ended
+    /// before it could start one: the host stopped, or the worker failed or is disabled
+    /// (`shutting_down`). Counted in `worker_runs_skipped_total` while the worker runs.
     Skipped(SkipReason),
 }
 
@@ -89,8 +96,24 @@ impl Replies {
     /// before it is counted, so there is one for every request seen.
     pub(crate) fn take(&self, requests: u64) -> Vec<oneshot::Sender<Requested>> {
         let mut replies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let taken = usize::try_from(requests).map_or(replies.len(), |n| n.min(replies.len()));
-        replies.drain(..taken).collect()
+        let waiting = replies.waiting.len();
+        let taken = usize::try_from(requests).map_or(waiting, |n| n.min(waiting));
+        replies.waiting.drain(..taken).collect()
+    }
+
+    /// The worker takes no more requests: answers every one waiting with `shutting_down` (and
+    /// every later one at once); returns how many were waiting.
+    pub(crate) fn close(&self) -> u64 {
+        let waiting: Vec<_> = {
+            let mut replies = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            replies.closed = true;
+            replies.waiting.drain(..).collect()
+        };
+        let count = waiting.len() as u64;
+        for reply in waiting {
+            let _ = reply.send(Requested::Skipped(SkipReason::ShuttingDown));
+        }
+        count
     }
 }
 
@@ -147,7 +170,11 @@ impl Control {
         {
             // Queued before it is counted, so the loop finds a reply for every request it sees.
             let mut replies = replies.0.lock().unwrap_or_else(PoisonError::into_inner);
-            replies.push_back(reply);
+            if replies.closed {
+                let _ = reply.send(Requested::Skipped(SkipReason::ShuttingDown));
+                return answer;
+            }
+            replies.waiting.push_back(reply);
             self.word.fetch_add(REQUEST, Ordering::AcqRel);
         }
         self.waker.wake();

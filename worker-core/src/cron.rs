@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
@@ -43,7 +43,7 @@ impl CronSchedule {
     /// again.
     #[must_use]
     pub fn next_after(&self, after: SystemTime) -> Option<SystemTime> {
-        let local = DateTime::<Utc>::from(after).with_timezone(&self.zone);
+        let local = worker_keys::utc(after)?.with_timezone(&self.zone);
         let next = self.cron.find_next_occurrence(&local, false).ok()?;
         Some(next.with_timezone(&Utc).into())
     }
@@ -94,6 +94,7 @@ fn parse_zone(zone: &str) -> Result<Tz, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use chrono::TimeZone as _;
 
     fn berlin(y: i32, m: u32, d: u32, h: u32, min: u32) -> SystemTime {

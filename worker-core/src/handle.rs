@@ -39,6 +39,7 @@ impl HostHandle {
     /// Asks the host to stop gracefully; returns at once.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+        self.board.stop_requested();
     }
 
     /// Where the host is in its life.

@@ -366,19 +366,19 @@ impl HostBuilder {
     /// thousands of workers are being checked stops the host as soon as it is built (and the
     /// watchdog's deadline counts from the signal).
     pub async fn run(self) -> Result<(), Error> {
-        let watch = Watch::new(self.watchdog, self.shutdown_timeout);
+        let watchdog = service_watchdog(self.watchdog, self.shutdown_timeout);
         let subscription = signals::subscribe(Target {
             shutdown: self.shutdown.clone(),
-            watchdog: watch.watchdog.clone(),
-            budget: watch.budget,
+            watchdog: watchdog.clone(),
         })?;
+        tracing::info!(workers = self.workers.len(), "building the host");
         let Some(host) = self.build_unless_stopped(true)? else {
-            watch.watchdog.disarm();
+            watchdog.disarm();
             let signal = subscription.received().unwrap_or("a signal");
             tracing::info!("{signal} arrived while the host was being built: no worker started");
             return Ok(());
         };
-        host.run_watched(Some(subscription), watch).await
+        host.run_watched(Some(subscription), watchdog, true).await
     }
 }
 
@@ -428,23 +428,12 @@ pub struct Host {
     shutdown: CancellationToken,
 }
 
-/// The watchdog of one run of a host, if it has one, and its budget.
-struct Watch {
-    watchdog: Watchdog,
-    enabled: bool,
-    /// Shutdown timeout plus grace.
-    budget: Duration,
-}
-
-impl Watch {
-    /// For [`Host::run`]: on unless the builder turned it off.
-    fn new(setting: Option<bool>, shutdown_timeout: Duration) -> Self {
-        Self {
-            watchdog: Watchdog::default(),
-            enabled: setting.unwrap_or(true),
-            budget: shutdown_timeout.saturating_add(SHUTDOWN_GRACE),
-        }
-    }
+/// The watchdog of a service's `run`: on unless the builder turned it off.
+fn service_watchdog(setting: Option<bool>, shutdown_timeout: Duration) -> Watchdog {
+    Watchdog::new(
+        setting.unwrap_or(true),
+        shutdown_timeout.saturating_add(SHUTDOWN_GRACE),
+    )
 }
 
 /// Checks a host setting against its range.
@@ -512,13 +501,12 @@ impl Host {
     ///
     /// Use [`HostBuilder::run`] to have the handlers in place while the host is built.
     pub async fn run(self) -> Result<(), Error> {
-        let watch = Watch::new(self.watchdog, self.shutdown_timeout);
+        let watchdog = service_watchdog(self.watchdog, self.shutdown_timeout);
         let subscription = signals::subscribe(Target {
             shutdown: self.shutdown.clone(),
-            watchdog: watch.watchdog.clone(),
-            budget: watch.budget,
+            watchdog: watchdog.clone(),
         })?;
-        self.run_watched(Some(subscription), watch).await
+        self.run_watched(Some(subscription), watchdog, true).await
     }
 
     /// Runs every worker until `signal` completes or a [`HostHandle`] is used, then stops:
@@ -530,12 +518,12 @@ impl Host {
     /// [`is_shutdown_timeout`](Error::is_shutdown_timeout) is returned, so `main` exits non-zero.
     /// The watchdog is off unless [`HostBuilder::watchdog`] turned it on.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let watch = Watch {
-            enabled: self.watchdog.unwrap_or(false),
-            ..Watch::new(None, self.shutdown_timeout)
-        };
+        let watchdog = Watchdog::new(
+            self.watchdog.unwrap_or(false),
+            self.shutdown_timeout.saturating_add(SHUTDOWN_GRACE),
+        );
         let stop = self.shutdown.clone();
-        let host = self.run_watched(None, watch);
+        let host = self.run_watched(None, watchdog, false);
         // Never completes: after asking the host to stop, it leaves the host to finish.
         let stopper = async move {
             signal.await;
@@ -551,7 +539,8 @@ impl Host {
     async fn run_watched(
         self,
         subscription: Option<signals::Subscription>,
-        watch: Watch,
+        watchdog: Watchdog,
+        service: bool,
     ) -> Result<(), Error> {
         let Self {
             workers,
@@ -563,9 +552,9 @@ impl Host {
             watchdog: _,
             shutdown,
         } = self;
-        if watch.enabled {
-            watch.watchdog.watch(board.clone());
-        }
+        watchdog.watch(board.clone());
+        // Armed by whatever asks for the stop: a signal, the handle, an escalation.
+        board.set_watchdog(watchdog.clone());
         let handle = HostHandle::new(shutdown.clone(), board.clone());
         let server = match listener {
             Some(listener) => Some(crate::serve::start(listener, &handle, http)?),
@@ -577,6 +566,7 @@ impl Host {
         let link = HostLink {
             shutdown: shutdown.clone(),
             report: Arc::default(),
+            watchdog: Some(watchdog.clone()),
         };
         let tracker = TaskTracker::new();
         let running = start_workers(workers, &tracker, &link, started, clock, &shutdown);
@@ -593,9 +583,8 @@ impl Host {
         } else {
             tracing::info!("shutdown requested");
         }
-        if watch.enabled {
-            watch.watchdog.arm(watch.budget);
-        }
+        // Already armed by whoever asked, unless the stop came from `run_until`'s future.
+        watchdog.arm();
         tracing::info!(
             timeout = %humantime::format_duration(shutdown_timeout),
             "stopping: no new runs start, in-flight runs are cancelled"
@@ -624,8 +613,11 @@ impl Host {
                  it when it shuts down"
             );
             std::mem::forget(subscription);
+        } else if service {
+            // A service's `main` drops its runtime next, which also waits for blocking tasks
+            // the bodies spawned: the deadline holds to the end of the process.
         } else {
-            watch.watchdog.disarm();
+            watchdog.disarm();
         }
         result
     }
@@ -685,7 +677,11 @@ fn never_started(prepared: &Prepared) {
         && spec.after.is_zero()
         && !matches!(prepared.checked.trigger, crate::spec::Trigger::Cron(_));
     let metrics = &prepared.tracked.metrics;
-    metrics.skipped(SkipReason::ShuttingDown, u64::from(due_at_start));
+    let unanswered = prepared.tracked.replies.close();
+    metrics.skipped(
+        SkipReason::ShuttingDown,
+        u64::from(due_at_start) + unanswered,
+    );
     metrics.set_state(crate::metrics::WorkerState::Stopped);
 }
 

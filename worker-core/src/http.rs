@@ -199,14 +199,17 @@ async fn act(
     let board = &handle.board;
     let Some(expected) = &board.admin_token else {
         board.refused[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let worker = truncated(&name).into_owned();
-        log_aside(move || {
-            tracing::warn!(
-                worker = ?worker,
-                action = action.as_str(),
-                "admin action refused: admin actions are disabled"
-            );
-        });
+        if let Some(repeated) = board.refusals.admit(0, tokio::time::Instant::now()) {
+            let worker = truncated(&name).into_owned();
+            log_aside(move || {
+                tracing::warn!(
+                    worker = ?worker,
+                    action = action.as_str(),
+                    repeated,
+                    "admin action refused: admin actions are disabled"
+                );
+            });
+        }
         return error(
             StatusCode::FORBIDDEN,
             "admin actions are disabled: the host has no admin token".to_owned(),
@@ -224,15 +227,19 @@ async fn act(
         .unwrap_or_default();
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         board.refused[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let worker = truncated(&name).into_owned();
-        log_aside(move || {
-            tracing::warn!(
-                worker = ?worker,
-                action = action.as_str(),
-                reason = REFUSALS[1],
-                "admin action refused: missing or wrong bearer token"
-            );
-        });
+        // Unauthenticated, so at most one line per reason every `REPEAT_WINDOW`.
+        if let Some(repeated) = board.refusals.admit(1, tokio::time::Instant::now()) {
+            let worker = truncated(&name).into_owned();
+            log_aside(move || {
+                tracing::warn!(
+                    worker = ?worker,
+                    action = action.as_str(),
+                    reason = REFUSALS[1],
+                    repeated,
+                    "admin action refused: missing or wrong bearer token"
+                );
+            });
+        }
         let mut response = error(
             StatusCode::UNAUTHORIZED,
             "a valid `Authorization: Bearer <token>` header is required".to_owned(),

@@ -42,7 +42,8 @@ pub(crate) fn install() {
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if IN_RUN.with(Cell::get) {
+            // With `panic = "abort"` nothing catches the panic: the hook must speak.
+            if cfg!(panic = "unwind") && IN_RUN.with(Cell::get) {
                 let location = info.location().map(ToString::to_string).unwrap_or_default();
                 let backtrace = backtrace();
                 NOTED.with(|noted| *noted.borrow_mut() = Some((location, backtrace)));
@@ -62,6 +63,8 @@ pub(crate) fn in_run<T>(poll: impl FnOnce() -> T) -> T {
         }
     }
     let _restore = Restore(IN_RUN.with(|flag| flag.replace(true)));
+    // What an earlier panic left unread (one caught by the body itself) is not this one's.
+    NOTED.with(|noted| noted.borrow_mut().take());
     poll()
 }
 

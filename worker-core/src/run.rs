@@ -87,7 +87,7 @@ enum Next {
 impl<B: Body> Runner<'_, B> {
     /// One run, started at `started`: attempts until one succeeds, panics, is cancelled, fails
     /// permanently, or retries run out. Runs are only ever cancelled with their worker. Returns
-    /// how the run ended and when.
+    /// how the run ended, when, and what started it.
     ///
     /// Its state is kept small, as every tick writes it afresh: the run's facts once (in the
     /// guard that accounts for a dropped run), the attempt, and a boxed backoff only retries
@@ -98,7 +98,7 @@ impl<B: Body> Runner<'_, B> {
         trigger: Trigger,
         scheduled: Instant,
         started: Instant,
-    ) -> impl Future<Output = (Outcome, Instant)> {
+    ) -> impl Future<Output = (Outcome, Instant, Trigger)> {
         let mut guard = Aborted {
             runner: self,
             run: Run {
@@ -139,7 +139,7 @@ impl<B: Body> Runner<'_, B> {
             guard.armed = false;
             let ended = Instant::now();
             self.finish(&guard.run, outcome, ended, last.error());
-            (outcome, ended)
+            (outcome, ended, guard.run.trigger)
         }
     }
 
@@ -288,17 +288,19 @@ impl<B: Body> Runner<'_, B> {
             poll_fn(|cx| {
                 let _entered = span.enter();
                 if let Poll::Ready(result) = crate::panics::in_run(|| call.as_mut().poll(cx)) {
-                    // A body that blocked its thread past the timeout (and so was never
-                    // interrupted) ends late: it timed out, whatever it returned.
-                    if let Some((limit, _)) = &deadline
-                        && Instant::now().saturating_duration_since(began) > *limit
-                    {
-                        return Poll::Ready(Attempt::Timeout(*limit));
-                    }
-                    return Poll::Ready(match result {
-                        Ok(Ok(())) => Attempt::Ok,
-                        Ok(Err(err)) => Attempt::Err(err),
-                        Err(payload) => Attempt::Panic(Box::new(crate::panics::caught(&*payload))),
+                    let late = deadline.as_ref().and_then(|(limit, _)| {
+                        (Instant::now().saturating_duration_since(began) > *limit).then_some(*limit)
+                    });
+                    return Poll::Ready(match (result, late) {
+                        // A panic is a panic, however late.
+                        (Err(payload), _) => {
+                            Attempt::Panic(Box::new(crate::panics::caught(&*payload)))
+                        }
+                        // A body that blocked its thread past the timeout (and so was never
+                        // interrupted) ended late: it timed out, whatever it returned.
+                        (Ok(_), Some(limit)) => Attempt::Timeout(limit),
+                        (Ok(Ok(())), None) => Attempt::Ok,
+                        (Ok(Err(err)), None) => Attempt::Err(err),
                     });
                 }
                 match &mut deadline {

@@ -125,11 +125,18 @@ pub(crate) struct Server {
     done: tokio::sync::oneshot::Receiver<()>,
 }
 
+impl Drop for Server {
+    /// A host whose `run` future is dropped stops serving too.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 impl Server {
     /// Stops accepting, lets requests in progress finish for a moment, and closes the rest.
-    pub(crate) async fn stop(self) {
+    pub(crate) async fn stop(mut self) {
         self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.done).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.done).await;
     }
 }
 
@@ -260,12 +267,15 @@ async fn accept(
             Err(err) if is_per_connection(&err) => continue,
             Err(err) => {
                 if let Some(unlogged) = errors.admit(Instant::now()) {
-                    tracing::error!(
-                        error = %err,
-                        retry_in = %humantime::format_duration(backoff),
-                        not_logged = unlogged,
-                        "the HTTP listener cannot accept a connection"
-                    );
+                    let retry_in = humantime::format_duration(backoff).to_string();
+                    crate::http::log_aside(move || {
+                        tracing::error!(
+                            error = %err,
+                            retry_in,
+                            not_logged = unlogged,
+                            "the HTTP listener cannot accept a connection"
+                        );
+                    });
                 }
                 // Out of descriptors, most likely: give one back.
                 connections.close_quietest();

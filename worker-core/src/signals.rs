@@ -15,8 +15,6 @@
 //! action itself.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Kind};
@@ -27,8 +25,6 @@ use crate::watchdog::{Watchdog, last_words};
 pub(crate) struct Target {
     pub(crate) shutdown: CancellationToken,
     pub(crate) watchdog: Watchdog,
-    /// Shutdown timeout plus grace: the watchdog's budget from the first signal.
-    pub(crate) budget: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -160,8 +156,8 @@ impl Listener {
                 drop(current);
                 // Act first: the log's sink may block.
                 target.shutdown.cancel();
-                target.watchdog.arm(target.budget);
-                let budget = humantime::format_duration(target.budget);
+                target.watchdog.arm();
+                let budget = humantime::format_duration(target.watchdog.budget());
                 let why = if signal == SIGHUP {
                     " (the terminal went away)"
                 } else {

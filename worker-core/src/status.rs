@@ -407,6 +407,10 @@ pub(crate) struct Board {
     pub(crate) scrapes: crate::scrape::Scrapes,
     /// The length of the last page rendered, to reserve the next one's memory at once.
     last_page: std::sync::atomic::AtomicUsize,
+    /// The running host's watchdog, armed by a stop request.
+    watchdog: OnceLock<crate::watchdog::Watchdog>,
+    /// Rate-limits the log lines of refused admin requests, which anyone can send.
+    pub(crate) refusals: Quiet,
 }
 
 impl std::fmt::Debug for Board {
@@ -437,6 +441,20 @@ impl Board {
             clock: OnceLock::new(),
             scrapes: crate::scrape::Scrapes::default(),
             last_page: std::sync::atomic::AtomicUsize::new(0),
+            watchdog: OnceLock::new(),
+            refusals: Quiet::default(),
+        }
+    }
+
+    /// The running host's watchdog; the first call wins.
+    pub(crate) fn set_watchdog(&self, watchdog: crate::watchdog::Watchdog) {
+        let _ = self.watchdog.set(watchdog);
+    }
+
+    /// A stop was asked for: arms the watchdog, if the host runs with one.
+    pub(crate) fn stop_requested(&self) {
+        if let Some(watchdog) = self.watchdog.get() {
+            watchdog.arm();
         }
     }
 

@@ -15,7 +15,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::circuit::{Admit, Breaker};
+use crate::circuit::{Admit, Breaker, CircuitState};
 use crate::clock::{Clock, later};
 use crate::control::{Control, Registration, Requested, Seen};
 use crate::handler::Body;
@@ -68,6 +68,8 @@ pub(crate) struct HostLink {
     /// Cancelling it asks the host to shut down.
     pub(crate) shutdown: CancellationToken,
     pub(crate) report: Arc<Mutex<Report>>,
+    /// Armed with the stop an escalation asks for.
+    pub(crate) watchdog: Option<crate::watchdog::Watchdog>,
 }
 
 impl HostLink {
@@ -121,6 +123,7 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
         async move {
             let metrics = &tracked.metrics;
             if !spec.enabled {
+                tracked.replies.close();
                 tracing::info!(worker = %env.name, "worker disabled by configuration");
                 metrics.set_state(WorkerState::Stopped);
                 return;
@@ -172,6 +175,8 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
                         if state.restarts_exhausted(Instant::now(), &spec) {
                             escalate(&spec, &host);
                             control.stop();
+                            let unanswered = tracked.replies.close();
+                            metrics.skipped(SkipReason::ShuttingDown, unanswered);
                             break End::Failed;
                         }
                         metrics.set_state(resting(control));
@@ -321,7 +326,7 @@ impl Loop {
             }
             // `burst` and `delay` keep a tick that finds no free run slot for when one frees up.
             let defer = missed != Missed::Skip && self.active >= limit;
-            let (ended, now) = tokio::select! {
+            let (ended, now, trigger) = tokio::select! {
                 biased;
                 outcome = &mut single, if !single.is_terminated() => outcome,
                 Some(outcome) = many.next(), if !many.is_empty() => outcome,
@@ -347,7 +352,7 @@ impl Loop {
             self.active -= 1;
             metrics.set_active(self.active);
             self.ticker.run_ended(now);
-            if self.after_run(ended, now, spec, metrics) {
+            if self.after_run(ended, trigger, now, spec, metrics) {
                 escalate(spec, host);
                 failed = true;
                 control.stop();
@@ -385,13 +390,10 @@ impl Loop {
             _ => 0,
         };
         let kept = u64::from(self.pending.take().is_some());
-        let latest = control.seen();
-        let requested = latest.requests_since(self.seen);
-        self.seen = latest;
-        for reply in runner.env.tracked.replies.take(requested) {
-            let _ = reply.send(Requested::Skipped(SkipReason::ShuttingDown));
-        }
-        metrics.skipped(SkipReason::ShuttingDown, due + kept + requested);
+        // Every run-now request not handled yet, and any that comes later, is answered now.
+        let unanswered = runner.env.tracked.replies.close();
+        self.seen = control.seen();
+        metrics.skipped(SkipReason::ShuttingDown, due + kept + unanswered);
         // Stopping: no new runs; the runs in progress see their token cancelled and get the
         // worker's stop budget (or the host's deadline) to end.
         let drain = async {
@@ -490,12 +492,15 @@ impl Loop {
     fn after_run(
         &mut self,
         outcome: Outcome,
+        trigger: Trigger,
         now: Instant,
         spec: &Spec,
         metrics: &WorkerMetrics,
     ) -> bool {
+        // A manual run bypasses the breaker, so it must not stand in for its half-open probe.
         if let Some(breaker) = &mut self.breaker
             && outcome != Outcome::Cancelled
+            && !(trigger == Trigger::Manual && breaker.state() == CircuitState::HalfOpen)
         {
             let before = breaker.state();
             let failed = matches!(
@@ -610,6 +615,9 @@ fn escalate(spec: &Spec, host: &HostLink) {
             );
             host.report().escalated.push(name.to_owned());
             host.shutdown.cancel();
+            if let Some(watchdog) = &host.watchdog {
+                watchdog.arm();
+            }
         }
     }
 }

@@ -26,14 +26,18 @@ pub const EXIT_FORCED: i32 = 1;
 /// be what blocks (a full pipe).
 const LAST_WORDS: Duration = Duration::from_millis(250);
 
-/// One host's watchdog. Cloning shares it.
-#[derive(Debug, Clone, Default)]
+/// One run of a host's watchdog. Cloning shares it.
+#[derive(Debug, Clone)]
 pub(crate) struct Watchdog {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
+    /// Off: [`Watchdog::arm`] does nothing (the board is still kept, for last log lines).
+    enabled: bool,
+    /// From the stop request to the end of the process: shutdown timeout plus grace.
+    budget: Duration,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -51,11 +55,28 @@ struct State {
 }
 
 impl Watchdog {
+    /// A watchdog that, when `enabled`, ends the process `budget` after it is armed.
+    pub(crate) fn new(enabled: bool, budget: Duration) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                enabled,
+                budget,
+                state: Mutex::default(),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.shared
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// From a stop request to the end of the process, once armed.
+    pub(crate) fn budget(&self) -> Duration {
+        self.shared.budget
     }
 
     /// Names the workers of `board` when it fires.
@@ -69,10 +90,13 @@ impl Watchdog {
         running(board.as_deref())
     }
 
-    /// Ends the process `budget` from now unless disarmed first. Arming again keeps the earlier
-    /// deadline.
-    pub(crate) fn arm(&self, budget: Duration) {
-        let deadline = Instant::now().checked_add(budget);
+    /// A stop was asked for: ends the process its budget from now unless disarmed first.
+    /// Arming again keeps the earlier deadline; a watchdog that is off does nothing.
+    pub(crate) fn arm(&self) {
+        if !self.shared.enabled {
+            return;
+        }
+        let deadline = Instant::now().checked_add(self.shared.budget);
         let mut state = self.state();
         if state.disarmed {
             return;
@@ -177,10 +201,9 @@ mod tests {
 
     #[test]
     fn a_disarmed_watchdog_stands_down_and_stays_down() {
-        let watchdog = Watchdog::default();
-        watchdog.arm(Duration::from_hours(1));
+        let watchdog = Watchdog::new(true, Duration::ZERO);
         watchdog.disarm();
-        watchdog.arm(Duration::ZERO);
+        watchdog.arm();
         assert!(watchdog.state().disarmed);
         // Had the second arm counted, the process would exit here.
         std::thread::sleep(Duration::from_millis(50));
@@ -188,11 +211,20 @@ mod tests {
 
     #[test]
     fn arming_again_keeps_the_earlier_deadline() {
-        let watchdog = Watchdog::default();
-        watchdog.arm(Duration::from_hours(1));
+        let watchdog = Watchdog::new(true, Duration::from_hours(1));
+        watchdog.arm();
         let first = watchdog.state().deadline.unwrap();
-        watchdog.arm(Duration::from_hours(2));
+        std::thread::sleep(Duration::from_millis(5));
+        watchdog.arm();
         assert_eq!(watchdog.state().deadline, Some(first));
         watchdog.disarm();
+    }
+
+    #[test]
+    fn a_watchdog_that_is_off_never_arms() {
+        let watchdog = Watchdog::new(false, Duration::ZERO);
+        watchdog.arm();
+        assert_eq!(watchdog.state().deadline, None);
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

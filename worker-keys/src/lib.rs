@@ -197,17 +197,25 @@ pub fn never_fires(
     zone: chrono_tz::Tz,
     now: SystemTime,
 ) -> Option<String> {
-    use chrono::{DateTime, Utc};
-
-    let now = DateTime::<Utc>::from(now).with_timezone(&zone);
-    let horizon = now + chrono::Duration::days(365 * i64::from(CRON_HORIZON_YEARS) + 3);
+    // A time chrono cannot represent (a start time set far off) is not refused here.
+    let now = utc(now)?.with_timezone(&zone);
+    let horizon = now.checked_add_signed(chrono::Duration::days(
+        365 * i64::from(CRON_HORIZON_YEARS) + 3,
+    ));
     match cron.find_next_occurrence(&now, false) {
-        Ok(next) if next <= horizon => None,
+        Ok(next) if horizon.is_none_or(|horizon| next <= horizon) => None,
         _ => Some(format!(
             "an expression that fires: {expression:?} has no fire time in the next \
              {CRON_HORIZON_YEARS} years"
         )),
     }
+}
+
+/// `at` as a UTC date and time, when chrono can represent it.
+#[must_use]
+pub fn utc(at: SystemTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    let since = at.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    chrono::DateTime::from_timestamp(i64::try_from(since.as_secs()).ok()?, since.subsec_nanos())
 }
 
 #[cfg(test)]
@@ -263,5 +271,11 @@ mod tests {
         assert!(never_fires(&parse("0 0 31 4 *"), "0 0 31 4 *", utc, now).is_some());
         assert_eq!(never_fires(&parse("0 0 29 2 *"), "", utc, now), None);
         assert_eq!(never_fires(&parse("*/10 * * * * *"), "", utc, now), None);
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        assert_eq!(
+            never_fires(&parse("0 0 30 2 *"), "", utc, far),
+            None,
+            "no panic"
+        );
     }
 }
