@@ -284,13 +284,18 @@ impl<B: Body> Runner<'_, B> {
         let result = {
             let mut call = pin!(AssertUnwindSafe(self.body.call(Scope::new(ctx))).catch_unwind());
             let mut deadline = self.timeout.map(|limit| (limit, Box::pin(sleep(limit))));
-            let began = Instant::now();
+            // Read only when there is a limit: a clock read costs every run.
+            let began = deadline.as_ref().map(|_| Instant::now());
             poll_fn(|cx| {
                 let _entered = span.enter();
                 if let Poll::Ready(result) = crate::panics::in_run(|| call.as_mut().poll(cx)) {
-                    let late = deadline.as_ref().and_then(|(limit, _)| {
-                        (Instant::now().saturating_duration_since(began) > *limit).then_some(*limit)
-                    });
+                    let late = deadline
+                        .as_ref()
+                        .zip(began)
+                        .and_then(|((limit, _), began)| {
+                            (Instant::now().saturating_duration_since(began) > *limit)
+                                .then_some(*limit)
+                        });
                     return Poll::Ready(match (result, late) {
                         // A panic is a panic, however late.
                         (Err(payload), _) => {
