@@ -62,9 +62,10 @@ pub(crate) fn in_run<T>(poll: impl FnOnce() -> T) -> T {
             IN_RUN.with(|flag| flag.set(self.0));
         }
     }
+    // `NOTED` is not cleared here, on every poll: the hook writes it afresh for every panic
+    // raised in a run, so the one a run catches always finds its own. (A payload re-raised
+    // with `resume_unwind`, which skips the hook, may find an older one.)
     let _restore = Restore(IN_RUN.with(|flag| flag.replace(true)));
-    // What an earlier panic left unread (one caught by the body itself) is not this one's.
-    NOTED.with(|noted| noted.borrow_mut().take());
     poll()
 }
 
