@@ -10,7 +10,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `BODY` | what each misbehaving worker does: `block` (`std::thread::sleep` for two minutes), `spin` (a busy loop that never yields), `ignore` (sleeps an hour, deaf to cancellation), `polite` (waits for cancellation) | `block` |
+//! | `BODY` | what each misbehaving worker does: `block` (`std::thread::sleep` for two minutes), `spin` (a busy loop that never yields), `ignore` (sleeps an hour, deaf to cancellation), `chatty` (logs without end, lines that differ), `polite` (waits for cancellation) | `block` |
 //! | `BODIES` | how many such workers | `1` |
 //! | `FLAVOR` | the runtime: `multi_thread` (2 threads) or `current_thread` | `multi_thread` |
 //! | `WORKERS` | idle workers to register besides, for a slow start-up | `0` |
@@ -83,6 +83,12 @@ async fn misbehave(kind: &str, ctx: &Ctx) {
             std::hint::spin_loop();
         },
         "ignore" => tokio::time::sleep(Duration::from_hours(1)).await,
+        "chatty" => {
+            for line in 0_u64.. {
+                tracing::info!(line, "chatting");
+                tokio::task::yield_now().await;
+            }
+        }
         _ => ctx.cancelled().await,
     }
 }

@@ -467,3 +467,107 @@ fn panics(addr: &str) -> u64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// At its file-descriptor limit, with idle clients holding every descriptor, the process
+/// still answers probes: an accept that fails for want of a descriptor frees the quietest
+/// connection and tries again.
+#[test]
+fn at_the_file_descriptor_limit_probes_are_still_answered() {
+    let scratch = Scratch::new("emfile", &["child"]);
+    let addr = free_addr();
+    let (stdout, stderr) = scratch.log("child");
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=64:64")
+        .arg(example("misbehaving"))
+        .env("BODY", "polite")
+        .env("METRICS_ADDR", &addr)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("prlimit runs the example");
+    wait_for_listener(&addr);
+    // More idle clients than the process has descriptors.
+    let idle: Vec<TcpStream> = (0..120)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let asked = Instant::now();
+        let (status, body) = get(&addr, "/healthz").expect("/healthz answers");
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(status, 200, "{body}");
+    }
+    let log = std::fs::read_to_string(scratch.dir.join("child.log")).unwrap_or_default();
+    child.kill().ok();
+    child.wait().ok();
+    drop(idle);
+    assert!(
+        log.contains("the HTTP listener cannot accept a connection"),
+        "the limit was reached and logged:\n{log}"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "/healthz took {slowest:?} at the descriptor limit"
+    );
+    eprintln!("slowest /healthz at the descriptor limit, 120 idle clients: {slowest:?}");
+}
+
+/// A log sink that blocks (a pipe nobody reads) stops the threads that log, not the listener,
+/// and not the shutdown deadline.
+#[test]
+fn a_blocked_log_sink_stops_neither_the_probes_nor_the_deadline() {
+    let addr = free_addr();
+    let mut child = Command::new(example("misbehaving"))
+        .env("BODY", "chatty")
+        .env("METRICS_ADDR", &addr)
+        .env("SHUTDOWN_TIMEOUT_MS", TIMEOUT.as_millis().to_string())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        // Pipes never read: once full, every write to them blocks.
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the example");
+    wait_for_listener(&addr);
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let (status, body) = get(&addr, "/healthz").expect("/healthz answers");
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    let (status, page) = get(&addr, "/metrics").expect("/metrics answers");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("worker_run_active{worker=\"chatty-0\"} 1"),
+        "the chatty run goes on"
+    );
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < TIMEOUT + GRACE + SLACK,
+            "still running with a blocked log sink"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(worker_core::EXIT_FORCED), "{status}");
+    eprintln!(
+        "blocked log sink: exited {:?} after SIGTERM",
+        signalled.elapsed()
+    );
+}

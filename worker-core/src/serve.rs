@@ -9,8 +9,9 @@
 //! - At most [`HttpLimits::max_connections`] are open: one more closes the connection that has
 //!   been quiet the longest, so a new probe is served while slow or idle clients hold the rest.
 //! - An accept error (`EMFILE`: the process is out of file descriptors) is logged, at most once a
-//!   minute with the count of those not logged, frees the quietest connection, and is retried
-//!   after a backoff of 10 ms doubling to 1 s.
+//!   minute with the count of those not logged, and closes the quietest connection to free a
+//!   descriptor, then the accept is retried 10 ms later; with no connection to close, after a
+//!   backoff of 10 ms doubling to 1 s.
 //!
 //! The listener logs nothing on the way of a request, so a blocked log sink does not stop it.
 
@@ -230,17 +231,19 @@ impl Connections {
             .remove(&id);
     }
 
-    /// Closes the connection quiet the longest, and forgets it.
-    fn close_quietest(&self) {
+    /// Closes the connection quiet the longest, and forgets it; false when none is open.
+    fn close_quietest(&self) -> bool {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let quietest = open
             .iter()
             .min_by_key(|(_, o)| o.active.load(Ordering::Relaxed))
             .map(|(id, _)| *id);
-        if let Some(id) = quietest
-            && let Some(connection) = open.remove(&id)
-        {
-            connection.close.notify_one();
+        match quietest.and_then(|id| open.remove(&id)) {
+            Some(connection) => {
+                connection.close.notify_one();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -277,13 +280,19 @@ async fn accept(
                         );
                     });
                 }
-                // Out of descriptors, most likely: give one back.
-                connections.close_quietest();
+                // Out of descriptors, most likely: give one back, and let its task close it
+                // before trying again; with none to give back, wait, longer each time.
+                let wait = if connections.close_quietest() {
+                    MIN_BACKOFF
+                } else {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    wait
+                };
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
