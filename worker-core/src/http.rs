@@ -14,7 +14,7 @@ use crate::control::Requested;
 use crate::handle::{HostHandle, Origin};
 use crate::health::Probe;
 use crate::metrics::{Action, REFUSALS, SkipReason};
-use crate::status::{HostState, WorkerStatus};
+use crate::status::{Board, HostState, WorkerStatus};
 
 /// The dashboard: one static page that polls `workers`.
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -180,6 +180,27 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(Body { error: message })).into_response()
 }
 
+/// Counts a refused admin request (`reason` indexes [`REFUSALS`]) and logs it; the requests
+/// are unauthenticated, so at most one line per reason every `REPEAT_WINDOW`.
+fn refused(board: &Board, reason: usize, name: &str, action: Action, why: &'static str) {
+    board.refused[reason].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(repeated) = board
+        .refusals
+        .admit(reason as u64, tokio::time::Instant::now())
+    {
+        let worker = truncated(name).into_owned();
+        log_aside(move || {
+            tracing::warn!(
+                worker = ?worker,
+                action = action.as_str(),
+                reason = REFUSALS[reason],
+                repeated,
+                "admin action refused: {why}"
+            );
+        });
+    }
+}
+
 /// `POST /workers/{name}/{action}`: refused unless a token is configured and given as
 /// `Authorization: Bearer <token>`; compared in constant time.
 async fn act(
@@ -198,18 +219,7 @@ async fn act(
     };
     let board = &handle.board;
     let Some(expected) = &board.admin_token else {
-        board.refused[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(repeated) = board.refusals.admit(0, tokio::time::Instant::now()) {
-            let worker = truncated(&name).into_owned();
-            log_aside(move || {
-                tracing::warn!(
-                    worker = ?worker,
-                    action = action.as_str(),
-                    repeated,
-                    "admin action refused: admin actions are disabled"
-                );
-            });
-        }
+        refused(board, 0, &name, action, "admin actions are disabled");
         return error(
             StatusCode::FORBIDDEN,
             "admin actions are disabled: the host has no admin token".to_owned(),
@@ -226,20 +236,7 @@ async fn act(
         })
         .unwrap_or_default();
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        board.refused[1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // Unauthenticated, so at most one line per reason every `REPEAT_WINDOW`.
-        if let Some(repeated) = board.refusals.admit(1, tokio::time::Instant::now()) {
-            let worker = truncated(&name).into_owned();
-            log_aside(move || {
-                tracing::warn!(
-                    worker = ?worker,
-                    action = action.as_str(),
-                    reason = REFUSALS[1],
-                    repeated,
-                    "admin action refused: missing or wrong bearer token"
-                );
-            });
-        }
+        refused(board, 1, &name, action, "missing or wrong bearer token");
         let mut response = error(
             StatusCode::UNAUTHORIZED,
             "a valid `Authorization: Bearer <token>` header is required".to_owned(),
