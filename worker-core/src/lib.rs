@@ -88,62 +88,42 @@
     unreachable_pub
 )]
 
-mod circuit;
-mod clock;
 pub mod config;
-mod control;
-pub mod cron;
 mod error;
-mod extract;
-mod handle;
-mod handler;
-mod health;
 mod host;
 mod http;
-mod metrics;
-mod panics;
-mod prefetch;
-mod quiet;
-mod recent;
-mod retry;
+mod observe;
 mod run;
 mod schedule;
-mod scope;
-mod scrape;
-mod serve;
-mod signals;
-mod spec;
-mod status;
-mod watchdog;
-
-mod supervisor;
+mod supervise;
 pub mod testing;
 mod worker;
 
-pub use crate::circuit::CircuitBreaker;
-pub use crate::control::Requested;
 pub use crate::error::{BoxError, Error};
-pub use crate::extract::{FromScope, IntoRunResult, Scoped, State};
-pub use crate::handle::{HostHandle, RunRequest};
-pub use crate::handler::{Handler, Requirement};
-pub use crate::health::{Health, Probe, ProbeWorker};
+pub use crate::host::handle::{HostHandle, RunRequest};
+pub use crate::host::watchdog::{EXIT_FORCED, SHUTDOWN_GRACE};
 pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder};
 pub use crate::http::MAX_MESSAGE_BYTES;
-pub use crate::metrics::{
+pub use crate::http::serve::HttpLimits;
+pub use crate::observe::health::{Health, Probe, ProbeWorker};
+pub use crate::observe::metrics::{
     Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, SkipReason, WorkerState,
 };
-pub use crate::quiet::REPEAT_WINDOW;
-pub use crate::retry::{BackoffKind, Permanent};
+pub use crate::observe::quiet::REPEAT_WINDOW;
+pub use crate::observe::status::{HostState, LastError, Recent, RunRecord, Trigger, WorkerStatus};
+pub use crate::run::circuit::CircuitBreaker;
+pub use crate::run::retry::{BackoffKind, Permanent};
+pub use crate::schedule::cron;
 pub use crate::schedule::{Missed, Overlap};
-pub use crate::scope::{Ctx, Registry, Scope};
-pub use crate::serve::HttpLimits;
-pub use crate::spec::{
+pub use crate::supervise::Escalation;
+pub use crate::supervise::control::Requested;
+pub use crate::worker::extract::{FromScope, IntoRunResult, Scoped, State};
+pub use crate::worker::handler::{Handler, Requirement};
+pub use crate::worker::scope::{Ctx, Registry, Scope};
+pub use crate::worker::spec::{
     DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS,
     DEFAULT_TIME_ZONE, MIN_DEFAULT_STALE_AFTER,
 };
-pub use crate::status::{HostState, LastError, Recent, RunRecord, Trigger, WorkerStatus};
-pub use crate::supervisor::Escalation;
-pub use crate::watchdog::{EXIT_FORCED, SHUTDOWN_GRACE};
 pub use crate::worker::{IntoWorker, Worker, WorkerBuilder};
 
 #[cfg(feature = "macros")]

@@ -44,12 +44,12 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::control::Requested;
 use crate::error::Error;
-use crate::handle::HostHandle;
 use crate::host::HostBuilder;
-use crate::metrics::SkipReason;
-use crate::status::{RunRecord, Trigger};
+use crate::host::handle::HostHandle;
+use crate::observe::metrics::SkipReason;
+use crate::observe::status::{RunRecord, Trigger};
+use crate::supervise::control::Requested;
 use crate::worker::IntoWorker;
 
 /// How long [`TestHost::advance`] lets runs go on past its target before it gives up.

@@ -1,5 +1,9 @@
 //! The host: builds and validates every worker, runs them, and stops them gracefully.
 
+pub(crate) mod handle;
+pub(crate) mod signals;
+pub(crate) mod watchdog;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
@@ -14,18 +18,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::Clock;
 use crate::config;
 use crate::error::{BoxError, Error, Kind};
-use crate::handle::HostHandle;
-use crate::metrics::SkipReason;
-use crate::scope::{Ctx, Registry, WorkerEnv};
-use crate::serve::HttpLimits;
-use crate::signals::{self, Target};
-use crate::spec::Checked;
-use crate::status::{Board, Declared, HostState, Tracked};
-use crate::supervisor::{HostLink, Launch, Report};
-use crate::watchdog::{SHUTDOWN_GRACE, Watchdog};
+use crate::host::handle::HostHandle;
+use crate::host::signals::Target;
+use crate::host::watchdog::{SHUTDOWN_GRACE, Watchdog};
+use crate::http::serve::HttpLimits;
+use crate::observe::metrics::SkipReason;
+use crate::observe::status::{Board, Declared, HostState, Tracked};
+use crate::schedule::clock::Clock;
+use crate::supervise::{HostLink, Launch, Report};
+use crate::worker::scope::{Ctx, Registry, WorkerEnv};
+use crate::worker::spec::Checked;
 use crate::worker::{IntoWorker, Spawn, Worker};
 
 /// How long [`Host::run`] waits for in-flight runs after asking them to stop, unless
@@ -275,7 +279,7 @@ impl HostBuilder {
         } = self;
         let now = start_time.unwrap_or_else(SystemTime::now);
         check_host("shutdown_timeout", shutdown_timeout)?;
-        crate::panics::install();
+        crate::run::panics::install();
         http.check()?;
         let workers = config.apply(workers, now)?;
         let mut names = HashSet::new();
@@ -464,7 +468,7 @@ impl Host {
             http: HttpLimits::default(),
             watchdog: None,
             shutdown: CancellationToken::new(),
-            keep_runs: crate::status::RECENT_RUNS,
+            keep_runs: crate::observe::status::RECENT_RUNS,
         }
     }
 
@@ -557,7 +561,7 @@ impl Host {
         board.set_watchdog(watchdog.clone());
         let handle = HostHandle::new(shutdown.clone(), board.clone());
         let server = match listener {
-            Some(listener) => Some(crate::serve::start(listener, &handle, http)?),
+            Some(listener) => Some(crate::http::serve::start(listener, &handle, http)?),
             None => None,
         };
         let started = Instant::now();
@@ -675,14 +679,17 @@ fn never_started(prepared: &Prepared) {
     let spec = &prepared.checked.spec;
     let due_at_start = spec.enabled
         && spec.after.is_zero()
-        && !matches!(prepared.checked.trigger, crate::spec::Trigger::Cron(_));
+        && !matches!(
+            prepared.checked.trigger,
+            crate::worker::spec::Trigger::Cron(_)
+        );
     let metrics = &prepared.tracked.metrics;
     let unanswered = prepared.tracked.replies.close();
     metrics.skipped(
         SkipReason::ShuttingDown,
         u64::from(due_at_start) + unanswered,
     );
-    metrics.set_state(crate::metrics::WorkerState::Stopped);
+    metrics.set_state(crate::observe::metrics::WorkerState::Stopped);
 }
 
 /// What `run_until` returns once the workers were asked to stop: an escalation, a clean stop,

@@ -104,11 +104,11 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use crate::error::{Error, Kind};
-use crate::retry::BackoffKind;
+use crate::run::retry::BackoffKind;
 use crate::schedule::{Missed, Overlap};
-use crate::spec::{Spec, TriggerSpec};
-use crate::supervisor::Escalation;
+use crate::supervise::Escalation;
 use crate::worker::Worker;
+use crate::worker::spec::{Spec, TriggerSpec};
 
 /// The environment variable naming the configuration file when
 /// [`HostBuilder::config_file`](crate::HostBuilder::config_file) is not called.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::clock::{later, saturating_nanos};
+use crate::schedule::clock::{later, saturating_nanos};
 
 /// Circuit-breaker settings of one worker (the `circuit_*` keys).
 #[derive(Debug, Clone, Copy, PartialEq)]

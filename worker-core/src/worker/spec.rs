@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use worker_keys::Range;
 
-use crate::circuit::CircuitBreaker;
-use crate::cron::CronSchedule;
 use crate::error::Error;
-use crate::retry::BackoffKind;
+use crate::run::circuit::CircuitBreaker;
+use crate::run::retry::BackoffKind;
+use crate::schedule::cron::CronSchedule;
 use crate::schedule::{Missed, Overlap};
-use crate::supervisor::Escalation;
+use crate::supervise::Escalation;
 
 /// Default base delay before the first retry.
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);

@@ -12,8 +12,8 @@ use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::circuit::CircuitState;
-use crate::clock::saturating_nanos;
+use crate::run::circuit::CircuitState;
+use crate::schedule::clock::saturating_nanos;
 
 /// How a run ended; the `result` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BoxError;
-use crate::extract::{Scoped, State};
-use crate::status::{Declared, Tracked};
+use crate::observe::status::{Declared, Tracked};
+use crate::worker::extract::{Scoped, State};
 
 type AnyArc = Arc<dyn Any + Send + Sync>;
 type Create =

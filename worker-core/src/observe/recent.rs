@@ -12,9 +12,8 @@ use std::sync::atomic::{
 };
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::metrics::Outcome;
-use crate::prefetch::Region;
-use crate::status::{RunRecord, Trigger};
+use crate::observe::metrics::Outcome;
+use crate::observe::status::{RunRecord, Trigger};
 
 /// Runs the ring keeps.
 pub(crate) const RECENT_RUNS: usize = 20;
@@ -101,11 +100,6 @@ impl RecentRuns {
         slot.scheduled.store(micros(entry.scheduled), Relaxed);
         slot.packed.store(pack(entry), Relaxed);
         slot.ended.store(micros(entry.ended).max(1), Release);
-    }
-
-    /// Asks for the slot of the run finished `index`-th, ahead of [`RecentRuns::push`].
-    pub(crate) fn prefetch_slot(&self, index: u64) {
-        Region::of(&self.slots[slot(index)]).fetch();
     }
 
     /// The runs kept, oldest first, of the `finished` written so far.

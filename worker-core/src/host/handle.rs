@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::control::Requested;
 use crate::error::{Error, Kind};
-use crate::health::{self, Probe};
-use crate::metrics::{Action, SkipReason, WorkerState};
-use crate::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
+use crate::observe::health::{self, Probe};
+use crate::observe::metrics::{Action, SkipReason, WorkerState};
+use crate::observe::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
+use crate::supervise::control::Requested;
 
 /// A handle to a [`Host`](crate::Host), made by [`Host::handle`](crate::Host::handle); cloning is
 /// cheap.

@@ -19,8 +19,8 @@
 use serde::Serialize;
 
 use crate::http::truncated;
-use crate::metrics::{Outcome, WorkerState};
-use crate::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
+use crate::observe::metrics::{Outcome, WorkerState};
+use crate::observe::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
 
 /// A worker's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,7 +90,7 @@ pub(crate) fn evaluate(worker: &Tracked, last_run: Option<&RunRecord>, now: f64)
             )
         }
         WorkerState::Paused => (Health::Degraded, Some("paused".to_owned())),
-        _ if worker.metrics.circuit() != crate::circuit::CircuitState::Closed => (
+        _ if worker.metrics.circuit() != crate::run::circuit::CircuitState::Closed => (
             Health::Degraded,
             Some(format!("circuit {}", worker.metrics.circuit().as_str())),
         ),

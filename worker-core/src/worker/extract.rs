@@ -7,7 +7,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::error::BoxError;
-use crate::scope::{Ctx, Registry, Scope};
+use crate::worker::scope::{Ctx, Registry, Scope};
 
 /// A type that can be a worker argument, drawn from the attempt's [`Scope`].
 ///

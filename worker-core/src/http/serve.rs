@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Kind};
-use crate::handle::HostHandle;
+use crate::host::handle::HostHandle;
 
 /// Limits of the built-in HTTP listener; see [`HostBuilder::http_limits`](crate::HostBuilder::http_limits).
 ///

@@ -1,6 +1,9 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/workers`, the dashboard at `/`, and
 //! the admin actions `POST /workers/{name}/{run|pause|resume}`.
 
+pub(crate) mod scrape;
+pub(crate) mod serve;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -10,11 +13,11 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
 
-use crate::control::Requested;
-use crate::handle::{HostHandle, Origin};
-use crate::health::Probe;
-use crate::metrics::{Action, REFUSALS, SkipReason};
-use crate::status::{Board, HostState, WorkerStatus};
+use crate::host::handle::{HostHandle, Origin};
+use crate::observe::health::Probe;
+use crate::observe::metrics::{Action, REFUSALS, SkipReason};
+use crate::observe::status::{Board, HostState, WorkerStatus};
+use crate::supervise::control::Requested;
 
 /// The dashboard: one static page that polls `workers`.
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -122,7 +125,7 @@ async fn metrics(State(handle): State<HostHandle>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::scrape::page(&handle.board).await,
+        crate::http::scrape::page(&handle.board).await,
     )
 }
 

@@ -16,7 +16,7 @@ use futures_util::task::AtomicWaker;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::SkipReason;
+use crate::observe::metrics::SkipReason;
 
 /// The control signals of one worker; laid out with what every poll reads last, next to the
 /// worker's metrics (see `Tracked`).

@@ -9,15 +9,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::clock::Clock;
-use crate::control::{Control, Replies};
-use crate::health::{self, Health};
-use crate::metrics::{self, Outcome, SkipReason, WorkerMetrics, WorkerState};
-use crate::prefetch::Region;
-use crate::quiet::Quiet;
-use crate::recent::{Entry, RecentRuns};
+use crate::observe::health::{self, Health};
+use crate::observe::metrics::{self, Outcome, SkipReason, WorkerMetrics, WorkerState};
+use crate::observe::quiet::Quiet;
+use crate::observe::recent::{Entry, RecentRuns};
+use crate::schedule::clock::Clock;
+use crate::supervise::control::{Control, Replies};
 
-pub(crate) use crate::recent::RECENT_RUNS;
+pub(crate) use crate::observe::recent::RECENT_RUNS;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -118,23 +117,6 @@ pub(crate) struct Tracked {
     pub(crate) quiet: Quiet,
     /// Where to answer the run-now requests not handled yet.
     pub(crate) replies: Replies,
-}
-
-// The layout described above: the loop's first line is whole, the metric block starts the next.
-const _: () = assert!(std::mem::offset_of!(Tracked, metrics) == 64);
-
-impl Tracked {
-    /// The bytes every tick touches: the first line, and the first three of the metric block.
-    const HOT_BYTES: usize = 64 * 4;
-
-    /// Asks for the memory of this record a tick touches: the control line, the first lines of
-    /// the metric block, and the slot of the ring of recent runs the next run fills.
-    pub(crate) fn prefetch(&self) {
-        Region::prefix(self, Self::HOT_BYTES).fetch();
-        if let Some(ring) = self.recent.get() {
-            ring.prefetch_slot(self.metrics.finished_runs());
-        }
-    }
 }
 
 /// What [`Tracked::new`] needs to know.
@@ -404,11 +386,11 @@ pub(crate) struct Board {
     /// Set when the host starts: timestamps follow tokio's (possibly paused) clock.
     clock: OnceLock<Clock>,
     /// Concurrent scrapes of `/metrics` share one rendering.
-    pub(crate) scrapes: crate::scrape::Scrapes,
+    pub(crate) scrapes: crate::http::scrape::Scrapes,
     /// The length of the last page rendered, to reserve the next one's memory at once.
     last_page: std::sync::atomic::AtomicUsize,
     /// The running host's watchdog, armed by a stop request.
-    watchdog: OnceLock<crate::watchdog::Watchdog>,
+    watchdog: OnceLock<crate::host::watchdog::Watchdog>,
     /// Rate-limits the log lines of refused admin requests, which anyone can send.
     pub(crate) refusals: Quiet,
 }
@@ -439,7 +421,7 @@ impl Board {
             state: AtomicU8::new(HostState::Starting as u8),
             refused: Default::default(),
             clock: OnceLock::new(),
-            scrapes: crate::scrape::Scrapes::default(),
+            scrapes: crate::http::scrape::Scrapes::default(),
             last_page: std::sync::atomic::AtomicUsize::new(0),
             watchdog: OnceLock::new(),
             refusals: Quiet::default(),
@@ -447,7 +429,7 @@ impl Board {
     }
 
     /// The running host's watchdog; the first call wins.
-    pub(crate) fn set_watchdog(&self, watchdog: crate::watchdog::Watchdog) {
+    pub(crate) fn set_watchdog(&self, watchdog: crate::host::watchdog::Watchdog) {
         let _ = self.watchdog.set(watchdog);
     }
 

@@ -4,7 +4,7 @@
 //!
 //! | signal | while a host runs | otherwise |
 //! |---|---|---|
-//! | SIGTERM, SIGINT | graceful stop, with the watchdog armed (see [`watchdog`](crate::watchdog)) | the default action |
+//! | SIGTERM, SIGINT | graceful stop, with the watchdog armed (see [`watchdog`](crate::host::watchdog)) | the default action |
 //! | a second SIGTERM or SIGINT | exit at once with 128 + the signal's number, naming the workers still running | |
 //! | SIGHUP | graceful stop, as SIGTERM (the terminal went away); repeated, ignored | the default action |
 //!
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Kind};
-use crate::watchdog::{Watchdog, last_words};
+use crate::host::watchdog::{Watchdog, last_words};
 
 /// What a signal stops: the host that is running, or being built to run.
 #[derive(Debug, Clone)]

@@ -1,6 +1,10 @@
 //! One run of one worker: attempts, retries with backoff, the per-attempt timeout, panics caught,
 //! a `worker.run` span per attempt, and the run's metrics.
 
+pub(crate) mod circuit;
+pub(crate) mod panics;
+pub(crate) mod retry;
+
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
@@ -14,17 +18,17 @@ use futures_util::FutureExt as _;
 use tokio::time::{Instant, sleep};
 use tracing::Span;
 
-use crate::clock::Clock;
 use crate::error::{BoxError, Chain};
-use crate::handler::Body;
-use crate::metrics::{Outcome, WorkerMetrics, WorkerState};
-use crate::panics::Caught;
-use crate::quiet;
-use crate::recent::Entry;
-use crate::retry::{Permanent, backoff};
-use crate::scope::{Ctx, Scope, WorkerEnv};
-use crate::spec::Spec;
-use crate::status::Trigger;
+use crate::observe::metrics::{Outcome, WorkerMetrics, WorkerState};
+use crate::observe::quiet;
+use crate::observe::recent::Entry;
+use crate::observe::status::Trigger;
+use crate::run::panics::Caught;
+use crate::run::retry::{Permanent, backoff};
+use crate::schedule::clock::Clock;
+use crate::worker::handler::Body;
+use crate::worker::scope::{Ctx, Scope, WorkerEnv};
+use crate::worker::spec::Spec;
 
 /// Run ids are unique within the process, so a log line or span names exactly one run. Each
 /// thread takes them from the shared counter in blocks: one counter bumped by every run on every
@@ -175,7 +179,7 @@ impl<B: Body> Runner<'_, B> {
     }
 
     /// Logs how an attempt ended; a line identical to the worker's last one within
-    /// [`REPEAT_WINDOW`](crate::quiet::REPEAT_WINDOW) is counted instead (see `quiet`).
+    /// [`REPEAT_WINDOW`](crate::observe::quiet::REPEAT_WINDOW) is counted instead (see `quiet`).
     fn log_attempt(
         &self,
         result: &Attempt,
@@ -288,7 +292,7 @@ impl<B: Body> Runner<'_, B> {
             let began = deadline.as_ref().map(|_| Instant::now());
             poll_fn(|cx| {
                 let _entered = span.enter();
-                if let Poll::Ready(result) = crate::panics::in_run(|| call.as_mut().poll(cx)) {
+                if let Poll::Ready(result) = crate::run::panics::in_run(|| call.as_mut().poll(cx)) {
                     let late = deadline
                         .as_ref()
                         .zip(began)
@@ -299,7 +303,7 @@ impl<B: Body> Runner<'_, B> {
                     return Poll::Ready(match (result, late) {
                         // A panic is a panic, however late.
                         (Err(payload), _) => {
-                            Attempt::Panic(Box::new(crate::panics::caught(&*payload)))
+                            Attempt::Panic(Box::new(crate::run::panics::caught(&*payload)))
                         }
                         // A body that blocked its thread past the timeout (and so was never
                         // interrupted) ended late: it timed out, whatever it returned.

@@ -4,8 +4,8 @@ use std::any::type_name;
 use std::future::Future;
 
 use crate::error::BoxError;
-use crate::extract::{FromScope, IntoRunResult};
-use crate::scope::{Registry, Scope};
+use crate::worker::extract::{FromScope, IntoRunResult};
+use crate::worker::scope::{Registry, Scope};
 
 /// An async function or closure usable as a worker body: every argument implements
 /// [`FromScope`] and it returns `()` or `Result<(), E>` (see [`IntoRunResult`]).

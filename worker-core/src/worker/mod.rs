@@ -1,5 +1,10 @@
 //! Declaring a worker in code: [`Worker::builder`]. `#[worker]` expands to the same builder.
 
+pub(crate) mod extract;
+pub(crate) mod handler;
+pub(crate) mod scope;
+pub(crate) mod spec;
+
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -8,15 +13,15 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::circuit::CircuitBreaker;
 use crate::error::BoxError;
-use crate::extract::FromScope;
-use crate::handler::{Body, Handler, HandlerBody, RawBody, Requirement};
-use crate::retry::BackoffKind;
+use crate::run::circuit::CircuitBreaker;
+use crate::run::retry::BackoffKind;
 use crate::schedule::{Missed, Overlap};
-use crate::scope::Scope;
-use crate::spec::{Spec, TriggerSpec};
-use crate::supervisor::{self, Escalation, Launch};
+use crate::supervise::{self, Escalation, Launch};
+use crate::worker::extract::FromScope;
+use crate::worker::handler::{Body, Handler, HandlerBody, RawBody, Requirement};
+use crate::worker::scope::Scope;
+use crate::worker::spec::{Spec, TriggerSpec};
 
 /// Spawns a worker's loop on the host's task tracker. The loop is spawned as its concrete type,
 /// in the task's own allocation: a boxed loop would cost every wake-up one more pointer to
@@ -307,7 +312,7 @@ impl WorkerBuilder {
         Worker {
             spec: self.spec,
             requirements: self.requirements,
-            launch: Box::new(move |launch, tracker| tracker.spawn(supervisor::run(body, launch))),
+            launch: Box::new(move |launch, tracker| tracker.spawn(supervise::run(body, launch))),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! breaker allow it, account for every tick, restart after panics up to an intensity limit and
 //! escalate beyond it, and stop within the worker's budget when cancelled.
 
+pub(crate) mod control;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -15,19 +17,18 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::circuit::{Admit, Breaker, CircuitState};
-use crate::clock::{Clock, later};
-use crate::control::{Control, Registration, Requested, Seen};
-use crate::handler::Body;
-use crate::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
-use crate::panics::message as panic_message;
-use crate::prefetch::{Region, Warm};
-use crate::retry::BackoffKind;
+use crate::observe::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
+use crate::observe::status::{Tracked, Trigger};
+use crate::run::circuit::{Admit, Breaker, CircuitState};
+use crate::run::panics::message as panic_message;
+use crate::run::retry::BackoffKind;
 use crate::run::{Runner, next_run_id};
+use crate::schedule::clock::{Clock, later};
 use crate::schedule::{Missed, Overlap, Ticker};
-use crate::scope::WorkerEnv;
-use crate::spec::{Checked, Spec};
-use crate::status::{Tracked, Trigger};
+use crate::supervise::control::{Control, Registration, Requested, Seen};
+use crate::worker::handler::Body;
+use crate::worker::scope::WorkerEnv;
+use crate::worker::spec::{Checked, Spec};
 
 /// What happens when a worker panics more than `max_restarts` times within `restart_window`
 /// (`escalate`).
@@ -69,7 +70,7 @@ pub(crate) struct HostLink {
     pub(crate) shutdown: CancellationToken,
     pub(crate) report: Arc<Mutex<Report>>,
     /// Armed with the stop an escalation asks for.
-    pub(crate) watchdog: Option<crate::watchdog::Watchdog>,
+    pub(crate) watchdog: Option<crate::host::watchdog::Watchdog>,
 }
 
 impl HostLink {
@@ -116,93 +117,86 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
     drop(trigger);
     // Read at start-up, on failures and at shutdown, so kept out of the loop's memory.
     let spec = Box::new(spec);
-    // Each poll first asks for the memory a tick touches (see `prefetch`).
-    let worker = Arc::clone(&tracked);
-    let context = Region::counted(&env);
-    Warm::new(
-        async move {
-            let metrics = &tracked.metrics;
-            if !spec.enabled {
-                tracked.replies.close();
-                tracing::info!(worker = %env.name, "worker disabled by configuration");
-                metrics.set_state(WorkerState::Stopped);
-                return;
-            }
-            let runner = Runner {
-                body: &body,
-                env: &env,
-                spec: &spec,
-                metrics,
-                clock,
-                timeout: spec.timeout,
-            };
-            let mut state = Loop {
-                ticker,
-                breaker: spec.circuit.map(|config| Box::new(Breaker::new(config))),
-                panics: VecDeque::new(),
-                resume_at: None,
-                pending: None,
-                jitter: None,
-                active: 0,
-                seen: Seen::default(),
-                registration: Registration::default(),
-            };
-            // Stopped with the host (shutdown) or by the worker's own escalation.
-            let control = &tracked.control;
-            let first = state.ticker.due().unwrap_or(started + spec.after);
-            tracked.started(clock.unix_seconds(first));
-            let _alive = Alive(&tracked);
-            metrics.set_state(resting(control));
-            let end = loop {
-                let result = AssertUnwindSafe(state.run(&runner, control, &host))
-                    .catch_unwind()
-                    .await;
-                match result {
-                    Ok(end) => break end,
-                    Err(payload) => {
-                        tracing::error!(
-                            worker = %env.name,
-                            panic = %panic_message(&*payload),
-                            "the worker's loop crashed; restarting it"
-                        );
-                        // The runs of the crashed pass were dropped (and counted as cancelled).
-                        state.active = 0;
-                        metrics.set_active(0);
-                        if state.pending.take().is_some() {
-                            metrics.skipped(SkipReason::Restarting, 1);
-                        }
-                        metrics.restarted(RestartReason::Crash);
-                        if state.restarts_exhausted(Instant::now(), &spec) {
-                            escalate(&spec, &host);
-                            control.stop();
-                            let unanswered = tracked.replies.close();
-                            metrics.skipped(SkipReason::ShuttingDown, unanswered);
-                            break End::Failed;
-                        }
-                        metrics.set_state(resting(control));
+    async move {
+        let metrics = &tracked.metrics;
+        if !spec.enabled {
+            tracked.replies.close();
+            tracing::info!(worker = %env.name, "worker disabled by configuration");
+            metrics.set_state(WorkerState::Stopped);
+            return;
+        }
+        let runner = Runner {
+            body: &body,
+            env: &env,
+            spec: &spec,
+            metrics,
+            clock,
+            timeout: spec.timeout,
+        };
+        let mut state = Loop {
+            ticker,
+            breaker: spec.circuit.map(|config| Box::new(Breaker::new(config))),
+            panics: VecDeque::new(),
+            resume_at: None,
+            pending: None,
+            jitter: None,
+            active: 0,
+            seen: Seen::default(),
+            registration: Registration::default(),
+        };
+        // Stopped with the host (shutdown) or by the worker's own escalation.
+        let control = &tracked.control;
+        let first = state.ticker.due().unwrap_or(started + spec.after);
+        tracked.started(clock.unix_seconds(first));
+        let _alive = Alive(&tracked);
+        metrics.set_state(resting(control));
+        let end = loop {
+            let result = AssertUnwindSafe(state.run(&runner, control, &host))
+                .catch_unwind()
+                .await;
+            match result {
+                Ok(end) => break end,
+                Err(payload) => {
+                    tracing::error!(
+                        worker = %env.name,
+                        panic = %panic_message(&*payload),
+                        "the worker's loop crashed; restarting it"
+                    );
+                    // The runs of the crashed pass were dropped (and counted as cancelled).
+                    state.active = 0;
+                    metrics.set_active(0);
+                    if state.pending.take().is_some() {
+                        metrics.skipped(SkipReason::Restarting, 1);
                     }
+                    metrics.restarted(RestartReason::Crash);
+                    if state.restarts_exhausted(Instant::now(), &spec) {
+                        escalate(&spec, &host);
+                        control.stop();
+                        let unanswered = tracked.replies.close();
+                        metrics.skipped(SkipReason::ShuttingDown, unanswered);
+                        break End::Failed;
+                    }
+                    metrics.set_state(resting(control));
                 }
-            };
-            metrics.set_next_run(0);
-            let repeated = tracked.quiet.take_repeated();
-            if repeated > 0 {
-                tracing::warn!(
-                    worker = %env.name,
-                    repeated,
-                    "identical log lines of this worker were not logged before it stopped"
-                );
             }
-            match end {
-                End::Stopped => {
-                    metrics.set_state(WorkerState::Stopped);
-                    tracing::debug!(worker = %env.name, "worker stopped");
-                }
-                End::Failed => metrics.set_state(WorkerState::Failed),
+        };
+        metrics.set_next_run(0);
+        let repeated = tracked.quiet.take_repeated();
+        if repeated > 0 {
+            tracing::warn!(
+                worker = %env.name,
+                repeated,
+                "identical log lines of this worker were not logged before it stopped"
+            );
+        }
+        match end {
+            End::Stopped => {
+                metrics.set_state(WorkerState::Stopped);
+                tracing::debug!(worker = %env.name, "worker stopped");
             }
-        },
-        worker,
-        context,
-    )
+            End::Failed => metrics.set_state(WorkerState::Failed),
+        }
+    }
 }
 
 /// The state of a worker's loop that outlives one pass of it (a crash restarts the pass).

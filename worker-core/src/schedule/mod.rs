@@ -3,13 +3,16 @@
 //! Tick times are computed from their index rather than by adding periods one after another, so
 //! the grid never drifts however long the host runs.
 
+pub(crate) mod clock;
+pub mod cron;
+
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::clock::{Clock, later, saturating_nanos};
-use crate::cron::CronSchedule;
-use crate::spec::Trigger;
+use crate::schedule::clock::{Clock, later, saturating_nanos};
+use crate::schedule::cron::CronSchedule;
+use crate::worker::spec::Trigger;
 
 /// What a schedule does with ticks that could not run on time (`missed`): the host woke up too
 /// late (the process was suspended or starved), or, with `burst` and `delay`, the worker was
