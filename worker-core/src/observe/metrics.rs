@@ -248,9 +248,8 @@ const fn nanos<const N: usize>(seconds: &[f64]) -> [u64; N] {
 
 /// A histogram with fixed bounds: the sum in nanoseconds and a count per bucket (not
 /// cumulative; the last one counts what is above every bound), so recording is two relaxed
-/// additions, on the same cache line for short values.
+/// additions.
 #[derive(Debug)]
-#[repr(C)]
 struct Histogram<const SLOTS: usize> {
     sum_nanos: AtomicU64,
     counts: [AtomicU64; SLOTS],
@@ -293,11 +292,10 @@ impl<const SLOTS: usize> Histogram<SLOTS> {
     }
 }
 
-/// Adds `n` to a counter that only one task writes: the task's polls are ordered by the
-/// runtime's hand-over between threads, so no update is lost, and readers see every value in
-/// turn (one scrape may see a run's count and not yet its duration, as with any scrape).
+/// Adds `n` to a counter. Readers see every value in turn; one scrape may see a run's count
+/// and not yet its duration, as with any scrape.
 fn add(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    counter.fetch_add(n, Relaxed);
 }
 
 /// A gauge holding a point in wall-clock time, stored as an integer so that setting it, once
@@ -321,33 +319,24 @@ impl Timestamp {
 }
 
 /// Every series of one worker. Made when the host is built; every series exists from then on,
-/// at zero.
-///
-/// Laid out in declaration order (`repr(C)`) from the start of a cache line, so the fields every
-/// run writes take three lines: the first 64 bytes, the start of `lag`, and the start of
-/// `durations`' success histogram with the end of `lag`.
-///
-/// Only the worker's own task writes it (its loop, and the runs the loop polls), so its counters
-/// add with a load and a store ([`add`]): a locked read-modify-write would stall every run
-/// several times over for nothing. Admin actions, counted by whoever makes them, are the
-/// exception and add atomically.
+/// at zero. Aligned to a cache line, so that two workers' blocks never share one.
 #[derive(Debug)]
-#[repr(C, align(64))]
+#[repr(align(64))]
 pub(crate) struct WorkerMetrics {
+    /// `worker="<name>"`, escaped once.
+    labels: Box<str>,
     state: AtomicU8,
     circuit: AtomicU8,
-    active: AtomicU32,
-    next_run: Timestamp,
-    last_success: Timestamp,
     runs: [AtomicU64; Outcome::ALL.len()],
-    lag: Histogram<LAG_SLOTS>,
     durations: [Histogram<RUN_SLOTS>; Outcome::ALL.len()],
     retries: AtomicU64,
     skipped: [AtomicU64; SkipReason::ALL.len()],
+    lag: Histogram<LAG_SLOTS>,
+    active: AtomicU32,
+    last_success: Timestamp,
+    next_run: Timestamp,
     restarts: [AtomicU64; RestartReason::ALL.len()],
     admin: [AtomicU64; Action::ALL.len()],
-    /// `worker="<name>"`, escaped once.
-    labels: Box<str>,
 }
 
 impl WorkerMetrics {
@@ -396,7 +385,7 @@ impl WorkerMetrics {
     }
 
     pub(crate) fn admin(&self, action: Action) {
-        self.admin[action as usize].fetch_add(1, Relaxed);
+        add(&self.admin[action as usize], 1);
     }
 
     pub(crate) fn set_active(&self, runs: usize) {
@@ -448,11 +437,6 @@ impl WorkerMetrics {
 
     pub(crate) fn skips(&self, reason: SkipReason) -> u64 {
         self.skipped[reason as usize].load(Relaxed)
-    }
-
-    /// Runs finished, whatever their outcome.
-    pub(crate) fn finished_runs(&self) -> u64 {
-        self.runs.iter().map(|runs| runs.load(Relaxed)).sum()
     }
 
     /// Runs finished with `outcome`.

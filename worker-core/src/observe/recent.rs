@@ -1,15 +1,8 @@
-//! The last runs of a worker, for `/workers` and the dashboard: a ring written by every
-//! finished run without a lock.
-//!
-//! A run claims a slot with one atomic addition and fills it with plain stores, which a core
-//! buffers without waiting; a mutex and a queue of records cost three or four cache misses per
-//! run instead, which measured at about 15 % of an empty run at 1000 workers. Readers re-check a
-//! slot's end time after reading it and skip a slot being rewritten.
+//! The last runs of a worker, for `/workers` and the dashboard: a ring of the last
+//! [`RECENT_RUNS`] finished runs, behind a lock of its own that only a finished run and a
+//! reader of the page ever take.
 
-use std::sync::atomic::{
-    AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
-};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::observe::metrics::Outcome;
@@ -18,24 +11,15 @@ use crate::observe::status::{RunRecord, Trigger};
 /// Runs the ring keeps.
 pub(crate) const RECENT_RUNS: usize = 20;
 
-/// One run, packed in four words; `ended` is 0 in a slot never written.
+/// The ring: the runs, and where the next one goes.
 #[derive(Debug, Default)]
-struct Slot {
-    run_id: AtomicU64,
-    /// Unix microseconds.
-    scheduled: AtomicU64,
-    /// Unix microseconds.
-    ended: AtomicU64,
-    /// Duration in microseconds (40 bits), outcome (3), trigger (1), attempts (20).
-    packed: AtomicU64,
-}
+pub(crate) struct RecentRuns(Mutex<Ring>);
 
-/// The ring. Its writer is the worker's loop, which polls every run of the worker: one run
-/// finishes at a time, so the slot index is the number of runs finished before, which the
-/// caller has at hand (`worker_runs_total`), and no counter of its own is needed.
 #[derive(Debug, Default)]
-pub(crate) struct RecentRuns {
-    slots: [Slot; RECENT_RUNS],
+struct Ring {
+    /// Runs written so far; the next goes to `written % RECENT_RUNS`.
+    written: usize,
+    slots: [Option<Entry>; RECENT_RUNS],
 }
 
 /// A finished run, as the ring keeps it: times since the Unix epoch.
@@ -66,73 +50,21 @@ impl Entry {
     }
 }
 
-const DURATION_BITS: u32 = 40;
-const ATTEMPT_BITS: u32 = 20;
-
-/// `d` in microseconds, without 128-bit arithmetic; saturates after 584,000 years.
-fn micros(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1_000_000)
-        .saturating_add(u64::from(d.subsec_micros()))
-}
-
-fn pack(entry: &Entry) -> u64 {
-    let duration = micros(entry.duration).min((1 << DURATION_BITS) - 1);
-    let attempts = u64::from(entry.attempts).min((1 << ATTEMPT_BITS) - 1);
-    let trigger = u64::from(entry.trigger == Trigger::Manual);
-    duration
-        | (entry.result as u64) << DURATION_BITS
-        | trigger << (DURATION_BITS + 3)
-        | attempts << (DURATION_BITS + 4)
-}
-
-fn slot(index: u64) -> usize {
-    usize::try_from(index % RECENT_RUNS as u64).unwrap_or_default()
-}
-
 impl RecentRuns {
-    /// Writes the run finished `index`-th (from 0).
-    pub(crate) fn push(&self, index: u64, entry: &Entry) {
-        let slot = &self.slots[slot(index)];
-        // Marks the slot as being written, so a reader skips it.
-        slot.ended.store(0, Relaxed);
-        slot.run_id.store(entry.run_id, Relaxed);
-        slot.scheduled.store(micros(entry.scheduled), Relaxed);
-        slot.packed.store(pack(entry), Relaxed);
-        slot.ended.store(micros(entry.ended).max(1), Release);
+    /// Keeps a finished run, in place of the oldest once the ring is full.
+    pub(crate) fn push(&self, entry: Entry) {
+        let mut ring = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = ring.written % RECENT_RUNS;
+        ring.slots[slot] = Some(entry);
+        ring.written += 1;
     }
 
-    /// The runs kept, oldest first, of the `finished` written so far.
-    pub(crate) fn entries(&self, finished: u64) -> Vec<Entry> {
-        let first = finished.saturating_sub(RECENT_RUNS as u64);
-        (first..finished)
-            .filter_map(|index| {
-                let slot = &self.slots[slot(index)];
-                let ended = slot.ended.load(Acquire);
-                let (run_id, scheduled, packed) = (
-                    slot.run_id.load(Relaxed),
-                    slot.scheduled.load(Relaxed),
-                    slot.packed.load(Relaxed),
-                );
-                if ended == 0 || slot.ended.load(Acquire) != ended {
-                    return None;
-                }
-                let outcome = usize::try_from((packed >> DURATION_BITS) & 0b111).ok()?;
-                Some(Entry {
-                    run_id,
-                    trigger: if (packed >> (DURATION_BITS + 3)) & 1 == 1 {
-                        Trigger::Manual
-                    } else {
-                        Trigger::Schedule
-                    },
-                    scheduled: Duration::from_micros(scheduled),
-                    ended: Duration::from_micros(ended),
-                    duration: Duration::from_micros(packed & ((1 << DURATION_BITS) - 1)),
-                    result: *Outcome::ALL.get(outcome)?,
-                    attempts: u32::try_from(packed >> (DURATION_BITS + 4)).unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
+    /// The runs kept, oldest first.
+    pub(crate) fn entries(&self) -> Vec<Entry> {
+        let ring = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = ring.written % RECENT_RUNS;
+        let (newer, older) = ring.slots.split_at(start);
+        older.iter().chain(newer).flatten().copied().collect()
     }
 }
 
@@ -160,12 +92,16 @@ mod tests {
     #[test]
     fn keeps_the_last_runs_oldest_first_and_reads_back_what_was_written() {
         let ring = RecentRuns::default();
-        assert!(ring.entries(0).is_empty());
         let written: Vec<Entry> = (0..25).map(entry).collect();
-        for (index, entry) in written.iter().enumerate() {
-            ring.push(u64::try_from(index).unwrap(), entry);
+        assert!(ring.entries().is_empty());
+        for entry in &written[..3] {
+            ring.push(*entry);
         }
-        let read = ring.entries(25);
+        assert_eq!(ring.entries().len(), 3);
+        for entry in &written[3..] {
+            ring.push(*entry);
+        }
+        let read = ring.entries();
         assert_eq!(read.len(), RECENT_RUNS);
         for (read, written) in read.iter().zip(&written[5..]) {
             assert_eq!(read.record(None), written.record(None));

@@ -87,36 +87,31 @@ struct History {
     last_error: Option<(u64, SystemTime, String)>,
 }
 
-/// One worker's live record.
-///
-/// Laid out in declaration order (`repr(C)`), for the loop and its runs, which touch it on
-/// every tick: the control signals and the ring of recent runs fill the first cache line, the
-/// metric block starts on the next (it is aligned to one), and the rest is read by requests.
+/// One worker's live record: what it is, how it is told what to do, and what it did.
 #[derive(Debug)]
-#[repr(C)]
 pub(crate) struct Tracked {
-    pub(crate) control: Control,
-    /// How many runs to keep: [`RECENT_RUNS`], or `usize::MAX` under the test harness.
-    keep: usize,
-    recent: OnceLock<Box<RecentRuns>>,
-    pub(crate) metrics: WorkerMetrics,
     pub(crate) name: Arc<str>,
     /// The effective trigger, as `worker_info{schedule}` shows it.
     pub(crate) schedule: String,
     pub(crate) gates_readiness: bool,
     pub(crate) gates_liveness: bool,
     pub(crate) stale_after: Option<Duration>,
+    pub(crate) control: Control,
+    /// Where to answer the run-now requests not handled yet.
+    pub(crate) replies: Replies,
+    /// The worker's loop is running (false before start and once it ended).
+    alive: AtomicBool,
     /// Unix seconds (as `f64` bits; positive, so they order as integers) from which staleness
     /// counts when that is later than the last success: when the worker's first trigger was
     /// due, or when it was last resumed.
     since: AtomicU64,
-    /// The worker's loop is running (false before start and once it ended).
-    alive: AtomicBool,
+    pub(crate) metrics: WorkerMetrics,
+    /// How many runs to keep: [`RECENT_RUNS`], or `usize::MAX` under the test harness.
+    keep: usize,
+    recent: OnceLock<Box<RecentRuns>>,
     history: Mutex<Option<Box<History>>>,
     /// Rate-limits the worker's repeated log lines.
     pub(crate) quiet: Quiet,
-    /// Where to answer the run-now requests not handled yet.
-    pub(crate) replies: Replies,
 }
 
 /// What [`Tracked::new`] needs to know.
@@ -185,8 +180,7 @@ impl Tracked {
             std::borrow::Cow::Borrowed(_) => e,
             std::borrow::Cow::Owned(cut) => cut,
         });
-        let index = self.metrics.finished_runs().saturating_sub(1);
-        self.recent.get_or_init(Box::default).push(index, entry);
+        self.recent.get_or_init(Box::default).push(*entry);
         let everything = self.keep > RECENT_RUNS;
         if error.is_none() && !everything {
             return;
@@ -209,11 +203,10 @@ impl Tracked {
             return history.as_ref().map(|h| h.all.clone()).unwrap_or_default();
         }
         let last_error = history.as_ref().and_then(|h| h.last_error.as_ref());
-        let finished = self.metrics.finished_runs();
         let entries = self
             .recent
             .get()
-            .map(|r| r.entries(finished))
+            .map(|ring| ring.entries())
             .unwrap_or_default();
         entries
             .iter()

@@ -5,52 +5,32 @@ pub(crate) mod circuit;
 pub(crate) mod panics;
 pub(crate) mod retry;
 
-use std::cell::Cell;
-use std::future::{Future, poll_fn};
-use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::FutureExt as _;
 use tokio::time::{Instant, sleep};
-use tracing::Span;
+use tracing::{Instrument as _, Span};
 
 use crate::error::{BoxError, Chain};
 use crate::observe::metrics::{Outcome, WorkerMetrics, WorkerState};
 use crate::observe::quiet;
 use crate::observe::recent::Entry;
 use crate::observe::status::Trigger;
-use crate::run::panics::Caught;
+use crate::run::panics::{Caught, Guarded};
 use crate::run::retry::{Permanent, backoff};
 use crate::schedule::clock::Clock;
 use crate::worker::handler::Body;
 use crate::worker::scope::{Ctx, Scope, WorkerEnv};
 use crate::worker::spec::Spec;
 
-/// Run ids are unique within the process, so a log line or span names exactly one run. Each
-/// thread takes them from the shared counter in blocks: one counter bumped by every run on every
-/// thread would bounce its cache line between cores.
+/// Run ids are unique within the process and increase in the order runs start, so a log line
+/// or span names exactly one run, and a worker's runs read in time order.
 static RUN_IDS: AtomicU64 = AtomicU64::new(1);
-const RUN_ID_BLOCK: u64 = 1024;
-
-thread_local! {
-    /// The next id this thread hands out, and the end of its block.
-    static THREAD_RUN_IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
 
 pub(crate) fn next_run_id() -> u64 {
-    THREAD_RUN_IDS.with(|ids| {
-        let (mut next, mut end) = ids.get();
-        if next == end {
-            next = RUN_IDS.fetch_add(RUN_ID_BLOCK, Ordering::Relaxed);
-            end = next + RUN_ID_BLOCK;
-        }
-        ids.set((next + 1, end));
-        next
-    })
+    RUN_IDS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// How one attempt ended.
@@ -68,8 +48,6 @@ pub(crate) struct Runner<'a, B> {
     pub(crate) spec: &'a Spec,
     pub(crate) metrics: &'a WorkerMetrics,
     pub(crate) clock: Clock,
-    /// `spec.timeout`, kept next to the other fields every run reads.
-    pub(crate) timeout: Option<Duration>,
 }
 
 /// What a run carries from start to end.
@@ -270,11 +248,6 @@ impl<B: Body> Runner<'_, B> {
     /// One attempt in its `worker.run` span, with its timeout, catching panics. The attempt's
     /// scope is dropped before this returns, whatever happened, which tears down its scoped
     /// resources.
-    ///
-    /// Polled by hand rather than through `tokio::time::timeout` and `Instrument`: both take
-    /// the body's future by value into a wrapper, which moves the wrapper's whole size, a timer
-    /// included, into the run's state on every attempt. The timer is boxed, and only made when
-    /// the worker has a timeout.
     async fn attempt(&self, run: &Run) -> (Attempt, Span) {
         let span = tracing::info_span!(
             "worker.run",
@@ -285,43 +258,29 @@ impl<B: Body> Runner<'_, B> {
             result = tracing::field::Empty,
         );
         let ctx = Ctx::new(Arc::clone(self.env), run.id, run.attempts, run.scheduled);
-        let result = {
-            let mut call = pin!(AssertUnwindSafe(self.body.call(Scope::new(ctx))).catch_unwind());
-            let mut deadline = self.timeout.map(|limit| (limit, Box::pin(sleep(limit))));
-            // Read only when there is a limit: a clock read costs every run.
-            let began = deadline.as_ref().map(|_| Instant::now());
-            poll_fn(|cx| {
-                let _entered = span.enter();
-                if let Poll::Ready(result) = crate::run::panics::in_run(|| call.as_mut().poll(cx)) {
-                    let late = deadline
-                        .as_ref()
-                        .zip(began)
-                        .and_then(|((limit, _), began)| {
-                            (Instant::now().saturating_duration_since(began) > *limit)
-                                .then_some(*limit)
-                        });
-                    return Poll::Ready(match (result, late) {
-                        // A panic is a panic, however late.
-                        (Err(payload), _) => {
-                            Attempt::Panic(Box::new(crate::run::panics::caught(&*payload)))
-                        }
-                        // A body that blocked its thread past the timeout (and so was never
-                        // interrupted) ended late: it timed out, whatever it returned.
-                        (Ok(_), Some(limit)) => Attempt::Timeout(limit),
-                        (Ok(Ok(())), None) => Attempt::Ok,
-                        (Ok(Err(err)), None) => Attempt::Err(err),
-                    });
-                }
-                match &mut deadline {
-                    Some((limit, sleep)) => {
-                        sleep.as_mut().poll(cx).map(|()| Attempt::Timeout(*limit))
+        let body = Guarded::new(self.body.call(Scope::new(ctx))).instrument(span.clone());
+        let result = match self.spec.timeout {
+            None => body.await,
+            Some(limit) => {
+                let began = Instant::now();
+                match tokio::time::timeout(limit, body).await {
+                    Err(_elapsed) => return (Attempt::Timeout(limit), span),
+                    // A body that blocked its thread past the timeout (and so was never
+                    // interrupted) ended late: it timed out, whatever it returned. A panic is
+                    // a panic, however late.
+                    Ok(Ok(_)) if began.elapsed() > limit => {
+                        return (Attempt::Timeout(limit), span);
                     }
-                    None => Poll::Pending,
+                    Ok(result) => result,
                 }
-            })
-            .await
+            }
         };
-        (result, span)
+        let attempt = match result {
+            Ok(Ok(())) => Attempt::Ok,
+            Ok(Err(err)) => Attempt::Err(err),
+            Err(caught) => Attempt::Panic(caught),
+        };
+        (attempt, span)
     }
 }
 

@@ -13,8 +13,12 @@
 use std::any::Any;
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// At most one backtrace of a caught panic per this period, when backtraces are enabled.
@@ -52,6 +56,33 @@ pub(crate) fn install() {
             }
         }));
     });
+}
+
+pin_project_lite::pin_project! {
+    /// A run's body, polled as a run: a panic it raises is caught, noted by the hook instead
+    /// of reported by it, and returned as [`Caught`].
+    pub(crate) struct Guarded<F> {
+        #[pin]
+        body: F,
+    }
+}
+
+impl<F> Guarded<F> {
+    pub(crate) fn new(body: F) -> Self {
+        Self { body }
+    }
+}
+
+impl<F: Future> Future for Guarded<F> {
+    type Output = Result<F::Output, Box<Caught>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let body = self.project().body;
+        match in_run(|| std::panic::catch_unwind(AssertUnwindSafe(|| body.poll(cx)))) {
+            Ok(poll) => poll.map(Ok),
+            Err(payload) => Poll::Ready(Err(Box::new(caught(&*payload)))),
+        }
+    }
 }
 
 /// Polls a run's body (`poll`) as a run: a panic it raises is left for [`caught`].

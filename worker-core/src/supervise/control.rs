@@ -18,10 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::observe::metrics::SkipReason;
 
-/// The control signals of one worker; laid out with what every poll reads last, next to the
-/// worker's metrics (see `Tracked`).
+/// The control signals of one worker.
 #[derive(Debug, Default)]
-#[repr(C)]
 pub(crate) struct Control {
     /// Given to the worker's runs (`Ctx::cancelled`) and to their resources.
     token: CancellationToken,
@@ -34,7 +32,7 @@ pub(crate) struct Control {
 }
 
 /// Where to answer each run-now request, oldest first; touched only when a run is requested,
-/// never by a tick, so kept apart from [`Control`] (in the worker's record, after its metrics).
+/// never by a tick.
 #[derive(Debug, Default)]
 pub(crate) struct Replies(Mutex<Queue>);
 

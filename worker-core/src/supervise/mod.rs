@@ -131,7 +131,6 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
             spec: &spec,
             metrics,
             clock,
-            timeout: spec.timeout,
         };
         let mut state = Loop {
             ticker,
@@ -200,30 +199,25 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
 }
 
 /// The state of a worker's loop that outlives one pass of it (a crash restarts the pass).
-///
-/// Laid out in declaration order (`repr(C)`), as every tick reads and writes most of it: the
-/// ticker and the signals seen first, then what a tick checks before starting a run. (Aligning
-/// it to a cache line measured worse in a cache simulation: every worker's hot lines then fell
-/// in the same cache sets.)
-#[repr(C)]
 struct Loop {
+    /// When the next ticks are due.
     ticker: Ticker,
-    /// The control signals handled so far; a run requested before the worker started runs
-    /// when it starts.
-    seen: Seen,
+    /// The jitter drawn for the tick due at `.0`.
+    jitter: Option<(Instant, Duration)>,
     /// Runs in progress.
     active: usize,
-    /// Triggers before this are skipped (restart backoff after a panic).
-    resume_at: Option<Instant>,
     /// A trigger kept by `overlap = queue`: when it was due, and what it was.
     pending: Option<(Instant, Trigger)>,
     /// Boxed: most workers have none, and a tick only checks for one.
     breaker: Option<Box<Breaker>>,
-    registration: Registration,
-    /// The jitter drawn for the tick due at `.0`.
-    jitter: Option<(Instant, Duration)>,
     /// When recent panics happened, within `restart_window`.
     panics: VecDeque<Instant>,
+    /// Triggers before this are skipped (restart backoff after a panic).
+    resume_at: Option<Instant>,
+    /// The control signals handled so far; a run requested before the worker started runs
+    /// when it starts.
+    seen: Seen,
+    registration: Registration,
 }
 
 impl Loop {
@@ -239,8 +233,6 @@ impl Loop {
     ) -> End {
         let spec = runner.spec;
         let metrics = runner.metrics;
-        // Copied out of `spec`, which lies elsewhere in this future: reading them every tick from
-        // there costs a cache miss each when a thousand workers share the caches.
         let (missed, overlap, jitter) = (spec.missed, spec.overlap, spec.jitter);
         let limit = overlap.limit();
         // One run at a time (the default) lives in a reused slot; `allow(n)` needs a set.
