@@ -105,13 +105,14 @@ pub use crate::host::watchdog::{EXIT_FORCED, SHUTDOWN_GRACE};
 pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder};
 pub use crate::http::MAX_MESSAGE_BYTES;
 pub use crate::http::serve::HttpLimits;
-pub use crate::observe::health::{Health, Probe, ProbeWorker};
-pub use crate::observe::metrics::{
-    Outcome, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, SkipReason, WorkerState,
-};
+pub use crate::observe::health::{Health, Probe, ProbeStatus, ProbeWorker};
+pub use crate::observe::metrics::{RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS};
+pub use crate::observe::outcome::Outcome;
 pub use crate::observe::quiet::REPEAT_WINDOW;
+pub use crate::observe::skip::SkipReason;
+pub use crate::observe::state::WorkerState;
 pub use crate::observe::status::{HostState, LastError, Recent, RunRecord, Trigger, WorkerStatus};
-pub use crate::run::circuit::CircuitBreaker;
+pub use crate::run::circuit::{CircuitBreaker, CircuitState};
 pub use crate::run::retry::{BackoffKind, Permanent};
 pub use crate::schedule::cron;
 pub use crate::schedule::{Missed, Overlap};

@@ -47,7 +47,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::host::HostBuilder;
 use crate::host::handle::HostHandle;
-use crate::observe::metrics::SkipReason;
+use crate::observe::SkipReason;
 use crate::observe::status::{RunRecord, Trigger};
 use crate::supervise::control::Requested;
 use crate::worker::IntoWorker;

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Kind};
+use crate::observe::board::Board;
 use crate::observe::health::{self, Probe};
-use crate::observe::metrics::{Action, SkipReason, WorkerState};
-use crate::observe::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
+use crate::observe::metrics::Action;
+use crate::observe::status::{HostState, RunRecord, WorkerStatus};
+use crate::observe::tracked::Tracked;
+use crate::observe::{SkipReason, WorkerState};
 use crate::supervise::control::Requested;
 
 /// A handle to a [`Host`](crate::Host), made by [`Host::handle`](crate::Host::handle); cloning is

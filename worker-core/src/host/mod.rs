@@ -24,8 +24,10 @@ use crate::host::handle::HostHandle;
 use crate::host::signals::Target;
 use crate::host::watchdog::{SHUTDOWN_GRACE, Watchdog};
 use crate::http::serve::HttpLimits;
-use crate::observe::metrics::SkipReason;
-use crate::observe::status::{Board, Declared, HostState, Tracked};
+use crate::observe::SkipReason;
+use crate::observe::board::Board;
+use crate::observe::status::HostState;
+use crate::observe::tracked::{Declared, Tracked};
 use crate::schedule::clock::Clock;
 use crate::supervise::{HostLink, Launch, Report};
 use crate::worker::scope::{Ctx, Registry, WorkerEnv};
@@ -689,7 +691,7 @@ fn never_started(prepared: &Prepared) {
         SkipReason::ShuttingDown,
         u64::from(due_at_start) + unanswered,
     );
-    metrics.set_state(crate::observe::metrics::WorkerState::Stopped);
+    metrics.set_state(crate::observe::WorkerState::Stopped);
 }
 
 /// What `run_until` returns once the workers were asked to stop: an escalation, a clean stop,

@@ -11,7 +11,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::observe::status::Board;
+use crate::observe::board::Board;
 
 /// How long past its shutdown timeout a host may take to end the process once it was asked to
 /// stop: time for the runs aborted at the deadline to be dropped and for `main` to return. Past

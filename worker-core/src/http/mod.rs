@@ -14,9 +14,11 @@ use serde::Serialize;
 use subtle::ConstantTimeEq as _;
 
 use crate::host::handle::{HostHandle, Origin};
+use crate::observe::SkipReason;
+use crate::observe::board::Board;
 use crate::observe::health::Probe;
-use crate::observe::metrics::{Action, REFUSALS, SkipReason};
-use crate::observe::status::{Board, HostState, WorkerStatus};
+use crate::observe::metrics::{Action, REFUSALS};
+use crate::observe::status::{HostState, WorkerStatus};
 use crate::supervise::control::Requested;
 
 /// The dashboard: one static page that polls `workers`.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 
-use crate::observe::status::Board;
+use crate::observe::board::Board;
 
 /// The rendering in progress, if any.
 #[derive(Default)]

@@ -19,8 +19,10 @@
 use serde::Serialize;
 
 use crate::http::truncated;
-use crate::observe::metrics::{Outcome, WorkerState};
-use crate::observe::status::{Board, HostState, RunRecord, Tracked, WorkerStatus};
+use crate::observe::board::Board;
+use crate::observe::status::{HostState, RunRecord, WorkerStatus};
+use crate::observe::tracked::Tracked;
+use crate::observe::{Outcome, WorkerState};
 
 /// A worker's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,8 +129,8 @@ fn human(seconds: f64) -> humantime::FormattedDuration {
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Probe {
-    /// `ok` or `fail`.
-    pub status: &'static str,
+    /// Whether the probe passes.
+    pub status: ProbeStatus,
     /// The host's state.
     pub host: HostState,
     /// Why the probe fails.
@@ -142,8 +144,18 @@ impl Probe {
     /// Whether the probe passes.
     #[must_use]
     pub fn ok(&self) -> bool {
-        self.status == "ok"
+        self.status == ProbeStatus::Ok
     }
+}
+
+/// Whether a [`Probe`] passes; `"ok"` or `"fail"` in its JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeStatus {
+    /// The probe passes: `200 OK`.
+    Ok,
+    /// The probe fails: `503 Service Unavailable`, with the reasons.
+    Fail,
 }
 
 /// A worker as the probes list it.
@@ -164,7 +176,11 @@ pub struct ProbeWorker {
 
 fn probe(board: &Board, statuses: Vec<WorkerStatus>, reasons: Vec<String>) -> Probe {
     Probe {
-        status: if reasons.is_empty() { "ok" } else { "fail" },
+        status: if reasons.is_empty() {
+            ProbeStatus::Ok
+        } else {
+            ProbeStatus::Fail
+        },
         host: board.state(),
         reasons,
         workers: statuses
@@ -231,7 +247,11 @@ pub(crate) fn liveness(board: &Board, now: f64) -> Probe {
         ));
     }
     Probe {
-        status: if reasons.is_empty() { "ok" } else { "fail" },
+        status: if reasons.is_empty() {
+            ProbeStatus::Ok
+        } else {
+            ProbeStatus::Fail
+        },
         host,
         reasons,
         workers: Vec::new(),

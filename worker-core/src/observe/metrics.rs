@@ -1,5 +1,5 @@
-//! The Prometheus series of every worker, kept in one block of atomics per worker and written
-//! out in the text exposition format.
+//! The Prometheus series of every worker, kept in one block of atomics per worker (written out
+//! by [`exposition`](super::exposition)).
 //!
 //! The `worker_*` series do not go through the `metrics` facade: a recorder keeps every series
 //! as a separate allocation behind a hash map (about 35 per worker, 14 KiB), and a run would
@@ -8,97 +8,14 @@
 //! that user code records through the facade are served on the same page (see
 //! [`HostBuilder::serve`](crate::HostBuilder::serve)).
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::observe::exposition::Escaped;
+use crate::observe::{outcome::Outcome, skip::SkipReason, state::WorkerState};
 use crate::run::circuit::CircuitState;
 use crate::schedule::clock::saturating_nanos;
-
-/// How a run ended; the `result` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-#[repr(u8)]
-pub enum Outcome {
-    /// The body returned `Ok` (or `()`).
-    Success,
-    /// Every attempt returned an error, or the last one did and no retry was left.
-    Failure,
-    /// The body panicked; panics are not retried.
-    Panic,
-    /// The last attempt hit the worker's `timeout`.
-    Timeout,
-    /// The host asked the run to stop (shutdown) before it succeeded.
-    Cancelled,
-}
-
-impl Outcome {
-    /// Every outcome, in label order.
-    pub const ALL: [Outcome; 5] = [
-        Self::Success,
-        Self::Failure,
-        Self::Panic,
-        Self::Timeout,
-        Self::Cancelled,
-    ];
-
-    /// The `result` label value.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Failure => "failure",
-            Self::Panic => "panic",
-            Self::Timeout => "timeout",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// Why a trigger did not produce a run; the `reason` label of `worker_runs_skipped_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum SkipReason {
-    /// The tick came due while the previous run was still going.
-    Overlap,
-    /// The host woke up too late for the tick and a later one was already due.
-    Missed,
-    /// The worker's circuit breaker was open.
-    CircuitOpen,
-    /// The worker was waiting out its restart backoff after a panic.
-    Restarting,
-    /// The worker was paused by an admin action.
-    Paused,
-    /// The host was stopping; a trigger kept by `overlap = queue` is dropped.
-    ShuttingDown,
-}
-
-impl SkipReason {
-    /// Every reason, in label order.
-    pub const ALL: [SkipReason; 6] = [
-        Self::Overlap,
-        Self::Missed,
-        Self::CircuitOpen,
-        Self::Restarting,
-        Self::Paused,
-        Self::ShuttingDown,
-    ];
-
-    /// The `reason` label value.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Overlap => "overlap",
-            Self::Missed => "missed",
-            Self::CircuitOpen => "circuit_open",
-            Self::Restarting => "restarting",
-            Self::Paused => "paused",
-            Self::ShuttingDown => "shutting_down",
-        }
-    }
-}
 
 /// Why a worker was restarted; the `reason` label of `worker_restarts_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +28,9 @@ pub(crate) enum RestartReason {
 }
 
 impl RestartReason {
-    const ALL: [RestartReason; 2] = [Self::Panic, Self::Crash];
+    pub(super) const ALL: [RestartReason; 2] = [Self::Panic, Self::Crash];
 
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Panic => "panic",
             Self::Crash => "crash",
@@ -144,76 +61,6 @@ impl Action {
 
 /// Why an admin request was refused; the `reason` label of `worker_admin_refused_total`.
 pub(crate) const REFUSALS: [&str; 2] = ["disabled", "unauthorized"];
-
-/// What a worker is doing; the `state` label of `worker_state`.
-///
-/// `stale` is never stored: it is how an `idle`, `running` or `backoff` worker shows when it
-/// has not succeeded within its `stale_after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum WorkerState {
-    /// Built, not started yet.
-    Starting,
-    /// Waiting for its next trigger.
-    Idle,
-    /// A run is in progress.
-    Running,
-    /// A run is waiting before its next attempt.
-    Backoff,
-    /// Paused by an admin action: triggers are skipped until it is resumed.
-    Paused,
-    /// No success within `stale_after`.
-    Stale,
-    /// Stopped by its escalation policy after too many restarts.
-    Failed,
-    /// Stopped with the host, or disabled by configuration.
-    Stopped,
-}
-
-impl WorkerState {
-    /// Every state, in label order.
-    pub const ALL: [WorkerState; 8] = [
-        Self::Starting,
-        Self::Idle,
-        Self::Running,
-        Self::Backoff,
-        Self::Paused,
-        Self::Stale,
-        Self::Failed,
-        Self::Stopped,
-    ];
-
-    /// The `state` label value.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Idle => "idle",
-            Self::Running => "running",
-            Self::Backoff => "backoff",
-            Self::Paused => "paused",
-            Self::Stale => "stale",
-            Self::Failed => "failed",
-            Self::Stopped => "stopped",
-        }
-    }
-
-    fn from_index(index: u8) -> Self {
-        Self::ALL
-            .get(usize::from(index))
-            .copied()
-            .unwrap_or(Self::Starting)
-    }
-}
-
-impl fmt::Display for WorkerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Bucket bounds of `worker_run_duration_seconds`, in seconds: 5 ms to one hour.
 pub const RUN_DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
@@ -250,7 +97,7 @@ const fn nanos<const N: usize>(seconds: &[f64]) -> [u64; N] {
 /// cumulative; the last one counts what is above every bound), so recording is two relaxed
 /// additions.
 #[derive(Debug)]
-struct Histogram<const SLOTS: usize> {
+pub(super) struct Histogram<const SLOTS: usize> {
     sum_nanos: AtomicU64,
     counts: [AtomicU64; SLOTS],
 }
@@ -275,7 +122,7 @@ impl<const SLOTS: usize> Histogram<SLOTS> {
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` lines of one series.
-    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+    pub(super) fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
         let mut cumulative = 0;
         for (slot, count) in self.counts.iter().enumerate() {
             cumulative += count.load(Relaxed);
@@ -301,7 +148,7 @@ fn add(counter: &AtomicU64, n: u64) {
 /// A gauge holding a point in wall-clock time, stored as an integer so that setting it, once
 /// per tick, needs no floating-point conversion.
 #[derive(Debug, Default)]
-struct Timestamp(AtomicU64);
+pub(super) struct Timestamp(AtomicU64);
 
 impl Timestamp {
     /// Nanoseconds since the Unix epoch; 0 for none.
@@ -310,7 +157,7 @@ impl Timestamp {
     }
 
     /// Seconds since the Unix epoch; 0 for none.
-    fn get(&self) -> f64 {
+    pub(super) fn get(&self) -> f64 {
         // Nanoseconds since 1970 stay below 2^53 until 2255, so the conversion is exact enough.
         #[allow(clippy::cast_precision_loss, reason = "see above")]
         let nanos = self.0.load(Relaxed) as f64;
@@ -324,19 +171,19 @@ impl Timestamp {
 #[repr(align(64))]
 pub(crate) struct WorkerMetrics {
     /// `worker="<name>"`, escaped once.
-    labels: Box<str>,
-    state: AtomicU8,
-    circuit: AtomicU8,
-    runs: [AtomicU64; Outcome::ALL.len()],
-    durations: [Histogram<RUN_SLOTS>; Outcome::ALL.len()],
-    retries: AtomicU64,
-    skipped: [AtomicU64; SkipReason::ALL.len()],
-    lag: Histogram<LAG_SLOTS>,
-    active: AtomicU32,
-    last_success: Timestamp,
-    next_run: Timestamp,
-    restarts: [AtomicU64; RestartReason::ALL.len()],
-    admin: [AtomicU64; Action::ALL.len()],
+    pub(super) labels: Box<str>,
+    pub(super) state: AtomicU8,
+    pub(super) circuit: AtomicU8,
+    pub(super) runs: [AtomicU64; Outcome::ALL.len()],
+    pub(super) durations: [Histogram<RUN_SLOTS>; Outcome::ALL.len()],
+    pub(super) retries: AtomicU64,
+    pub(super) skipped: [AtomicU64; SkipReason::ALL.len()],
+    pub(super) lag: Histogram<LAG_SLOTS>,
+    pub(super) active: AtomicU32,
+    pub(super) last_success: Timestamp,
+    pub(super) next_run: Timestamp,
+    pub(super) restarts: [AtomicU64; RestartReason::ALL.len()],
+    pub(super) admin: [AtomicU64; Action::ALL.len()],
 }
 
 impl WorkerMetrics {
@@ -444,223 +291,9 @@ impl WorkerMetrics {
         self.runs[outcome as usize].load(Relaxed)
     }
 }
-
-/// A metric family: its name, kind and help text.
-struct Family {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
-}
-
-impl Family {
-    const fn new(name: &'static str, kind: &'static str, help: &'static str) -> Self {
-        Self { name, kind, help }
-    }
-
-    fn header(&self, out: &mut String) {
-        let Self { name, kind, help } = self;
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-}
-
-const RUNS: Family = Family::new("worker_runs_total", "counter", "Runs finished, by result.");
-const DURATION: Family = Family::new(
-    "worker_run_duration_seconds",
-    "histogram",
-    "Duration of finished runs, all attempts and backoff included, by result.",
-);
-const RETRIES: Family = Family::new(
-    "worker_run_retries_total",
-    "counter",
-    "Attempts made after the first attempt of a run.",
-);
-const SKIPPED: Family = Family::new(
-    "worker_runs_skipped_total",
-    "counter",
-    "Triggers that did not produce a run, by reason.",
-);
-const LAG: Family = Family::new(
-    "worker_schedule_lag_seconds",
-    "histogram",
-    "Delay between when a run was due and when it started.",
-);
-const ACTIVE: Family = Family::new(
-    "worker_run_active",
-    "gauge",
-    "Runs in progress (at most 1 unless `overlap = allow(n)`).",
-);
-const LAST_SUCCESS: Family = Family::new(
-    "worker_last_success_timestamp_seconds",
-    "gauge",
-    "Unix time of the last successful run; 0 before the first.",
-);
-const NEXT_RUN: Family = Family::new(
-    "worker_next_run_timestamp_seconds",
-    "gauge",
-    "Unix time the next run is due; 0 when none is scheduled.",
-);
-const RESTARTS: Family = Family::new(
-    "worker_restarts_total",
-    "counter",
-    "Times the worker was restarted after a panic or a crash of its loop, by reason.",
-);
-const STATE: Family = Family::new(
-    "worker_state",
-    "gauge",
-    "The worker's current state: 1 for the state it is in, 0 for the others.",
-);
-const CIRCUIT: Family = Family::new(
-    "worker_circuit_state",
-    "gauge",
-    "The worker's circuit breaker: 1 for its current state, 0 for the others.",
-);
-const ADMIN: Family = Family::new(
-    "worker_admin_actions_total",
-    "counter",
-    "Admin actions accepted (run now, pause, resume), by action.",
-);
-const REFUSED: Family = Family::new(
-    "worker_admin_refused_total",
-    "counter",
-    "Admin requests refused: admin actions disabled, or a missing or wrong token.",
-);
-const INFO: Family = Family::new(
-    "worker_info",
-    "gauge",
-    "Always 1; the labels carry the worker's effective schedule.",
-);
-
-/// What [`render`] writes for one worker.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Rendered<'a> {
-    pub(crate) metrics: &'a WorkerMetrics,
-    /// The effective trigger, unescaped.
-    pub(crate) schedule: &'a str,
-    /// The state the worker shows (stale or not).
-    pub(crate) state: WorkerState,
-}
-
-/// Writes every series of `workers` in the Prometheus text format (version 0.0.4), one family
-/// at a time, each worker with the state it shows (stale or not).
-pub(crate) fn render<'a, I>(out: &mut String, workers: I, refused: &[AtomicU64; 2])
-where
-    I: IntoIterator<Item = Rendered<'a>>,
-    I::IntoIter: Clone,
-{
-    let workers = workers.into_iter();
-    let mut family = |family: &Family, line: &dyn Fn(&mut String, &WorkerMetrics, WorkerState)| {
-        family.header(out);
-        for worker in workers.clone() {
-            line(out, worker.metrics, worker.state);
-        }
-    };
-    family(&RUNS, &|out, m, _| {
-        let values = Outcome::ALL.map(|o| (o.as_str(), m.runs(o)));
-        by_label(out, RUNS.name, m, "result", values);
-    });
-    family(&DURATION, &|out, m, _| {
-        for outcome in Outcome::ALL {
-            let labels = format!("{},result=\"{}\"", m.labels, outcome.as_str());
-            let histogram = &m.durations[outcome as usize];
-            histogram.render(out, DURATION.name, &labels, RUN_DURATION_BUCKETS);
-        }
-    });
-    family(&RETRIES, &|out, m, _| {
-        single(out, RETRIES.name, m, m.retries.load(Relaxed));
-    });
-    family(&SKIPPED, &|out, m, _| {
-        let values = SkipReason::ALL.map(|r| (r.as_str(), m.skipped[r as usize].load(Relaxed)));
-        by_label(out, SKIPPED.name, m, "reason", values);
-    });
-    family(&LAG, &|out, m, _| {
-        m.lag.render(out, LAG.name, &m.labels, SCHEDULE_LAG_BUCKETS);
-    });
-    family(&ACTIVE, &|out, m, _| {
-        single(out, ACTIVE.name, m, m.active());
-    });
-    family(&LAST_SUCCESS, &|out, m, _| {
-        single(out, LAST_SUCCESS.name, m, m.last_success.get());
-    });
-    family(&NEXT_RUN, &|out, m, _| {
-        single(out, NEXT_RUN.name, m, m.next_run.get());
-    });
-    family(&RESTARTS, &|out, m, _| {
-        let values = RestartReason::ALL.map(|r| (r.as_str(), m.restarts[r as usize].load(Relaxed)));
-        by_label(out, RESTARTS.name, m, "reason", values);
-    });
-    family(&STATE, &|out, m, shown| {
-        let values = WorkerState::ALL.map(|s| (s.as_str(), u8::from(s == shown)));
-        by_label(out, STATE.name, m, "state", values);
-    });
-    family(&CIRCUIT, &|out, m, _| {
-        let current = m.circuit();
-        let values = CircuitState::ALL.map(|s| (s.as_str(), u8::from(s == current)));
-        by_label(out, CIRCUIT.name, m, "state", values);
-    });
-    family(&ADMIN, &|out, m, _| {
-        let values = Action::ALL.map(|a| (a.as_str(), m.admin[a as usize].load(Relaxed)));
-        by_label(out, ADMIN.name, m, "action", values);
-    });
-    INFO.header(out);
-    for worker in workers.clone() {
-        let (labels, schedule) = (&worker.metrics.labels, Escaped(worker.schedule));
-        let _ = writeln!(out, "{}{{{labels},schedule=\"{schedule}\"}} 1", INFO.name);
-    }
-    REFUSED.header(out);
-    for (reason, count) in REFUSALS.iter().zip(refused) {
-        let _ = writeln!(
-            out,
-            "{}{{reason=\"{reason}\"}} {}",
-            REFUSED.name,
-            count.load(Relaxed)
-        );
-    }
-}
-
-/// One line per label value: `name{worker="..",key="value"} x`.
-fn by_label<T: fmt::Display>(
-    out: &mut String,
-    name: &str,
-    metrics: &WorkerMetrics,
-    key: &str,
-    values: impl IntoIterator<Item = (&'static str, T)>,
-) {
-    for (value, x) in values {
-        let _ = writeln!(out, "{name}{{{},{key}=\"{value}\"}} {x}", metrics.labels);
-    }
-}
-
-/// The one line of a series labelled by worker only.
-fn single(out: &mut String, name: &str, metrics: &WorkerMetrics, value: impl fmt::Display) {
-    let _ = writeln!(out, "{name}{{{}}} {value}", metrics.labels);
-}
-
-/// A label value escaped for the text format: backslash, double quote and line feed.
-struct Escaped<'a>(&'a str);
-
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            match c {
-                '\\' => f.write_str("\\\\")?,
-                '"' => f.write_str("\\\"")?,
-                '\n' => f.write_str("\\n")?,
-                c => f.write_char(c)?,
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        let metrics = WorkerMetrics::new("a\"b\\c\nd");
-        assert_eq!(&*metrics.labels, r#"worker="a\"b\\c\nd""#);
-    }
 
     #[test]
     fn histograms_are_cumulative_with_sum_and_count() {

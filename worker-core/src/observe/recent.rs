@@ -5,7 +5,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::observe::metrics::Outcome;
+use crate::observe::Outcome;
 use crate::observe::status::{RunRecord, Trigger};
 
 /// Runs the ring keeps.

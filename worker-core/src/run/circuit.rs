@@ -44,18 +44,27 @@ impl Default for CircuitBreaker {
     }
 }
 
-/// The state of a circuit; the `state` label of `worker_circuit_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CircuitState {
+/// The state of a worker's circuit breaker; the `state` label of `worker_circuit_state`, and
+/// [`WorkerStatus::circuit`](crate::WorkerStatus::circuit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CircuitState {
+    /// Runs go ahead (also the state of a worker without a breaker).
     Closed,
+    /// Triggers are skipped (`circuit_open`) until `circuit_break` has passed.
     Open,
+    /// One probe run is let through; its result closes or reopens the circuit.
     HalfOpen,
 }
 
 impl CircuitState {
-    pub(crate) const ALL: [CircuitState; 3] = [Self::Closed, Self::Open, Self::HalfOpen];
+    /// Every state, in label order.
+    pub const ALL: [CircuitState; 3] = [Self::Closed, Self::Open, Self::HalfOpen];
 
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The `state` label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "closed",
             Self::Open => "open",

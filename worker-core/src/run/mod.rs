@@ -14,10 +14,11 @@ use tokio::time::{Instant, sleep};
 use tracing::{Instrument as _, Span};
 
 use crate::error::{BoxError, Chain};
-use crate::observe::metrics::{Outcome, WorkerMetrics, WorkerState};
+use crate::observe::metrics::WorkerMetrics;
 use crate::observe::quiet;
 use crate::observe::recent::Entry;
 use crate::observe::status::Trigger;
+use crate::observe::{Outcome, WorkerState};
 use crate::run::panics::{Caught, Guarded};
 use crate::run::retry::{Permanent, backoff};
 use crate::schedule::clock::Clock;

@@ -16,7 +16,7 @@ use futures_util::task::AtomicWaker;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::observe::metrics::SkipReason;
+use crate::observe::SkipReason;
 
 /// The control signals of one worker.
 #[derive(Debug, Default)]

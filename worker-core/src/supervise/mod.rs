@@ -17,8 +17,10 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use crate::observe::metrics::{Outcome, RestartReason, SkipReason, WorkerMetrics, WorkerState};
-use crate::observe::status::{Tracked, Trigger};
+use crate::observe::metrics::{RestartReason, WorkerMetrics};
+use crate::observe::status::Trigger;
+use crate::observe::tracked::Tracked;
+use crate::observe::{Outcome, SkipReason, WorkerState};
 use crate::run::circuit::{Admit, Breaker, CircuitState};
 use crate::run::panics::message as panic_message;
 use crate::run::retry::BackoffKind;

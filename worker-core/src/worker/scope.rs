@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BoxError;
-use crate::observe::status::{Declared, Tracked};
+use crate::observe::tracked::{Declared, Tracked};
 use crate::worker::extract::{Scoped, State};
 
 type AnyArc = Arc<dyn Any + Send + Sync>;

@@ -1,0 +1,151 @@
+//! Every worker of a host, with the host's state: what the handle and the HTTP surface read.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::observe::exposition::{self, Rendered};
+use crate::observe::health::{self};
+use crate::observe::quiet::Quiet;
+use crate::observe::status::{HostState, WorkerStatus, unix_seconds};
+use crate::observe::tracked::Tracked;
+use crate::schedule::clock::Clock;
+
+/// Every worker of a host, in registration order, with the host's state, its admin token and
+/// the recorder of user metrics.
+pub(crate) struct Board {
+    workers: Vec<Arc<Tracked>>,
+    prometheus: Option<PrometheusHandle>,
+    pub(crate) admin_token: Option<String>,
+    state: AtomicU8,
+    /// Admin requests refused: no token configured, or a wrong one.
+    pub(crate) refused: [AtomicU64; 2],
+    /// Set when the host starts: timestamps follow tokio's (possibly paused) clock.
+    clock: OnceLock<Clock>,
+    /// Concurrent scrapes of `/metrics` share one rendering.
+    pub(crate) scrapes: crate::http::scrape::Scrapes,
+    /// The length of the last page rendered, to reserve the next one's memory at once.
+    last_page: std::sync::atomic::AtomicUsize,
+    /// The running host's watchdog, armed by a stop request.
+    watchdog: OnceLock<crate::host::watchdog::Watchdog>,
+    /// Rate-limits the log lines of refused admin requests, which anyone can send.
+    pub(crate) refusals: Quiet,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("workers", &self.workers.len())
+            .field("state", &self.state())
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Board {
+    pub(crate) fn new(
+        workers: Vec<Arc<Tracked>>,
+        prometheus: Option<PrometheusHandle>,
+        admin_token: Option<String>,
+    ) -> Self {
+        Self {
+            workers,
+            prometheus,
+            admin_token,
+            state: AtomicU8::new(HostState::Starting as u8),
+            refused: Default::default(),
+            clock: OnceLock::new(),
+            scrapes: crate::http::scrape::Scrapes::default(),
+            last_page: std::sync::atomic::AtomicUsize::new(0),
+            watchdog: OnceLock::new(),
+            refusals: Quiet::default(),
+        }
+    }
+
+    /// The running host's watchdog; the first call wins.
+    pub(crate) fn set_watchdog(&self, watchdog: crate::host::watchdog::Watchdog) {
+        let _ = self.watchdog.set(watchdog);
+    }
+
+    /// A stop was asked for: arms the watchdog, if the host runs with one.
+    pub(crate) fn stop_requested(&self) {
+        if let Some(watchdog) = self.watchdog.get() {
+            watchdog.arm();
+        }
+    }
+
+    /// Anchors the host's clock; the first call wins.
+    pub(crate) fn start_clock(&self, clock: Clock) {
+        let _ = self.clock.set(clock);
+    }
+
+    /// Unix seconds now, on the host's clock once it started.
+    pub(crate) fn now(&self) -> f64 {
+        self.clock.get().map_or_else(
+            || unix_seconds(SystemTime::now()),
+            |clock| clock.unix_seconds(tokio::time::Instant::now()),
+        )
+    }
+
+    pub(crate) fn workers(&self) -> &[Arc<Tracked>] {
+        &self.workers
+    }
+
+    pub(crate) fn worker(&self, name: &str) -> Option<&Arc<Tracked>> {
+        self.workers.iter().find(|w| &*w.name == name)
+    }
+
+    pub(crate) fn prometheus(&self) -> Option<&PrometheusHandle> {
+        self.prometheus.as_ref()
+    }
+
+    pub(crate) fn state(&self) -> HostState {
+        HostState::ALL
+            .get(usize::from(self.state.load(Ordering::Acquire)))
+            .copied()
+            .unwrap_or(HostState::Starting)
+    }
+
+    pub(crate) fn set_state(&self, state: HostState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Every worker's status at `now` (Unix seconds).
+    pub(crate) fn statuses(&self, now: f64) -> Vec<WorkerStatus> {
+        self.workers.iter().map(|w| w.status(now)).collect()
+    }
+
+    /// The Prometheus text exposition: metrics recorded through the `metrics` facade, when the
+    /// host installed the recorder, then every worker's series.
+    pub(crate) fn render_metrics(&self, now: f64) -> String {
+        let user = self
+            .prometheus
+            .as_ref()
+            .map(PrometheusHandle::render)
+            .unwrap_or_default();
+        // Reserved at once from the last page's size: grown by doubling, a page of 100 MB
+        // would need up to 1.5 times that while it is copied.
+        let last = self.last_page.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(last + last / 16 + user.len() + 1);
+        out.push_str(&user);
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        exposition::render(
+            &mut out,
+            self.workers.iter().map(|w| Rendered {
+                metrics: &w.metrics,
+                schedule: &w.schedule,
+                state: health::shown_state(w, now),
+            }),
+            &self.refused,
+        );
+        self.last_page.store(out.len(), Ordering::Relaxed);
+        out
+    }
+}

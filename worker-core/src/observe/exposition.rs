@@ -1,0 +1,228 @@
+//! The Prometheus text exposition format (version 0.0.4) of every worker's series.
+
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::observe::metrics::{
+    Action, REFUSALS, RUN_DURATION_BUCKETS, RestartReason, SCHEDULE_LAG_BUCKETS, WorkerMetrics,
+};
+use crate::observe::{outcome::Outcome, skip::SkipReason, state::WorkerState};
+use crate::run::circuit::CircuitState;
+
+/// A metric family: its name, kind and help text.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+}
+
+impl Family {
+    const fn new(name: &'static str, kind: &'static str, help: &'static str) -> Self {
+        Self { name, kind, help }
+    }
+
+    fn header(&self, out: &mut String) {
+        let Self { name, kind, help } = self;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+}
+
+const RUNS: Family = Family::new("worker_runs_total", "counter", "Runs finished, by result.");
+const DURATION: Family = Family::new(
+    "worker_run_duration_seconds",
+    "histogram",
+    "Duration of finished runs, all attempts and backoff included, by result.",
+);
+const RETRIES: Family = Family::new(
+    "worker_run_retries_total",
+    "counter",
+    "Attempts made after the first attempt of a run.",
+);
+const SKIPPED: Family = Family::new(
+    "worker_runs_skipped_total",
+    "counter",
+    "Triggers that did not produce a run, by reason.",
+);
+const LAG: Family = Family::new(
+    "worker_schedule_lag_seconds",
+    "histogram",
+    "Delay between when a run was due and when it started.",
+);
+const ACTIVE: Family = Family::new(
+    "worker_run_active",
+    "gauge",
+    "Runs in progress (at most 1 unless `overlap = allow(n)`).",
+);
+const LAST_SUCCESS: Family = Family::new(
+    "worker_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last successful run; 0 before the first.",
+);
+const NEXT_RUN: Family = Family::new(
+    "worker_next_run_timestamp_seconds",
+    "gauge",
+    "Unix time the next run is due; 0 when none is scheduled.",
+);
+const RESTARTS: Family = Family::new(
+    "worker_restarts_total",
+    "counter",
+    "Times the worker was restarted after a panic or a crash of its loop, by reason.",
+);
+const STATE: Family = Family::new(
+    "worker_state",
+    "gauge",
+    "The worker's current state: 1 for the state it is in, 0 for the others.",
+);
+const CIRCUIT: Family = Family::new(
+    "worker_circuit_state",
+    "gauge",
+    "The worker's circuit breaker: 1 for its current state, 0 for the others.",
+);
+const ADMIN: Family = Family::new(
+    "worker_admin_actions_total",
+    "counter",
+    "Admin actions accepted (run now, pause, resume), by action.",
+);
+const REFUSED: Family = Family::new(
+    "worker_admin_refused_total",
+    "counter",
+    "Admin requests refused: admin actions disabled, or a missing or wrong token.",
+);
+const INFO: Family = Family::new(
+    "worker_info",
+    "gauge",
+    "Always 1; the labels carry the worker's effective schedule.",
+);
+
+/// What [`render`] writes for one worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rendered<'a> {
+    pub(crate) metrics: &'a WorkerMetrics,
+    /// The effective trigger, unescaped.
+    pub(crate) schedule: &'a str,
+    /// The state the worker shows (stale or not).
+    pub(crate) state: WorkerState,
+}
+
+/// Writes every series of `workers` in the Prometheus text format (version 0.0.4), one family
+/// at a time, each worker with the state it shows (stale or not).
+pub(crate) fn render<'a, I>(out: &mut String, workers: I, refused: &[AtomicU64; 2])
+where
+    I: IntoIterator<Item = Rendered<'a>>,
+    I::IntoIter: Clone,
+{
+    let workers = workers.into_iter();
+    let mut family = |family: &Family, line: &dyn Fn(&mut String, &WorkerMetrics, WorkerState)| {
+        family.header(out);
+        for worker in workers.clone() {
+            line(out, worker.metrics, worker.state);
+        }
+    };
+    family(&RUNS, &|out, m, _| {
+        let values = Outcome::ALL.map(|o| (o.as_str(), m.runs(o)));
+        by_label(out, RUNS.name, m, "result", values);
+    });
+    family(&DURATION, &|out, m, _| {
+        for outcome in Outcome::ALL {
+            let labels = format!("{},result=\"{}\"", m.labels, outcome.as_str());
+            let histogram = &m.durations[outcome as usize];
+            histogram.render(out, DURATION.name, &labels, RUN_DURATION_BUCKETS);
+        }
+    });
+    family(&RETRIES, &|out, m, _| {
+        single(out, RETRIES.name, m, m.retries.load(Relaxed));
+    });
+    family(&SKIPPED, &|out, m, _| {
+        let values = SkipReason::ALL.map(|r| (r.as_str(), m.skipped[r as usize].load(Relaxed)));
+        by_label(out, SKIPPED.name, m, "reason", values);
+    });
+    family(&LAG, &|out, m, _| {
+        m.lag.render(out, LAG.name, &m.labels, SCHEDULE_LAG_BUCKETS);
+    });
+    family(&ACTIVE, &|out, m, _| {
+        single(out, ACTIVE.name, m, m.active());
+    });
+    family(&LAST_SUCCESS, &|out, m, _| {
+        single(out, LAST_SUCCESS.name, m, m.last_success.get());
+    });
+    family(&NEXT_RUN, &|out, m, _| {
+        single(out, NEXT_RUN.name, m, m.next_run.get());
+    });
+    family(&RESTARTS, &|out, m, _| {
+        let values = RestartReason::ALL.map(|r| (r.as_str(), m.restarts[r as usize].load(Relaxed)));
+        by_label(out, RESTARTS.name, m, "reason", values);
+    });
+    family(&STATE, &|out, m, shown| {
+        let values = WorkerState::ALL.map(|s| (s.as_str(), u8::from(s == shown)));
+        by_label(out, STATE.name, m, "state", values);
+    });
+    family(&CIRCUIT, &|out, m, _| {
+        let current = m.circuit();
+        let values = CircuitState::ALL.map(|s| (s.as_str(), u8::from(s == current)));
+        by_label(out, CIRCUIT.name, m, "state", values);
+    });
+    family(&ADMIN, &|out, m, _| {
+        let values = Action::ALL.map(|a| (a.as_str(), m.admin[a as usize].load(Relaxed)));
+        by_label(out, ADMIN.name, m, "action", values);
+    });
+    INFO.header(out);
+    for worker in workers.clone() {
+        let (labels, schedule) = (&worker.metrics.labels, Escaped(worker.schedule));
+        let _ = writeln!(out, "{}{{{labels},schedule=\"{schedule}\"}} 1", INFO.name);
+    }
+    REFUSED.header(out);
+    for (reason, count) in REFUSALS.iter().zip(refused) {
+        let _ = writeln!(
+            out,
+            "{}{{reason=\"{reason}\"}} {}",
+            REFUSED.name,
+            count.load(Relaxed)
+        );
+    }
+}
+
+/// One line per label value: `name{worker="..",key="value"} x`.
+fn by_label<T: fmt::Display>(
+    out: &mut String,
+    name: &str,
+    metrics: &WorkerMetrics,
+    key: &str,
+    values: impl IntoIterator<Item = (&'static str, T)>,
+) {
+    for (value, x) in values {
+        let _ = writeln!(out, "{name}{{{},{key}=\"{value}\"}} {x}", metrics.labels);
+    }
+}
+
+/// The one line of a series labelled by worker only.
+fn single(out: &mut String, name: &str, metrics: &WorkerMetrics, value: impl fmt::Display) {
+    let _ = writeln!(out, "{name}{{{}}} {value}", metrics.labels);
+}
+
+/// A label value escaped for the text format: backslash, double quote and line feed.
+pub(crate) struct Escaped<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = WorkerMetrics::new("a\"b\\c\nd");
+        assert_eq!(&*metrics.labels, r#"worker="a\"b\\c\nd""#);
+    }
+}
