@@ -49,9 +49,9 @@
 //!
 //! [`Host::run`] acts on SIGTERM, SIGINT and SIGHUP from a thread of its own, exits at once on a
 //! second SIGTERM or SIGINT, and its watchdog ([`HostBuilder::watchdog`]) ends a process whose
-//! shutdown overran its timeout by [`SHUTDOWN_GRACE`], with [`EXIT_FORCED`], whatever the
+//! shutdown overran its timeout by [`Host::SHUTDOWN_GRACE`], with [`Host::EXIT_FORCED`], whatever the
 //! bodies do. A panic caught in a run is logged once, through `tracing`, not by the panic hook;
-//! a worker's identical failures are logged at most once per [`REPEAT_WINDOW`].
+//! a worker's identical failures are logged at most once every 10 seconds.
 //!
 //! # Testing
 //!
@@ -101,14 +101,11 @@ mod worker;
 
 pub use crate::error::{BoxError, Error};
 pub use crate::host::handle::{HostHandle, RunRequest};
-pub use crate::host::watchdog::{EXIT_FORCED, SHUTDOWN_GRACE};
-pub use crate::host::{DEFAULT_SHUTDOWN_TIMEOUT, Host, HostBuilder};
-pub use crate::http::MAX_MESSAGE_BYTES;
-pub use crate::http::serve::HttpLimits;
+pub use crate::host::{Host, HostBuilder};
+pub use crate::http::limits::HttpLimits;
 pub use crate::observe::health::{Health, Probe, ProbeStatus, ProbeWorker};
 pub use crate::observe::metrics::{RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS};
 pub use crate::observe::outcome::Outcome;
-pub use crate::observe::quiet::REPEAT_WINDOW;
 pub use crate::observe::skip::SkipReason;
 pub use crate::observe::state::WorkerState;
 pub use crate::observe::status::{HostState, LastError, Recent, RunRecord, Trigger, WorkerStatus};

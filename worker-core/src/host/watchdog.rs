@@ -16,11 +16,11 @@ use crate::observe::board::Board;
 /// How long past its shutdown timeout a host may take to end the process once it was asked to
 /// stop: time for the runs aborted at the deadline to be dropped and for `main` to return. Past
 /// it, the watchdog exits the process with [`EXIT_FORCED`].
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The exit code of a process ended by the watchdog: shutdown overran its timeout plus
 /// [`SHUTDOWN_GRACE`]. The same code `main` returns with when shutdown timed out.
-pub const EXIT_FORCED: i32 = 1;
+pub(crate) const EXIT_FORCED: i32 = 1;
 
 /// How long the watchdog waits for its last log line before exiting anyway: the log's sink may
 /// be what blocks (a full pipe).

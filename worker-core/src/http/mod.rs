@@ -1,6 +1,7 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/workers`, the dashboard at `/`, and
 //! the admin actions `POST /workers/{name}/{run|pause|resume}`.
 
+pub(crate) mod limits;
 pub(crate) mod scrape;
 pub(crate) mod serve;
 
@@ -26,7 +27,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// The longest error message, panic message or reason shown over HTTP (and kept in a worker's
 /// history), in bytes; a longer one is cut at a character boundary and ends with `…`.
-pub const MAX_MESSAGE_BYTES: usize = 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// How long `POST /workers/{name}/run` waits for the worker's answer before answering 202
 /// without it (the worker's loop is busy, or its thread blocked).

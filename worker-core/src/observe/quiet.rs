@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// An identical line is logged at most once per this period.
-pub const REPEAT_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const REPEAT_WINDOW: Duration = Duration::from_secs(10);
 
 /// One worker's limiter.
 #[derive(Debug, Default)]

@@ -9,7 +9,6 @@ use crate::observe::health::Health;
 use crate::observe::{Outcome, WorkerState};
 use crate::run::circuit::CircuitState;
 
-pub(crate) use crate::observe::recent::RECENT_RUNS;
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

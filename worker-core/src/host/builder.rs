@@ -1,0 +1,434 @@
+//! [`HostBuilder`]: what a host is made of, checked all at once by [`HostBuilder::build`].
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::config;
+use crate::error::{BoxError, Error, Kind};
+use crate::host::signals::Target;
+use crate::host::{Host, Prepared, service_watchdog, signals};
+use crate::http::limits::HttpLimits;
+use crate::observe::board::Board;
+use crate::observe::tracked::{Declared, Tracked};
+use crate::worker::scope::{Ctx, Registry, WorkerEnv};
+use crate::worker::{IntoWorker, Worker};
+
+
+/// Collects state, resource factories and workers; [`HostBuilder::build`] checks them all.
+#[must_use = "a host builder does nothing until it is built and run"]
+pub struct HostBuilder {
+    registry: Registry,
+    workers: Vec<Worker>,
+    shutdown_timeout: Duration,
+    serve: Option<Result<(String, Vec<SocketAddr>), Error>>,
+    start_time: Option<SystemTime>,
+    config: config::Sources,
+    admin_token: Option<String>,
+    http: HttpLimits,
+    /// `None`: on with [`run`](Self::run), off with [`Host::run_until`].
+    watchdog: Option<bool>,
+    /// The host's shutdown token, made with the builder so a signal received while the host is
+    /// built already stops it.
+    shutdown: CancellationToken,
+    /// Runs each worker keeps for `/workers`; every run under the test harness.
+    pub(crate) keep_runs: usize,
+}
+
+impl HostBuilder {
+    /// How long [`Host::run`] waits for in-flight runs after asking them to stop, unless
+    /// [`HostBuilder::shutdown_timeout`] says otherwise.
+    pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+    pub(super) fn new() -> Self {
+        Self {
+            registry: Registry::new(),
+            workers: Vec::new(),
+            shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
+            serve: None,
+            start_time: None,
+            config: config::Sources::default(),
+            admin_token: None,
+            http: HttpLimits::default(),
+            watchdog: None,
+            shutdown: CancellationToken::new(),
+            keep_runs: crate::observe::tracked::RECENT_RUNS,
+        }
+    }
+
+    /// Registers shared state, extracted by workers as [`State<T>`](crate::State). One value
+    /// per type; a second value of the same type replaces the first.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.registry.insert_state(value);
+        self
+    }
+
+    /// Registers an async factory for a scoped resource, extracted by workers as
+    /// [`Scoped<T>`](crate::Scoped): built on first use within an attempt, dropped when the
+    /// attempt ends, whatever the outcome. A factory error fails the attempt.
+    ///
+    /// ```
+    /// use worker_core::{BoxError, Ctx, Host};
+    ///
+    /// struct Conn { run_id: u64 }
+    ///
+    /// let builder = Host::builder().scoped(|ctx: Ctx| async move {
+    ///     Ok::<_, BoxError>(Conn { run_id: ctx.run_id() })
+    /// });
+    /// ```
+    pub fn scoped<T, F, Fut, E>(mut self, factory: F) -> Self
+    where
+        T: Send + Sync + 'static,
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.registry.insert_factory(factory);
+        self
+    }
+
+    /// Registers a worker: the name of a `#[worker]` function, or a [`Worker`].
+    pub fn worker(mut self, worker: impl IntoWorker) -> Self {
+        self.workers.push(worker.into_worker());
+        self
+    }
+
+    /// Registers several workers, for example one per shard made with [`Worker::builder`].
+    pub fn workers<W: IntoWorker>(mut self, workers: impl IntoIterator<Item = W>) -> Self {
+        self.workers
+            .extend(workers.into_iter().map(IntoWorker::into_worker));
+        self
+    }
+
+    /// How long shutdown waits for in-flight runs before aborting them; default 30 s, from 0 s
+    /// to 365 days. With [`Host::run`], the process ends at the latest
+    /// [`SHUTDOWN_GRACE`](Host::SHUTDOWN_GRACE) after it (see [`watchdog`](Self::watchdog)).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether a watchdog ends the process when a shutdown overruns its timeout plus
+    /// [`SHUTDOWN_GRACE`](Host::SHUTDOWN_GRACE), whatever the workers' bodies do: a thread of
+    /// its own, outside the runtime, logs the workers still running and exits with
+    /// [`EXIT_FORCED`](Host::EXIT_FORCED).
+    ///
+    /// On by default with [`Host::run`] (a service's `main`); off by default with
+    /// [`Host::run_until`], which embedders and tests use, whose process may have more to do.
+    /// A body that blocks its thread (`std::thread::sleep`, a spin, a blocking call) cannot be
+    /// aborted by the runtime, and dropping the runtime waits for it: only the watchdog ends such
+    /// a process on time.
+    pub fn watchdog(mut self, enabled: bool) -> Self {
+        self.watchdog = Some(enabled);
+        self
+    }
+
+    /// Limits of the listener [`serve`](Self::serve) starts; see [`HttpLimits`] for the
+    /// defaults.
+    pub fn http_limits(mut self, limits: HttpLimits) -> Self {
+        self.http = limits;
+        self
+    }
+
+    /// The wall-clock time the host's clock starts at; default: the real time when it starts.
+    ///
+    /// Schedules run on tokio's clock; cron expressions are read against this wall clock moved
+    /// along with it. Meant for tests on paused time (a cron worker across a daylight-saving
+    /// transition, say).
+    pub fn start_time(mut self, wall: SystemTime) -> Self {
+        self.start_time = Some(wall);
+        self
+    }
+
+    /// Overrides the workers' declared configuration from the TOML file at `path`, read when
+    /// the host is built; without this call, the file named by the `WORKER_CONFIG` environment
+    /// variable is read, if it is set.
+    ///
+    /// The file sets keys per worker (`[workers.sync_orders]` then `every = "30s"`); environment
+    /// variables override the file. See the [`config`](crate::config) module for the format,
+    /// the keys and the precedence. A file that is missing or invalid, a bad value, an unknown
+    /// key or an unknown worker makes [`build`](Self::build) fail, naming the file and the key.
+    ///
+    /// ```no_run
+    /// # use worker_core::Host;
+    /// let host = Host::builder().config_file("/etc/my-service/workers.toml").build()?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.file = Some(path.into());
+        self
+    }
+
+    /// Whether `WORKER__<NAME>__<KEY>` environment variables override the workers'
+    /// configuration (`WORKER__SYNC_ORDERS__EVERY=30s`); default true. See the
+    /// [`config`](crate::config) module. Turning them off does not affect `WORKER_CONFIG`.
+    pub fn env_overrides(mut self, enabled: bool) -> Self {
+        self.config.env_off = !enabled;
+        self
+    }
+
+    /// Reads the configuration variables (`WORKER__<NAME>__<KEY>` and `WORKER_CONFIG`) from
+    /// `vars` instead of the process environment; meant for tests, which should not change the
+    /// environment of a process whose tests run in parallel.
+    ///
+    /// ```
+    /// # use worker_core::{Host, Worker};
+    /// # use std::time::Duration;
+    /// let worker = Worker::builder("sync_orders")
+    ///     .every(Duration::from_secs(10))
+    ///     .handler(|| async {});
+    /// let host = Host::builder()
+    ///     .worker(worker)
+    ///     .config_env([("WORKER__SYNC_ORDERS__EVERY", "30s")])
+    ///     .build()?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn config_env<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.config.env = Some(
+            vars.into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Serves the host's HTTP surface on `addr`; use a loopback address such as
+    /// `"127.0.0.1:9464"` unless something in front of it controls access:
+    ///
+    /// | route | answers |
+    /// |---|---|
+    /// | `GET /metrics` | the Prometheus text format |
+    /// | `GET /healthz` | liveness: 200, or 503 when the host stopped or a worker's loop is gone; JSON |
+    /// | `GET /readyz` | readiness: 200, or 503 while starting or stopping, or while a worker that gates readiness is failed or stale; JSON |
+    /// | `GET /workers` | every worker's state, health, last run, last success, next run, recent outcomes and last error; JSON |
+    /// | `GET /` | the dashboard: one row per worker, refreshing itself |
+    /// | `POST /workers/{name}/run`, `/pause`, `/resume` | admin actions, off unless [`admin_token`](Self::admin_token) is set |
+    ///
+    /// To mount the same routes in your own axum app instead, use
+    /// [`HostHandle::router`](crate::HostHandle::router).
+    ///
+    /// The listener runs on a thread and a runtime of its own, so probes and scrapes are
+    /// answered while the workers' threads are busy or blocked; it limits its connections,
+    /// how long a client may take to send a request's headers and how long a connection may
+    /// stay idle (see [`http_limits`](Self::http_limits)).
+    ///
+    /// [`build`](Self::build) then installs a Prometheus recorder as the process's global
+    /// `metrics` recorder, so metrics your own code records with `metrics::counter!` and friends
+    /// appear on the same page, after the workers' series; describe them once the host is built.
+    /// When another global recorder is installed already, the page has the workers' series only.
+    pub fn serve(mut self, addr: impl ToSocketAddrs + fmt::Display) -> Self {
+        let shown = addr.to_string();
+        self.serve = Some(
+            addr.to_socket_addrs()
+                .map(|addrs| (shown.clone(), addrs.collect()))
+                .map_err(|source| {
+                    Error::new(Kind::Bind {
+                        addr: shown,
+                        source,
+                    })
+                }),
+        );
+        self
+    }
+
+    /// Enables the admin actions over HTTP (`POST /workers/{name}/run`, `/pause`, `/resume`):
+    /// each request must carry `Authorization: Bearer <token>`. Without a token they answer 403;
+    /// with a missing or wrong one, 401. Every action, accepted or refused, is logged and
+    /// counted (`worker_admin_actions_total`, `worker_admin_refused_total`).
+    ///
+    /// Read the token from your secret store or environment; surrounding whitespace is trimmed,
+    /// and an empty token leaves the actions off.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        // A token read from a file often ends with a newline, which no header can carry.
+        let token = token.into().trim().to_owned();
+        self.admin_token = (!token.is_empty()).then_some(token);
+        self
+    }
+
+    /// Checks every worker and builds the host; binds the metrics listener if one was asked for.
+    ///
+    /// Applies the configuration overrides first (see [`config_file`](Self::config_file)).
+    ///
+    /// Fails on an invalid declaration or configuration, two workers with one name, an argument
+    /// that needs state or a factory that was never registered, or an address that cannot be
+    /// bound; the error names the worker and what is wrong.
+    pub fn build(self) -> Result<Host, Error> {
+        self.build_unless_stopped(false)
+            .map(|host| host.unwrap_or_else(|| unreachable!("only an interruptible build stops")))
+    }
+
+    /// Builds the host; `None` when `interruptible` and a stop was asked for meanwhile.
+    fn build_unless_stopped(self, interruptible: bool) -> Result<Option<Host>, Error> {
+        let Self {
+            registry,
+            workers,
+            shutdown_timeout,
+            serve,
+            start_time,
+            config,
+            admin_token,
+            http,
+            watchdog,
+            shutdown,
+            keep_runs,
+        } = self;
+        let now = start_time.unwrap_or_else(SystemTime::now);
+        check_host("shutdown_timeout", shutdown_timeout)?;
+        crate::run::panics::install();
+        http.check()?;
+        let workers = config.apply(workers, now)?;
+        let mut names = HashSet::new();
+        let mut checked = Vec::with_capacity(workers.len());
+        for (i, worker) in workers.into_iter().enumerate() {
+            if interruptible && i % 256 == 0 && shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            let Worker {
+                spec,
+                requirements,
+                launch,
+            } = worker;
+            let spec = spec.check(now)?;
+            if !names.insert(spec.spec.name.clone()) {
+                return Err(Error::new(Kind::DuplicateName(spec.spec.name.to_string())));
+            }
+            for requirement in &requirements {
+                (requirement.check)(&registry).map_err(|message| {
+                    Error::new(Kind::Missing {
+                        worker: spec.spec.name.to_string(),
+                        argument: requirement.argument.clone(),
+                        message,
+                    })
+                })?;
+            }
+            checked.push((spec, launch));
+        }
+        let (listener, prometheus) = match serve {
+            None => (None, None),
+            Some(addr) => {
+                let (shown, addrs) = addr?;
+                let listener = std::net::TcpListener::bind(&*addrs)
+                    .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+                    .map_err(|source| {
+                        Error::new(Kind::Bind {
+                            addr: shown,
+                            source,
+                        })
+                    })?;
+                (Some(listener), install_prometheus())
+            }
+        };
+        let registry = Arc::new(registry);
+        let workers: Vec<Prepared> = checked
+            .into_iter()
+            .map(|(checked, launch)| {
+                let tracked = Arc::new(Tracked::new(Declared {
+                    name: &checked.spec.name,
+                    schedule: checked.trigger.to_string(),
+                    gates_readiness: checked.spec.gates_readiness,
+                    gates_liveness: checked.spec.gates_liveness,
+                    stale_after: checked.stale_after(now),
+                    keep: keep_runs,
+                }));
+                Prepared {
+                    env: Arc::new(WorkerEnv {
+                        name: checked.spec.name.clone(),
+                        registry: registry.clone(),
+                        tracked: tracked.clone(),
+                    }),
+                    tracked,
+                    checked,
+                    launch,
+                }
+            })
+            .collect();
+        let board = Arc::new(Board::new(
+            workers.iter().map(|w| w.tracked.clone()).collect(),
+            prometheus,
+            admin_token,
+        ));
+        Ok(Some(Host {
+            workers,
+            board,
+            shutdown_timeout,
+            listener,
+            http,
+            start_time,
+            watchdog,
+            shutdown,
+        }))
+    }
+
+    /// Builds the host and runs it until SIGTERM, SIGINT or SIGHUP; see [`Host::run`].
+    ///
+    /// The signal handlers are in place before the host is built, so a signal received while
+    /// thousands of workers are being checked stops the host as soon as it is built (and the
+    /// watchdog's deadline counts from the signal).
+    pub async fn run(self) -> Result<(), Error> {
+        let watchdog = service_watchdog(self.watchdog, self.shutdown_timeout);
+        let subscription = signals::subscribe(Target {
+            shutdown: self.shutdown.clone(),
+            watchdog: watchdog.clone(),
+        })?;
+        tracing::info!(workers = self.workers.len(), "building the host");
+        let Some(host) = self.build_unless_stopped(true)? else {
+            watchdog.disarm();
+            let signal = subscription.received().unwrap_or("a signal");
+            tracing::info!("{signal} arrived while the host was being built: no worker started");
+            return Ok(());
+        };
+        host.run_watched(Some(subscription), watchdog, true).await
+    }
+}
+
+impl fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("registry", &self.registry)
+            .field("workers", &self.workers)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Installs a Prometheus recorder as the global `metrics` recorder, so metrics that user code
+/// records are served next to the workers'; a recorder that is already installed is left alone.
+fn install_prometheus() -> Option<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    if ::metrics::set_global_recorder(recorder).is_ok() {
+        Some(handle)
+    } else {
+        tracing::info!(
+            "a global metrics recorder is already installed; /metrics serves the workers' \
+             series only"
+        );
+        None
+    }
+}
+
+/// Checks a host setting against its range.
+fn check_host(key: &'static str, value: Duration) -> Result<(), Error> {
+    let range = worker_keys::range(key).unwrap_or_else(|| unreachable!("`{key}` has a range"));
+    if range.contains_duration(value) {
+        Ok(())
+    } else {
+        Err(Error::new(Kind::Host {
+            key,
+            value: format!("\"{}\"", humantime::format_duration(value)),
+            expected: range.expected().to_string(),
+        }))
+    }
+}
