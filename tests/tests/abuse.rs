@@ -27,7 +27,7 @@ fn mib(bytes: u64) -> f64 {
 
 /// The shutdown timeout the misbehaving example is given, and the grace after it.
 const TIMEOUT: Duration = Duration::from_secs(1);
-const GRACE: Duration = worker_core::SHUTDOWN_GRACE;
+const GRACE: Duration = worker_core::Host::SHUTDOWN_GRACE;
 /// What a loaded machine may add to the exit: starting threads, writing logs.
 const SLACK: Duration = Duration::from_secs(8);
 
@@ -135,7 +135,7 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// Bodies that hold their thread, on a runtime flavour: SIGTERM ends the process within the
-/// deadline plus grace, with [`worker_core::EXIT_FORCED`], naming every worker still running;
+/// deadline plus grace, with [`worker_core::Host::EXIT_FORCED`], naming every worker still running;
 /// meanwhile `/healthz` answers.
 fn stuck_bodies_end_within_the_deadline(body: &str, flavor: &str, bodies: usize) {
     let name = format!("{body}-{flavor}");
@@ -161,7 +161,7 @@ fn stuck_bodies_end_within_the_deadline(body: &str, flavor: &str, bodies: usize)
     let log = process.log();
     assert_eq!(
         status.code(),
-        Some(worker_core::EXIT_FORCED),
+        Some(worker_core::Host::EXIT_FORCED),
         "{status} after {took:?}:\n{log}"
     );
     assert!(log.contains("received SIGTERM"), "{log}");
@@ -565,7 +565,7 @@ fn a_blocked_log_sink_stops_neither_the_probes_nor_the_deadline() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(worker_core::EXIT_FORCED), "{status}");
+    assert_eq!(status.code(), Some(worker_core::Host::EXIT_FORCED), "{status}");
     eprintln!(
         "blocked log sink: exited {:?} after SIGTERM",
         signalled.elapsed()

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Metrics, Runs, assert_results, ms, run_for, secs, work};
-use worker_core::{BoxError, Ctx, DEFAULT_SHUTDOWN_TIMEOUT, Host, State, worker};
+use worker_core::{BoxError, Ctx, Host, HostBuilder, State, worker};
 
 /// When bodies saw the cancellation, as time since the test started.
 #[derive(Debug, Default)]
@@ -267,6 +267,6 @@ async fn the_default_shutdown_deadline_is_30_seconds() {
     let err = stopped.result.unwrap_err();
     assert!(err.is_shutdown_timeout());
     assert_eq!(err.overran(), ["stubborn"]);
-    assert_eq!(stopped.took, DEFAULT_SHUTDOWN_TIMEOUT);
-    assert_eq!(DEFAULT_SHUTDOWN_TIMEOUT, secs(30));
+    assert_eq!(stopped.took, HostBuilder::DEFAULT_SHUTDOWN_TIMEOUT);
+    assert_eq!(HostBuilder::DEFAULT_SHUTDOWN_TIMEOUT, secs(30));
 }

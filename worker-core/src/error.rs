@@ -53,6 +53,7 @@ pub(crate) enum Kind {
     /// Run now was asked of a worker that cannot run: failed, stopped, or its host stopping.
     NotRunning { worker: String, why: String },
     /// The HTTP listener could not be bound.
+    #[cfg_attr(not(feature = "http"), allow(dead_code, reason = "only `serve` binds"))]
     Bind {
         addr: String,
         source: std::io::Error,

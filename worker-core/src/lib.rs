@@ -91,6 +91,7 @@
 pub mod config;
 mod error;
 mod host;
+#[cfg(feature = "http")]
 mod http;
 mod observe;
 mod run;
@@ -102,6 +103,7 @@ mod worker;
 pub use crate::error::{BoxError, Error};
 pub use crate::host::handle::{HostHandle, RunRequest};
 pub use crate::host::{Host, HostBuilder};
+#[cfg(feature = "http")]
 pub use crate::http::limits::HttpLimits;
 pub use crate::observe::health::{Health, Probe, ProbeStatus, ProbeWorker};
 pub use crate::observe::metrics::{RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS};

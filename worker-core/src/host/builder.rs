@@ -3,24 +3,22 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::config;
 use crate::error::{BoxError, Error, Kind};
+#[cfg(feature = "http")]
+use crate::host::serving::Serving;
 use crate::host::signals::Target;
 use crate::host::{Host, Prepared, service_watchdog, signals};
-use crate::http::limits::HttpLimits;
 use crate::observe::board::Board;
 use crate::observe::tracked::{Declared, Tracked};
 use crate::worker::scope::{Ctx, Registry, WorkerEnv};
 use crate::worker::{IntoWorker, Worker};
-
 
 /// Collects state, resource factories and workers; [`HostBuilder::build`] checks them all.
 #[must_use = "a host builder does nothing until it is built and run"]
@@ -28,11 +26,11 @@ pub struct HostBuilder {
     registry: Registry,
     workers: Vec<Worker>,
     shutdown_timeout: Duration,
-    serve: Option<Result<(String, Vec<SocketAddr>), Error>>,
     start_time: Option<SystemTime>,
     config: config::Sources,
-    admin_token: Option<String>,
-    http: HttpLimits,
+    /// What `serve`, `admin_token` and `http_limits` asked for.
+    #[cfg(feature = "http")]
+    pub(super) serving: Serving,
     /// `None`: on with [`run`](Self::run), off with [`Host::run_until`].
     watchdog: Option<bool>,
     /// The host's shutdown token, made with the builder so a signal received while the host is
@@ -52,11 +50,10 @@ impl HostBuilder {
             registry: Registry::new(),
             workers: Vec::new(),
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
-            serve: None,
             start_time: None,
             config: config::Sources::default(),
-            admin_token: None,
-            http: HttpLimits::default(),
+            #[cfg(feature = "http")]
+            serving: Serving::default(),
             watchdog: None,
             shutdown: CancellationToken::new(),
             keep_runs: crate::observe::tracked::RECENT_RUNS,
@@ -130,13 +127,6 @@ impl HostBuilder {
         self
     }
 
-    /// Limits of the listener [`serve`](Self::serve) starts; see [`HttpLimits`] for the
-    /// defaults.
-    pub fn http_limits(mut self, limits: HttpLimits) -> Self {
-        self.http = limits;
-        self
-    }
-
     /// The wall-clock time the host's clock starts at; default: the real time when it starts.
     ///
     /// Schedules run on tokio's clock; cron expressions are read against this wall clock moved
@@ -203,59 +193,6 @@ impl HostBuilder {
         self
     }
 
-    /// Serves the host's HTTP surface on `addr`; use a loopback address such as
-    /// `"127.0.0.1:9464"` unless something in front of it controls access:
-    ///
-    /// | route | answers |
-    /// |---|---|
-    /// | `GET /metrics` | the Prometheus text format |
-    /// | `GET /healthz` | liveness: 200, or 503 when the host stopped or a worker's loop is gone; JSON |
-    /// | `GET /readyz` | readiness: 200, or 503 while starting or stopping, or while a worker that gates readiness is failed or stale; JSON |
-    /// | `GET /workers` | every worker's state, health, last run, last success, next run, recent outcomes and last error; JSON |
-    /// | `GET /` | the dashboard: one row per worker, refreshing itself |
-    /// | `POST /workers/{name}/run`, `/pause`, `/resume` | admin actions, off unless [`admin_token`](Self::admin_token) is set |
-    ///
-    /// To mount the same routes in your own axum app instead, use
-    /// [`HostHandle::router`](crate::HostHandle::router).
-    ///
-    /// The listener runs on a thread and a runtime of its own, so probes and scrapes are
-    /// answered while the workers' threads are busy or blocked; it limits its connections,
-    /// how long a client may take to send a request's headers and how long a connection may
-    /// stay idle (see [`http_limits`](Self::http_limits)).
-    ///
-    /// [`build`](Self::build) then installs a Prometheus recorder as the process's global
-    /// `metrics` recorder, so metrics your own code records with `metrics::counter!` and friends
-    /// appear on the same page, after the workers' series; describe them once the host is built.
-    /// When another global recorder is installed already, the page has the workers' series only.
-    pub fn serve(mut self, addr: impl ToSocketAddrs + fmt::Display) -> Self {
-        let shown = addr.to_string();
-        self.serve = Some(
-            addr.to_socket_addrs()
-                .map(|addrs| (shown.clone(), addrs.collect()))
-                .map_err(|source| {
-                    Error::new(Kind::Bind {
-                        addr: shown,
-                        source,
-                    })
-                }),
-        );
-        self
-    }
-
-    /// Enables the admin actions over HTTP (`POST /workers/{name}/run`, `/pause`, `/resume`):
-    /// each request must carry `Authorization: Bearer <token>`. Without a token they answer 403;
-    /// with a missing or wrong one, 401. Every action, accepted or refused, is logged and
-    /// counted (`worker_admin_actions_total`, `worker_admin_refused_total`).
-    ///
-    /// Read the token from your secret store or environment; surrounding whitespace is trimmed,
-    /// and an empty token leaves the actions off.
-    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
-        // A token read from a file often ends with a newline, which no header can carry.
-        let token = token.into().trim().to_owned();
-        self.admin_token = (!token.is_empty()).then_some(token);
-        self
-    }
-
     /// Checks every worker and builds the host; binds the metrics listener if one was asked for.
     ///
     /// Applies the configuration overrides first (see [`config_file`](Self::config_file)).
@@ -274,11 +211,10 @@ impl HostBuilder {
             registry,
             workers,
             shutdown_timeout,
-            serve,
             start_time,
             config,
-            admin_token,
-            http,
+            #[cfg(feature = "http")]
+            serving,
             watchdog,
             shutdown,
             keep_runs,
@@ -286,7 +222,8 @@ impl HostBuilder {
         let now = start_time.unwrap_or_else(SystemTime::now);
         check_host("shutdown_timeout", shutdown_timeout)?;
         crate::run::panics::install();
-        http.check()?;
+        #[cfg(feature = "http")]
+        serving.limits.check()?;
         let workers = config.apply(workers, now)?;
         let mut names = HashSet::new();
         let mut checked = Vec::with_capacity(workers.len());
@@ -314,21 +251,14 @@ impl HostBuilder {
             }
             checked.push((spec, launch));
         }
-        let (listener, prometheus) = match serve {
-            None => (None, None),
-            Some(addr) => {
-                let (shown, addrs) = addr?;
-                let listener = std::net::TcpListener::bind(&*addrs)
-                    .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-                    .map_err(|source| {
-                        Error::new(Kind::Bind {
-                            addr: shown,
-                            source,
-                        })
-                    })?;
-                (Some(listener), install_prometheus())
-            }
-        };
+        #[cfg(feature = "http")]
+        let crate::host::serving::Bound {
+            listener,
+            recorder,
+            admin_token,
+        } = serving.bind()?;
+        #[cfg(not(feature = "http"))]
+        let (recorder, admin_token) = (None, None);
         let registry = Arc::new(registry);
         let workers: Vec<Prepared> = checked
             .into_iter()
@@ -355,15 +285,15 @@ impl HostBuilder {
             .collect();
         let board = Arc::new(Board::new(
             workers.iter().map(|w| w.tracked.clone()).collect(),
-            prometheus,
+            recorder,
             admin_token,
         ));
         Ok(Some(Host {
             workers,
             board,
             shutdown_timeout,
+            #[cfg(feature = "http")]
             listener,
-            http,
             start_time,
             watchdog,
             shutdown,
@@ -400,22 +330,6 @@ impl fmt::Debug for HostBuilder {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("config", &self.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// Installs a Prometheus recorder as the global `metrics` recorder, so metrics that user code
-/// records are served next to the workers'; a recorder that is already installed is left alone.
-fn install_prometheus() -> Option<PrometheusHandle> {
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    if ::metrics::set_global_recorder(recorder).is_ok() {
-        Some(handle)
-    } else {
-        tracing::info!(
-            "a global metrics recorder is already installed; /metrics serves the workers' \
-             series only"
-        );
-        None
     }
 }
 

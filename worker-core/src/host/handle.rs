@@ -31,6 +31,10 @@ pub struct HostHandle {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Origin {
     Handle,
+    #[cfg_attr(
+        not(feature = "http"),
+        allow(dead_code, reason = "only the routes act over HTTP")
+    )]
     Http,
 }
 
@@ -148,7 +152,7 @@ impl HostHandle {
         };
         match origin {
             Origin::Handle => log(),
-            Origin::Http => crate::http::log_aside(log),
+            Origin::Http => crate::observe::message::log_aside(log),
         }
         Ok(request)
     }
@@ -199,6 +203,7 @@ impl HostHandle {
     /// (`app.nest("/ops", handle.router())`): `/metrics`, `/healthz`, `/readyz`, `/workers`, the
     /// dashboard at `/`, and the admin actions. See [`HostBuilder::serve`](crate::HostBuilder::serve)
     /// for what each route answers.
+    #[cfg(feature = "http")]
     #[must_use = "a router does nothing until it is served or mounted"]
     pub fn router(&self) -> axum::Router {
         crate::http::router(self.clone())

@@ -4,12 +4,13 @@ pub(crate) mod builder;
 
 pub use self::builder::HostBuilder;
 pub(crate) mod handle;
+#[cfg(feature = "http")]
+pub(crate) mod serving;
 pub(crate) mod signals;
 pub(crate) mod watchdog;
 
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +23,6 @@ use crate::error::{Error, Kind};
 use crate::host::handle::HostHandle;
 use crate::host::signals::Target;
 use crate::host::watchdog::{SHUTDOWN_GRACE, Watchdog};
-use crate::http::limits::HttpLimits;
 use crate::observe::SkipReason;
 use crate::observe::board::Board;
 use crate::observe::status::HostState;
@@ -45,8 +45,8 @@ pub struct Host {
     pub(super) workers: Vec<Prepared>,
     pub(super) board: Arc<Board>,
     pub(super) shutdown_timeout: Duration,
-    pub(super) listener: Option<std::net::TcpListener>,
-    pub(super) http: HttpLimits,
+    #[cfg(feature = "http")]
+    pub(super) listener: Option<serving::Listener>,
     pub(super) start_time: Option<SystemTime>,
     pub(super) watchdog: Option<bool>,
     pub(super) shutdown: CancellationToken,
@@ -82,10 +82,13 @@ impl Host {
         HostHandle::new(self.shutdown.clone(), self.board.clone())
     }
 
+    #[cfg(feature = "http")]
     /// The address `/metrics` is served on, once bound (useful with port 0).
     #[must_use]
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// The names of the registered workers, in registration order.
@@ -153,8 +156,8 @@ impl Host {
             workers,
             board,
             shutdown_timeout,
+            #[cfg(feature = "http")]
             listener,
-            http,
             start_time,
             watchdog: _,
             shutdown,
@@ -162,9 +165,12 @@ impl Host {
         watchdog.watch(board.clone());
         // Armed by whatever asks for the stop: a signal, the handle, an escalation.
         board.set_watchdog(watchdog.clone());
-        let handle = HostHandle::new(shutdown.clone(), board.clone());
+        #[cfg(feature = "http")]
         let server = match listener {
-            Some(listener) => Some(crate::http::serve::start(listener, &handle, http)?),
+            Some((listener, limits)) => {
+                let handle = HostHandle::new(shutdown.clone(), board.clone());
+                Some(crate::http::serve::start(listener, &handle, limits)?)
+            }
             None => None,
         };
         let started = Instant::now();
@@ -209,6 +215,7 @@ impl Host {
         );
         let (result, stuck) = outcome(report, stopped.is_ok(), running, shutdown_timeout).await;
         board.set_state(HostState::Stopped);
+        #[cfg(feature = "http")]
         if let Some(server) = server {
             server.stop().await;
         }
@@ -352,11 +359,13 @@ const ABORT_WAIT: Duration = Duration::from_millis(500);
 
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Host")
+        let mut debug = f.debug_struct("Host");
+        debug
             .field("workers", &self.worker_names().collect::<Vec<_>>())
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("metrics_addr", &self.metrics_addr())
-            .finish_non_exhaustive()
+            .field("shutdown_timeout", &self.shutdown_timeout);
+        #[cfg(feature = "http")]
+        debug.field("metrics_addr", &self.metrics_addr());
+        debug.finish_non_exhaustive()
     }
 }
 

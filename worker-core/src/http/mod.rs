@@ -18,16 +18,13 @@ use crate::host::handle::{HostHandle, Origin};
 use crate::observe::SkipReason;
 use crate::observe::board::Board;
 use crate::observe::health::Probe;
+use crate::observe::message::{log_aside, truncated};
 use crate::observe::metrics::{Action, REFUSALS};
 use crate::observe::status::{HostState, WorkerStatus};
 use crate::supervise::control::Requested;
 
 /// The dashboard: one static page that polls `workers`.
 const DASHBOARD: &str = include_str!("dashboard.html");
-
-/// The longest error message, panic message or reason shown over HTTP (and kept in a worker's
-/// history), in bytes; a longer one is cut at a character boundary and ends with `…`.
-pub(crate) const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// How long `POST /workers/{name}/run` waits for the worker's answer before answering 202
 /// without it (the worker's loop is busy, or its thread blocked).
@@ -92,30 +89,6 @@ fn inline_hash(page: &str, open: &str, close: &str) -> String {
         "'sha256-{}'",
         base64::engine::general_purpose::STANDARD.encode(digest)
     )
-}
-
-/// Logs off the listener's thread, on the runtime's blocking pool when there is one: a log
-/// sink that blocks (a full pipe) must not stop the listener, which answers every request on
-/// one thread.
-pub(crate) fn log_aside(log: impl FnOnce() + Send + 'static) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn_blocking(log)),
-        Err(_) => log(),
-    }
-}
-
-/// `text` cut to at most [`MAX_MESSAGE_BYTES`] bytes, at a character boundary, ending with `…`
-/// when it was cut.
-pub(crate) fn truncated(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.len() <= MAX_MESSAGE_BYTES {
-        return text.into();
-    }
-    let ellipsis = '…';
-    let mut end = MAX_MESSAGE_BYTES - ellipsis.len_utf8();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ellipsis}", &text[..end]).into()
 }
 
 async fn dashboard() -> Html<&'static str> {

@@ -80,24 +80,18 @@ pub(crate) fn start(
     let stop = CancellationToken::new();
     let (finished, done) = tokio::sync::oneshot::channel();
     let router = handle.router();
-    let prometheus = handle.board.prometheus().cloned();
+    #[cfg(feature = "prometheus")]
+    let recorder = handle.board.recorder().cloned();
     let token = stop.clone();
     tracing::info!("serving the dashboard on http://{addr}/ and metrics on http://{addr}/metrics");
     std::thread::Builder::new()
         .name("worker-http".to_owned())
         .spawn(move || {
             runtime.block_on(async move {
-                if let Some(prometheus) = prometheus {
-                    let stop = token.clone();
-                    tokio::spawn(async move {
-                        let mut every = tokio::time::interval(Duration::from_secs(5));
-                        loop {
-                            tokio::select! {
-                                () = stop.cancelled() => break,
-                                _ = every.tick() => prometheus.run_upkeep(),
-                            }
-                        }
-                    });
+                #[cfg(feature = "prometheus")]
+                if let Some(recorder) = recorder {
+                    // The recorder's histograms are drained into their summaries now and then.
+                    tokio::spawn(upkeep(recorder, token.clone()));
                 }
                 match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => accept(listener, router, limits, token).await,
@@ -108,6 +102,18 @@ pub(crate) fn start(
         })
         .map_err(bind)?;
     Ok(Server { stop, done })
+}
+
+/// Runs the recorder's upkeep every 5 s until `stop`.
+#[cfg(feature = "prometheus")]
+async fn upkeep(recorder: crate::observe::board::Recorder, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = every.tick() => recorder.run_upkeep(),
+        }
+    }
 }
 
 /// What the listener knows of one open connection.
@@ -187,7 +193,7 @@ async fn accept(
             Err(err) => {
                 if let Some(unlogged) = errors.admit(Instant::now()) {
                     let retry_in = humantime::format_duration(backoff).to_string();
-                    crate::http::log_aside(move || {
+                    crate::observe::message::log_aside(move || {
                         tracing::error!(
                             error = %err,
                             retry_in,

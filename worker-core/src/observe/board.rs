@@ -4,20 +4,25 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use metrics_exporter_prometheus::PrometheusHandle;
-
 use crate::observe::exposition::{self, Rendered};
 use crate::observe::health::{self};
-use crate::observe::quiet::Quiet;
 use crate::observe::status::{HostState, WorkerStatus, unix_seconds};
 use crate::observe::tracked::Tracked;
 use crate::schedule::clock::Clock;
+
+/// The recorder of the `metrics` facade the host installed, whose page is served before the
+/// workers' series.
+#[cfg(feature = "prometheus")]
+pub(crate) type Recorder = metrics_exporter_prometheus::PrometheusHandle;
+/// Without the `prometheus` feature the host installs no recorder.
+#[cfg(not(feature = "prometheus"))]
+pub(crate) type Recorder = std::convert::Infallible;
 
 /// Every worker of a host, in registration order, with the host's state, its admin token and
 /// the recorder of user metrics.
 pub(crate) struct Board {
     workers: Vec<Arc<Tracked>>,
-    prometheus: Option<PrometheusHandle>,
+    recorder: Option<Recorder>,
     pub(crate) admin_token: Option<String>,
     state: AtomicU8,
     /// Admin requests refused: no token configured, or a wrong one.
@@ -25,13 +30,15 @@ pub(crate) struct Board {
     /// Set when the host starts: timestamps follow tokio's (possibly paused) clock.
     clock: OnceLock<Clock>,
     /// Concurrent scrapes of `/metrics` share one rendering.
+    #[cfg(feature = "http")]
     pub(crate) scrapes: crate::http::scrape::Scrapes,
     /// The length of the last page rendered, to reserve the next one's memory at once.
     last_page: std::sync::atomic::AtomicUsize,
     /// The running host's watchdog, armed by a stop request.
     watchdog: OnceLock<crate::host::watchdog::Watchdog>,
     /// Rate-limits the log lines of refused admin requests, which anyone can send.
-    pub(crate) refusals: Quiet,
+    #[cfg(feature = "http")]
+    pub(crate) refusals: crate::observe::quiet::Quiet,
 }
 
 impl std::fmt::Debug for Board {
@@ -50,20 +57,22 @@ impl std::fmt::Debug for Board {
 impl Board {
     pub(crate) fn new(
         workers: Vec<Arc<Tracked>>,
-        prometheus: Option<PrometheusHandle>,
+        recorder: Option<Recorder>,
         admin_token: Option<String>,
     ) -> Self {
         Self {
             workers,
-            prometheus,
+            recorder,
             admin_token,
             state: AtomicU8::new(HostState::Starting as u8),
             refused: Default::default(),
             clock: OnceLock::new(),
+            #[cfg(feature = "http")]
             scrapes: crate::http::scrape::Scrapes::default(),
             last_page: std::sync::atomic::AtomicUsize::new(0),
             watchdog: OnceLock::new(),
-            refusals: Quiet::default(),
+            #[cfg(feature = "http")]
+            refusals: crate::observe::quiet::Quiet::default(),
         }
     }
 
@@ -100,8 +109,9 @@ impl Board {
         self.workers.iter().find(|w| &*w.name == name)
     }
 
-    pub(crate) fn prometheus(&self) -> Option<&PrometheusHandle> {
-        self.prometheus.as_ref()
+    #[cfg(all(feature = "http", feature = "prometheus"))]
+    pub(crate) fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     pub(crate) fn state(&self) -> HostState {
@@ -123,11 +133,17 @@ impl Board {
     /// The Prometheus text exposition: metrics recorded through the `metrics` facade, when the
     /// host installed the recorder, then every worker's series.
     pub(crate) fn render_metrics(&self, now: f64) -> String {
+        #[cfg(feature = "prometheus")]
         let user = self
-            .prometheus
+            .recorder
             .as_ref()
-            .map(PrometheusHandle::render)
+            .map(Recorder::render)
             .unwrap_or_default();
+        #[cfg(not(feature = "prometheus"))]
+        let user = match self.recorder {
+            Some(never) => match never {},
+            None => String::new(),
+        };
         // Reserved at once from the last page's size: grown by doubling, a page of 100 MB
         // would need up to 1.5 times that while it is copied.
         let last = self.last_page.load(Ordering::Relaxed);

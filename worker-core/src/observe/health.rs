@@ -18,8 +18,8 @@
 
 use serde::Serialize;
 
-use crate::http::truncated;
 use crate::observe::board::Board;
+use crate::observe::message::truncated;
 use crate::observe::status::{HostState, RunRecord, WorkerStatus};
 use crate::observe::tracked::Tracked;
 use crate::observe::{Outcome, WorkerState};

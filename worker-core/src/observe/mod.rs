@@ -4,6 +4,7 @@
 pub(crate) mod board;
 pub(crate) mod exposition;
 pub(crate) mod health;
+pub(crate) mod message;
 pub(crate) mod metrics;
 pub(crate) mod outcome;
 pub(crate) mod quiet;

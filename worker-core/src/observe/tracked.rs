@@ -112,7 +112,7 @@ impl Tracked {
     /// runs; and, when it failed or under the test harness, under the history's lock.
     pub(crate) fn record(&self, entry: &Entry, error: Option<String>) {
         // Kept no longer than shown: a megabyte of error message is not kept per worker.
-        let error = error.map(|e| match crate::http::truncated(&e) {
+        let error = error.map(|e| match crate::observe::message::truncated(&e) {
             std::borrow::Cow::Borrowed(_) => e,
             std::borrow::Cow::Owned(cut) => cut,
         });
