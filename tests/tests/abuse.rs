@@ -565,7 +565,11 @@ fn a_blocked_log_sink_stops_neither_the_probes_nor_the_deadline() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(worker_core::Host::EXIT_FORCED), "{status}");
+    assert_eq!(
+        status.code(),
+        Some(worker_core::Host::EXIT_FORCED),
+        "{status}"
+    );
     eprintln!(
         "blocked log sink: exited {:?} after SIGTERM",
         signalled.elapsed()

@@ -116,7 +116,7 @@ pub use crate::run::retry::{BackoffKind, Permanent};
 pub use crate::schedule::cron;
 pub use crate::schedule::{Missed, Overlap};
 pub use crate::supervise::Escalation;
-pub use crate::supervise::control::Requested;
+pub use crate::supervise::Requested;
 pub use crate::worker::extract::{FromScope, IntoRunResult, Scoped, State};
 pub use crate::worker::handler::{Handler, Requirement};
 pub use crate::worker::scope::{Ctx, Registry, Scope};

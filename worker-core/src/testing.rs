@@ -49,7 +49,7 @@ use crate::host::HostBuilder;
 use crate::host::handle::HostHandle;
 use crate::observe::SkipReason;
 use crate::observe::status::{RunRecord, Trigger};
-use crate::supervise::control::Requested;
+use crate::supervise::Requested;
 use crate::worker::IntoWorker;
 
 /// How long [`TestHost::advance`] lets runs go on past its target before it gives up.

@@ -13,7 +13,7 @@ use crate::observe::metrics::Action;
 use crate::observe::status::{HostState, RunRecord, WorkerStatus};
 use crate::observe::tracked::Tracked;
 use crate::observe::{SkipReason, WorkerState};
-use crate::supervise::control::Requested;
+use crate::supervise::Requested;
 
 /// A handle to a [`Host`](crate::Host), made by [`Host::handle`](crate::Host::handle); cloning is
 /// cheap.

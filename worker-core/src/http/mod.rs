@@ -21,7 +21,7 @@ use crate::observe::health::Probe;
 use crate::observe::message::{log_aside, truncated};
 use crate::observe::metrics::{Action, REFUSALS};
 use crate::observe::status::{HostState, WorkerStatus};
-use crate::supervise::control::Requested;
+use crate::supervise::Requested;
 
 /// The dashboard: one static page that polls `workers`.
 const DASHBOARD: &str = include_str!("dashboard.html");

@@ -5,11 +5,13 @@
 pub(crate) mod control;
 mod escalation;
 mod pass;
+mod requested;
 mod restart;
 
 pub use self::escalation::Escalation;
 use self::escalation::escalate;
 use self::pass::Loop;
+pub use self::requested::Requested;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
