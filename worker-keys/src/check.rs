@@ -103,9 +103,18 @@ impl Settings {
     /// When `name` is not a key: a mistake in the code that calls it.
     #[must_use]
     pub fn with(mut self, name: &str, value: Value) -> Self {
+        self.put(name, value);
+        self
+    }
+
+    /// Sets the key named `name`, which must be one.
+    ///
+    /// # Panics
+    ///
+    /// When `name` is not a key: a mistake in the code that calls it.
+    pub fn put(&mut self, name: &str, value: Value) {
         let key = table::key(name).unwrap_or_else(|| panic!("`{name}` is not a key"));
         self.set(key, value);
-        self
     }
 
     /// Forgets `name`, so it has its default again.
