@@ -39,7 +39,9 @@ impl Refusal {
         Self {
             key: "trigger",
             value: None,
-            expected: format!("{}, such as `every = \"10s\"`", one_trigger()),
+            expected: "a trigger, one of `every`, `fixed_delay`, `cron` or `once`, such as \
+                       `every = \"10s\"`"
+                .to_owned(),
         }
     }
 

@@ -358,7 +358,7 @@ mod tests {
         let mut spec = Spec::new("w".to_owned());
         spec.circuit = Some(CircuitBreaker::default());
         let settings = spec.settings();
-        for key in worker_keys::KEYS {
+        for key in worker_keys::KEYS.iter().filter(|k| k.name != "name") {
             let default = match key.default {
                 worker_keys::DefaultValue::Duration(d) => Value::Duration(d),
                 worker_keys::DefaultValue::Count(n) => Value::Count(n),
