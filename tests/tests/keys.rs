@@ -59,7 +59,10 @@ const PERIOD: &str = "expected a duration from 1ms to 365d";
 fn time_zone_without_cron_is_refused_by_the_builder_the_file_and_the_environment() {
     refused(
         host(every().time_zone("Europe/Berlin")),
-        &["worker `x`: invalid `time_zone` = \"Europe/Berlin\"", NOT_CRON],
+        &[
+            "worker `x`: invalid `time_zone` = \"Europe/Berlin\"",
+            NOT_CRON,
+        ],
     );
     refused(
         host(every()).config_env([("WORKER__X__TIME_ZONE", "Europe/Berlin")]),
@@ -112,7 +115,10 @@ fn a_zero_backoff_max_is_refused_everywhere_even_with_a_zero_backoff() {
         host(zero.clone()).config_env([("WORKER__X__BACKOFF_MAX", "0s")]),
         &["WORKER__X__BACKOFF_MAX = \"0s\"", PERIOD],
     );
-    let file = TempFile::new("backoff", "[workers.x]\nbackoff = \"0s\"\nbackoff_max = \"0s\"\n");
+    let file = TempFile::new(
+        "backoff",
+        "[workers.x]\nbackoff = \"0s\"\nbackoff_max = \"0s\"\n",
+    );
     refused(
         host(every()).config_file(&file.0),
         &["workers.x.backoff_max = \"0s\"", PERIOD],

@@ -134,7 +134,7 @@ fn parse_value(key: &'static Key, ident: &Ident, value: Option<&Expr>) -> syn::R
                 key_span: ident.span(),
                 value: Value::Flag,
                 tokens: ident.to_token_stream(),
-                text: name.to_owned(),
+                text: "true".to_owned(),
             });
         }
         return Err(syn::Error::new(

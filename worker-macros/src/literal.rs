@@ -5,7 +5,6 @@
 //! form ("without quotes", "expects a duration in a string"); every other refusal is the
 //! shared one.
 
-use quote::ToTokens as _;
 use syn::ext::IdentExt as _;
 use syn::{Expr, ExprCall, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitStr, UnOp};
 use worker_keys::{Key, Kind};
@@ -22,14 +21,11 @@ pub(crate) fn text(key: &'static Key, value: &Expr) -> syn::Result<Written> {
     let name = key.name;
     let example = key.example;
     let hint = |message: String| Err(syn::Error::new_spanned(value, message));
+    // Numbers, identifiers, `allow(n)` and booleans are shown as the text parsed: `-1`, not
+    // the token stream's `- 1`.
     let written = |text: String| {
         Ok(Written {
-            shown: value
-                .to_token_stream()
-                .to_string()
-                .replace(" (", "(")
-                .replace("( ", "(")
-                .replace(" )", ")"),
+            shown: text.clone(),
             text,
         })
     };
