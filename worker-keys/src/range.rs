@@ -34,7 +34,7 @@ pub enum Range {
     Ratio,
 }
 
-/// The host settings with a range (the keys of workers have theirs in [`KEYS`]).
+/// The host settings with a range (the keys of workers have theirs in [`KEYS`](crate::KEYS)).
 pub const HOST_RANGES: &[(&str, Range)] = &[
     ("shutdown_timeout", DELAY),
     (

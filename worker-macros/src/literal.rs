@@ -17,6 +17,10 @@ pub(crate) struct Written {
 }
 
 /// The text of `value` for `key`, or a hint about the form a value of `key` is written in.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per kind of key, each with its hints, reads best in one place"
+)]
 pub(crate) fn text(key: &'static Key, value: &Expr) -> syn::Result<Written> {
     let name = key.name;
     let example = key.example;
