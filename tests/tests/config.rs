@@ -216,7 +216,6 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         r#"
         [workers.sync_orders]
         every = "30s"
-        time_zone = "Europe/Paris"
         after = "1s"
         jitter = "2s"
         missed = "burst"
@@ -242,6 +241,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
 
         [workers.cleanup]
         cron = "0 0 3 * * *"
+        time_zone = "Europe/Paris"
         "#,
     );
     let metrics = Metrics::new();
@@ -251,7 +251,6 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
 
     let env = [
         ("WORKER__SYNC_ORDERS__FIXED_DELAY", "30s"),
-        ("WORKER__SYNC_ORDERS__TIME_ZONE", "UTC"),
         ("WORKER__SYNC_ORDERS__AFTER", "1s"),
         ("WORKER__SYNC_ORDERS__JITTER", "0s"),
         ("WORKER__SYNC_ORDERS__MISSED", "delay"),
@@ -275,6 +274,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         ("WORKER__SYNC_ORDERS__GATES_READINESS", "false"),
         ("WORKER__SYNC_ORDERS__GATES_LIVENESS", "false"),
         ("WORKER__CLEANUP__CRON", "0 */5 * * * *"),
+        ("WORKER__CLEANUP__TIME_ZONE", "UTC"),
         ("WORKER__CLEANUP__ONCE", "true"),
     ];
     // Two triggers for `cleanup` from one source conflict; drop `once` for the first build.
@@ -290,7 +290,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         host().config_env(env.iter().copied()),
         &[
             "environment variable WORKER__CLEANUP__ONCE = \"true\"",
-            "conflicts with environment variable WORKER__CLEANUP__CRON",
+            "expected a single trigger, and environment variable WORKER__CLEANUP__CRON sets one already",
         ],
     );
 }
@@ -393,7 +393,7 @@ fn a_bad_float_is_refused() {
         host().config_env([("WORKER__CLEANUP__CIRCUIT_FAILURE_RATIO", "half")]),
         &[
             "WORKER__CLEANUP__CIRCUIT_FAILURE_RATIO = \"half\"",
-            "expected a number such as 0.5",
+            "expected a number greater than 0 and at most 1, such as 0.5",
         ],
     );
 }
@@ -434,19 +434,19 @@ fn a_bad_enum_is_refused() {
         builder,
         &[
             &format!("{}: workers.cleanup.missed = \"later\"", file.shown()),
-            "expected one of \"skip\", \"burst\" or \"delay\"",
+            "expected one of `skip`, `burst` or `delay`",
         ],
     );
     refused(
         host().config_env([("WORKER__CLEANUP__BACKOFF_KIND", "quadratic")]),
         &[
             "WORKER__CLEANUP__BACKOFF_KIND = \"quadratic\"",
-            "expected one of \"constant\", \"linear\" or \"exponential\"",
+            "expected one of `constant`, `linear` or `exponential`",
         ],
     );
     refused(
         host().config_env([("WORKER__CLEANUP__ESCALATE", "panic")]),
-        &["expected one of \"stop_worker\" or \"stop_host\""],
+        &["expected one of `stop_worker` or `stop_host`"],
     );
 }
 
@@ -457,7 +457,7 @@ fn a_bad_overlap_is_refused() {
         builder,
         &[
             &format!("{}: workers.cleanup.overlap = \"allow(two)\"", file.shown()),
-            "expected one of \"skip\", \"queue\" or \"allow(N)\" with N at least 1",
+            "expected one of `skip`, `queue` or `allow(n)`, with n a whole number from 1 to 10000",
         ],
     );
     // Parses, but the host's check refuses it; the error still names the source.
@@ -465,7 +465,7 @@ fn a_bad_overlap_is_refused() {
         host().config_env([("WORKER__CLEANUP__OVERLAP", "allow(0)")]),
         &[
             "environment variable WORKER__CLEANUP__OVERLAP = \"allow(0)\"",
-            "expected `allow(n)` with n a whole number from 1 to 10000",
+            "expected one of `skip`, `queue` or `allow(n)`, with n a whole number from 1 to 10000",
         ],
     );
 }
@@ -478,7 +478,7 @@ fn an_unknown_key_is_refused_with_the_valid_keys() {
         &[
             &format!("{}: workers.cleanup.evry = \"1s\"", file.shown()),
             "unknown key `evry`",
-            "expected one of every, fixed_delay, cron, time_zone, once, after, jitter",
+            "expected one of every, fixed_delay, cron, once, time_zone, after, jitter",
             "escalate, stop_budget",
         ],
     );
@@ -636,7 +636,7 @@ fn a_check_on_a_declared_value_names_the_override_it_was_compared_with() {
     assert!(err.is_config());
     for part in [
         "worker `jittery`: invalid `jitter` = \"5s\"",
-        "less than the period (\"2s\")",
+        "expected a duration shorter than `every` (\"2s\")",
         "`every` = \"2s\" comes from environment variable WORKER__JITTERY__EVERY",
     ] {
         assert!(message.contains(part), "{part:?} not in: {message}");

@@ -20,9 +20,8 @@ pub(crate) enum Kind {
     /// A worker's declaration or configuration is invalid.
     Config {
         worker: String,
-        key: &'static str,
-        value: String,
-        expected: String,
+        /// The key, the value and what was expected, worded by the shared key table.
+        refusal: worker_keys::Refusal,
     },
     /// A host setting is out of its range.
     Host {
@@ -74,17 +73,10 @@ impl Error {
         Self { kind }
     }
 
-    pub(crate) fn config(
-        worker: &str,
-        key: &'static str,
-        value: impl fmt::Display,
-        expected: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn refused(worker: &str, refusal: worker_keys::Refusal) -> Self {
         Self::new(Kind::Config {
             worker: worker.to_owned(),
-            key,
-            value: value.to_string(),
-            expected: expected.into(),
+            refusal,
         })
     }
 
@@ -193,15 +185,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Config {
-                worker,
-                key,
-                value,
-                expected,
-            } => write!(
-                f,
-                "worker `{worker}`: invalid `{key}` = {value}: expected {expected}"
-            ),
+            Kind::Config { worker, refusal } => write!(f, "worker `{worker}`: {refusal}"),
             Kind::Host {
                 key,
                 value,

@@ -120,10 +120,6 @@ pub use crate::supervise::Requested;
 pub use crate::worker::extract::{FromScope, IntoRunResult, Scoped, State};
 pub use crate::worker::handler::{Handler, Requirement};
 pub use crate::worker::scope::{Ctx, Registry, Scope};
-pub use crate::worker::spec::{
-    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS,
-    DEFAULT_TIME_ZONE, MIN_DEFAULT_STALE_AFTER,
-};
 pub use crate::worker::{IntoWorker, Worker, WorkerBuilder};
 
 #[cfg(feature = "macros")]

@@ -6,7 +6,9 @@ use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::{Attribute, Ident, ItemFn, ReturnType, Type};
 
-use crate::args::{Args, Value};
+use worker_keys::{Kind, Value};
+
+use crate::args::Args;
 use crate::input::Argument;
 
 /// Replaces the function by a unit struct of the same name that
@@ -128,27 +130,41 @@ fn configuration(args: &Args) -> TokenStream {
     for setting in args
         .settings()
         .iter()
-        .filter(|setting| setting.key != "name")
+        .filter(|setting| setting.key.name != "name")
     {
-        let method = format_ident!("{}", setting.key);
+        let method = format_ident!("{}", setting.key.name);
+        let variant = |ty: &str, variant: &str, arg: Option<u32>| {
+            let ty = format_ident!("{}", ty);
+            let variant = format_ident!("{}", variant);
+            let arg = arg.map(|arg| quote!((#arg)));
+            quote!(::worker_core::#ty::#variant #arg)
+        };
         let value = match &setting.value {
             Value::Duration(duration) => {
                 let secs = duration.as_secs();
                 let nanos = duration.subsec_nanos();
                 quote!(::worker_core::__private::Duration::new(#secs, #nanos))
             }
-            Value::Integer(number) => quote!(#number),
+            Value::Count(number) => quote!(#number),
             // Checked to be in `(0, 1]`, so finite, as `f64_unsuffixed` requires.
             Value::Ratio(ratio) => Literal::f64_unsuffixed(*ratio).into_token_stream(),
             Value::Bool(value) => quote!(#value),
-            Value::Flag => TokenStream::new(),
-            Value::Variant { ty, variant, arg } => {
-                let ty = format_ident!("{}", ty);
-                let variant = format_ident!("{}", variant);
-                let arg = arg.map(|arg| quote!((#arg)));
-                quote!(::worker_core::#ty::#variant #arg)
+            Value::Choice(option) => {
+                let choice = match setting.key.kind {
+                    Kind::Choice(choice) => choice,
+                    _ => &worker_keys::OVERLAP,
+                };
+                let name = choice
+                    .options
+                    .iter()
+                    .find(|(o, _)| o == option)
+                    .map_or("", |(_, v)| *v);
+                variant(choice.ty, name, None)
             }
-            Value::Str(text) => quote!(#text),
+            Value::Allow(n) => variant(worker_keys::OVERLAP.ty, "Allow", Some(*n)),
+            Value::Text(text) => quote!(#text),
+            // `Flag`: `.once()`.
+            _ => TokenStream::new(),
         };
         calls.extend(quote!(.#method(#value)));
     }

@@ -11,6 +11,9 @@ mod args;
 mod expand;
 mod fallback;
 mod input;
+mod literal;
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 use syn::ItemFn;

@@ -12,7 +12,6 @@ use std::time::SystemTime;
 use chrono::Utc;
 use chrono_tz::Tz;
 use croner::Cron;
-use croner::parser::{CronParser, Seconds};
 
 /// A parsed cron expression and the time zone it is read in.
 #[derive(Clone)]
@@ -23,15 +22,30 @@ pub struct CronSchedule {
 }
 
 impl CronSchedule {
-    /// Parses `expression` (5 fields, or 6 with seconds first) in the IANA time zone `zone`
-    /// (`"UTC"`, `"Europe/Berlin"`, ...).
+    /// Parses `expression` (5 fields, or 6 with seconds first, 7 with a year last, or a
+    /// nickname such as `@daily`) in the IANA time zone `zone` (`"UTC"`, `"Europe/Berlin"`,
+    /// ...), with the parser `#[worker(cron = ..)]` checks at compile time. Use it to preview
+    /// a schedule with [`next_after`](Self::next_after).
     ///
-    /// The error is a sentence saying what is wrong, for messages that name the key.
-    pub fn parse(expression: &str, zone: &str) -> Result<Self, String> {
-        let cron = parser()
-            .parse(expression)
-            .map_err(|err| format!("invalid cron expression `{expression}`: {err}"))?;
-        let zone = parse_zone(zone)?;
+    /// ```
+    /// use worker_core::cron::{CronSchedule, ParseErrorKind};
+    ///
+    /// let nightly = CronSchedule::parse("0 30 2 * * *", "Europe/Berlin").unwrap();
+    /// assert_eq!(nightly.zone(), "Europe/Berlin");
+    /// let err = CronSchedule::parse("0 30 2 * * *", "Mars/Olympus").unwrap_err();
+    /// assert_eq!(err.kind(), &ParseErrorKind::UnknownTimeZone);
+    /// ```
+    pub fn parse(expression: &str, zone: &str) -> Result<Self, ParseError> {
+        let error = |kind| ParseError {
+            expression: expression.to_owned(),
+            zone: zone.to_owned(),
+            kind,
+        };
+        let cron = worker_keys::cron(expression)
+            .map_err(|reason| error(ParseErrorKind::InvalidExpression { reason }))?;
+        let zone = zone
+            .parse::<Tz>()
+            .map_err(|_| error(ParseErrorKind::UnknownTimeZone))?;
         Ok(Self {
             expression: expression.to_owned(),
             zone,
@@ -46,12 +60,6 @@ impl CronSchedule {
         let local = worker_keys::utc(after)?.with_timezone(&self.zone);
         let next = self.cron.find_next_occurrence(&local, false).ok()?;
         Some(next.with_timezone(&Utc).into())
-    }
-
-    /// Why this schedule can never be used (it has no fire time in the next few years after
-    /// `now`), as the words after "expected" in an error; `None` when it fires.
-    pub(crate) fn never_fires(&self, now: SystemTime) -> Option<String> {
-        worker_keys::never_fires(&self.cron, &self.expression, self.zone, now)
     }
 
     /// The expression as written.
@@ -79,17 +87,67 @@ impl fmt::Display for CronSchedule {
     }
 }
 
-fn parser() -> CronParser {
-    CronParser::builder().seconds(Seconds::Optional).build()
+/// Why [`CronSchedule::parse`] refused its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    expression: String,
+    zone: String,
+    kind: ParseErrorKind,
 }
 
-fn parse_zone(zone: &str) -> Result<Tz, String> {
-    zone.parse::<Tz>().map_err(|_| {
-        format!(
-            "unknown time zone `{zone}`: expected an IANA name such as `UTC` or `Europe/Berlin`"
-        )
-    })
+/// What [`ParseError`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseErrorKind {
+    /// The expression does not parse; `reason` says why (`number out of bounds`).
+    InvalidExpression {
+        /// What is wrong with it, as a clause.
+        reason: String,
+    },
+    /// The time zone is not an IANA name (names are case-sensitive).
+    UnknownTimeZone,
 }
+
+impl ParseError {
+    /// What is wrong.
+    #[must_use]
+    pub fn kind(&self) -> &ParseErrorKind {
+        &self.kind
+    }
+
+    /// The expression as given.
+    #[must_use]
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The time zone as given.
+    #[must_use]
+    pub fn zone(&self) -> &str {
+        &self.zone
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ParseErrorKind::InvalidExpression { reason } => write!(
+                f,
+                "invalid cron expression {:?}: {reason}; expected {}",
+                self.expression,
+                worker_keys::CRON_FORMS
+            ),
+            ParseErrorKind::UnknownTimeZone => write!(
+                f,
+                "unknown time zone {:?}: expected {}",
+                self.zone,
+                worker_keys::ZONE_FORMS
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
 
 #[cfg(test)]
 mod tests {
@@ -133,8 +191,22 @@ mod tests {
             local(every_five.next_after(start).unwrap()),
             "06-01 12:05 CEST"
         );
-        assert!(CronSchedule::parse("61 * * * * *", "UTC").is_err());
-        assert!(CronSchedule::parse("* * * * *", "Mars/Olympus").is_err());
+        let err = CronSchedule::parse("61 * * * * *", "UTC").unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ParseErrorKind::InvalidExpression {
+                reason: "number out of bounds".to_owned()
+            }
+        );
+        assert!(
+            err.to_string().starts_with(
+                "invalid cron expression \"61 * * * * *\": number out of bounds; expected"
+            ),
+            "{err}"
+        );
+        let err = CronSchedule::parse("* * * * *", "Mars/Olympus").unwrap_err();
+        assert_eq!(err.kind(), &ParseErrorKind::UnknownTimeZone);
+        assert_eq!(err.zone(), "Mars/Olympus");
     }
 
     #[test]

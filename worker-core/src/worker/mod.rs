@@ -111,9 +111,10 @@ impl WorkerBuilder {
         self
     }
 
-    /// The IANA time zone cron expressions are read in (`time_zone`); default `UTC`.
+    /// The IANA time zone the [`cron`](Self::cron) expression is read in (`time_zone`);
+    /// default `UTC`. Only `cron` reads it: with another trigger, the host refuses it.
     pub fn time_zone(mut self, zone: impl Into<String>) -> Self {
-        self.spec.time_zone = zone.into();
+        self.spec.time_zone = Some(zone.into());
         self
     }
 

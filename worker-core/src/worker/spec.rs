@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use worker_keys::Range;
+use worker_keys::{
+    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS,
+    DEFAULT_TIME_ZONE, Key, MIN_DEFAULT_STALE_AFTER, Refusal, Settings, Value,
+};
 
 use crate::error::Error;
 use crate::run::circuit::CircuitBreaker;
@@ -14,15 +17,6 @@ use crate::run::retry::BackoffKind;
 use crate::schedule::cron::CronSchedule;
 use crate::schedule::{Missed, Overlap};
 use crate::supervise::Escalation;
-
-/// Default base delay before the first retry.
-pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
-/// Default upper bound of the delay between retries.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_mins(1);
-/// Default period within which `max_restarts` is counted.
-pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_mins(1);
-/// Default time zone of cron schedules.
-pub const DEFAULT_TIME_ZONE: &str = "UTC";
 
 /// What starts a run, as declared (a cron expression is parsed when the host is built).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +58,8 @@ impl std::fmt::Display for Trigger {
 pub(crate) struct Spec {
     pub(crate) name: Arc<str>,
     pub(crate) trigger: Option<TriggerSpec>,
-    pub(crate) time_zone: String,
+    /// `None`: not given, so [`DEFAULT_TIME_ZONE`] (only `cron` reads it).
+    pub(crate) time_zone: Option<String>,
     pub(crate) after: Duration,
     pub(crate) jitter: Duration,
     pub(crate) missed: Missed,
@@ -93,11 +88,6 @@ pub(crate) struct Checked {
     pub(crate) spec: Spec,
     pub(crate) trigger: Trigger,
 }
-
-/// How many periods without a success make a worker stale, unless `stale_after` says otherwise.
-pub const DEFAULT_STALE_PERIODS: u32 = 3;
-/// The shortest default `stale_after`.
-pub const MIN_DEFAULT_STALE_AFTER: Duration = Duration::from_mins(1);
 
 impl Checked {
     /// How long without a success makes the worker stale: `stale_after` if set; otherwise
@@ -139,7 +129,7 @@ impl Spec {
         Self {
             name: name.into(),
             trigger: None,
-            time_zone: DEFAULT_TIME_ZONE.to_owned(),
+            time_zone: None,
             after: Duration::ZERO,
             jitter: Duration::ZERO,
             missed: Missed::Skip,
@@ -167,127 +157,185 @@ impl Spec {
         self.circuit.get_or_insert_with(CircuitBreaker::default)
     }
 
-    /// Checks what the type system cannot; the builder and configuration paths have no
-    /// compile-time checks. Every duration and number is checked against its range in
-    /// `worker_keys::RANGES`, the table `#[worker]` checks at compile time, so both refuse the
-    /// same values with the same words. Errors name the worker, the key, the value and what was
-    /// expected. `now` is when the host starts: a cron schedule must fire after it.
-    #[allow(
-        clippy::too_many_lines,
-        reason = "a flat list of independent checks reads best in one place"
-    )]
-    pub(crate) fn check(self, now: SystemTime) -> Result<Checked, Error> {
-        let name = &*self.name;
-        let fail =
-            |key, value: String, expected: &str| Err(Error::config(name, key, value, expected));
-        if name.trim().is_empty() {
-            return fail("name", format!("{name:?}"), "a non-empty name");
+    /// The declared values, for the shared check: every field is one key of the table.
+    pub(crate) fn settings(&self) -> Settings {
+        let mut settings = Settings::new();
+        let mut add = |name: &str, value: Value| settings.put(name, value);
+        add("name", Value::Text(self.name.to_string()));
+        match &self.trigger {
+            Some(TriggerSpec::Every(d)) => add("every", Value::Duration(*d)),
+            Some(TriggerSpec::FixedDelay(d)) => add("fixed_delay", Value::Duration(*d)),
+            Some(TriggerSpec::Cron(expression)) => add("cron", Value::Text(expression.clone())),
+            Some(TriggerSpec::Once) => add("once", Value::Flag),
+            None => {}
         }
-        let trigger = match &self.trigger {
-            None => {
-                return fail(
-                    "every",
-                    "nothing".to_owned(),
-                    "a trigger: one of `every`, `fixed_delay`, `cron` or `once`",
-                );
+        if let Some(zone) = &self.time_zone {
+            add("time_zone", Value::Text(zone.clone()));
+        }
+        add("after", Value::Duration(self.after));
+        add("jitter", Value::Duration(self.jitter));
+        add("missed", Value::Choice(self.missed.as_str()));
+        add(
+            "overlap",
+            match self.overlap {
+                Overlap::Skip => Value::Choice("skip"),
+                Overlap::Queue => Value::Choice("queue"),
+                Overlap::Allow(n) => Value::Allow(n),
+            },
+        );
+        add("enabled", Value::Bool(self.enabled));
+        add("retry", Value::Count(self.retry));
+        add("backoff_kind", Value::Choice(self.backoff_kind.as_str()));
+        add("backoff", Value::Duration(self.backoff));
+        add("backoff_max", Value::Duration(self.backoff_max));
+        if let Some(timeout) = self.timeout {
+            add("timeout", Value::Duration(timeout));
+        }
+        if let Some(circuit) = &self.circuit {
+            add("circuit_failure_ratio", Value::Ratio(circuit.failure_ratio));
+            add(
+                "circuit_min_throughput",
+                Value::Count(circuit.min_throughput),
+            );
+            add("circuit_window", Value::Duration(circuit.window));
+            add("circuit_break", Value::Duration(circuit.break_for));
+        }
+        add("restart_backoff", Value::Duration(self.restart_backoff));
+        if let Some(max) = self.max_restarts {
+            add("max_restarts", Value::Count(max));
+        }
+        add("restart_window", Value::Duration(self.restart_window));
+        add("escalate", Value::Choice(self.escalate.as_str()));
+        if let Some(budget) = self.stop_budget {
+            add("stop_budget", Value::Duration(budget));
+        }
+        if let Some(after) = self.stale_after {
+            add("stale_after", Value::Duration(after));
+        }
+        add("gates_readiness", Value::Bool(self.gates_readiness));
+        add("gates_liveness", Value::Bool(self.gates_liveness));
+        settings
+    }
+
+    /// Sets one key from a parsed value (a configuration override): the inverse of
+    /// [`settings`](Self::settings). A value of another kind than the key's is ignored; the
+    /// shared parser never makes one.
+    pub(crate) fn set(&mut self, key: &'static Key, value: &Value) {
+        let d = match value {
+            Value::Duration(d) => Some(*d),
+            _ => None,
+        };
+        let n = match value {
+            Value::Count(n) => Some(*n),
+            _ => None,
+        };
+        let b = match value {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        };
+        let text = match value {
+            Value::Text(text) => Some(text.clone()),
+            _ => None,
+        };
+        let option = match value {
+            Value::Choice(option) => Some(*option),
+            _ => None,
+        };
+        match key.name {
+            "every" => self.trigger = d.map(TriggerSpec::Every).or(self.trigger.take()),
+            "fixed_delay" => self.trigger = d.map(TriggerSpec::FixedDelay).or(self.trigger.take()),
+            "cron" => self.trigger = text.map(TriggerSpec::Cron).or(self.trigger.take()),
+            "once" => self.trigger = Some(TriggerSpec::Once),
+            "time_zone" => self.time_zone = text.or(self.time_zone.take()),
+            "after" => self.after = d.unwrap_or(self.after),
+            "jitter" => self.jitter = d.unwrap_or(self.jitter),
+            "missed" => {
+                let all = [Missed::Skip, Missed::Burst, Missed::Delay];
+                self.missed = choose(&all, Missed::as_str, option).unwrap_or(self.missed);
             }
-            Some(TriggerSpec::Every(period)) => {
-                within(name, "every", *period)?;
-                Trigger::Every(*period)
-            }
-            Some(TriggerSpec::FixedDelay(delay)) => {
-                within(name, "fixed_delay", *delay)?;
-                Trigger::FixedDelay(*delay)
-            }
-            Some(TriggerSpec::Cron(expression)) => {
-                match CronSchedule::parse(expression, &self.time_zone) {
-                    Ok(cron) => {
-                        if let Some(expected) = cron.never_fires(now) {
-                            return fail("cron", format!("{expression:?}"), &expected);
-                        }
-                        Trigger::Cron(Box::new(cron))
-                    }
-                    Err(reason) if reason.starts_with("unknown time zone") => {
-                        return fail(
-                            "time_zone",
-                            format!("{:?}", self.time_zone),
-                            "an IANA time zone name such as `UTC` or `Europe/Berlin`",
-                        );
-                    }
-                    Err(reason) => {
-                        // `reason` reads "invalid cron expression `..`: <croner's reason>".
-                        let why = reason.split_once(": ").map_or(&*reason, |(_, why)| why);
-                        return fail(
-                            "cron",
-                            format!("{expression:?}"),
-                            &format!(
-                                "a cron expression of 5 fields, or 6 with seconds first ({why})"
-                            ),
-                        );
-                    }
+            "overlap" => {
+                self.overlap = match value {
+                    Value::Allow(n) => Overlap::Allow(*n),
+                    Value::Choice("queue") => Overlap::Queue,
+                    Value::Choice("skip") => Overlap::Skip,
+                    _ => self.overlap,
                 }
+            }
+            "enabled" => self.enabled = b.unwrap_or(self.enabled),
+            "retry" => self.retry = n.unwrap_or(self.retry),
+            "backoff_kind" => {
+                let all = [
+                    BackoffKind::Constant,
+                    BackoffKind::Linear,
+                    BackoffKind::Exponential,
+                ];
+                self.backoff_kind =
+                    choose(&all, BackoffKind::as_str, option).unwrap_or(self.backoff_kind);
+            }
+            "backoff" => self.backoff = d.unwrap_or(self.backoff),
+            "backoff_max" => self.backoff_max = d.unwrap_or(self.backoff_max),
+            "timeout" => self.timeout = d.or(self.timeout),
+            "circuit_failure_ratio" => {
+                if let Value::Ratio(x) = value {
+                    self.circuit_mut().failure_ratio = *x;
+                }
+            }
+            "circuit_min_throughput" => {
+                if let Some(n) = n {
+                    self.circuit_mut().min_throughput = n;
+                }
+            }
+            "circuit_window" => {
+                if let Some(d) = d {
+                    self.circuit_mut().window = d;
+                }
+            }
+            "circuit_break" => {
+                if let Some(d) = d {
+                    self.circuit_mut().break_for = d;
+                }
+            }
+            "restart_backoff" => self.restart_backoff = d.unwrap_or(self.restart_backoff),
+            "max_restarts" => self.max_restarts = n.or(self.max_restarts),
+            "restart_window" => self.restart_window = d.unwrap_or(self.restart_window),
+            "escalate" => {
+                let all = [Escalation::StopWorker, Escalation::StopHost];
+                self.escalate = choose(&all, Escalation::as_str, option).unwrap_or(self.escalate);
+            }
+            "stop_budget" => self.stop_budget = d.or(self.stop_budget),
+            "stale_after" => self.stale_after = d.or(self.stale_after),
+            "gates_readiness" => self.gates_readiness = b.unwrap_or(self.gates_readiness),
+            "gates_liveness" => self.gates_liveness = b.unwrap_or(self.gates_liveness),
+            // `name` is not overridable; a new key gets its arm here and in `settings`.
+            _ => {}
+        }
+    }
+
+    /// Checks the declaration with the shared check of `worker_keys`, the one `#[worker]`
+    /// runs at compile time and the configuration overrides go through, so every entry point
+    /// refuses the same values with the same words. `now` is when the host starts: a cron
+    /// schedule must fire after it.
+    pub(crate) fn check(self, now: SystemTime) -> Result<Checked, Error> {
+        let refused = |refusal: Refusal| Error::refused(&self.name, refusal);
+        self.settings().check(now).map_err(refused)?;
+        let trigger = match &self.trigger {
+            None => return Err(refused(Refusal::missing_trigger())),
+            Some(TriggerSpec::Every(period)) => Trigger::Every(*period),
+            Some(TriggerSpec::FixedDelay(delay)) => Trigger::FixedDelay(*delay),
+            Some(TriggerSpec::Cron(expression)) => {
+                let zone = self.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE);
+                // Checked above, with the same parser.
+                let cron = CronSchedule::parse(expression, zone).map_err(|err| {
+                    refused(Refusal::new(
+                        "cron",
+                        format!("{expression:?}"),
+                        err.to_string(),
+                    ))
+                })?;
+                Trigger::Cron(Box::new(cron))
             }
             Some(TriggerSpec::Once) => Trigger::Once,
         };
-        let durations = [
-            ("after", Some(self.after)),
-            ("jitter", Some(self.jitter)),
-            ("backoff", Some(self.backoff)),
-            ("backoff_max", Some(self.backoff_max)),
-            ("timeout", self.timeout),
-            ("restart_backoff", Some(self.restart_backoff)),
-            ("restart_window", Some(self.restart_window)),
-            ("stop_budget", self.stop_budget),
-            ("stale_after", self.stale_after),
-        ];
-        for (key, value) in durations {
-            if let Some(value) = value {
-                within(name, key, value)?;
-            }
-        }
-        count(name, "retry", self.retry)?;
-        if let Some(max) = self.max_restarts {
-            count(name, "max_restarts", max)?;
-        }
-        if let Overlap::Allow(n) = self.overlap {
-            let range = range("overlap");
-            if !range.contains_count(u64::from(n)) {
-                return fail(
-                    "overlap",
-                    format!("allow({n})"),
-                    &format!("`allow(n)` with n {}", range.expected()),
-                );
-            }
-        }
-        if let Trigger::Every(period) = trigger
-            && self.jitter >= period
-        {
-            return fail(
-                "jitter",
-                show(self.jitter),
-                &format!("less than the period ({})", show(period)),
-            );
-        }
-        if self.backoff > self.backoff_max {
-            return fail(
-                "backoff",
-                show(self.backoff),
-                &format!("at most `backoff_max` ({})", show(self.backoff_max)),
-            );
-        }
-        if let Some(circuit) = &self.circuit {
-            let ratio = range("circuit_failure_ratio");
-            if !ratio.contains_ratio(circuit.failure_ratio) {
-                return fail(
-                    "circuit_failure_ratio",
-                    circuit.failure_ratio.to_string(),
-                    &ratio.expected().to_string(),
-                );
-            }
-            count(name, "circuit_min_throughput", circuit.min_throughput)?;
-            within(name, "circuit_window", circuit.window)?;
-            within(name, "circuit_break", circuit.break_for)?;
-        }
         Ok(Checked {
             spec: self,
             trigger,
@@ -295,42 +343,57 @@ impl Spec {
     }
 }
 
-/// The range of `key` in the shared table.
-fn range(key: &str) -> Range {
-    worker_keys::range(key).unwrap_or_else(|| unreachable!("`{key}` has a range"))
+/// The option of `options` named `option`.
+fn choose<T: Copy>(options: &[T], name: fn(T) -> &'static str, option: Option<&str>) -> Option<T> {
+    options.iter().copied().find(|o| Some(name(*o)) == option)
 }
 
-/// A duration as keys are written, quoted: `"1m 30s"`.
-fn show(d: Duration) -> String {
-    format!("\"{}\"", humantime::format_duration(d))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Checks a duration against the range of `key`.
-pub(crate) fn within(worker: &str, key: &'static str, value: Duration) -> Result<(), Error> {
-    let range = range(key);
-    if range.contains_duration(value) {
-        Ok(())
-    } else {
-        Err(Error::config(
-            worker,
-            key,
-            show(value),
-            range.expected().to_string(),
-        ))
+    /// What `Spec::new` and `CircuitBreaker::default` use is what the table says.
+    #[test]
+    fn the_defaults_are_the_table_s() {
+        let mut spec = Spec::new("w".to_owned());
+        spec.circuit = Some(CircuitBreaker::default());
+        let settings = spec.settings();
+        for key in worker_keys::KEYS.iter().filter(|k| k.name != "name") {
+            let default = match key.default {
+                worker_keys::DefaultValue::Duration(d) => Value::Duration(d),
+                worker_keys::DefaultValue::Count(n) => Value::Count(n),
+                worker_keys::DefaultValue::Ratio(x) => Value::Ratio(x),
+                worker_keys::DefaultValue::Bool(b) => Value::Bool(b),
+                worker_keys::DefaultValue::Choice(option) => Value::Choice(option),
+                _ => {
+                    assert_eq!(settings.get(key.name), None, "{}", key.name);
+                    continue;
+                }
+            };
+            assert_eq!(settings.get(key.name), Some(&default), "{}", key.name);
+        }
     }
-}
 
-/// Checks a number against the range of `key`.
-fn count(worker: &str, key: &'static str, value: u32) -> Result<(), Error> {
-    let range = range(key);
-    if range.contains_count(u64::from(value)) {
-        Ok(())
-    } else {
-        Err(Error::config(
-            worker,
-            key,
-            value,
-            range.expected().to_string(),
-        ))
+    /// `set` is the inverse of `settings`: every key a configuration may set lands.
+    #[test]
+    fn every_overridable_key_can_be_set() {
+        let mut spec = Spec::new("w".to_owned());
+        for key in worker_keys::KEYS.iter().filter(|k| k.is_overridable()) {
+            let value = worker_keys::parse(key, key.example.trim_matches('"')).unwrap();
+            let mut one = spec.clone();
+            one.set(key, &value);
+            let got = one.settings();
+            let got = if key.name == "cron"
+                || key.name == "every"
+                || key.name == "fixed_delay"
+                || key.name == "once"
+            {
+                got.trigger().map(|(_, v)| v.clone())
+            } else {
+                got.get(key.name).cloned()
+            };
+            assert_eq!(got, Some(value.clone()), "{}", key.name);
+            spec.set(key, &value);
+        }
     }
 }

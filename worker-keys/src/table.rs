@@ -1,0 +1,234 @@
+//! THE table of worker keys: one [`Key`] row per key of `#[worker(...)]`, of
+//! `WorkerBuilder` and of the configuration file and environment variables.
+//!
+//! Adding a key is adding its row here (and its field where the runtime keeps it): the
+//! attribute, the builder's check, the file and the environment all look keys up in [`KEYS`],
+//! parse their values with [`parse`](crate::parse) and check them with
+//! [`Settings::check`](crate::Settings::check).
+
+use std::time::Duration;
+
+use crate::range::{MAX_DURATION, MIN_PERIOD, Range};
+
+/// One key.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Key {
+    /// The key as written in the attribute and the file (upper-cased in environment variables).
+    pub name: &'static str,
+    /// How a value is written and what it may be.
+    pub kind: Kind,
+    /// What the runtime uses when the key is not given.
+    pub default: DefaultValue,
+    /// A valid value as written in the attribute, for messages: `"10s"`, `3`, `skip`.
+    pub example: &'static str,
+    /// What the key means, in one line, for docs and messages.
+    pub doc: &'static str,
+}
+
+/// How a key's value is written, and what it may be.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A duration (`"250ms"`, `"1h 30m"`) within a range.
+    Duration(Range),
+    /// A whole number within a range.
+    Count(Range),
+    /// A number greater than 0 and at most 1.
+    Ratio,
+    /// `true` or `false`.
+    Bool,
+    /// `true` only: a key that is given or not (`once`).
+    Flag,
+    /// One name out of a closed set, each standing for a variant of a `worker_core` enum.
+    Choice(&'static Choice),
+    /// `skip`, `queue` or `allow(n)` with `n` in a range.
+    Overlap(Range),
+    /// A worker's name: not empty.
+    Name,
+    /// A cron expression (checked with the parser `worker_core::cron` uses).
+    Cron,
+    /// An IANA time zone name.
+    TimeZone,
+}
+
+/// A closed set of names, each standing for a variant of a `worker_core` enum.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Choice {
+    /// The `worker_core` enum: `Missed`.
+    pub ty: &'static str,
+    /// Each accepted name and the variant it stands for: `("skip", "Skip")`.
+    pub options: &'static [(&'static str, &'static str)],
+}
+
+/// What the runtime uses when a key is not given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum DefaultValue {
+    /// This duration.
+    Duration(Duration),
+    /// This number.
+    Count(u32),
+    /// This ratio.
+    Ratio(f64),
+    /// This boolean.
+    Bool(bool),
+    /// This option of a [`Choice`] (or of `overlap`).
+    Choice(&'static str),
+    /// This text (a time zone).
+    Text(&'static str),
+    /// No value: what that means.
+    None(&'static str),
+}
+
+/// The base delay before the first retry (`backoff`).
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+/// The cap of the delay between retries (`backoff_max`).
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_mins(1);
+/// The period within which `max_restarts` is counted (`restart_window`).
+pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_mins(1);
+/// The time zone cron expressions are read in (`time_zone`).
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+/// How many periods without a success make a worker stale, unless `stale_after` says otherwise.
+pub const DEFAULT_STALE_PERIODS: u32 = 3;
+/// The shortest default `stale_after`.
+pub const MIN_DEFAULT_STALE_AFTER: Duration = Duration::from_mins(1);
+/// The defaults of the circuit breaker once a `circuit_*` key turns it on.
+pub const DEFAULT_CIRCUIT_FAILURE_RATIO: f64 = 0.5;
+/// See [`DEFAULT_CIRCUIT_FAILURE_RATIO`].
+pub const DEFAULT_CIRCUIT_MIN_THROUGHPUT: u32 = 5;
+/// See [`DEFAULT_CIRCUIT_FAILURE_RATIO`].
+pub const DEFAULT_CIRCUIT_WINDOW: Duration = Duration::from_mins(1);
+/// See [`DEFAULT_CIRCUIT_FAILURE_RATIO`].
+pub const DEFAULT_CIRCUIT_BREAK: Duration = Duration::from_secs(30);
+
+/// A duration that may be zero (`after`, `jitter`, `backoff`, `restart_backoff`).
+pub const DELAY: Range = Range::Duration {
+    min: Duration::ZERO,
+    max: MAX_DURATION,
+};
+
+/// A duration that must be at least [`MIN_PERIOD`] (`every`, `timeout`, `backoff_max`, ...).
+/// `backoff_max` is one: a cap of zero is no cap; retrying at once is `backoff = "0s"`.
+pub const PERIOD: Range = Range::Duration {
+    min: MIN_PERIOD,
+    max: MAX_DURATION,
+};
+
+/// The choices of `missed`.
+pub const MISSED: Choice = Choice {
+    ty: "Missed",
+    options: &[("skip", "Skip"), ("burst", "Burst"), ("delay", "Delay")],
+};
+
+/// The choices of `overlap` besides `allow(n)`.
+pub const OVERLAP: Choice = Choice {
+    ty: "Overlap",
+    options: &[("skip", "Skip"), ("queue", "Queue")],
+};
+
+/// The choices of `backoff_kind`.
+pub const BACKOFF_KIND: Choice = Choice {
+    ty: "BackoffKind",
+    options: &[
+        ("constant", "Constant"),
+        ("linear", "Linear"),
+        ("exponential", "Exponential"),
+    ],
+};
+
+/// The choices of `escalate`.
+pub const ESCALATE: Choice = Choice {
+    ty: "Escalation",
+    options: &[("stop_worker", "StopWorker"), ("stop_host", "StopHost")],
+};
+
+const fn count(min: u32, max: u32) -> Range {
+    Range::Count { min, max }
+}
+
+const fn row(
+    name: &'static str,
+    kind: Kind,
+    default: DefaultValue,
+    example: &'static str,
+    doc: &'static str,
+) -> Key {
+    Key {
+        name,
+        kind,
+        default,
+        example,
+        doc,
+    }
+}
+
+use DefaultValue as D;
+
+/// Every key, in the order the docs list them (and messages name them).
+// One row per line reads as the table it is.
+#[rustfmt::skip]
+pub const KEYS: &[Key] = &[
+    row("every", Kind::Duration(PERIOD), D::None("no trigger"), "\"10s\"", "runs on a fixed-rate grid of this period"),
+    row("fixed_delay", Kind::Duration(PERIOD), D::None("no trigger"), "\"10s\"", "starts each run this long after the previous one ended"),
+    row("cron", Kind::Cron, D::None("no trigger"), "\"0 */5 * * * *\"", "runs at the fire times of a cron expression"),
+    row("once", Kind::Flag, D::None("no trigger"), "true", "runs once at start-up"),
+    row("time_zone", Kind::TimeZone, D::Text(DEFAULT_TIME_ZONE), "\"Europe/Berlin\"", "the IANA time zone `cron` is read in; only with `cron`"),
+    row("after", Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"5s\"", "delays the first run"),
+    row("jitter", Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"2s\"", "delays each tick by a random duration up to this; shorter than `every`"),
+    row("missed", Kind::Choice(&MISSED), D::Choice("skip"), "skip", "what to do with ticks that could not run on time"),
+    row("overlap", Kind::Overlap(count(1, 10_000)), D::Choice("skip"), "queue", "what a trigger does while a run is still going"),
+    row("enabled", Kind::Bool, D::Bool(true), "false", "whether the worker runs at all"),
+    row("retry", Kind::Count(count(0, 10_000)), D::Count(0), "3", "retries after the first attempt"),
+    row("backoff_kind", Kind::Choice(&BACKOFF_KIND), D::Choice("exponential"), "linear", "how the delay grows between retries"),
+    row("backoff", Kind::Duration(DELAY), D::Duration(DEFAULT_BACKOFF), "\"1s\"", "the delay before the first retry; at most `backoff_max`"),
+    row("backoff_max", Kind::Duration(PERIOD), D::Duration(DEFAULT_BACKOFF_MAX), "\"1m\"", "the cap of the delay between retries"),
+    row("timeout", Kind::Duration(PERIOD), D::None("no limit"), "\"30s\"", "fails an attempt that takes longer"),
+    row("circuit_failure_ratio", Kind::Ratio, D::Ratio(DEFAULT_CIRCUIT_FAILURE_RATIO), "0.5", "the share of failed runs in `circuit_window` that opens the circuit"),
+    row("circuit_min_throughput", Kind::Count(count(1, 10_000)), D::Count(DEFAULT_CIRCUIT_MIN_THROUGHPUT), "10", "the fewest runs in `circuit_window` before the circuit may open"),
+    row("circuit_window", Kind::Duration(PERIOD), D::Duration(DEFAULT_CIRCUIT_WINDOW), "\"1m\"", "how far back runs count towards the failure ratio"),
+    row("circuit_break", Kind::Duration(PERIOD), D::Duration(DEFAULT_CIRCUIT_BREAK), "\"30s\"", "how long the circuit stays open before a probe"),
+    row("restart_backoff", Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"1s\"", "skips triggers this long after a panic, doubling with each"),
+    row("max_restarts", Kind::Count(count(0, 1_000)), D::None("never escalate"), "5", "the panics allowed within `restart_window` before escalating"),
+    row("restart_window", Kind::Duration(PERIOD), D::Duration(DEFAULT_RESTART_WINDOW), "\"1m\"", "the period `max_restarts` is counted in"),
+    row("escalate", Kind::Choice(&ESCALATE), D::Choice("stop_worker"), "stop_host", "what to do beyond `max_restarts`"),
+    row("stop_budget", Kind::Duration(PERIOD), D::None("the host's shutdown timeout"), "\"10s\"", "how long runs get to end after shutdown is requested"),
+    row("stale_after", Kind::Duration(PERIOD), D::None("three periods of the trigger, at least 1m; never for `once`"), "\"5m\"", "how long without a success makes the worker stale"),
+    row("gates_readiness", Kind::Bool, D::Bool(false), "true", "whether `/readyz` depends on this worker"),
+    row("gates_liveness", Kind::Bool, D::Bool(false), "true", "whether `/healthz` depends on this worker"),
+    row("name", Kind::Name, D::None("the function's name"), "\"sync-orders\"", "the worker's name, its `worker` metric label; cannot be overridden"),
+];
+
+/// The keys that say what starts a run; a worker has exactly one.
+pub const TRIGGERS: [&str; 4] = ["every", "fixed_delay", "cron", "once"];
+
+/// The row of `name`, if it is a key.
+#[must_use]
+pub fn key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name == name)
+}
+
+impl Key {
+    /// Whether the key is a trigger (`every`, `fixed_delay`, `cron`, `once`).
+    #[must_use]
+    pub fn is_trigger(&self) -> bool {
+        TRIGGERS.contains(&self.name)
+    }
+
+    /// Whether a configuration file or environment variable may set it: every key but `name`.
+    #[must_use]
+    pub fn is_overridable(&self) -> bool {
+        self.name != "name"
+    }
+
+    /// The key's range, for the kinds that have one.
+    #[must_use]
+    pub fn range(&self) -> Option<Range> {
+        match self.kind {
+            Kind::Duration(range) | Kind::Count(range) | Kind::Overlap(range) => Some(range),
+            Kind::Ratio => Some(Range::Ratio),
+            _ => None,
+        }
+    }
+}
