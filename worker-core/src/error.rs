@@ -31,6 +31,7 @@ pub(crate) enum Kind {
     },
     /// A configuration override (file or environment variable) is invalid, or the configuration
     /// file cannot be read.
+    #[cfg(feature = "config")]
     Override {
         worker: Option<String>,
         /// Where: `path: workers.name.key`, `environment variable WORKER__NAME__KEY`, a path.
@@ -38,6 +39,8 @@ pub(crate) enum Kind {
         /// The value as written in the source.
         value: Option<String>,
         message: String,
+        /// Why the file could not be read.
+        source: Option<std::io::Error>,
     },
     /// A worker's argument needs something that was never registered on the builder.
     Missing {
@@ -80,6 +83,7 @@ impl Error {
         })
     }
 
+    #[cfg(feature = "config")]
     pub(crate) fn overridden(
         worker: Option<&str>,
         location: String,
@@ -91,9 +95,23 @@ impl Error {
             location,
             value,
             message: message.into(),
+            source: None,
         })
     }
 
+    /// The configuration file at `location` could not be read: `message`, because of `source`.
+    #[cfg(feature = "config")]
+    pub(crate) fn unreadable(location: String, message: String, source: std::io::Error) -> Self {
+        Self::new(Kind::Override {
+            worker: None,
+            location,
+            value: None,
+            message,
+            source: Some(source),
+        })
+    }
+
+    #[cfg(feature = "config")]
     pub(crate) fn kind(&self) -> &Kind {
         &self.kind
     }
@@ -102,10 +120,21 @@ impl Error {
     /// a configuration override is (bad value, unknown key or worker, unreadable file, ...).
     #[must_use]
     pub fn is_config(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Config { .. } | Kind::Override { .. } | Kind::Host { .. }
-        )
+        matches!(self.kind, Kind::Config { .. } | Kind::Host { .. }) || self.is_override()
+    }
+
+    #[cfg(feature = "config")]
+    fn is_override(&self) -> bool {
+        matches!(self.kind, Kind::Override { .. })
+    }
+
+    #[cfg(not(feature = "config"))]
+    #[allow(
+        clippy::unused_self,
+        reason = "the same call with or without the feature"
+    )]
+    fn is_override(&self) -> bool {
+        false
     }
 
     /// A worker argument needs state or a scoped resource that was never registered.
@@ -172,8 +201,9 @@ impl Error {
             | Kind::Missing { worker, .. }
             | Kind::DuplicateName(worker)
             | Kind::UnknownWorker(worker)
-            | Kind::NotRunning { worker, .. }
-            | Kind::Override {
+            | Kind::NotRunning { worker, .. } => Some(worker),
+            #[cfg(feature = "config")]
+            Kind::Override {
                 worker: Some(worker),
                 ..
             } => Some(worker),
@@ -191,6 +221,7 @@ impl fmt::Display for Error {
                 value,
                 expected,
             } => write!(f, "host: invalid `{key}` = {value}: expected {expected}"),
+            #[cfg(feature = "config")]
             Kind::Override {
                 location,
                 value,
@@ -253,6 +284,11 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             Kind::Bind { source, .. } | Kind::Signal(source) => Some(source),
+            #[cfg(feature = "config")]
+            Kind::Override {
+                source: Some(source),
+                ..
+            } => Some(source),
             _ => None,
         }
     }

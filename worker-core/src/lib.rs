@@ -88,6 +88,7 @@
     unreachable_pub
 )]
 
+#[cfg(feature = "config")]
 pub mod config;
 mod error;
 mod host;
@@ -113,6 +114,7 @@ pub use crate::observe::state::WorkerState;
 pub use crate::observe::status::{HostState, LastError, Recent, RunRecord, Trigger, WorkerStatus};
 pub use crate::run::circuit::{CircuitBreaker, CircuitState};
 pub use crate::run::retry::{BackoffKind, Permanent};
+#[cfg(feature = "cron")]
 pub use crate::schedule::cron;
 pub use crate::schedule::{Missed, Overlap};
 pub use crate::supervise::Escalation;

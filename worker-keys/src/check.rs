@@ -6,7 +6,9 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use crate::parse::{Value, validate};
-use crate::table::{self, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_TIME_ZONE, Key};
+#[cfg(feature = "cron")]
+use crate::table::DEFAULT_TIME_ZONE;
+use crate::table::{self, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, Key};
 
 /// A value refused: the key, the value as written, and what was expected.
 ///
@@ -154,6 +156,10 @@ impl Settings {
     /// Checks every value against its key, then what involves several keys: one trigger,
     /// `time_zone` only with `cron`, a `cron` that fires after `now`, `jitter` shorter than
     /// `every`, `backoff` no longer than `backoff_max`. The first refusal is returned.
+    #[cfg_attr(
+        not(feature = "cron"),
+        allow(unused_variables, reason = "only a cron schedule reads the time")
+    )]
     pub fn check(&self, now: SystemTime) -> Result<(), Refusal> {
         for (key, value) in self.iter() {
             validate(key, value)?;
@@ -173,6 +179,7 @@ impl Settings {
                 ),
             ));
         }
+        #[cfg(feature = "cron")]
         if let Some(Value::Text(expression)) = self.get("cron") {
             let zone = match self.get("time_zone") {
                 Some(Value::Text(zone)) => zone.parse().unwrap_or(chrono_tz::UTC),

@@ -23,12 +23,13 @@ mod parse;
 mod range;
 mod table;
 
+#[cfg(feature = "cron")]
 use std::time::SystemTime;
 
 pub use crate::check::{Refusal, Settings};
-pub use crate::parse::{
-    CRON_FORMS, DURATION_FORMS, Value, ZONE_FORMS, cron, cron_parser, expected, parse, validate,
-};
+pub use crate::parse::{CRON_FORMS, DURATION_FORMS, Value, ZONE_FORMS, expected, parse, validate};
+#[cfg(feature = "cron")]
+pub use crate::parse::{cron, cron_parser};
 pub use crate::range::{Expected, HOST_RANGES, MAX_DURATION, MIN_PERIOD, Range, range};
 pub use crate::table::{
     BACKOFF_KIND, Choice, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CIRCUIT_BREAK,
@@ -37,12 +38,16 @@ pub use crate::table::{
     ESCALATE, KEYS, Key, Kind, MIN_DEFAULT_STALE_AFTER, MISSED, OVERLAP, PERIOD, TRIGGERS, key,
 };
 
+#[cfg(not(feature = "cron"))]
+pub use crate::parse::NO_CRON;
+
 /// How far ahead [`never_fires`] looks for a fire time.
 pub const CRON_HORIZON_YEARS: u32 = 10;
 
 /// Why a parsed cron schedule can never be used, or `None` when it fires within
 /// [`CRON_HORIZON_YEARS`] years of `now`: the words that follow "expected" in an error, such
 /// as `an expression that fires: "0 0 30 2 *" has no fire time in the next 10 years`.
+#[cfg(feature = "cron")]
 #[must_use]
 pub fn never_fires(
     cron: &croner::Cron,
@@ -65,11 +70,12 @@ pub fn never_fires(
 }
 
 /// `at` as a UTC date and time, when chrono can represent it.
+#[cfg(feature = "cron")]
 #[must_use]
 pub fn utc(at: SystemTime) -> Option<chrono::DateTime<chrono::Utc>> {
     let since = at.duration_since(SystemTime::UNIX_EPOCH).ok()?;
     chrono::DateTime::from_timestamp(i64::try_from(since.as_secs()).ok()?, since.subsec_nanos())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cron"))]
 mod tests;

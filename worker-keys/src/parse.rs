@@ -5,7 +5,9 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "cron")]
 use croner::Cron;
+#[cfg(feature = "cron")]
 use croner::parser::{CronParser, Seconds};
 
 use crate::check::Refusal;
@@ -155,12 +157,18 @@ pub fn validate(key: &'static Key, value: &Value) -> Result<(), Refusal> {
         }
         (Kind::Ratio, Value::Ratio(x)) => Range::Ratio.contains_ratio(*x),
         (Kind::Name, Value::Text(name)) => !name.trim().is_empty(),
+        #[cfg(feature = "cron")]
         (Kind::Cron, Value::Text(expression)) => {
             return cron(expression).map(drop).map_err(|reason| {
                 Refusal::new(key.name, value, format!("{CRON_FORMS} ({reason})"))
             });
         }
+        #[cfg(feature = "cron")]
         (Kind::TimeZone, Value::Text(zone)) => zone.parse::<chrono_tz::Tz>().is_ok(),
+        #[cfg(not(feature = "cron"))]
+        (Kind::Cron | Kind::TimeZone, _) => {
+            return Err(Refusal::new(key.name, value, NO_CRON));
+        }
         _ => true,
     };
     if fits {
@@ -203,19 +211,27 @@ fn duration(text: &str) -> Result<Duration, Option<String>> {
     })
 }
 
+/// What a `cron` or `time_zone` value gets without the `cron` feature.
+#[cfg(not(feature = "cron"))]
+pub const NO_CRON: &str = "no cron schedule: this build of worker-core has its `cron` feature \
+                           off; turn it on, or use `every` or `fixed_delay`";
+
 /// The parser `worker_core::cron` uses: 5 fields, 6 with seconds first, 7 with a year last.
+#[cfg(feature = "cron")]
 #[must_use]
 pub fn cron_parser() -> CronParser {
     CronParser::builder().seconds(Seconds::Optional).build()
 }
 
 /// Parses a cron expression; the error is croner's reason as a rustc-style clause.
+#[cfg(feature = "cron")]
 pub fn cron(expression: &str) -> Result<Cron, String> {
     cron_parser().parse(expression).map_err(cron_reason)
 }
 
 /// croner's reason, as a rustc-style clause: its messages are sentences under a category
 /// ("Component error: Number out of bounds."), and call the expression a `CronPattern`.
+#[cfg(feature = "cron")]
 fn cron_reason(err: croner::errors::CronError) -> String {
     use croner::errors::CronError;
 

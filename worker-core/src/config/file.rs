@@ -23,25 +23,32 @@ pub(crate) struct File {
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 pub(crate) fn read_file(path: &Path, label: &str) -> Result<File, Error> {
-    let refuse = |message: String| Error::overridden(None, label.to_owned(), None, message);
-    let text = read_regular(path).map_err(refuse)?;
+    let text = read_regular(path).map_err(|(message, source)| match source {
+        Some(source) => Error::unreadable(label.to_owned(), message, source),
+        None => Error::overridden(None, label.to_owned(), None, message),
+    })?;
     toml::from_str(&text).map_err(|err| {
-        refuse(format!(
+        let message = format!(
             "cannot parse the configuration file: {}",
             err.to_string().trim_end()
-        ))
+        );
+        Error::overridden(None, label.to_owned(), None, message)
     })
 }
 
 /// The text of the regular file at `path`, of at most [`MAX_FILE_BYTES`]. A FIFO, a device
 /// (`/dev/zero`) or a directory is refused without reading it, so a build never blocks on the
 /// file nor reads without end.
-fn read_regular(path: &Path) -> Result<String, String> {
-    let cannot = |err: std::io::Error| format!("cannot read the configuration file: {err}");
+/// The error is a message and, when reading failed, the I/O error.
+fn read_regular(path: &Path) -> Result<String, (String, Option<std::io::Error>)> {
+    let cannot = |err: std::io::Error| ("cannot read the configuration file".to_owned(), Some(err));
     let not_regular = || {
-        "cannot read the configuration file: it is not a regular file (a FIFO, a device or a \
-         directory); expected a TOML file"
-            .to_owned()
+        (
+            "cannot read the configuration file: it is not a regular file (a FIFO, a device or \
+             a directory); expected a TOML file"
+                .to_owned(),
+            None,
+        )
     };
     // Checked before opening: opening a FIFO for reading waits for a writer.
     if !std::fs::metadata(path).map_err(cannot)?.is_file() {
@@ -64,14 +71,21 @@ fn read_regular(path: &Path) -> Result<String, String> {
         .read_to_end(&mut bytes)
         .map_err(cannot)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
-            "the configuration file is larger than {} KiB; expected a TOML file of workers' \
-             settings",
-            MAX_FILE_BYTES >> 10
+        return Err((
+            format!(
+                "the configuration file is larger than {} KiB; expected a TOML file of workers' \
+                 settings",
+                MAX_FILE_BYTES >> 10
+            ),
+            None,
         ));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| "cannot read the configuration file: it is not valid UTF-8".to_owned())
+    String::from_utf8(bytes).map_err(|_| {
+        (
+            "cannot read the configuration file: it is not valid UTF-8".to_owned(),
+            None,
+        )
+    })
 }
 
 /// A key of a TOML table, quoted when it is not a bare key.

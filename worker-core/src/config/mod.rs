@@ -97,6 +97,8 @@ mod apply;
 mod env;
 mod file;
 
+mod builder;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;

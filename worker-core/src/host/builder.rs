@@ -3,13 +3,11 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config;
 use crate::error::{BoxError, Error, Kind};
 #[cfg(feature = "http")]
 use crate::host::serving::Serving;
@@ -27,7 +25,9 @@ pub struct HostBuilder {
     workers: Vec<Worker>,
     shutdown_timeout: Duration,
     start_time: Option<SystemTime>,
-    config: config::Sources,
+    /// Where configuration overrides come from.
+    #[cfg(feature = "config")]
+    pub(crate) config: crate::config::Sources,
     /// What `serve`, `admin_token` and `http_limits` asked for.
     #[cfg(feature = "http")]
     pub(super) serving: Serving,
@@ -51,7 +51,8 @@ impl HostBuilder {
             workers: Vec::new(),
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
             start_time: None,
-            config: config::Sources::default(),
+            #[cfg(feature = "config")]
+            config: crate::config::Sources::default(),
             #[cfg(feature = "http")]
             serving: Serving::default(),
             watchdog: None,
@@ -137,62 +138,6 @@ impl HostBuilder {
         self
     }
 
-    /// Overrides the workers' declared configuration from the TOML file at `path`, read when
-    /// the host is built; without this call, the file named by the `WORKER_CONFIG` environment
-    /// variable is read, if it is set.
-    ///
-    /// The file sets keys per worker (`[workers.sync_orders]` then `every = "30s"`); environment
-    /// variables override the file. See the [`config`](crate::config) module for the format,
-    /// the keys and the precedence. A file that is missing or invalid, a bad value, an unknown
-    /// key or an unknown worker makes [`build`](Self::build) fail, naming the file and the key.
-    ///
-    /// ```no_run
-    /// # use worker_core::Host;
-    /// let host = Host::builder().config_file("/etc/my-service/workers.toml").build()?;
-    /// # Ok::<(), worker_core::Error>(())
-    /// ```
-    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.file = Some(path.into());
-        self
-    }
-
-    /// Whether `WORKER__<NAME>__<KEY>` environment variables override the workers'
-    /// configuration (`WORKER__SYNC_ORDERS__EVERY=30s`); default true. See the
-    /// [`config`](crate::config) module. Turning them off does not affect `WORKER_CONFIG`.
-    pub fn env_overrides(mut self, enabled: bool) -> Self {
-        self.config.env_off = !enabled;
-        self
-    }
-
-    /// Reads the configuration variables (`WORKER__<NAME>__<KEY>` and `WORKER_CONFIG`) from
-    /// `vars` instead of the process environment; meant for tests, which should not change the
-    /// environment of a process whose tests run in parallel.
-    ///
-    /// ```
-    /// # use worker_core::{Host, Worker};
-    /// # use std::time::Duration;
-    /// let worker = Worker::builder("sync_orders")
-    ///     .every(Duration::from_secs(10))
-    ///     .handler(|| async {});
-    /// let host = Host::builder()
-    ///     .worker(worker)
-    ///     .config_env([("WORKER__SYNC_ORDERS__EVERY", "30s")])
-    ///     .build()?;
-    /// # Ok::<(), worker_core::Error>(())
-    /// ```
-    pub fn config_env<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
-    where
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.config.env = Some(
-            vars.into_iter()
-                .map(|(name, value)| (name.into(), value.into()))
-                .collect(),
-        );
-        self
-    }
-
     /// Checks every worker and builds the host; binds the metrics listener if one was asked for.
     ///
     /// Applies the configuration overrides first (see [`config_file`](Self::config_file)).
@@ -212,6 +157,7 @@ impl HostBuilder {
             workers,
             shutdown_timeout,
             start_time,
+            #[cfg(feature = "config")]
             config,
             #[cfg(feature = "http")]
             serving,
@@ -224,6 +170,7 @@ impl HostBuilder {
         crate::run::panics::install();
         #[cfg(feature = "http")]
         serving.limits.check()?;
+        #[cfg(feature = "config")]
         let workers = config.apply(workers, now)?;
         let mut names = HashSet::new();
         let mut checked = Vec::with_capacity(workers.len());
@@ -328,7 +275,6 @@ impl fmt::Debug for HostBuilder {
             .field("registry", &self.registry)
             .field("workers", &self.workers)
             .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }

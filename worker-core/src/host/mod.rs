@@ -287,12 +287,14 @@ fn start_workers(
 /// trigger, when that was due at start-up, is a `shutting_down` skip.
 fn never_started(prepared: &Prepared) {
     let spec = &prepared.checked.spec;
-    let due_at_start = spec.enabled
-        && spec.after.is_zero()
-        && !matches!(
-            prepared.checked.trigger,
-            crate::worker::spec::Trigger::Cron(_)
-        );
+    #[cfg(feature = "cron")]
+    let cron = matches!(
+        prepared.checked.trigger,
+        crate::worker::spec::Trigger::Cron(_)
+    );
+    #[cfg(not(feature = "cron"))]
+    let cron = false;
+    let due_at_start = spec.enabled && spec.after.is_zero() && !cron;
     let metrics = &prepared.tracked.metrics;
     let unanswered = prepared.tracked.replies.close();
     metrics.skipped(

@@ -4,6 +4,7 @@
 //! the grid never drifts however long the host runs.
 
 pub(crate) mod clock;
+#[cfg(feature = "cron")]
 pub mod cron;
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::schedule::clock::{Clock, later, saturating_nanos};
+#[cfg(feature = "cron")]
 use crate::schedule::cron::CronSchedule;
 use crate::worker::spec::Trigger;
 
@@ -153,6 +155,7 @@ pub(crate) struct Fired {
 }
 
 /// Late cron fires counted one by one stop being counted past this many.
+#[cfg(feature = "cron")]
 const MAX_COUNTED_FIRES: u64 = 100_000;
 
 /// The sequence of due times of one trigger.
@@ -168,6 +171,7 @@ pub(crate) enum Ticker {
         delay: Duration,
         next: Option<Instant>,
     },
+    #[cfg(feature = "cron")]
     Cron {
         cron: Box<CronSchedule>,
         clock: Clock,
@@ -180,6 +184,10 @@ pub(crate) enum Ticker {
 
 impl Ticker {
     /// The ticker of `trigger` for a host started at `started`, first due after `after`.
+    #[cfg_attr(
+        not(feature = "cron"),
+        allow(unused_variables, reason = "only a cron schedule reads the wall clock")
+    )]
     pub(crate) fn new(trigger: &Trigger, started: Instant, after: Duration, clock: Clock) -> Self {
         let first = later(started, after);
         match trigger {
@@ -192,6 +200,7 @@ impl Ticker {
                 delay: *delay,
                 next: Some(first),
             },
+            #[cfg(feature = "cron")]
             Trigger::Cron(cron) => {
                 // The first fire at or after `first`.
                 let from = first.checked_sub(Duration::from_nanos(1)).unwrap_or(first);
@@ -213,7 +222,9 @@ impl Ticker {
     pub(crate) fn due(&self) -> Option<Instant> {
         match self {
             Self::Every { due, .. } => Some(*due),
-            Self::FixedDelay { next, .. } | Self::Cron { next, .. } => *next,
+            Self::FixedDelay { next, .. } => *next,
+            #[cfg(feature = "cron")]
+            Self::Cron { next, .. } => *next,
             Self::Once { at } => *at,
         }
     }
@@ -279,6 +290,7 @@ impl Ticker {
                     missed: 0,
                 }
             }
+            #[cfg(feature = "cron")]
             Self::Cron { cron, clock, next } if missed == Missed::Burst => {
                 *next = cron
                     .next_after(clock.system_time(due))
@@ -288,6 +300,7 @@ impl Ticker {
                     missed: 0,
                 }
             }
+            #[cfg(feature = "cron")]
             Self::Cron { cron, clock, next } => {
                 let mut latest = due;
                 let mut late = 0;

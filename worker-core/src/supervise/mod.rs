@@ -92,8 +92,8 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
         clock,
         host,
     } = launch;
+    // The trigger is used up by the ticker: the loop's future does not hold it.
     let ticker = Ticker::new(&trigger, started, spec.after, clock);
-    drop(trigger);
     // Read at start-up, on failures and at shutdown, so kept out of the loop's memory.
     let spec = Box::new(spec);
     async move {

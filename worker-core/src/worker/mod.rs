@@ -104,6 +104,7 @@ impl WorkerBuilder {
         self
     }
 
+    #[cfg(feature = "cron")]
     /// Runs at the fire times of a cron expression (`cron`): 5 fields, or 6 with seconds first,
     /// read in [`time_zone`](Self::time_zone). Checked when the host is built.
     pub fn cron(mut self, expression: impl Into<String>) -> Self {
@@ -111,6 +112,7 @@ impl WorkerBuilder {
         self
     }
 
+    #[cfg(feature = "cron")]
     /// The IANA time zone the [`cron`](Self::cron) expression is read in (`time_zone`);
     /// default `UTC`. Only `cron` reads it: with another trigger, the host refuses it.
     pub fn time_zone(mut self, zone: impl Into<String>) -> Self {

@@ -6,14 +6,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+#[cfg(feature = "cron")]
+use worker_keys::DEFAULT_TIME_ZONE;
+#[cfg(feature = "config")]
+use worker_keys::Key;
 use worker_keys::{
     DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS,
-    DEFAULT_TIME_ZONE, Key, MIN_DEFAULT_STALE_AFTER, Refusal, Settings, Value,
+    MIN_DEFAULT_STALE_AFTER, Refusal, Settings, Value,
 };
 
 use crate::error::Error;
 use crate::run::circuit::CircuitBreaker;
 use crate::run::retry::BackoffKind;
+#[cfg(feature = "cron")]
 use crate::schedule::cron::CronSchedule;
 use crate::schedule::{Missed, Overlap};
 use crate::supervise::Escalation;
@@ -23,6 +28,7 @@ use crate::supervise::Escalation;
 pub(crate) enum TriggerSpec {
     Every(Duration),
     FixedDelay(Duration),
+    #[cfg(feature = "cron")]
     Cron(String),
     Once,
 }
@@ -35,6 +41,7 @@ pub(crate) enum Trigger {
     /// The next run starts this long after the previous one ended.
     FixedDelay(Duration),
     /// Cron fire times in a zone.
+    #[cfg(feature = "cron")]
     Cron(Box<CronSchedule>),
     /// One run at start-up (after `after`).
     Once,
@@ -47,6 +54,7 @@ impl std::fmt::Display for Trigger {
             Self::FixedDelay(delay) => {
                 write!(f, "fixed_delay {}", humantime::format_duration(*delay))
             }
+            #[cfg(feature = "cron")]
             Self::Cron(cron) => write!(f, "{cron}"),
             Self::Once => f.write_str("once"),
         }
@@ -94,12 +102,17 @@ impl Checked {
     /// [`DEFAULT_STALE_PERIODS`] periods of its trigger (for cron, the longest gap between its
     /// next 64 fires; for `fixed_delay`, the delay, run time not included), at least
     /// [`MIN_DEFAULT_STALE_AFTER`]; never for `once`.
+    #[cfg_attr(
+        not(feature = "cron"),
+        allow(unused_variables, reason = "only a cron schedule reads the time")
+    )]
     pub(crate) fn stale_after(&self, now: std::time::SystemTime) -> Option<Duration> {
         if let Some(after) = self.spec.stale_after {
             return Some(after);
         }
         let period = match &self.trigger {
             Trigger::Every(period) | Trigger::FixedDelay(period) => *period,
+            #[cfg(feature = "cron")]
             Trigger::Cron(cron) => {
                 // The longest gap between fires over the next 64: `0 0 9,10 * * *` fires an
                 // hour apart, then 23 hours apart.
@@ -165,6 +178,7 @@ impl Spec {
         match &self.trigger {
             Some(TriggerSpec::Every(d)) => add("every", Value::Duration(*d)),
             Some(TriggerSpec::FixedDelay(d)) => add("fixed_delay", Value::Duration(*d)),
+            #[cfg(feature = "cron")]
             Some(TriggerSpec::Cron(expression)) => add("cron", Value::Text(expression.clone())),
             Some(TriggerSpec::Once) => add("once", Value::Flag),
             None => {}
@@ -220,6 +234,7 @@ impl Spec {
     /// Sets one key from a parsed value (a configuration override): the inverse of
     /// [`settings`](Self::settings). A value of another kind than the key's is ignored; the
     /// shared parser never makes one.
+    #[cfg(feature = "config")]
     pub(crate) fn set(&mut self, key: &'static Key, value: &Value) {
         let d = match value {
             Value::Duration(d) => Some(*d),
@@ -244,6 +259,7 @@ impl Spec {
         match key.name {
             "every" => self.trigger = d.map(TriggerSpec::Every).or(self.trigger.take()),
             "fixed_delay" => self.trigger = d.map(TriggerSpec::FixedDelay).or(self.trigger.take()),
+            #[cfg(feature = "cron")]
             "cron" => self.trigger = text.map(TriggerSpec::Cron).or(self.trigger.take()),
             "once" => self.trigger = Some(TriggerSpec::Once),
             "time_zone" => self.time_zone = text.or(self.time_zone.take()),
@@ -322,6 +338,7 @@ impl Spec {
             None => return Err(refused(Refusal::missing_trigger())),
             Some(TriggerSpec::Every(period)) => Trigger::Every(*period),
             Some(TriggerSpec::FixedDelay(delay)) => Trigger::FixedDelay(*delay),
+            #[cfg(feature = "cron")]
             Some(TriggerSpec::Cron(expression)) => {
                 let zone = self.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE);
                 // Checked above, with the same parser.
@@ -344,6 +361,7 @@ impl Spec {
 }
 
 /// The option of `options` named `option`.
+#[cfg(feature = "config")]
 fn choose<T: Copy>(options: &[T], name: fn(T) -> &'static str, option: Option<&str>) -> Option<T> {
     options.iter().copied().find(|o| Some(name(*o)) == option)
 }
@@ -375,6 +393,7 @@ mod tests {
     }
 
     /// `set` is the inverse of `settings`: every key a configuration may set lands.
+    #[cfg(all(feature = "config", feature = "cron"))]
     #[test]
     fn every_overridable_key_can_be_set() {
         let mut spec = Spec::new("w".to_owned());
