@@ -137,4 +137,20 @@ pub mod __private {
     pub use std::ops::Deref;
     pub use std::pin::Pin;
     pub use std::result::Result;
+
+    use crate::{BoxError, FromScope, Scope, Worker, WorkerBuilder};
+
+    /// The worker's body has an argument `argument` extracted as a `T`.
+    pub fn require<T: FromScope>(builder: WorkerBuilder, argument: String) -> WorkerBuilder {
+        builder.require::<T>(argument)
+    }
+
+    /// The worker, with the body `#[worker]` generated.
+    pub fn finish<F, Fut>(builder: WorkerBuilder, body: F) -> Worker
+    where
+        F: Fn(Scope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send,
+    {
+        builder.body(body)
+    }
 }

@@ -39,6 +39,7 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
         .map(|i| format_ident!("__worker_arg{}", i, span = Span::mixed_site()))
         .collect();
     let types: Vec<_> = arguments.iter().map(|argument| &argument.ty).collect();
+    let builder = Ident::new("__worker_builder", Span::mixed_site());
     let requirements = arguments.iter().enumerate().map(|(i, argument)| {
         let ty = &argument.ty;
         let label = format!(
@@ -48,7 +49,12 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
             tidy(&argument.ty)
         );
         // `Into::into`, not `format!`: a pattern such as `Config { .. }` holds braces.
-        quote_spanned!(ty.span()=> .__argument::<#ty>(::core::convert::Into::into(#label)))
+        quote_spanned! {ty.span()=>
+            let #builder = ::worker_core::__private::require::<#ty>(
+                #builder,
+                ::core::convert::Into::into(#label),
+            );
+        }
     });
     let scope = Ident::new("__worker_scope", Span::mixed_site());
     let body = Ident::new("__worker_body", Span::mixed_site());
@@ -103,10 +109,9 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
                         #(#extractions)*
                         #result
                     };
-                    ::worker_core::Worker::builder(#name)
-                        #config
-                        #(#requirements)*
-                        .__body(#body)
+                    let #builder = ::worker_core::Worker::builder(#name) #config;
+                    #(#requirements)*
+                    ::worker_core::__private::finish(#builder, #body)
                 }
             }
 

@@ -290,7 +290,7 @@ fn never_started(prepared: &Prepared) {
     #[cfg(feature = "cron")]
     let cron = matches!(
         prepared.checked.trigger,
-        crate::worker::spec::Trigger::Cron(_)
+        crate::worker::spec::Schedule::Cron(_)
     );
     #[cfg(not(feature = "cron"))]
     let cron = false;

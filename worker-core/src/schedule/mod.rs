@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::schedule::clock::{Clock, later, saturating_nanos};
 #[cfg(feature = "cron")]
 use crate::schedule::cron::CronSchedule;
-use crate::worker::spec::Trigger;
+use crate::worker::spec::Schedule;
 
 /// What a schedule does with ticks that could not run on time (`missed`): the host woke up too
 /// late (the process was suspended or starved), or, with `burst` and `delay`, the worker was
@@ -188,20 +188,20 @@ impl Ticker {
         not(feature = "cron"),
         allow(unused_variables, reason = "only a cron schedule reads the wall clock")
     )]
-    pub(crate) fn new(trigger: &Trigger, started: Instant, after: Duration, clock: Clock) -> Self {
+    pub(crate) fn new(trigger: &Schedule, started: Instant, after: Duration, clock: Clock) -> Self {
         let first = later(started, after);
         match trigger {
-            Trigger::Every(period) => Self::Every {
+            Schedule::Every(period) => Self::Every {
                 grid: Grid::new(first, *period),
                 index: 0,
                 due: first,
             },
-            Trigger::FixedDelay(delay) => Self::FixedDelay {
+            Schedule::FixedDelay(delay) => Self::FixedDelay {
                 delay: *delay,
                 next: Some(first),
             },
             #[cfg(feature = "cron")]
-            Trigger::Cron(cron) => {
+            Schedule::Cron(cron) => {
                 // The first fire at or after `first`.
                 let from = first.checked_sub(Duration::from_nanos(1)).unwrap_or(first);
                 let next = cron
@@ -213,7 +213,7 @@ impl Ticker {
                     next,
                 }
             }
-            Trigger::Once => Self::Once { at: Some(first) },
+            Schedule::Once => Self::Once { at: Some(first) },
         }
     }
 

@@ -21,7 +21,7 @@ use crate::supervise::{self, Escalation, Launch};
 use crate::worker::extract::FromScope;
 use crate::worker::handler::{Body, Handler, HandlerBody, RawBody, Requirement};
 use crate::worker::scope::Scope;
-use crate::worker::spec::{Spec, TriggerSpec};
+use crate::worker::spec::{DeclaredSchedule, Spec};
 
 /// Spawns a worker's loop on the host's task tracker. The loop is spawned as its concrete type,
 /// in the task's own allocation: a boxed loop would cost every wake-up one more pointer to
@@ -94,13 +94,13 @@ pub struct WorkerBuilder {
 impl WorkerBuilder {
     /// Runs every `period`, on a fixed grid: a slow run does not shift later runs (`every`).
     pub fn every(mut self, period: Duration) -> Self {
-        self.spec.trigger = Some(TriggerSpec::Every(period));
+        self.spec.trigger = Some(DeclaredSchedule::Every(period));
         self
     }
 
     /// Starts each run `delay` after the previous one ended (`fixed_delay`).
     pub fn fixed_delay(mut self, delay: Duration) -> Self {
-        self.spec.trigger = Some(TriggerSpec::FixedDelay(delay));
+        self.spec.trigger = Some(DeclaredSchedule::FixedDelay(delay));
         self
     }
 
@@ -108,7 +108,7 @@ impl WorkerBuilder {
     /// Runs at the fire times of a cron expression (`cron`): 5 fields, or 6 with seconds first,
     /// read in [`time_zone`](Self::time_zone). Checked when the host is built.
     pub fn cron(mut self, expression: impl Into<String>) -> Self {
-        self.spec.trigger = Some(TriggerSpec::Cron(expression.into()));
+        self.spec.trigger = Some(DeclaredSchedule::Cron(expression.into()));
         self
     }
 
@@ -122,7 +122,7 @@ impl WorkerBuilder {
 
     /// Runs once, at start-up (after [`after`](Self::after)), and never again (`once`).
     pub fn once(mut self) -> Self {
-        self.spec.trigger = Some(TriggerSpec::Once);
+        self.spec.trigger = Some(DeclaredSchedule::Once);
         self
     }
 
@@ -296,14 +296,15 @@ impl WorkerBuilder {
         self.finish(HandlerBody(handler, PhantomData))
     }
 
-    #[doc(hidden)]
-    pub fn __argument<T: FromScope>(mut self, argument: String) -> Self {
+    /// Records that the body's argument `argument` is extracted as a `T`, so the host checks
+    /// at build time that what `T` needs was registered.
+    pub(crate) fn require<T: FromScope>(mut self, argument: String) -> Self {
         self.requirements.push(Requirement::of::<T>(argument));
         self
     }
 
-    #[doc(hidden)]
-    pub fn __body<F, Fut>(self, body: F) -> Worker
+    /// Finishes the worker with a body that extracts its own arguments from the run's scope.
+    pub(crate) fn body<F, Fut>(self, body: F) -> Worker
     where
         F: Fn(Scope) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send,

@@ -25,7 +25,7 @@ use crate::supervise::Escalation;
 
 /// What starts a run, as declared (a cron expression is parsed when the host is built).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TriggerSpec {
+pub(crate) enum DeclaredSchedule {
     Every(Duration),
     FixedDelay(Duration),
     #[cfg(feature = "cron")]
@@ -35,7 +35,7 @@ pub(crate) enum TriggerSpec {
 
 /// What starts a run, checked.
 #[derive(Debug, Clone)]
-pub(crate) enum Trigger {
+pub(crate) enum Schedule {
     /// Fixed rate on a drift-free grid.
     Every(Duration),
     /// The next run starts this long after the previous one ended.
@@ -47,7 +47,7 @@ pub(crate) enum Trigger {
     Once,
 }
 
-impl std::fmt::Display for Trigger {
+impl std::fmt::Display for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Every(period) => write!(f, "every {}", humantime::format_duration(*period)),
@@ -65,7 +65,7 @@ impl std::fmt::Display for Trigger {
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
     pub(crate) name: Arc<str>,
-    pub(crate) trigger: Option<TriggerSpec>,
+    pub(crate) trigger: Option<DeclaredSchedule>,
     /// `None`: not given, so [`DEFAULT_TIME_ZONE`] (only `cron` reads it).
     pub(crate) time_zone: Option<String>,
     pub(crate) after: Duration,
@@ -94,7 +94,7 @@ pub(crate) struct Spec {
 #[derive(Debug, Clone)]
 pub(crate) struct Checked {
     pub(crate) spec: Spec,
-    pub(crate) trigger: Trigger,
+    pub(crate) trigger: Schedule,
 }
 
 impl Checked {
@@ -111,9 +111,9 @@ impl Checked {
             return Some(after);
         }
         let period = match &self.trigger {
-            Trigger::Every(period) | Trigger::FixedDelay(period) => *period,
+            Schedule::Every(period) | Schedule::FixedDelay(period) => *period,
             #[cfg(feature = "cron")]
-            Trigger::Cron(cron) => {
+            Schedule::Cron(cron) => {
                 // The longest gap between fires over the next 64: `0 0 9,10 * * *` fires an
                 // hour apart, then 23 hours apart.
                 let mut at = cron.next_after(now)?;
@@ -127,7 +127,7 @@ impl Checked {
                 }
                 longest
             }
-            Trigger::Once => return None,
+            Schedule::Once => return None,
         };
         Some(
             period
@@ -176,11 +176,13 @@ impl Spec {
         let mut add = |name: &str, value: Value| settings.put(name, value);
         add("name", Value::Text(self.name.to_string()));
         match &self.trigger {
-            Some(TriggerSpec::Every(d)) => add("every", Value::Duration(*d)),
-            Some(TriggerSpec::FixedDelay(d)) => add("fixed_delay", Value::Duration(*d)),
+            Some(DeclaredSchedule::Every(d)) => add("every", Value::Duration(*d)),
+            Some(DeclaredSchedule::FixedDelay(d)) => add("fixed_delay", Value::Duration(*d)),
             #[cfg(feature = "cron")]
-            Some(TriggerSpec::Cron(expression)) => add("cron", Value::Text(expression.clone())),
-            Some(TriggerSpec::Once) => add("once", Value::Flag),
+            Some(DeclaredSchedule::Cron(expression)) => {
+                add("cron", Value::Text(expression.clone()))
+            }
+            Some(DeclaredSchedule::Once) => add("once", Value::Flag),
             None => {}
         }
         if let Some(zone) = &self.time_zone {
@@ -257,11 +259,13 @@ impl Spec {
             _ => None,
         };
         match key.name {
-            "every" => self.trigger = d.map(TriggerSpec::Every).or(self.trigger.take()),
-            "fixed_delay" => self.trigger = d.map(TriggerSpec::FixedDelay).or(self.trigger.take()),
+            "every" => self.trigger = d.map(DeclaredSchedule::Every).or(self.trigger.take()),
+            "fixed_delay" => {
+                self.trigger = d.map(DeclaredSchedule::FixedDelay).or(self.trigger.take())
+            }
             #[cfg(feature = "cron")]
-            "cron" => self.trigger = text.map(TriggerSpec::Cron).or(self.trigger.take()),
-            "once" => self.trigger = Some(TriggerSpec::Once),
+            "cron" => self.trigger = text.map(DeclaredSchedule::Cron).or(self.trigger.take()),
+            "once" => self.trigger = Some(DeclaredSchedule::Once),
             "time_zone" => self.time_zone = text.or(self.time_zone.take()),
             "after" => self.after = d.unwrap_or(self.after),
             "jitter" => self.jitter = d.unwrap_or(self.jitter),
@@ -336,10 +340,10 @@ impl Spec {
         self.settings().check(now).map_err(refused)?;
         let trigger = match &self.trigger {
             None => return Err(refused(Refusal::missing_trigger())),
-            Some(TriggerSpec::Every(period)) => Trigger::Every(*period),
-            Some(TriggerSpec::FixedDelay(delay)) => Trigger::FixedDelay(*delay),
+            Some(DeclaredSchedule::Every(period)) => Schedule::Every(*period),
+            Some(DeclaredSchedule::FixedDelay(delay)) => Schedule::FixedDelay(*delay),
             #[cfg(feature = "cron")]
-            Some(TriggerSpec::Cron(expression)) => {
+            Some(DeclaredSchedule::Cron(expression)) => {
                 let zone = self.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE);
                 // Checked above, with the same parser.
                 let cron = CronSchedule::parse(expression, zone).map_err(|err| {
@@ -349,9 +353,9 @@ impl Spec {
                         err.to_string(),
                     ))
                 })?;
-                Trigger::Cron(Box::new(cron))
+                Schedule::Cron(Box::new(cron))
             }
-            Some(TriggerSpec::Once) => Trigger::Once,
+            Some(DeclaredSchedule::Once) => Schedule::Once,
         };
         Ok(Checked {
             spec: self,
