@@ -180,7 +180,7 @@ impl Spec {
             Some(DeclaredSchedule::FixedDelay(d)) => add("fixed_delay", Value::Duration(*d)),
             #[cfg(feature = "cron")]
             Some(DeclaredSchedule::Cron(expression)) => {
-                add("cron", Value::Text(expression.clone()))
+                add("cron", Value::Text(expression.clone()));
             }
             Some(DeclaredSchedule::Once) => add("once", Value::Flag),
             None => {}
