@@ -261,7 +261,7 @@ impl Spec {
         match key.name {
             "every" => self.trigger = d.map(DeclaredSchedule::Every).or(self.trigger.take()),
             "fixed_delay" => {
-                self.trigger = d.map(DeclaredSchedule::FixedDelay).or(self.trigger.take())
+                self.trigger = d.map(DeclaredSchedule::FixedDelay).or(self.trigger.take());
             }
             #[cfg(feature = "cron")]
             "cron" => self.trigger = text.map(DeclaredSchedule::Cron).or(self.trigger.take()),
