@@ -4,8 +4,12 @@
 #![deny(warnings, clippy::pedantic)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use worker_core::{BoxError, Ctx, FromScope, Host, IntoWorker, Scope, Scoped, State, worker};
+use worker_core::{
+    BackoffKind, BoxError, Ctx, Escalation, FromScope, Host, IntoWorker, Missed, Overlap, Scope,
+    Scoped, State, Worker, worker,
+};
 
 /// Shared state.
 #[derive(Debug, Default)]
@@ -147,43 +151,116 @@ fn the_host_builds_with_every_worker() {
     );
 }
 
-/// The keys reach the builder: the declared configuration shows each value given.
+/// The keys reach the builder: each worker is the one the same builder calls make, with a
+/// handler taking the same arguments; compared whole through `Debug`, whatever its format.
 #[test]
 fn the_keys_reach_the_builder() {
-    let spec = |worker: worker_core::Worker| format!("{worker:?}");
-    let every = spec(sync_orders.into_worker());
-    for expected in [
-        "Every(10s)",
-        "jitter: 2s",
-        "Burst",
-        "Allow(2)",
-        "Linear",
-        "failure_ratio: 0.5",
-        "min_throughput: 10",
-        "break_for: 30s",
-        "max_restarts: Some(5)",
-        "StopHost",
-        "stop_budget: Some(10s)",
-    ] {
-        assert!(every.contains(expected), "{expected} in {every}");
+    #[track_caller]
+    fn same(expanded: impl IntoWorker, by_hand: &Worker) {
+        let expanded = expanded.into_worker();
+        assert_eq!(format!("{expanded:?}"), format!("{by_hand:?}"));
     }
-    let cron = spec(nightly.into_worker());
-    for expected in [
-        "Cron(\"0 30 2 * * *\")",
-        "\"Europe/Berlin\"",
-        "Queue",
-        "Constant",
-        "failure_ratio: 1.0",
-        "StopWorker",
-    ] {
-        assert!(cron.contains(expected), "{expected} in {cron}");
-    }
-    let fixed_delay = spec(poll.into_worker());
-    assert!(fixed_delay.contains("FixedDelay(30s)"), "{fixed_delay}");
-    let once = spec(warm_up.into_worker());
-    assert!(once.contains("Some(Once)"), "{once}");
-    assert!(once.contains("enabled: false"), "{once}");
-    assert!(spec(migrate.into_worker()).contains("Some(Once)"));
+    let secs = Duration::from_secs;
+    same(
+        sync_orders,
+        &Worker::builder("sync-orders")
+            .every(secs(10))
+            .after(secs(1))
+            .jitter(secs(2))
+            .missed(Missed::Burst)
+            .overlap(Overlap::Allow(2))
+            .enabled(true)
+            .retry(3)
+            .backoff_kind(BackoffKind::Linear)
+            .backoff(Duration::from_millis(250))
+            .backoff_max(secs(5))
+            .timeout(secs(30))
+            .circuit_failure_ratio(0.5)
+            .circuit_min_throughput(10)
+            .circuit_window(secs(60))
+            .circuit_break(secs(30))
+            .restart_backoff(secs(1))
+            .max_restarts(5)
+            .restart_window(secs(60))
+            .escalate(Escalation::StopHost)
+            .stop_budget(secs(10))
+            .handler(
+                |_: State<Orders>,
+                 _: Scoped<Conn>,
+                 _: Option<State<String>>,
+                 _: Attempt,
+                 _: Ctx| async { Ok::<(), anyhow::Error>(()) },
+            ),
+    );
+    same(
+        heartbeat,
+        &Worker::builder("heartbeat")
+            .every(secs(60))
+            .handler(|| async {}),
+    );
+    same(
+        reports,
+        &Worker::builder("reports")
+            .every(secs(300))
+            .missed(Missed::Delay)
+            .retry(0)
+            .handler(|_: Ctx| async { Ok::<(), String>(()) }),
+    );
+    same(
+        nightly,
+        &Worker::builder("nightly")
+            .cron("0 30 2 * * *")
+            .time_zone("Europe/Berlin")
+            .overlap(Overlap::Queue)
+            .backoff_kind(BackoffKind::Constant)
+            .circuit_failure_ratio(1.0)
+            .escalate(Escalation::StopWorker)
+            .handler(|_: Ctx| async { Ok::<(), BoxError>(()) }),
+    );
+    same(
+        poll,
+        &Worker::builder("poll")
+            .fixed_delay(secs(30))
+            .jitter(secs(60))
+            .overlap(Overlap::Skip)
+            .backoff_kind(BackoffKind::Exponential)
+            .handler(|| async {}),
+    );
+    same(
+        warm_up,
+        &Worker::builder("warm_up")
+            .once()
+            .after(secs(1))
+            .enabled(false)
+            .handler(|| async {}),
+    );
+    same(
+        migrate,
+        &Worker::builder("migrate").once().handler(|| async {}),
+    );
+}
+
+/// The triggers as the host shows them.
+#[test]
+fn the_host_shows_the_triggers_as_declared() {
+    let schedules: Vec<String> = host()
+        .handle()
+        .workers()
+        .into_iter()
+        .map(|worker| worker.schedule)
+        .collect();
+    assert_eq!(
+        schedules,
+        [
+            "every 10s",
+            "every 1m",
+            "every 5m",
+            "cron \"0 30 2 * * *\" Europe/Berlin",
+            "fixed_delay 30s",
+            "once",
+            "once"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -1,20 +1,23 @@
 //! Tracing: one `worker.run` span per attempt, with the fields `worker`, `run_id`, `attempt`,
 //! `trigger` and `result`, and the body's own events inside it. Checked with a capturing
 //! subscriber layer.
-
-mod common;
+//!
+//! A test binary of its own: the layer is the thread's default subscriber only, but whether a
+//! callsite is enabled is cached process-wide, and other tests' threads hitting the same
+//! callsites at the same moment could leave them disabled for this one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::{Runs, ms, run_for};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
-use worker_core::{BoxError, Ctx, Host, State, worker};
+use worker_core::testing::TestHost;
+use worker_core::{BoxError, Ctx, Host, worker};
 
 type Fields = BTreeMap<String, String>;
 
@@ -110,8 +113,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
 
 /// Fails its first two attempts, then succeeds.
 #[worker(every = "1h", retry = 3, backoff = "1s")]
-async fn traced(runs: State<Arc<Runs>>, ctx: Ctx) -> Result<(), BoxError> {
-    let _run = runs.enter(&ctx);
+async fn traced(ctx: Ctx) -> Result<(), BoxError> {
     tracing::info!("inside the body");
     if ctx.attempt() < 3 {
         return Err("not yet".into());
@@ -129,17 +131,14 @@ async fn one_worker_run_span_per_attempt_with_its_fields() {
     let capture = Capture::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
-    let runs = Runs::new();
-    let host = Host::builder()
-        .state(runs.clone())
-        .worker(traced)
-        .worker(traced_panic)
-        .build()
-        .unwrap();
-
-    run_for(host, ms(60_500)).await.result.unwrap();
-
-    let run_id = runs.entries()[0].run_id.to_string();
+    let host = TestHost::start(Host::builder().worker(traced).worker(traced_panic)).unwrap();
+    // The first run of each, and the retries of `traced`; the next runs are an hour away.
+    host.advance(Duration::from_mins(1)).await;
+    let runs = host.runs("traced");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].attempts, 3);
+    let run_id = runs[0].run_id.to_string();
+    host.stop().await.unwrap();
     let field = |fields: &Fields, name: &str| fields.get(name).cloned().unwrap_or_default();
     let spans = capture.runs();
     let attempts_of_traced: Vec<[String; 5]> = spans

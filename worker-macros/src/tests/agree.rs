@@ -350,7 +350,7 @@ proptest! {
     }
 }
 
-/// The divergences of issue 10, each through every entry point.
+/// The values on which the entry points once disagreed, each through every entry point.
 #[test]
 fn the_known_divergences_agree() {
     let key = |name| worker_keys::key(name).unwrap();

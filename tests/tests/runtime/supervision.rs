@@ -2,11 +2,9 @@
 //! restart intensity (`max_restarts` within `restart_window`) escalating with `stop_worker` or
 //! `stop_host`, and a worker's `stop_budget` at shutdown.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Metrics, Runs, assert_results, ms, restarts, run_for, secs};
+use crate::common::{Metrics, Runs, assert_results, ms, restarts, run_for, secs};
 use tokio::time::Instant;
 use worker_core::{BoxError, Ctx, Escalation, Host, Worker, WorkerBuilder};
 
@@ -235,7 +233,7 @@ async fn restart_backoff_also_skips_a_trigger_kept_by_overlap_queue() {
                 let runs = runs.clone();
                 async move {
                     let _run = runs.enter(&ctx);
-                    common::work(&ctx, secs(15)).await;
+                    crate::common::work(&ctx, secs(15)).await;
                     bug(&ctx);
                 }
             })

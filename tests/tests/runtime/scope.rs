@@ -3,12 +3,10 @@
 //! failure, panic, timeout or cancellation, and even when the host aborts the run at the
 //! shutdown deadline.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::{Metrics, assert_results, ms, run_for, secs, work};
+use crate::common::{Metrics, assert_results, ms, run_for, secs, work};
 use worker_core::{BoxError, Ctx, Host, HostBuilder, Scoped, State, Worker, worker};
 
 /// How many resources were built and dropped, and what the bodies saw.
@@ -78,7 +76,7 @@ fn host_with_resources(counts: &Arc<Counts>) -> HostBuilder {
 async fn run_with_resources(
     worker: impl worker_core::IntoWorker,
     period: std::time::Duration,
-) -> (Arc<Counts>, common::Snapshot) {
+) -> (Arc<Counts>, crate::common::Snapshot) {
     let counts = Arc::new(Counts::default());
     let metrics = Metrics::new();
     let host = metrics

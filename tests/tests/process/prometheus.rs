@@ -1,15 +1,13 @@
 //! A real Prometheus server (Debian's `prometheus`, installed by scripts/test) scrapes the
 //! quickstart example, and a `PromQL` query sees every worker's `worker_runs_total` series.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{QUICKSTART_WORKERS, Scratch, example, free_addr, get_http10};
 use serde_json::Value;
-use support::{QUICKSTART_WORKERS, Scratch, example, free_addr, get_http10};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const JOB: &str = "quickstart";
@@ -156,6 +154,7 @@ fn terminate(mut process: Process) -> ExitStatus {
 
 #[test]
 fn a_real_prometheus_scrapes_every_worker_of_the_quickstart() {
+    let _turn = crate::support::module_turn(module_path!());
     assert!(
         Path::new(PROMETHEUS).is_file(),
         "{PROMETHEUS} is missing: run the suite with scripts/test, which installs Debian's \

@@ -6,13 +6,11 @@
 //! policy exactly and say what they came to; `gates_liveness` turns a hung worker into a failed
 //! liveness probe; HTTP answers are small, truncated and carry security headers.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Metrics, Running, restarts, run_for, secs};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{Metrics, Running, restarts, run_for, secs};
 use tower::ServiceExt as _;
 use worker_core::testing::TestHost;
 use worker_core::{
@@ -322,7 +320,7 @@ async fn run_now_requests_follow_the_overlap_policy_exactly_and_say_what_they_ca
             .after(Duration::from_hours(1))
             .overlap(policy)
             .handler(|ctx: Ctx| async move {
-                common::work(&ctx, secs(10)).await;
+                crate::common::work(&ctx, secs(10)).await;
             });
         let host = TestHost::start(Host::builder().worker(worker)).unwrap();
         let handle = host.handle().clone();
@@ -372,7 +370,7 @@ async fn the_admin_answer_says_whether_a_run_started_and_why_not() {
         .every(Duration::from_hours(1))
         .after(Duration::from_hours(1))
         .handler(|ctx: Ctx| async move {
-            common::work(&ctx, secs(10)).await;
+            crate::common::work(&ctx, secs(10)).await;
         });
     let host = TestHost::start(Host::builder().worker(worker).admin_token("t")).unwrap();
     let handle = host.handle().clone();

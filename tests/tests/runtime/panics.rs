@@ -1,11 +1,9 @@
 //! Panics: a panicking run is caught, counted as `panic`, never retried, and the schedule goes
 //! on; one worker's panics and failures do not disturb another worker's runs.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Metrics, Runs, assert_results, ms, run_for, secs};
+use crate::common::{Metrics, Runs, assert_results, ms, run_for, secs};
 use worker_core::{BoxError, Ctx, Host, State, Worker, worker};
 
 #[worker(every = "10s", retry = 3)]

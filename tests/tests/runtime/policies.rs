@@ -3,13 +3,11 @@
 //! moving the grid, every backoff kind keeps its delays within `[nominal / 2, nominal]`, and a
 //! `Permanent` error (directly or in the source chain) is never retried.
 
-mod common;
-
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Entry, Metrics, Runs, assert_results, ms, run_for, secs, work};
+use crate::common::{Entry, Metrics, Runs, assert_results, ms, run_for, secs, work};
 use worker_core::{BackoffKind, BoxError, Ctx, Host, Permanent, State, Worker};
 
 /// How long run `n` of the fixed-delay worker takes (cycled).

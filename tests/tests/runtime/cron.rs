@@ -2,14 +2,12 @@
 //! `HostBuilder::start_time`: fire times, the missed-tick policies after a clock stall, and
 //! daylight-saving transitions in Europe/Berlin in both directions.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::common::{Metrics, Runs, assert_results, ms, run_for, secs};
 use chrono::{DateTime, TimeZone as _, Utc};
 use chrono_tz::Europe::Berlin;
-use common::{Metrics, Runs, assert_results, ms, run_for, secs};
 use worker_core::{Ctx, Host, Missed, Worker, WorkerBuilder};
 
 /// A worker that journals its runs (which take no time) in `runs`.

@@ -9,15 +9,13 @@
 //! process ends long before a blocked body would have let it (two minutes), with the exit code
 //! and the log naming the workers.
 
-mod support;
-
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use support::{Scratch, example, free_addr, get};
+use crate::support::{Scratch, example, free_addr, get};
 
 /// `bytes` in MiB, for the figures the tests print.
 #[allow(clippy::cast_precision_loss, reason = "figures far below 2^52")]
@@ -177,21 +175,25 @@ fn stuck_bodies_end_within_the_deadline(body: &str, flavor: &str, bodies: usize)
 
 #[test]
 fn blocking_bodies_on_every_thread_of_a_multi_thread_runtime() {
+    let _turn = crate::support::module_turn(module_path!());
     stuck_bodies_end_within_the_deadline("block", "multi_thread", 2);
 }
 
 #[test]
 fn a_blocking_body_on_a_current_thread_runtime() {
+    let _turn = crate::support::module_turn(module_path!());
     stuck_bodies_end_within_the_deadline("block", "current_thread", 1);
 }
 
 #[test]
 fn spinning_bodies_on_a_multi_thread_runtime() {
+    let _turn = crate::support::module_turn(module_path!());
     stuck_bodies_end_within_the_deadline("spin", "multi_thread", 2);
 }
 
 #[test]
 fn a_spinning_body_on_a_current_thread_runtime() {
+    let _turn = crate::support::module_turn(module_path!());
     stuck_bodies_end_within_the_deadline("spin", "current_thread", 1);
 }
 
@@ -199,6 +201,7 @@ fn a_spinning_body_on_a_current_thread_runtime() {
 /// `main` returns the error, the process exits 1 before the watchdog would.
 #[test]
 fn a_body_deaf_to_cancellation_is_aborted_at_the_deadline() {
+    let _turn = crate::support::module_turn(module_path!());
     for flavor in ["multi_thread", "current_thread"] {
         let mut process = Process::start(
             &format!("ignore-{flavor}"),
@@ -223,6 +226,7 @@ fn a_body_deaf_to_cancellation_is_aborted_at_the_deadline() {
 
 #[test]
 fn a_second_sigterm_or_sigint_while_stopping_exits_at_once_naming_the_workers() {
+    let _turn = crate::support::module_turn(module_path!());
     for (second, code) in [("INT", 130), ("TERM", 143)] {
         let mut process = Process::start(
             &format!("second-{second}"),
@@ -251,6 +255,7 @@ fn a_second_sigterm_or_sigint_while_stopping_exits_at_once_naming_the_workers() 
 
 #[test]
 fn sighup_stops_gracefully() {
+    let _turn = crate::support::module_turn(module_path!());
     let mut process = Process::start("sighup", "misbehaving", &[("BODY", "polite")]);
     process.wait_for_log("misbehaving now", 1);
     process.signal("HUP");
@@ -263,6 +268,7 @@ fn sighup_stops_gracefully() {
 
 #[test]
 fn sigterm_during_a_slow_start_up_stops_the_host_gracefully() {
+    let _turn = crate::support::module_turn(module_path!());
     let mut process = Process::start(
         "slow-start",
         "misbehaving",
@@ -319,6 +325,7 @@ fn trickle(addr: &str, request: &[u8], pause: Duration) -> Duration {
 
 #[test]
 fn slow_and_idle_clients_past_the_connection_cap_do_not_stop_probes() {
+    let _turn = crate::support::module_turn(module_path!());
     let process = Process::start("slow-clients", "misbehaving", &[("BODY", "polite")]);
     let addr = process.addr.clone();
     wait_for_listener(&addr);
@@ -372,6 +379,7 @@ fn wait_for_listener(addr: &str) {
 
 #[test]
 fn concurrent_scrapes_of_ten_thousand_workers_share_one_page() {
+    let _turn = crate::support::module_turn(module_path!());
     let mut process = Process::start(
         "scrapes",
         "misbehaving",
@@ -413,6 +421,7 @@ fn concurrent_scrapes_of_ten_thousand_workers_share_one_page() {
 
 #[test]
 fn a_panic_storm_costs_little_log_and_no_memory() {
+    let _turn = crate::support::module_turn(module_path!());
     let seconds: u64 = std::env::var("STORM_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -473,6 +482,7 @@ fn panics(addr: &str) -> u64 {
 /// connection and tries again.
 #[test]
 fn at_the_file_descriptor_limit_probes_are_still_answered() {
+    let _turn = crate::support::module_turn(module_path!());
     let scratch = Scratch::new("emfile", &["child"]);
     let addr = free_addr();
     let (stdout, stderr) = scratch.log("child");
@@ -519,6 +529,7 @@ fn at_the_file_descriptor_limit_probes_are_still_answered() {
 /// and not the shutdown deadline.
 #[test]
 fn a_blocked_log_sink_stops_neither_the_probes_nor_the_deadline() {
+    let _turn = crate::support::module_turn(module_path!());
     let addr = free_addr();
     let mut child = Command::new(example("misbehaving"))
         .env("BODY", "chatty")

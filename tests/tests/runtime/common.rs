@@ -1,9 +1,5 @@
 //! Helpers shared by the behaviour tests: running a host on the paused clock, a journal of runs,
 //! and a reader of the host's metrics page.
-#![allow(
-    dead_code,
-    reason = "every test binary includes this module and uses a different part of it"
-)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

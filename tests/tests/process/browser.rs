@@ -3,16 +3,14 @@
 //! token is refused on the page, and the "Run now" button with the right token starts a manual
 //! run that the page then shows. Leaves a screenshot in `target/dashboard.png`.
 
-mod support;
-
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::support::{QUICKSTART_WORKERS, Scratch, example, free_addr, get};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use support::{QUICKSTART_WORKERS, Scratch, example, free_addr, get};
 
 const STATES: &[&str] = &[
     "starting", "idle", "running", "backoff", "paused", "stale", "failed", "stopped",
@@ -478,6 +476,7 @@ async fn run_now_starts_a_manual_run(client: &Client, addr: &str, token: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_shows_every_worker_and_runs_one_on_demand() {
+    let _turn = crate::support::module_turn(module_path!());
     let chromium = installed("chromium");
     let chromedriver = installed("chromedriver");
     let started = Instant::now();

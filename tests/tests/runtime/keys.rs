@@ -1,6 +1,6 @@
-//! The divergences of issue 10 between the entry points of a worker's keys, fixed by the one
-//! key table of `worker-keys`: the builder, the configuration file and the environment refuse
-//! what `#[worker]` refuses at compile time (see `tests/ui/fail/time_zone_without_cron.rs` and
+//! Where the entry points of a worker's keys once disagreed, they now share one key table
+//! (`worker-keys`): the builder, the configuration file and the environment refuse what
+//! `#[worker]` refuses at compile time (see `tests/ui/fail/time_zone_without_cron.rs` and
 //! `tests/ui/fail/backoff_zero.rs`), with the same words. The property test over every key is
 //! `worker-macros/src/tests/agree.rs`.
 

@@ -1,12 +1,10 @@
 //! Process-level tests: the real example binaries, real signals, a real HTTP scrape, and
 //! Prometheus's own `promtool` on the exposition.
 
-mod support;
-
+use crate::support::{QUICKSTART_WORKERS, example, free_addr, get};
 use std::io::Write as _;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{QUICKSTART_WORKERS, example, free_addr, get};
 
 /// Every metric of DESIGN.md that the core emits, present from start-up.
 const METRICS: &[&str] = &[
@@ -106,6 +104,7 @@ fn promtool(exposition: &str) -> Output {
 
 #[test]
 fn quickstart_serves_valid_metrics_and_stops_gracefully_on_sigterm() {
+    let _turn = crate::support::module_turn(module_path!());
     let addr = free_addr();
     let mut child = spawn("quickstart", &addr);
 
@@ -155,6 +154,7 @@ fn quickstart_serves_valid_metrics_and_stops_gracefully_on_sigterm() {
 
 #[test]
 fn a_worker_ignoring_cancellation_is_aborted_at_the_deadline_and_the_exit_code_is_non_zero() {
+    let _turn = crate::support::module_turn(module_path!());
     let addr = free_addr();
     let mut child = spawn("shutdown_deadline", &addr);
     // Both workers are running (the stubborn one is inside its hour-long sleep).
@@ -175,6 +175,7 @@ fn a_worker_ignoring_cancellation_is_aborted_at_the_deadline_and_the_exit_code_i
 
 #[test]
 fn a_worker_beyond_its_restart_limit_with_stop_host_stops_the_process_non_zero() {
+    let _turn = crate::support::module_turn(module_path!());
     let addr = free_addr();
     // Its worker panics every 200 ms with `max_restarts = 2, escalate = stop_host`; nobody
     // signals it: it must exit by itself.

@@ -3,12 +3,10 @@
 //! open → half-open after the break with a single probe, half-open → open when the probe fails
 //! and → closed when it succeeds; `worker_circuit_state{state}` follows every transition.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Metrics, Runs, assert_results, circuit, ms, run_for, secs, sleep_until, work};
+use crate::common::{Metrics, Runs, assert_results, circuit, ms, run_for, secs, sleep_until, work};
 use tokio::time::Instant;
 use worker_core::{BoxError, Ctx, Host, Overlap, Worker, WorkerBuilder};
 
@@ -65,7 +63,8 @@ async fn every_transition_of_the_circuit_breaker() {
         }
     });
     let t0 = Instant::now();
-    let host = common::Running::start(metrics.build(Host::builder().worker(worker)).unwrap());
+    let host =
+        crate::common::Running::start(metrics.build(Host::builder().worker(worker)).unwrap());
     let name = "guarded";
 
     // 0, 10, 20 s: two failures of three runs, below the minimum throughput: still closed.

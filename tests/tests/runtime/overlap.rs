@@ -3,12 +3,10 @@
 //! moment the run ends; `allow(n)` runs up to `n` at once. With `missed = burst`, a tick that
 //! finds no free run slot waits for one instead of being skipped.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Metrics, Runs, assert_results, ms, run_for, secs, work};
+use crate::common::{Metrics, Runs, assert_results, ms, run_for, secs, work};
 use worker_core::{Ctx, Host, Missed, Overlap, Worker, WorkerBuilder};
 
 /// A worker that journals its runs in `runs`; run `n` (from 0) takes `takes(n)`.

@@ -3,13 +3,11 @@
 //! stop; a worker that ignores cancellation is aborted at the shutdown deadline and named in the
 //! error.
 
-mod common;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Metrics, Runs, assert_results, ms, run_for, secs, work};
+use crate::common::{Metrics, Runs, assert_results, ms, run_for, secs, work};
 use worker_core::{BoxError, Ctx, Host, HostBuilder, State, worker};
 
 /// When bodies saw the cancellation, as time since the test started.

@@ -2,12 +2,10 @@
 //! counts them, the delays between attempts double within their bounds up to `backoff_max`, a
 //! success stops retrying, and `timeout` cuts each attempt (not the whole run).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Entry, Metrics, Runs, assert_results, ms, run_for, secs, work};
+use crate::common::{Entry, Metrics, Runs, assert_results, ms, run_for, secs, work};
 use worker_core::{BoxError, Ctx, Host, State, Worker, worker};
 
 /// Checks the delay between the attempts of every run: the delay before retry `n` is within

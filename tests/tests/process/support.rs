@@ -1,17 +1,13 @@
 //! Helpers shared by the tests that run real processes (the example binaries, Prometheus,
 //! chromedriver): building and locating the examples, free loopback ports, a minimal HTTP
-//! client, and a scratch directory for the children's logs.
-#![allow(
-    dead_code,
-    reason = "every process test includes this module and uses a different part of it"
-)]
+//! client, a scratch directory for the children's logs, and the turns the modules take.
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The quickstart's workers, in registration order.
@@ -147,5 +143,39 @@ impl Drop for Scratch {
             }
         }
         std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+/// The module whose tests are running, and how many of them.
+static TURN: Mutex<(Option<&'static str>, usize)> = Mutex::new((None, 0));
+/// Signalled when the last test of a module ends.
+static TURN_ENDED: Condvar = Condvar::new();
+
+/// Waits until no test of another module runs, and keeps the tests of other modules waiting
+/// until the returned guard drops. Tests of `module` (its `module_path!()`) may run together.
+pub(crate) fn module_turn(module: &'static str) -> Turn {
+    let mut turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    while turn.0.is_some_and(|running| running != module) {
+        turn = TURN_ENDED
+            .wait(turn)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+    turn.0 = Some(module);
+    turn.1 += 1;
+    Turn(())
+}
+
+/// A test's share of its module's turn; see [`module_turn`].
+#[derive(Debug)]
+pub(crate) struct Turn(());
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        turn.1 -= 1;
+        if turn.1 == 0 {
+            turn.0 = None;
+            TURN_ENDED.notify_all();
+        }
     }
 }

@@ -5,15 +5,13 @@
 //! The environment is always given with `config_env(..)`: tests run in parallel and must not
 //! change the process environment.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Metrics, Runs, run_for, secs};
+use crate::common::{Metrics, Runs, run_for, secs};
 use worker_core::{Ctx, Error, Host, HostBuilder, State, Worker, worker};
 
 #[worker(every = "10s")]

@@ -2,13 +2,11 @@
 //! however long runs take, and the missed-tick policies (`skip`, `burst`, `delay`). Whatever the
 //! policy, two runs of one worker never overlap.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Metrics, Runs, assert_results, ms, run_for, secs, work};
+use crate::common::{Metrics, Runs, assert_results, ms, run_for, secs, work};
 use worker_core::{Ctx, Host, State, worker};
 
 /// The grid `start, start + period, ...` up to and including `end`.
@@ -238,7 +236,9 @@ async fn quick_delay(runs: State<Arc<Runs>>, ctx: Ctx) {
 
 /// Runs `worker` (whose runs take no time) for 0.5 s, jumps the clock 35 s at once as if the
 /// process had been suspended, goes on to 60.5 s, and returns the journal and the metrics.
-async fn after_a_stall(worker: impl worker_core::IntoWorker) -> (Arc<Runs>, common::Snapshot) {
+async fn after_a_stall(
+    worker: impl worker_core::IntoWorker,
+) -> (Arc<Runs>, crate::common::Snapshot) {
     let runs = Runs::new();
     let metrics = Metrics::new();
     let host = metrics

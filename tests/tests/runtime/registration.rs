@@ -2,13 +2,11 @@
 //! registered, two workers with one name, an invalid declaration in code) and how the error
 //! reads; and that workers declared in code, one by one or by the batch, run like `#[worker]`s.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Runs, ms, run_for, secs};
+use crate::common::{Runs, ms, run_for, secs};
 use worker_core::{BoxError, Ctx, Error, Host, HostBuilder, Scoped, State, Worker, worker};
 
 /// Never registered anywhere.
@@ -101,7 +99,8 @@ fn a_missing_dependency_of_a_worker_declared_in_code_names_the_type() {
     let err = build_err(Host::builder().state(Present(1)).worker(worker));
     assert!(err.is_missing_dependency(), "{err}");
     assert_eq!(err.worker(), Some("in_code"));
-    assert_mentions(&err, &["`in_code`", "#3", "State<registration::Missing>"]);
+    let missing = format!("State<{}>", std::any::type_name::<Missing>());
+    assert_mentions(&err, &["`in_code`", "#3", &missing]);
 }
 
 /// `Some` values seen by [`optional`], and the runs in which the missing one was `None`.

@@ -2,12 +2,10 @@
 //! and run lengths (each case on a fresh paused-time runtime), and the fire times of random cron
 //! expressions in several time zones.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::{Metrics, Runs, ms, run_for, work};
+use crate::common::{Metrics, Runs, ms, run_for, work};
 use proptest::prelude::*;
 use worker_core::cron::CronSchedule;
 use worker_core::{Ctx, Host, Worker};

@@ -6,11 +6,11 @@
     reason = "gauges are set to exact values: 0, 1, and whole seconds of the paused clock"
 )]
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Metrics, REASONS, RESULTS, STATES, Series, assert_results, ms, run_for, secs, work};
+use crate::common::{
+    Metrics, REASONS, RESULTS, STATES, Series, assert_results, ms, run_for, secs, work,
+};
 use worker_core::{
     BoxError, Ctx, Host, RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS, Worker, worker,
 };
@@ -188,7 +188,7 @@ async fn runs_retries_skips_durations_and_gauges_after_a_minute() {
         )
     };
     // (count, sum in seconds) of each histogram.
-    let sum_count = |h: common::Histogram| (h.count, (h.sum * 1e6).round() / 1e6);
+    let sum_count = |h: crate::common::Histogram| (h.count, (h.sum * 1e6).round() / 1e6);
     assert_eq!(sum_count(durations("ok", "success")), (7, 0.0));
     assert_eq!(sum_count(durations("slow", "success")), (2, 50.0));
     assert_eq!(sum_count(durations("slow", "cancelled")), (1, 5.0));
