@@ -36,7 +36,7 @@ fn run_ids_increase_per_worker_in_start_order_across_threads() {
                 let done = watcher
                     .workers()
                     .iter()
-                    .all(|w| w.runs.iter().map(|(_, n)| n).sum::<u64>() >= RUNS);
+                    .all(|w| w.runs.values().sum::<u64>() >= RUNS);
                 if done {
                     break;
                 }
