@@ -1,6 +1,6 @@
 //! Workers that misbehave on purpose, to see the host keep its promises: the shutdown deadline
 //! holds whatever a body does, signals are acted on while every runtime thread is blocked, and
-//! `/healthz` keeps answering. The process tests (`tests/tests/abuse.rs`) drive it.
+//! `/healthz` keeps answering. The process tests (`tests/tests/process/abuse.rs`) drive it.
 //!
 //! ```text
 //! BODY=block BODIES=2 cargo run --example misbehaving    # then Ctrl+C: exits within 1 s + grace

@@ -1,5 +1,5 @@
 //! A panic storm: workers that panic on every run, as fast as their schedule allows, to measure
-//! what a caught panic costs in log bytes and memory. `tests/tests/abuse.rs` runs it.
+//! what a caught panic costs in log bytes and memory. `tests/tests/process/abuse.rs` runs it.
 //!
 //! ```text
 //! STORM_WORKERS=50 cargo run --release --example panic_storm
