@@ -166,24 +166,28 @@ impl Timestamp {
 }
 
 /// Every series of one worker. Made when the host is built; every series exists from then on,
-/// at zero. Aligned to a cache line, so that two workers' blocks never share one.
+/// at zero.
+///
+/// In declaration order (`repr(C)`): the gauges and the run counters, which every run sets,
+/// then the counters of rarer events, then the histograms. Aligned to a cache line, so two
+/// workers' blocks never share one.
 #[derive(Debug)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 pub(crate) struct WorkerMetrics {
-    /// `worker="<name>"`, escaped once.
-    pub(super) labels: Box<str>,
     pub(super) state: AtomicU8,
     pub(super) circuit: AtomicU8,
+    pub(super) active: AtomicU32,
+    pub(super) next_run: Timestamp,
+    pub(super) last_success: Timestamp,
     pub(super) runs: [AtomicU64; Outcome::ALL.len()],
-    pub(super) durations: [Histogram<RUN_SLOTS>; Outcome::ALL.len()],
     pub(super) retries: AtomicU64,
     pub(super) skipped: [AtomicU64; SkipReason::ALL.len()],
-    pub(super) lag: Histogram<LAG_SLOTS>,
-    pub(super) active: AtomicU32,
-    pub(super) last_success: Timestamp,
-    pub(super) next_run: Timestamp,
     pub(super) restarts: [AtomicU64; RestartReason::ALL.len()],
     pub(super) admin: [AtomicU64; Action::ALL.len()],
+    pub(super) lag: Histogram<LAG_SLOTS>,
+    pub(super) durations: [Histogram<RUN_SLOTS>; Outcome::ALL.len()],
+    /// `worker="<name>"`, escaped once.
+    pub(super) labels: Box<str>,
 }
 
 impl WorkerMetrics {
@@ -284,6 +288,11 @@ impl WorkerMetrics {
 
     pub(crate) fn skips(&self, reason: SkipReason) -> u64 {
         self.skipped[reason as usize].load(Relaxed)
+    }
+
+    /// Runs finished, whatever their outcome.
+    pub(crate) fn finished_runs(&self) -> u64 {
+        self.runs.iter().map(|runs| runs.load(Relaxed)).sum()
     }
 
     /// Runs finished with `outcome`.

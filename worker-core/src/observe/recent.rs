@@ -1,6 +1,11 @@
 //! The last runs of a worker, for `/workers` and the dashboard: a ring of the last
-//! [`RECENT_RUNS`] finished runs, behind a lock of its own that only a finished run and a
-//! reader of the page ever take.
+//! [`RECENT_RUNS`] finished runs.
+//!
+//! Each slot is a small lock over one run packed in four words, on a cache line of its own: a
+//! finished run touches that line only, and a reader copies each slot under its lock, so no
+//! record is ever seen half written. The slot a run goes to is given by the caller (the count of
+//! runs finished before it, which the worker's metrics hold); should two runs ever write one
+//! slot, the later one wins and the reader still sees whole records, newest last.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
@@ -11,15 +16,25 @@ use crate::observe::status::{RunRecord, Trigger};
 /// Runs the ring keeps.
 pub(crate) const RECENT_RUNS: usize = 20;
 
-/// The ring: the runs, and where the next one goes.
+/// The ring.
 #[derive(Debug, Default)]
-pub(crate) struct RecentRuns(Mutex<Ring>);
+pub(crate) struct RecentRuns {
+    slots: [Slot; RECENT_RUNS],
+}
 
+/// One run, packed: `None` in a slot never written.
 #[derive(Debug, Default)]
-struct Ring {
-    /// Runs written so far; the next goes to `written % RECENT_RUNS`.
-    written: usize,
-    slots: [Option<Entry>; RECENT_RUNS],
+#[repr(align(64))]
+struct Slot(Mutex<Option<Packed>>);
+
+/// A run in four words: times in Unix microseconds, and the duration (40 bits), outcome (3),
+/// trigger (1) and attempts (20) in the last.
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    run_id: u64,
+    scheduled: u64,
+    ended: u64,
+    bits: u64,
 }
 
 /// A finished run, as the ring keeps it: times since the Unix epoch.
@@ -50,21 +65,74 @@ impl Entry {
     }
 }
 
+const DURATION_BITS: u32 = 40;
+const ATTEMPT_BITS: u32 = 20;
+
+/// `d` in microseconds, without 128-bit arithmetic; saturates after 584,000 years.
+fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
+}
+
+impl Packed {
+    fn new(entry: &Entry) -> Self {
+        let duration = micros(entry.duration).min((1 << DURATION_BITS) - 1);
+        let attempts = u64::from(entry.attempts).min((1 << ATTEMPT_BITS) - 1);
+        let manual = u64::from(entry.trigger == Trigger::Manual);
+        Self {
+            run_id: entry.run_id,
+            scheduled: micros(entry.scheduled),
+            ended: micros(entry.ended),
+            bits: duration
+                | (entry.result as u64) << DURATION_BITS
+                | manual << (DURATION_BITS + 3)
+                | attempts << (DURATION_BITS + 4),
+        }
+    }
+
+    fn entry(self) -> Entry {
+        let bits = self.bits;
+        let outcome = usize::try_from((bits >> DURATION_BITS) & 0b111).unwrap_or_default();
+        Entry {
+            run_id: self.run_id,
+            trigger: if (bits >> (DURATION_BITS + 3)) & 1 == 1 {
+                Trigger::Manual
+            } else {
+                Trigger::Schedule
+            },
+            scheduled: Duration::from_micros(self.scheduled),
+            ended: Duration::from_micros(self.ended),
+            duration: Duration::from_micros(bits & ((1 << DURATION_BITS) - 1)),
+            result: Outcome::ALL
+                .get(outcome)
+                .copied()
+                .unwrap_or(Outcome::Failure),
+            attempts: u32::try_from(bits >> (DURATION_BITS + 4)).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 impl RecentRuns {
-    /// Keeps a finished run, in place of the oldest once the ring is full.
-    pub(crate) fn push(&self, entry: Entry) {
-        let mut ring = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = ring.written % RECENT_RUNS;
-        ring.slots[slot] = Some(entry);
-        ring.written += 1;
+    /// Keeps the run finished `index`-th (from 0), in place of the one `RECENT_RUNS` before it.
+    pub(crate) fn push(&self, index: u64, entry: &Entry) {
+        let slot = usize::try_from(index % RECENT_RUNS as u64).unwrap_or_default();
+        *self.slots[slot]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Packed::new(entry));
     }
 
     /// The runs kept, oldest first.
     pub(crate) fn entries(&self) -> Vec<Entry> {
-        let ring = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let start = ring.written % RECENT_RUNS;
-        let (newer, older) = ring.slots.split_at(start);
-        older.iter().chain(newer).flatten().copied().collect()
+        let mut entries: Vec<Entry> = self
+            .slots
+            .iter()
+            .filter_map(|slot| *slot.0.lock().unwrap_or_else(PoisonError::into_inner))
+            .map(Packed::entry)
+            .collect();
+        entries.sort_by_key(|entry| (entry.ended, entry.run_id));
+        entries
     }
 }
 
@@ -94,12 +162,12 @@ mod tests {
         let ring = RecentRuns::default();
         let written: Vec<Entry> = (0..25).map(entry).collect();
         assert!(ring.entries().is_empty());
-        for entry in &written[..3] {
-            ring.push(*entry);
+        for (index, entry) in (0..).zip(&written[..3]) {
+            ring.push(index, entry);
         }
         assert_eq!(ring.entries().len(), 3);
-        for entry in &written[3..] {
-            ring.push(*entry);
+        for (index, entry) in (3..).zip(&written[3..]) {
+            ring.push(index, entry);
         }
         let read = ring.entries();
         assert_eq!(read.len(), RECENT_RUNS);

@@ -116,7 +116,8 @@ impl Tracked {
             std::borrow::Cow::Borrowed(_) => e,
             std::borrow::Cow::Owned(cut) => cut,
         });
-        self.recent.get_or_init(Box::default).push(*entry);
+        let index = self.metrics.finished_runs().saturating_sub(1);
+        self.recent.get_or_init(Box::default).push(index, entry);
         let everything = self.keep > RECENT_RUNS;
         if error.is_none() && !everything {
             return;
