@@ -219,6 +219,9 @@ impl Host {
         if let Some(server) = server {
             server.stop().await;
         }
+        if subscription.is_some() {
+            signals::flush_log();
+        }
         if stuck {
             // A body holds a runtime thread: dropping the runtime will wait for it, so the
             // watchdog stays armed (and the signals directed here) until the process ends.

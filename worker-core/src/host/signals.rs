@@ -191,10 +191,40 @@ impl Listener {
 }
 
 /// Logs on a thread of its own, without waiting: the signal thread must stay free for the next
-/// signal even when the log's sink blocks.
+/// signal even when the log's sink blocks. [`flush_log`] waits for the line, briefly.
 #[cfg(unix)]
 fn detached(log: impl FnOnce() + Send + 'static) {
+    let (logged, done) = std::sync::mpsc::channel();
+    *PENDING_LOG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(done);
     let _ = std::thread::Builder::new()
         .name("worker-signal-log".to_owned())
-        .spawn(log);
+        .spawn(move || {
+            log();
+            let _ = logged.send(());
+        });
+}
+
+/// The end of the last line [`detached`] logs.
+#[cfg(unix)]
+static PENDING_LOG: Mutex<Option<std::sync::mpsc::Receiver<()>>> = Mutex::new(None);
+
+/// How long a stopping host waits for the signal's log line: its sink may block.
+#[cfg(unix)]
+const LOG_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Waits, at most [`LOG_WAIT`], for the line logged about the last signal, so a process that
+/// ends right after its host stopped does not lose it.
+pub(crate) fn flush_log() {
+    #[cfg(unix)]
+    {
+        let pending = PENDING_LOG
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(done) = pending {
+            let _ = done.recv_timeout(LOG_WAIT);
+        }
+    }
 }
