@@ -1,13 +1,13 @@
 //! The host: builds and validates every worker, runs them, and stops them gracefully.
 
 pub(crate) mod builder;
-
-pub use self::builder::HostBuilder;
 pub(crate) mod handle;
 #[cfg(feature = "http")]
 pub(crate) mod serving;
 pub(crate) mod signals;
 pub(crate) mod watchdog;
+
+pub use self::builder::HostBuilder;
 
 use std::fmt;
 use std::future::Future;

@@ -15,6 +15,7 @@ use crate::observe::{Outcome, SkipReason};
 use crate::supervise::control::{Control, Replies};
 
 pub(crate) use crate::observe::recent::RECENT_RUNS;
+
 /// A worker's last error (with the id of its run), and under the test harness every run;
 /// allocated at the first run that needs it.
 #[derive(Debug, Default)]

@@ -12,6 +12,7 @@ pub use self::escalation::Escalation;
 use self::escalation::escalate;
 use self::pass::Loop;
 pub use self::requested::Requested;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -33,6 +34,7 @@ use crate::supervise::control::{Control, Registration, Seen};
 use crate::worker::handler::Body;
 use crate::worker::scope::WorkerEnv;
 use crate::worker::spec::Checked;
+
 /// What workers tell the host about how they ended.
 #[derive(Debug, Default)]
 pub(crate) struct Report {
