@@ -48,6 +48,20 @@ pub(crate) enum Kind {
         argument: String,
         message: String,
     },
+    /// A queue worker's declaration does not hold together (its job argument, its hooks, a
+    /// second consumer of its queue), or a worker on a schedule takes a job.
+    Queue { worker: String, message: String },
+    /// A producer asked for a queue nobody consumes.
+    UnknownQueue { queue: String, known: Vec<String> },
+    /// A producer asked for a queue with another payload type than its consumer's.
+    QueueType {
+        queue: String,
+        asked: &'static str,
+        carries: &'static str,
+        worker: String,
+    },
+    /// A dead job to re-enqueue is not (or no longer) in the dead list, or the queue refused it.
+    Requeue { worker: String, job: u64, why: String },
     /// Two workers share one name.
     DuplicateName(String),
     /// An admin action named a worker the host does not have.
@@ -143,6 +157,21 @@ impl Error {
         matches!(self.kind, Kind::Missing { .. })
     }
 
+    /// A queue worker's declaration does not hold together: no `Job<T>` argument, one of another
+    /// payload type, a hook of another type, a second consumer of one queue; or a worker on a
+    /// schedule takes a `Job<T>`.
+    #[must_use]
+    pub fn is_queue_declaration(&self) -> bool {
+        matches!(self.kind, Kind::Queue { .. })
+    }
+
+    /// A producer asked for a queue that no worker consumes, or with another payload type than
+    /// its consumer's ([`HostHandle::queue`](crate::HostHandle::queue)).
+    #[must_use]
+    pub fn is_unknown_queue(&self) -> bool {
+        matches!(self.kind, Kind::UnknownQueue { .. } | Kind::QueueType { .. })
+    }
+
     /// Two workers were registered under the same name.
     #[must_use]
     pub fn is_duplicate_name(&self) -> bool {
@@ -198,6 +227,9 @@ impl Error {
     pub fn worker(&self) -> Option<&str> {
         match &self.kind {
             Kind::Config { worker, .. }
+            | Kind::Queue { worker, .. }
+            | Kind::QueueType { worker, .. }
+            | Kind::Requeue { worker, .. }
             | Kind::Missing { worker, .. }
             | Kind::DuplicateName(worker)
             | Kind::UnknownWorker(worker)
@@ -239,6 +271,34 @@ impl fmt::Display for Error {
                 argument,
                 message,
             } => write!(f, "worker `{worker}`: argument {argument}: {message}"),
+            Kind::Queue { worker, message } => write!(f, "worker `{worker}`: {message}"),
+            Kind::UnknownQueue { queue, known } if known.is_empty() => write!(
+                f,
+                "no worker consumes a queue named `{queue}`: the host has no queue workers \
+                 (declare one with `#[worker(queue = \"{queue}\")]`)"
+            ),
+            Kind::UnknownQueue { queue, known } => write!(
+                f,
+                "no worker consumes a queue named `{queue}`: the host's queues are {}",
+                known
+                    .iter()
+                    .map(|q| format!("`{q}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Kind::QueueType {
+                queue,
+                asked,
+                carries,
+                worker,
+            } => write!(
+                f,
+                "the queue `{queue}` carries `{carries}` (its consumer `{worker}` takes \
+                 `Job<{carries}>`), not `{asked}`"
+            ),
+            Kind::Requeue { worker, job, why } => {
+                write!(f, "worker `{worker}`: cannot re-enqueue dead job {job}: {why}")
+            }
             Kind::DuplicateName(name) => write!(
                 f,
                 "two workers are named `{name}`: worker names must be unique within a host \

@@ -95,6 +95,7 @@ mod host;
 #[cfg(feature = "http")]
 mod http;
 mod observe;
+mod queue;
 mod run;
 mod schedule;
 mod supervise;
@@ -111,7 +112,12 @@ pub use crate::observe::metrics::{RUN_DURATION_BUCKETS, SCHEDULE_LAG_BUCKETS};
 pub use crate::observe::outcome::Outcome;
 pub use crate::observe::skip::SkipReason;
 pub use crate::observe::state::WorkerState;
-pub use crate::observe::status::{HostState, LastError, Recent, RunRecord, Trigger, WorkerStatus};
+pub use crate::observe::status::{
+    HostState, LastError, QueueStatus, Recent, RunRecord, Trigger, WorkerStatus,
+};
+pub use crate::queue::{
+    DeadJob, DeadJobRecord, Job, OnPanic, QUEUE_WAIT_BUCKETS, Queue, SendError,
+};
 pub use crate::run::circuit::{CircuitBreaker, CircuitState};
 pub use crate::run::retry::{BackoffKind, Permanent};
 #[cfg(feature = "cron")]
@@ -143,6 +149,45 @@ pub mod __private {
     /// The worker's body has an argument `argument` extracted as a `T`.
     pub fn require<T: FromScope>(builder: WorkerBuilder, argument: String) -> WorkerBuilder {
         builder.require::<T>(argument)
+    }
+
+    /// A queue worker's payload, from its `Job<T>` argument, with its `Debug` text for dead
+    /// jobs when it has one.
+    pub fn queue<T: Clone + Send + Sync + 'static>(
+        builder: WorkerBuilder,
+        name: &str,
+        describe: Option<fn(&T) -> String>,
+    ) -> WorkerBuilder {
+        builder.queue::<T>(name).describe_by_default(describe)
+    }
+
+    /// Picks `Debug` for the payload when it has one (autoref specialization: the method of
+    /// [`ViaDebug`] is found first, on `&Payload<T>`, when `T: Debug`).
+    #[derive(Debug)]
+    pub struct Payload<T>(pub core::marker::PhantomData<T>);
+
+    /// See [`Payload`].
+    pub trait ViaDebug<T> {
+        /// `Debug`.
+        fn describer(&self) -> Option<fn(&T) -> String>;
+    }
+
+    impl<T: core::fmt::Debug> ViaDebug<T> for Payload<T> {
+        fn describer(&self) -> Option<fn(&T) -> String> {
+            Some(|value| format!("{value:?}"))
+        }
+    }
+
+    /// See [`Payload`].
+    pub trait ViaNothing<T> {
+        /// Nothing.
+        fn describer(&self) -> Option<fn(&T) -> String>;
+    }
+
+    impl<T> ViaNothing<T> for &Payload<T> {
+        fn describer(&self) -> Option<fn(&T) -> String> {
+            None
+        }
     }
 
     /// The worker, with the body `#[worker]` generated.

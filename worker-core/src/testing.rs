@@ -119,7 +119,8 @@ impl TestHost {
         }
     }
 
-    /// The workers with a run in progress or a trigger due now.
+    /// The workers with a run in progress or a trigger due now; the queue workers with a job
+    /// in flight, buffered, or waiting out a retry backoff (unless paused).
     fn busy(&self) -> Vec<String> {
         let board = &self.handle.board;
         let now = board.now();
@@ -127,6 +128,13 @@ impl TestHost {
             .workers()
             .iter()
             .filter(|w| {
+                if let Some(queue) = &w.queue {
+                    let depth = queue.depth();
+                    let idle = w.control.is_paused() || queue.is_closed() && !w.is_alive();
+                    // A job waiting out its backoff is a run not finished yet.
+                    return queue.metrics.in_flight() > 0
+                        || !idle && (depth.ready > 0 || depth.delayed > 0);
+                }
                 let due = w.metrics.next_run().is_some_and(|at| at <= now + 1e-6);
                 w.metrics.active() > 0 || (due && !w.control.is_stopped())
             })
@@ -143,6 +151,42 @@ impl TestHost {
     pub fn runs(&self, worker: &str) -> Vec<RunRecord> {
         self.handle
             .runs(worker)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// The producer's end of the queue `name`, to enqueue jobs; [`advance`](Self::advance)
+    /// then waits until the queues are idle, and [`runs`](Self::runs) lists each job's run.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use worker_core::testing::TestHost;
+    /// use worker_core::{Host, Job, Outcome, worker};
+    ///
+    /// #[worker(queue = "emails", retry = 1, backoff = "1s")]
+    /// async fn send_email(job: Job<String>) -> Result<(), String> {
+    ///     if job.attempt() == 1 { Err(format!("{} bounced", *job)) } else { Ok(()) }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let host = TestHost::start(Host::builder().worker(send_email)).unwrap();
+    /// host.queue::<String>("emails").send("ada@example.com".into()).await.unwrap();
+    /// host.advance(Duration::ZERO).await;
+    ///
+    /// let runs = host.runs("send_email");
+    /// assert_eq!(runs.len(), 1);
+    /// assert_eq!((runs[0].result, runs[0].attempts, runs[0].job_id), (Outcome::Success, 2, Some(1)));
+    /// host.stop().await.unwrap();
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When no worker consumes a queue `name` of `T`.
+    #[must_use]
+    pub fn queue<T: Send + Sync + 'static>(&self, name: &str) -> crate::Queue<T> {
+        self.handle
+            .queue(name)
             .unwrap_or_else(|err| panic!("{err}"))
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::parse::{Value, validate};
 #[cfg(feature = "cron")]
 use crate::table::DEFAULT_TIME_ZONE;
-use crate::table::{self, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, Key};
+use crate::table::{self, Applies, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, Key};
 
 /// A value refused: the key, the value as written, and what was expected.
 ///
@@ -41,8 +41,8 @@ impl Refusal {
         Self {
             key: "trigger",
             value: None,
-            expected: "a trigger, one of `every`, `fixed_delay`, `cron` or `once`, such as \
-                       `every = \"10s\"`"
+            expected: "a trigger, one of `every`, `fixed_delay`, `cron`, `once` or `queue`, \
+                       such as `every = \"10s\"` or `queue = \"emails\"`"
                 .to_owned(),
         }
     }
@@ -62,7 +62,7 @@ impl Refusal {
 }
 
 fn one_trigger() -> String {
-    "a worker has exactly one of `every`, `fixed_delay`, `cron` or `once`".to_owned()
+    "a worker has exactly one of `every`, `fixed_delay`, `cron`, `once` or `queue`".to_owned()
 }
 
 impl fmt::Display for Refusal {
@@ -93,11 +93,17 @@ impl Settings {
         Self::default()
     }
 
-    /// Sets `key`: a trigger key replaces any other trigger.
+    /// Sets `key`: a schedule replaces any other schedule (a `queue` stays, and the check
+    /// refuses the pair).
     pub fn set(&mut self, key: &'static Key, value: Value) {
         self.values
-            .retain(|(k, _)| k.name != key.name && !(key.is_trigger() && k.is_trigger()));
+            .retain(|(k, _)| k.name != key.name && !(key.is_schedule() && k.is_schedule()));
         self.values.push((key, value));
+    }
+
+    /// Keeps only the values `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&'static Key, &Value) -> bool) {
+        self.values.retain(|(k, v)| keep(k, v));
     }
 
     /// Sets the key named `name`, which must be one.
@@ -154,7 +160,8 @@ impl Settings {
     }
 
     /// Checks every value against its key, then what involves several keys: one trigger,
-    /// `time_zone` only with `cron`, a `cron` that fires after `now`, `jitter` shorter than
+    /// each key only on the workers it applies to (`time_zone` only with `cron`, `concurrency`
+    /// only with `queue`, `missed` only on a schedule, ...), a `cron` that fires after `now`, `jitter` shorter than
     /// `every`, `backoff` no longer than `backoff_max`. The first refusal is returned.
     #[cfg_attr(
         not(feature = "cron"),
@@ -167,17 +174,34 @@ impl Settings {
         let Some((trigger, _)) = self.trigger() else {
             return Err(Refusal::missing_trigger());
         };
-        if let Some(zone) = self.get("time_zone")
-            && trigger.name != "cron"
+        if let Some(queue) = self.get("queue")
+            && let Some((schedule, value)) = self.iter().find(|(k, _)| k.is_schedule())
         {
-            return Err(Refusal::new(
-                "time_zone",
-                zone,
-                format!(
-                    "no `time_zone`: it only applies to `cron`, and this worker runs on `{}`",
-                    trigger.name
-                ),
-            ));
+            let first = format!("`queue` = {queue}");
+            return Err(Refusal::second_trigger(schedule.name, value, &first));
+        }
+        for (key, value) in self.iter() {
+            let applies = match key.applies {
+                Applies::Any => true,
+                Applies::Schedule => trigger.is_schedule(),
+                Applies::Cron => trigger.name == "cron",
+                Applies::Queue => trigger.name == "queue",
+            };
+            if !applies {
+                let runs = match self.get("queue") {
+                    Some(queue) => format!("consumes the queue {queue}"),
+                    None => format!("runs on `{}`", trigger.name),
+                };
+                return Err(Refusal::new(
+                    key.name,
+                    value,
+                    format!(
+                        "no `{}`: it only applies to {}, and this worker {runs}",
+                        key.name,
+                        key.applies.describe()
+                    ),
+                ));
+            }
         }
         #[cfg(feature = "cron")]
         if let Some(Value::Text(expression)) = self.get("cron") {

@@ -52,6 +52,23 @@ impl fmt::Display for Value {
     }
 }
 
+impl Key {
+    /// The key's default as a value, for the kinds whose default is one.
+    #[must_use]
+    pub fn default_value(&self) -> Option<Value> {
+        use crate::table::DefaultValue as D;
+        match self.default {
+            D::Duration(d) => Some(Value::Duration(d)),
+            D::Count(n) => Some(Value::Count(n)),
+            D::Ratio(x) => Some(Value::Ratio(x)),
+            D::Bool(b) => Some(Value::Bool(b)),
+            D::Choice(option) => Some(Value::Choice(option)),
+            D::Text(text) => Some(Value::Text(text.to_owned())),
+            D::None(_) => None,
+        }
+    }
+}
+
 /// How a duration is written, after "expected".
 pub const DURATION_FORMS: &str = "a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\"";
 

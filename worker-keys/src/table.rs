@@ -16,6 +16,8 @@ use crate::range::{MAX_DURATION, MIN_PERIOD, Range};
 pub struct Key {
     /// The key as written in the attribute and the file (upper-cased in environment variables).
     pub name: &'static str,
+    /// Which workers the key applies to; given to another, it is refused.
+    pub applies: Applies,
     /// How a value is written and what it may be.
     pub kind: Kind,
     /// What the runtime uses when the key is not given.
@@ -60,6 +62,33 @@ pub struct Choice {
     pub ty: &'static str,
     /// Each accepted name and the variant it stands for: `("skip", "Skip")`.
     pub options: &'static [(&'static str, &'static str)],
+}
+
+/// Which workers a key applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Applies {
+    /// Every worker.
+    Any,
+    /// Workers on a schedule (`every`, `fixed_delay`, `cron`, `once`), not queue consumers.
+    Schedule,
+    /// Workers on `cron`.
+    Cron,
+    /// Queue consumers (`queue`).
+    Queue,
+}
+
+impl Applies {
+    /// What the key applies to, as messages say it after "it only applies to".
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Any => "every worker",
+            Self::Schedule => "workers on a schedule",
+            Self::Cron => "`cron`",
+            Self::Queue => "queue workers (`queue = \"name\"`)",
+        }
+    }
 }
 
 /// What the runtime uses when a key is not given.
@@ -138,6 +167,17 @@ pub const BACKOFF_KIND: Choice = Choice {
     ],
 };
 
+/// The choices of `on_panic`.
+pub const ON_PANIC: Choice = Choice {
+    ty: "OnPanic",
+    options: &[("retry", "Retry"), ("discard", "Discard")],
+};
+
+/// Jobs a queue worker runs at once unless `concurrency` says otherwise.
+pub const DEFAULT_CONCURRENCY: u32 = 1;
+/// Jobs a queue buffers before `send` waits, unless `capacity` says otherwise.
+pub const DEFAULT_CAPACITY: u32 = 1024;
+
 /// The choices of `escalate`.
 pub const ESCALATE: Choice = Choice {
     ty: "Escalation",
@@ -150,6 +190,7 @@ const fn count(min: u32, max: u32) -> Range {
 
 const fn row(
     name: &'static str,
+    applies: Applies,
     kind: Kind,
     default: DefaultValue,
     example: &'static str,
@@ -157,6 +198,7 @@ const fn row(
 ) -> Key {
     Key {
         name,
+        applies,
         kind,
         default,
         example,
@@ -164,44 +206,52 @@ const fn row(
     }
 }
 
+use Applies as A;
 use DefaultValue as D;
 
 /// Every key, in the order the docs list them (and messages name them).
 // One row per line reads as the table it is.
 #[rustfmt::skip]
 pub const KEYS: &[Key] = &[
-    row("every", Kind::Duration(PERIOD), D::None("no trigger"), "\"10s\"", "runs on a fixed-rate grid of this period"),
-    row("fixed_delay", Kind::Duration(PERIOD), D::None("no trigger"), "\"10s\"", "starts each run this long after the previous one ended"),
-    row("cron", Kind::Cron, D::None("no trigger"), "\"0 */5 * * * *\"", "runs at the fire times of a cron expression"),
-    row("once", Kind::Flag, D::None("no trigger"), "true", "runs once at start-up"),
-    row("time_zone", Kind::TimeZone, D::Text(DEFAULT_TIME_ZONE), "\"Europe/Berlin\"", "the IANA time zone `cron` is read in; only with `cron`"),
-    row("after", Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"5s\"", "delays the first run"),
-    row("jitter", Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"2s\"", "delays each tick by a random duration up to this; shorter than `every`"),
-    row("missed", Kind::Choice(&MISSED), D::Choice("skip"), "skip", "what to do with ticks that could not run on time"),
-    row("overlap", Kind::Overlap(count(1, 10_000)), D::Choice("skip"), "queue", "what a trigger does while a run is still going"),
-    row("enabled", Kind::Bool, D::Bool(true), "false", "whether the worker runs at all"),
-    row("retry", Kind::Count(count(0, 10_000)), D::Count(0), "3", "retries after the first attempt"),
-    row("backoff_kind", Kind::Choice(&BACKOFF_KIND), D::Choice("exponential"), "linear", "how the delay grows between retries"),
-    row("backoff", Kind::Duration(DELAY), D::Duration(DEFAULT_BACKOFF), "\"1s\"", "the delay before the first retry; at most `backoff_max`"),
-    row("backoff_max", Kind::Duration(PERIOD), D::Duration(DEFAULT_BACKOFF_MAX), "\"1m\"", "the cap of the delay between retries"),
-    row("timeout", Kind::Duration(PERIOD), D::None("no limit"), "\"30s\"", "fails an attempt that takes longer"),
-    row("circuit_failure_ratio", Kind::Ratio, D::Ratio(DEFAULT_CIRCUIT_FAILURE_RATIO), "0.5", "the share of failed runs in `circuit_window` that opens the circuit"),
-    row("circuit_min_throughput", Kind::Count(count(1, 10_000)), D::Count(DEFAULT_CIRCUIT_MIN_THROUGHPUT), "10", "the fewest runs in `circuit_window` before the circuit may open"),
-    row("circuit_window", Kind::Duration(PERIOD), D::Duration(DEFAULT_CIRCUIT_WINDOW), "\"1m\"", "how far back runs count towards the failure ratio"),
-    row("circuit_break", Kind::Duration(PERIOD), D::Duration(DEFAULT_CIRCUIT_BREAK), "\"30s\"", "how long the circuit stays open before a probe"),
-    row("restart_backoff", Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"1s\"", "skips triggers this long after a panic, doubling with each"),
-    row("max_restarts", Kind::Count(count(0, 1_000)), D::None("never escalate"), "5", "the panics allowed within `restart_window` before escalating"),
-    row("restart_window", Kind::Duration(PERIOD), D::Duration(DEFAULT_RESTART_WINDOW), "\"1m\"", "the period `max_restarts` is counted in"),
-    row("escalate", Kind::Choice(&ESCALATE), D::Choice("stop_worker"), "stop_host", "what to do beyond `max_restarts`"),
-    row("stop_budget", Kind::Duration(PERIOD), D::None("the host's shutdown timeout"), "\"10s\"", "how long runs get to end after shutdown is requested"),
-    row("stale_after", Kind::Duration(PERIOD), D::None("three periods of the trigger, at least 1m; never for `once`"), "\"5m\"", "how long without a success makes the worker stale"),
-    row("gates_readiness", Kind::Bool, D::Bool(false), "true", "whether `/readyz` depends on this worker"),
-    row("gates_liveness", Kind::Bool, D::Bool(false), "true", "whether `/healthz` depends on this worker"),
-    row("name", Kind::Name, D::None("the function's name"), "\"sync-orders\"", "the worker's name, its `worker` metric label; cannot be overridden"),
+    row("every", A::Any, Kind::Duration(PERIOD), D::None("no trigger"), "\"10s\"", "runs on a fixed-rate grid of this period"),
+    row("fixed_delay", A::Any, Kind::Duration(PERIOD), D::None("no trigger"), "\"10s\"", "starts each run this long after the previous one ended"),
+    row("cron", A::Any, Kind::Cron, D::None("no trigger"), "\"0 */5 * * * *\"", "runs at the fire times of a cron expression"),
+    row("once", A::Any, Kind::Flag, D::None("no trigger"), "true", "runs once at start-up"),
+    row("queue", A::Any, Kind::Name, D::None("no trigger"), "\"emails\"", "consumes the jobs sent to the in-process queue of this name; cannot be overridden"),
+    row("concurrency", A::Queue, Kind::Count(count(1, 10_000)), D::Count(DEFAULT_CONCURRENCY), "8", "how many jobs of the queue run at once"),
+    row("capacity", A::Queue, Kind::Count(count(1, 10_000_000)), D::Count(DEFAULT_CAPACITY), "1024", "how many jobs wait (buffered or in retry backoff) before `send` waits"),
+    row("on_panic", A::Queue, Kind::Choice(&ON_PANIC), D::Choice("retry"), "discard", "what a job whose attempt panicked does: retried like a failure, or dead at once"),
+    row("time_zone", A::Cron, Kind::TimeZone, D::Text(DEFAULT_TIME_ZONE), "\"Europe/Berlin\"", "the IANA time zone `cron` is read in; only with `cron`"),
+    row("after", A::Schedule, Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"5s\"", "delays the first run"),
+    row("jitter", A::Schedule, Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"2s\"", "delays each tick by a random duration up to this; shorter than `every`"),
+    row("missed", A::Schedule, Kind::Choice(&MISSED), D::Choice("skip"), "skip", "what to do with ticks that could not run on time"),
+    row("overlap", A::Schedule, Kind::Overlap(count(1, 10_000)), D::Choice("skip"), "queue", "what a trigger does while a run is still going"),
+    row("enabled", A::Any, Kind::Bool, D::Bool(true), "false", "whether the worker runs at all"),
+    row("retry", A::Any, Kind::Count(count(0, 10_000)), D::Count(0), "3", "retries after the first attempt"),
+    row("backoff_kind", A::Any, Kind::Choice(&BACKOFF_KIND), D::Choice("exponential"), "linear", "how the delay grows between retries"),
+    row("backoff", A::Any, Kind::Duration(DELAY), D::Duration(DEFAULT_BACKOFF), "\"1s\"", "the delay before the first retry; at most `backoff_max`"),
+    row("backoff_max", A::Any, Kind::Duration(PERIOD), D::Duration(DEFAULT_BACKOFF_MAX), "\"1m\"", "the cap of the delay between retries"),
+    row("timeout", A::Any, Kind::Duration(PERIOD), D::None("no limit"), "\"30s\"", "fails an attempt that takes longer"),
+    row("circuit_failure_ratio", A::Schedule, Kind::Ratio, D::Ratio(DEFAULT_CIRCUIT_FAILURE_RATIO), "0.5", "the share of failed runs in `circuit_window` that opens the circuit"),
+    row("circuit_min_throughput", A::Schedule, Kind::Count(count(1, 10_000)), D::Count(DEFAULT_CIRCUIT_MIN_THROUGHPUT), "10", "the fewest runs in `circuit_window` before the circuit may open"),
+    row("circuit_window", A::Schedule, Kind::Duration(PERIOD), D::Duration(DEFAULT_CIRCUIT_WINDOW), "\"1m\"", "how far back runs count towards the failure ratio"),
+    row("circuit_break", A::Schedule, Kind::Duration(PERIOD), D::Duration(DEFAULT_CIRCUIT_BREAK), "\"30s\"", "how long the circuit stays open before a probe"),
+    row("restart_backoff", A::Schedule, Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"1s\"", "skips triggers this long after a panic, doubling with each"),
+    row("max_restarts", A::Schedule, Kind::Count(count(0, 1_000)), D::None("never escalate"), "5", "the panics allowed within `restart_window` before escalating"),
+    row("restart_window", A::Schedule, Kind::Duration(PERIOD), D::Duration(DEFAULT_RESTART_WINDOW), "\"1m\"", "the period `max_restarts` is counted in"),
+    row("escalate", A::Schedule, Kind::Choice(&ESCALATE), D::Choice("stop_worker"), "stop_host", "what to do beyond `max_restarts`"),
+    row("stop_budget", A::Any, Kind::Duration(PERIOD), D::None("the host's shutdown timeout"), "\"10s\"", "how long runs get to end after shutdown is requested"),
+    row("stale_after", A::Any, Kind::Duration(PERIOD), D::None("three periods of the trigger, at least 1m; never for `once`; for `queue`, 1m of waiting"), "\"5m\"", "how long without a success makes the worker stale"),
+    row("gates_readiness", A::Any, Kind::Bool, D::Bool(false), "true", "whether `/readyz` depends on this worker"),
+    row("gates_liveness", A::Any, Kind::Bool, D::Bool(false), "true", "whether `/healthz` depends on this worker"),
+    row("name", A::Any, Kind::Name, D::None("the function's name"), "\"sync-orders\"", "the worker's name, its `worker` metric label; cannot be overridden"),
 ];
 
 /// The keys that say what starts a run; a worker has exactly one.
-pub const TRIGGERS: [&str; 4] = ["every", "fixed_delay", "cron", "once"];
+pub const TRIGGERS: [&str; 5] = ["every", "fixed_delay", "cron", "once", "queue"];
+
+/// The triggers that are schedules: a configuration override of one replaces another.
+pub const SCHEDULES: [&str; 4] = ["every", "fixed_delay", "cron", "once"];
 
 /// The row of `name`, if it is a key.
 #[must_use]
@@ -210,16 +260,23 @@ pub fn key(name: &str) -> Option<&'static Key> {
 }
 
 impl Key {
-    /// Whether the key is a trigger (`every`, `fixed_delay`, `cron`, `once`).
+    /// Whether the key is a trigger (`every`, `fixed_delay`, `cron`, `once`, `queue`).
     #[must_use]
     pub fn is_trigger(&self) -> bool {
         TRIGGERS.contains(&self.name)
     }
 
-    /// Whether a configuration file or environment variable may set it: every key but `name`.
+    /// Whether the key is a schedule (a trigger other than `queue`).
+    #[must_use]
+    pub fn is_schedule(&self) -> bool {
+        SCHEDULES.contains(&self.name)
+    }
+
+    /// Whether a configuration file or environment variable may set it: every key but `name`
+    /// and `queue` (producers find a queue by its name, and its consumer takes its jobs).
     #[must_use]
     pub fn is_overridable(&self) -> bool {
-        self.name != "name"
+        self.name != "name" && self.name != "queue"
     }
 
     /// The key's range, for the kinds that have one.

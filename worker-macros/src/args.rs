@@ -77,6 +77,14 @@ impl Args {
         }
     }
 
+    /// The `queue` key, if given.
+    pub(crate) fn queue(&self) -> Option<&str> {
+        match self.get("queue").map(|setting| &setting.value) {
+            Some(Value::Text(name)) => Some(name),
+            _ => None,
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&Setting> {
         self.settings.iter().find(|setting| setting.key.name == key)
     }

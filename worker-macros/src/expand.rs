@@ -14,7 +14,12 @@ use crate::input::Argument;
 /// Replaces the function by a unit struct of the same name that
 /// - implements `IntoWorker`, so `.worker(name)` registers it through `Worker::builder`, and
 /// - dereferences to a function pointer, so `name(args..).await` still calls the body in tests.
-pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> TokenStream {
+pub(crate) fn expand(
+    args: &Args,
+    item: ItemFn,
+    arguments: &[Argument],
+    payload: Option<&Type>,
+) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
@@ -56,6 +61,18 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
             );
         }
     });
+    // A queue worker's payload is its `Job<T>`'s; the dead jobs show its `Debug` when it has one.
+    let queue = match (args.queue(), payload) {
+        (Some(queue), Some(payload)) => quote_spanned! {payload.span()=>
+            let #builder = ::worker_core::__private::queue::<#payload>(#builder, #queue, {
+                #[allow(unused_imports)]
+                use ::worker_core::__private::{ViaDebug as _, ViaNothing as _};
+                (&::worker_core::__private::Payload::<#payload>(::core::marker::PhantomData))
+                    .describer()
+            });
+        },
+        _ => TokenStream::new(),
+    };
     let scope = Ident::new("__worker_scope", Span::mixed_site());
     let body = Ident::new("__worker_body", Span::mixed_site());
     // Spanned at each argument's type, so a type that is not an extractor is reported there,
@@ -110,6 +127,7 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
                         #result
                     };
                     let #builder = ::worker_core::Worker::builder(#name) #config;
+                    #queue
                     #(#requirements)*
                     ::worker_core::__private::finish(#builder, #body)
                 }
@@ -131,11 +149,11 @@ pub(crate) fn expand(args: &Args, item: ItemFn, arguments: &[Argument]) -> Token
 /// method of the same name); the others keep the builder's defaults, so they live in one place.
 fn configuration(args: &Args) -> TokenStream {
     let mut calls = TokenStream::new();
-    // `name` is the builder's argument, not a method.
+    // `name` is the builder's argument, not a method; `queue` needs the payload type.
     for setting in args
         .settings()
         .iter()
-        .filter(|setting| setting.key.name != "name")
+        .filter(|setting| setting.key.name != "name" && setting.key.name != "queue")
     {
         let method = format_ident!("{}", setting.key.name);
         let variant = |ty: &str, variant: &str, arg: Option<u32>| {

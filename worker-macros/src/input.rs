@@ -1,6 +1,9 @@
 //! Checking the function `#[worker]` is placed on.
 
-use syn::{FnArg, ItemFn, Pat, Type};
+use syn::spanned::Spanned as _;
+use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, Type};
+
+use crate::args::Args;
 
 /// One argument: its pattern and its extractor type.
 pub(crate) struct Argument {
@@ -79,5 +82,59 @@ pub(crate) fn check(item: &ItemFn) -> syn::Result<Vec<Argument>> {
     match errors {
         Some(errors) => Err(errors),
         None => Ok(arguments),
+    }
+}
+
+/// The payload `T` of a `Job<T>` argument, as written.
+fn job_payload(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Job" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(generics) = &last.arguments else {
+        return None;
+    };
+    match generics.args.first() {
+        Some(GenericArgument::Type(payload)) if generics.args.len() == 1 => Some(payload),
+        _ => None,
+    }
+}
+
+/// A queue worker's payload type, from its one `Job<T>` argument; `None` for a worker on a
+/// schedule, which must take no `Job`.
+pub(crate) fn payload(
+    args: &Args,
+    item: &ItemFn,
+    arguments: &[Argument],
+) -> syn::Result<Option<Type>> {
+    let jobs: Vec<(&Argument, &Type)> = arguments
+        .iter()
+        .filter_map(|a| job_payload(&a.ty).map(|payload| (a, payload)))
+        .collect();
+    let Some(queue) = args.queue() else {
+        return match jobs.first() {
+            Some((argument, _)) => Err(syn::Error::new(
+                argument.ty.span(),
+                "`Job<T>` is the job of a queue worker, and this worker runs on a schedule: \
+                 give it `queue = \"name\"` instead of its schedule, or take the job out",
+            )),
+            None => Ok(None),
+        };
+    };
+    match jobs.as_slice() {
+        [(_, payload)] => Ok(Some((*payload).clone())),
+        [] => Err(syn::Error::new(
+            item.sig.inputs.span().join(item.sig.ident.span()).unwrap_or(item.sig.ident.span()),
+            format!(
+                "a queue worker takes its job as an argument: add `job: Job<T>` to `{}`, where \
+                 `T` is the payload sent to the queue `{queue}`",
+                item.sig.ident
+            ),
+        )),
+        [_, (second, _), ..] => Err(syn::Error::new(
+            second.ty.span(),
+            "a queue worker takes one `Job<T>` argument: each attempt runs one job",
+        )),
     }
 }

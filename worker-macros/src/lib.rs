@@ -39,13 +39,20 @@ pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
     let parsed = syn::parse::<args::Args>(args);
     let checked = input::check(&item);
     match (parsed, checked) {
-        (Ok(args), Ok(arguments)) => expand::expand(&args, item, &arguments).into(),
+        (Ok(args), Ok(arguments)) => match input::payload(&args, &item, &arguments) {
+            Ok(payload) => expand::expand(&args, item, &arguments, payload.as_ref()).into(),
+            Err(err) => {
+                let mut out = err.to_compile_error();
+                out.extend(expand::expand(&args::Args::default(), item, &arguments, None));
+                out.into()
+            }
+        },
         // Only the attribute is wrong: report it, and expand the function as if it had no keys,
         // so that `.worker(name)`, direct calls in tests and the body itself are still checked
         // and add no error of their own.
         (Err(err), Ok(arguments)) => {
             let mut out = err.to_compile_error();
-            out.extend(expand::expand(&args::Args::default(), item, &arguments));
+            out.extend(expand::expand(&args::Args::default(), item, &arguments, None));
             out.into()
         }
         (parsed, Err(err)) => {

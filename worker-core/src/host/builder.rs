@@ -15,8 +15,11 @@ use crate::host::signals::Target;
 use crate::host::{Host, Prepared, service_watchdog, signals};
 use crate::observe::board::Board;
 use crate::observe::tracked::{Declared, Tracked};
+use crate::queue::channel::Channel;
+use crate::worker::handler::Requirement;
 use crate::worker::scope::{Ctx, Registry, WorkerEnv};
-use crate::worker::{IntoWorker, Worker};
+use crate::worker::spec::Checked;
+use crate::worker::{IntoWorker, QueueBinding, Worker};
 
 /// Collects state, resource factories and workers; [`HostBuilder::build`] checks them all.
 #[must_use = "a host builder does nothing until it is built and run"]
@@ -173,7 +176,9 @@ impl HostBuilder {
         #[cfg(feature = "config")]
         let workers = config.apply(workers, now)?;
         let mut names = HashSet::new();
+        let mut registry = registry;
         let mut checked = Vec::with_capacity(workers.len());
+        let mut queues: Vec<Arc<Channel>> = Vec::new();
         for (i, worker) in workers.into_iter().enumerate() {
             if interruptible && i % 256 == 0 && shutdown.is_cancelled() {
                 return Ok(None);
@@ -182,12 +187,22 @@ impl HostBuilder {
                 spec,
                 requirements,
                 launch,
+                queue,
             } = worker;
             let spec = spec.check(now)?;
             if !names.insert(spec.spec.name.clone()) {
                 return Err(Error::new(Kind::DuplicateName(spec.spec.name.to_string())));
             }
-            for requirement in &requirements {
+            let channel = channel(&spec, &requirements, queue, &queues)?;
+            if let Some(channel) = &channel {
+                registry.insert_queue(channel.clone());
+                queues.push(channel.clone());
+            }
+            checked.push((spec, requirements, launch, channel));
+        }
+        // Once every queue is known: a `Queue<T>` argument needs one.
+        for (spec, requirements, ..) in &checked {
+            for requirement in requirements {
                 (requirement.check)(&registry).map_err(|message| {
                     Error::new(Kind::Missing {
                         worker: spec.spec.name.to_string(),
@@ -196,7 +211,6 @@ impl HostBuilder {
                     })
                 })?;
             }
-            checked.push((spec, launch));
         }
         #[cfg(feature = "http")]
         let crate::host::serving::Bound {
@@ -209,7 +223,7 @@ impl HostBuilder {
         let registry = Arc::new(registry);
         let workers: Vec<Prepared> = checked
             .into_iter()
-            .map(|(checked, launch)| {
+            .map(|(checked, _, launch, queue)| {
                 let tracked = Arc::new(Tracked::new(Declared {
                     name: &checked.spec.name,
                     schedule: checked.trigger.to_string(),
@@ -217,6 +231,7 @@ impl HostBuilder {
                     gates_liveness: checked.spec.gates_liveness,
                     stale_after: checked.stale_after(now),
                     keep: keep_runs,
+                    queue: queue.clone(),
                 }));
                 Prepared {
                     env: Arc::new(WorkerEnv {
@@ -227,6 +242,7 @@ impl HostBuilder {
                     tracked,
                     checked,
                     launch,
+                    queue,
                 }
             })
             .collect();
@@ -277,6 +293,73 @@ impl fmt::Debug for HostBuilder {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// The queue of a queue worker, after checking that its body takes the queue's jobs, that its
+/// hooks take its payload type, and that no other worker consumes a queue of that name; `None`
+/// for a worker on a schedule, which must take no job.
+fn channel(
+    checked: &Checked,
+    requirements: &[Requirement],
+    binding: QueueBinding,
+    queues: &[Arc<Channel>],
+) -> Result<Option<Arc<Channel>>, Error> {
+    let spec = &checked.spec;
+    let worker = spec.name.to_string();
+    let jobs = requirements.iter().filter_map(|r| r.job.map(|job| (r, job)));
+    let invalid = |message: String| Error::new(Kind::Queue { worker: worker.clone(), message });
+    let Some(name) = &spec.queue else {
+        if let Some((argument, (_, payload))) = jobs.clone().next() {
+            return Err(invalid(format!(
+                "argument {} takes `Job<{payload}>`, but the worker runs on a schedule \
+                 ({}): a job comes from a queue, `queue = \"..\"`",
+                argument.argument, checked.trigger
+            )));
+        }
+        return Ok(None);
+    };
+    let Some((payload, payload_name)) = binding.payload else {
+        return Err(invalid(format!(
+            "it consumes the queue `{name}` but declares no payload type: use \
+             `.queue::<T>(\"{name}\")`"
+        )));
+    };
+    match jobs.clone().find(|(_, (ty, _))| *ty != payload) {
+        Some((argument, (_, other))) => {
+            return Err(invalid(format!(
+                "argument {} takes `Job<{other}>`, but the queue `{name}` carries \
+                 `{payload_name}`",
+                argument.argument
+            )));
+        }
+        None if jobs.clone().next().is_none() => {
+            return Err(invalid(format!(
+                "it consumes the queue `{name}` but its body takes no `Job<{payload_name}>` \
+                 argument: add one to receive each job"
+            )));
+        }
+        None => {}
+    }
+    if let Some((hook, other)) = binding.hooks.mismatch(payload) {
+        return Err(invalid(format!(
+            "`{hook}` takes `{other}`, but the queue `{name}` carries `{payload_name}`"
+        )));
+    }
+    if let Some(other) = queues.iter().find(|c| c.name == *name) {
+        return Err(invalid(format!(
+            "the queue `{name}` is already consumed by the worker `{}`: a queue has one \
+             consumer (raise its `concurrency` to run more jobs at once)",
+            other.worker
+        )));
+    }
+    Ok(Some(Arc::new(Channel::new(
+        name.clone(),
+        spec.name.clone(),
+        (payload, payload_name),
+        spec.capacity(),
+        spec.concurrency(),
+        binding.hooks,
+    ))))
 }
 
 /// Checks a host setting against its range.

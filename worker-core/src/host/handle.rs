@@ -1,6 +1,7 @@
 //! [`HostHandle`]: reaching a host from anywhere, before and while it runs: stop it, act on its
 //! workers, read their status, health and metrics.
 
+use std::any::{TypeId, type_name};
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::observe::metrics::Action;
 use crate::observe::status::{HostState, RunRecord, WorkerStatus};
 use crate::observe::tracked::Tracked;
 use crate::observe::{SkipReason, WorkerState};
+use crate::queue::Queue;
 use crate::supervise::Requested;
 
 /// A handle to a [`Host`](crate::Host), made by [`Host::handle`](crate::Host::handle); cloning is
@@ -36,6 +38,15 @@ pub(crate) enum Origin {
         allow(dead_code, reason = "only the routes act over HTTP")
     )]
     Http,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Handle => "handle",
+            Self::Http => "http",
+        }
+    }
 }
 
 impl HostHandle {
@@ -93,6 +104,106 @@ impl HostHandle {
         self.act(name, Action::Resume, Origin::Handle).map(drop)
     }
 
+    /// The producer's end of the queue `name`, whose jobs carry a `T`.
+    ///
+    /// ```
+    /// use worker_core::{Host, Job, worker};
+    ///
+    /// #[derive(Debug, Clone)]
+    /// struct Email { to: String }
+    ///
+    /// #[worker(queue = "emails", concurrency = 8)]
+    /// async fn send_email(job: Job<Email>) {
+    ///     tracing::info!(to = %job.to, "sent");
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let host = Host::builder().worker(send_email).build()?;
+    /// let emails = host.handle().queue::<Email>("emails")?;
+    /// emails.send(Email { to: "ada@example.com".into() }).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When no worker consumes a queue of that name, or its jobs carry another type
+    /// ([`is_unknown_queue`](Error::is_unknown_queue)); the error names both.
+    pub fn queue<T: Send + Sync + 'static>(&self, name: &str) -> Result<Queue<T>, Error> {
+        let queues = || self.board.workers().iter().filter_map(|w| w.queue.as_ref());
+        let Some(channel) = queues().find(|q| &*q.name == name) else {
+            return Err(Error::new(Kind::UnknownQueue {
+                queue: name.to_owned(),
+                known: queues().map(|q| q.name.to_string()).collect(),
+            }));
+        };
+        if channel.payload_type != TypeId::of::<T>() {
+            return Err(Error::new(Kind::QueueType {
+                queue: name.to_owned(),
+                asked: type_name::<T>(),
+                carries: channel.payload,
+                worker: channel.worker.to_string(),
+            }));
+        }
+        Ok(Queue::new(channel.clone()))
+    }
+
+    /// Sends the dead job `job` of the queue worker `worker` to its queue again, as a new job
+    /// (with its attempts from zero); returns the new job's id. It leaves the dead list.
+    ///
+    /// # Errors
+    ///
+    /// When the host has no worker `worker`, or it is no queue worker, or the job is not (or
+    /// no longer) among its dead jobs, or the queue is full or closed.
+    pub fn requeue(&self, worker: &str, job: u64) -> Result<u64, Error> {
+        self.requeue_from(worker, job, Origin::Handle)
+    }
+
+    pub(crate) fn requeue_from(&self, worker: &str, job: u64, origin: Origin) -> Result<u64, Error> {
+        let refused = |why: String| {
+            Error::new(Kind::Requeue {
+                worker: worker.to_owned(),
+                job,
+                why,
+            })
+        };
+        let tracked = self.tracked(worker)?;
+        let Some(channel) = &tracked.queue else {
+            return Err(refused("it is no queue worker".to_owned()));
+        };
+        let Some((record, payload)) = channel.dead.take(job) else {
+            return Err(refused("no such job among its dead jobs".to_owned()));
+        };
+        match channel.requeue(payload.clone()) {
+            Ok(id) => {
+                tracked.metrics.admin(Action::Requeue);
+                let log = {
+                    let worker = worker.to_owned();
+                    move || {
+                        tracing::info!(
+                            worker,
+                            action = "requeue",
+                            dead_job = job,
+                            job_id = id,
+                            origin = origin.as_str(),
+                            "admin action"
+                        );
+                    }
+                };
+                match origin {
+                    Origin::Handle => log(),
+                    Origin::Http => crate::observe::message::log_aside(log),
+                }
+                Ok(id)
+            }
+            Err(reason) => {
+                channel.dead.restore(record, payload);
+                Err(refused(format!("the queue is {}", reason.as_str())))
+            }
+        }
+    }
+
     /// Carries out an admin action; a run request comes back to be awaited.
     pub(crate) fn act(
         &self,
@@ -103,6 +214,13 @@ impl HostHandle {
         let worker = self.tracked(name)?;
         let mut request = None;
         match action {
+            Action::Run if worker.queue.is_some() => {
+                return Err(Error::new(Kind::NotRunning {
+                    worker: name.to_owned(),
+                    why: "it runs the jobs of its queue: send it a job instead".to_owned(),
+                }));
+            }
+            Action::Requeue => unreachable!("re-enqueueing goes through `requeue`"),
             Action::Run => {
                 let host = self.board.state();
                 let state = worker.metrics.state();
@@ -142,10 +260,7 @@ impl HostHandle {
                 tracing::info!(
                     worker = name,
                     action = action.as_str(),
-                    origin = match origin {
-                        Origin::Handle => "handle",
-                        Origin::Http => "http",
-                    },
+                    origin = origin.as_str(),
                     "admin action"
                 );
             }

@@ -27,6 +27,7 @@ use crate::observe::SkipReason;
 use crate::observe::board::Board;
 use crate::observe::status::HostState;
 use crate::observe::tracked::Tracked;
+use crate::queue::channel::Channel;
 use crate::schedule::clock::Clock;
 use crate::supervise::{HostLink, Launch, Report};
 use crate::worker::Spawn;
@@ -38,6 +39,7 @@ pub(super) struct Prepared {
     pub(super) launch: Spawn,
     pub(super) env: Arc<WorkerEnv>,
     pub(super) tracked: Arc<Tracked>,
+    pub(super) queue: Option<Arc<Channel>>,
 }
 
 /// Runs workers until shutdown. Made by [`Host::builder`].
@@ -180,6 +182,7 @@ impl Host {
             shutdown: shutdown.clone(),
             report: Arc::default(),
             watchdog: Some(watchdog.clone()),
+            shutdown_timeout,
         };
         let tracker = TaskTracker::new();
         let running = start_workers(workers, &tracker, &link, started, clock, &shutdown);
@@ -264,11 +267,13 @@ fn start_workers(
             launch: spawn,
             env,
             tracked,
+            queue,
         } = prepared;
         log_worker(&checked);
         let name = env.name.clone();
         let launch = Launch {
             env,
+            queue,
             checked,
             tracked,
             started,
@@ -297,8 +302,12 @@ fn never_started(prepared: &Prepared) {
     );
     #[cfg(not(feature = "cron"))]
     let cron = false;
-    let due_at_start = spec.enabled && spec.after.is_zero() && !cron;
+    let due_at_start = spec.enabled && spec.after.is_zero() && !cron && prepared.queue.is_none();
     let metrics = &prepared.tracked.metrics;
+    if let Some(channel) = &prepared.queue {
+        // Nothing was sent before start-up could finish: sends are refused from now on.
+        channel.close();
+    }
     let unanswered = prepared.tracked.replies.close();
     metrics.skipped(
         SkipReason::ShuttingDown,

@@ -39,6 +39,7 @@ pub(crate) fn router(handle: HostHandle) -> Router {
         .route("/readyz", get(readyz))
         .route("/workers", get(workers))
         .route("/workers/{name}/{action}", post(act))
+        .route("/workers/{name}/dead/{job}/requeue", post(requeue))
         .with_state(handle)
         .layer(axum::middleware::map_response(secure))
 }
@@ -180,29 +181,22 @@ fn refused(board: &Board, reason: usize, name: &str, action: Action, why: &'stat
     }
 }
 
-/// `POST /workers/{name}/{action}`: refused unless a token is configured and given as
+/// Refuses an admin request unless a token is configured and given as
 /// `Authorization: Bearer <token>`; compared in constant time.
-async fn act(
-    State(handle): State<HostHandle>,
-    Path((name, action)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let Some(action) = Action::ALL.into_iter().find(|a| a.as_str() == action) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown action `{}`: expected `run`, `pause` or `resume`",
-                truncated(&action)
-            ),
-        );
-    };
+#[allow(clippy::result_large_err, reason = "the refusal is the response, built once")]
+fn authorize(
+    handle: &HostHandle,
+    headers: &HeaderMap,
+    name: &str,
+    action: Action,
+) -> Result<(), Response> {
     let board = &handle.board;
     let Some(expected) = &board.admin_token else {
-        refused(board, 0, &name, action, "admin actions are disabled");
-        return error(
+        refused(board, 0, name, action, "admin actions are disabled");
+        return Err(error(
             StatusCode::FORBIDDEN,
             "admin actions are disabled: the host has no admin token".to_owned(),
-        );
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -215,7 +209,7 @@ async fn act(
         })
         .unwrap_or_default();
     if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        refused(board, 1, &name, action, "missing or wrong bearer token");
+        refused(board, 1, name, action, "missing or wrong bearer token");
         let mut response = error(
             StatusCode::UNAUTHORIZED,
             "a valid `Authorization: Bearer <token>` header is required".to_owned(),
@@ -224,7 +218,67 @@ async fn act(
             header::WWW_AUTHENTICATE,
             "Bearer".parse().expect("a valid header value"),
         );
-        return response;
+        return Err(response);
+    }
+    Ok(())
+}
+
+/// `POST /workers/{name}/dead/{job}/requeue`: sends a dead job to its queue again, as a new job;
+/// answers 202 with the new job's id, 404 for an unknown worker or job, 409 when the queue is
+/// full or closed. Guarded by the admin token like the other actions.
+async fn requeue(
+    State(handle): State<HostHandle>,
+    Path((name, job)): Path<(String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = authorize(&handle, &headers, &name, Action::Requeue) {
+        return refusal;
+    }
+    #[derive(Serialize)]
+    struct Requeued<'a> {
+        worker: &'a str,
+        action: &'static str,
+        dead_job: u64,
+        job_id: u64,
+    }
+    match handle.requeue_from(&name, job, Origin::Http) {
+        Ok(job_id) => (
+            StatusCode::ACCEPTED,
+            Json(Requeued {
+                worker: &name,
+                action: "requeue",
+                dead_job: job,
+                job_id,
+            }),
+        )
+            .into_response(),
+        Err(err) if err.is_unknown_worker() || err.to_string().contains("no such job") => error(
+            StatusCode::NOT_FOUND,
+            truncated(&err.to_string()).into_owned(),
+        ),
+        Err(err) => error(StatusCode::CONFLICT, truncated(&err.to_string()).into_owned()),
+    }
+}
+
+/// `POST /workers/{name}/{action}`: refused unless a token is configured and given as
+/// `Authorization: Bearer <token>`; compared in constant time.
+async fn act(
+    State(handle): State<HostHandle>,
+    Path((name, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let routed = [Action::Run, Action::Pause, Action::Resume];
+    let Some(action) = routed.into_iter().find(|a| a.as_str() == action) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown action `{}`: expected `run`, `pause` or `resume`",
+                truncated(&action)
+            ),
+        );
+    };
+    if let Err(refusal) = authorize(&handle, &headers, &name, action) {
+        return refusal;
     }
     let request = match handle.act(&name, action, Origin::Http) {
         Ok(request) => request,

@@ -158,6 +158,7 @@ impl Board {
                 metrics: &w.metrics,
                 schedule: &w.schedule,
                 state: health::shown_state(w, now),
+                queue: w.queue.as_deref(),
             }),
             &self.refused,
         );

@@ -7,6 +7,9 @@ use crate::observe::metrics::{
     Action, REFUSALS, RUN_DURATION_BUCKETS, RestartReason, SCHEDULE_LAG_BUCKETS, WorkerMetrics,
 };
 use crate::observe::{outcome::Outcome, skip::SkipReason, state::WorkerState};
+use crate::queue::QUEUE_WAIT_BUCKETS;
+use crate::queue::channel::{Channel, Reject};
+use crate::queue::metrics::QueueMetrics;
 use crate::run::circuit::CircuitState;
 
 /// A metric family: its name, kind and help text.
@@ -102,6 +105,8 @@ pub(crate) struct Rendered<'a> {
     pub(crate) schedule: &'a str,
     /// The state the worker shows (stale or not).
     pub(crate) state: WorkerState,
+    /// A queue worker's queue.
+    pub(crate) queue: Option<&'a Channel>,
 }
 
 /// Writes every series of `workers` in the Prometheus text format (version 0.0.4), one family
@@ -165,6 +170,7 @@ where
         let values = Action::ALL.map(|a| (a.as_str(), m.admin[a as usize].load(Relaxed)));
         by_label(out, ADMIN.name, m, "action", values);
     });
+    queues(out, workers.clone().filter_map(|w| w.queue));
     INFO.header(out);
     for worker in workers.clone() {
         let (labels, schedule) = (&worker.metrics.labels, Escaped(worker.schedule));
@@ -179,6 +185,95 @@ where
             count.load(Relaxed)
         );
     }
+}
+
+const QUEUE_DEPTH: Family = Family::new(
+    "worker_queue_depth",
+    "gauge",
+    "Jobs waiting to start: buffered, or waiting out a retry backoff.",
+);
+const QUEUE_IN_FLIGHT: Family = Family::new("worker_queue_in_flight", "gauge", "Jobs running.");
+const QUEUE_WAIT: Family = Family::new(
+    "worker_queue_wait_seconds",
+    "histogram",
+    "Time from a job's enqueue to the start of its first attempt.",
+);
+const QUEUE_REJECTED: Family = Family::new(
+    "worker_queue_rejected_total",
+    "counter",
+    "Sends refused: the queue was full (try_send, send_timeout) or closed, by reason.",
+);
+const JOBS_ENQUEUED: Family =
+    Family::new("worker_jobs_enqueued_total", "counter", "Jobs accepted by the queue.");
+const JOBS_DEAD: Family = Family::new(
+    "worker_jobs_dead_total",
+    "counter",
+    "Jobs that went dead: retries exhausted, a permanent error, or a discarded panic.",
+);
+const JOBS_LEFT_OVER: Family = Family::new(
+    "worker_jobs_left_over_total",
+    "counter",
+    "Jobs that never got a slot before shutdown (handed to on_leftovers, or dropped).",
+);
+const JOBS_DROPPED: Family = Family::new(
+    "worker_jobs_dropped_total",
+    "counter",
+    "Jobs dropped without running, by reason (shutdown: left over with no on_leftovers hook).",
+);
+
+/// The queue families, when the host has queue workers.
+fn queues<'a>(out: &mut String, queues: impl Iterator<Item = &'a Channel> + Clone) {
+    if queues.clone().next().is_none() {
+        return;
+    }
+    let mut family = |family: &Family, line: &dyn Fn(&mut String, &QueueMetrics, &Channel)| {
+        family.header(out);
+        for queue in queues.clone() {
+            line(out, &queue.metrics, queue);
+        }
+    };
+    let one = |out: &mut String, name: &str, m: &QueueMetrics, value: u64| {
+        let _ = writeln!(out, "{name}{{{}}} {value}", m.labels);
+    };
+    family(&QUEUE_DEPTH, &|out, m, q| {
+        let depth = q.depth();
+        one(out, QUEUE_DEPTH.name, m, (depth.ready + depth.delayed) as u64);
+    });
+    family(&QUEUE_IN_FLIGHT, &|out, m, _| {
+        one(out, QUEUE_IN_FLIGHT.name, m, m.in_flight());
+    });
+    family(&QUEUE_WAIT, &|out, m, _| {
+        m.wait.render(out, QUEUE_WAIT.name, &m.labels, QUEUE_WAIT_BUCKETS);
+    });
+    family(&QUEUE_REJECTED, &|out, m, _| {
+        for reason in Reject::ALL {
+            let count = m.rejected[reason as usize].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{}{{{},reason=\"{}\"}} {count}",
+                QUEUE_REJECTED.name,
+                m.labels,
+                reason.as_str()
+            );
+        }
+    });
+    family(&JOBS_ENQUEUED, &|out, m, _| {
+        one(out, JOBS_ENQUEUED.name, m, m.total_enqueued());
+    });
+    family(&JOBS_DEAD, &|out, m, _| {
+        one(out, JOBS_DEAD.name, m, m.dead.load(Relaxed));
+    });
+    family(&JOBS_LEFT_OVER, &|out, m, _| {
+        one(out, JOBS_LEFT_OVER.name, m, m.left_over.load(Relaxed));
+    });
+    family(&JOBS_DROPPED, &|out, m, _| {
+        let dropped = m.dropped.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "{}{{{},reason=\"shutdown\"}} {dropped}",
+            JOBS_DROPPED.name, m.labels
+        );
+    });
 }
 
 /// One line per label value: `name{worker="..",key="value"} x`.

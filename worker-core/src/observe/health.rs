@@ -8,6 +8,8 @@
 //! | circuit open or half-open | degraded | `circuit open` |
 //! | paused by an admin action | degraded | `paused` |
 //! | last run failed, panicked or timed out | degraded | `last run ...: <error>` |
+//! | queue worker: its oldest buffered job waited longer than `stale_after` | unhealthy | `the oldest job has waited ...` |
+//! | queue worker: a job went dead in the last 5 minutes (instead of the last-run rule) | degraded | `jobs going dead: ...` |
 //! | otherwise | healthy | |
 //!
 //! Liveness (`/healthz`) fails once the host stopped, when a worker's loop is gone while the
@@ -44,10 +46,20 @@ pub(crate) struct Verdict {
     pub(crate) reason: Option<String>,
 }
 
+/// How long a queue worker's jobs going dead keep it degraded after the last one.
+pub(crate) const DEAD_RECENT: f64 = 300.0;
+
 /// How long `worker` has gone without a success at `now` (Unix seconds), if that is longer
-/// than its `stale_after`.
+/// than its `stale_after`; for a queue worker, how long its oldest buffered job has waited.
 fn overdue(worker: &Tracked, now: f64) -> Option<f64> {
     let stale_after = worker.stale_after?.as_secs_f64();
+    if let Some(queue) = &worker.queue {
+        let oldest = queue.depth().oldest?;
+        let waited = tokio::time::Instant::now()
+            .saturating_duration_since(oldest)
+            .as_secs_f64();
+        return (waited > stale_after).then_some(waited);
+    }
     let since = worker
         .metrics
         .last_success()
@@ -60,7 +72,15 @@ fn overdue(worker: &Tracked, now: f64) -> Option<f64> {
 /// The state `worker` shows at `now`: its stored state, or `stale` for a worker waiting,
 /// running or backing off without a success within its `stale_after`.
 pub(crate) fn shown_state(worker: &Tracked, now: f64) -> WorkerState {
-    let state = worker.metrics.state();
+    let mut state = worker.metrics.state();
+    if let (Some(queue), WorkerState::Idle | WorkerState::Running) = (&worker.queue, state) {
+        // The slots race to set it; what is in flight does not.
+        state = if queue.metrics.in_flight() > 0 {
+            WorkerState::Running
+        } else {
+            WorkerState::Idle
+        };
+    }
     match state {
         WorkerState::Idle | WorkerState::Running | WorkerState::Backoff
             if overdue(worker, now).is_some() =>
@@ -81,21 +101,34 @@ pub(crate) fn evaluate(worker: &Tracked, last_run: Option<&RunRecord>, now: f64)
         ),
         WorkerState::Stale => {
             let quiet = overdue(worker, now).unwrap_or_default();
-            let limit = worker.stale_after.unwrap_or_default();
-            (
-                Health::Unhealthy,
-                Some(format!(
-                    "no success for {} (stale_after {})",
-                    human(quiet),
-                    humantime::format_duration(limit)
-                )),
-            )
+            let limit = humantime::format_duration(worker.stale_after.unwrap_or_default());
+            let reason = if worker.queue.is_some() {
+                format!("the oldest job has waited {} (stale_after {limit})", human(quiet))
+            } else {
+                format!("no success for {} (stale_after {limit})", human(quiet))
+            };
+            (Health::Unhealthy, Some(reason))
         }
         WorkerState::Paused => (Health::Degraded, Some("paused".to_owned())),
         _ if worker.metrics.circuit() != crate::run::circuit::CircuitState::Closed => (
             Health::Degraded,
             Some(format!("circuit {}", worker.metrics.circuit().as_str())),
         ),
+        _ if worker.queue.is_some() => match worker.queue.as_ref().and_then(|q| q.dead.last()) {
+            Some(at) if now - at <= DEAD_RECENT => {
+                let queue = worker.queue.as_ref().unwrap_or_else(|| unreachable!());
+                let dead = queue.metrics.dead.load(std::sync::atomic::Ordering::Relaxed);
+                let last = queue.dead.records().pop().map(|r| r.error).unwrap_or_default();
+                (
+                    Health::Degraded,
+                    Some(format!(
+                        "jobs going dead: {dead} so far, the last {} ago: {last}",
+                        human(now - at)
+                    )),
+                )
+            }
+            _ => (Health::Healthy, None),
+        },
         _ => match last_run {
             Some(run) if run.result != Outcome::Success && run.result != Outcome::Cancelled => {
                 let error = run.error.as_deref().unwrap_or("no message");

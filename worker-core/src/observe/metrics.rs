@@ -45,16 +45,19 @@ pub(crate) enum Action {
     Run,
     Pause,
     Resume,
+    /// A dead job sent to its queue again.
+    Requeue,
 }
 
 impl Action {
-    pub(crate) const ALL: [Action; 3] = [Self::Run, Self::Pause, Self::Resume];
+    pub(crate) const ALL: [Action; 4] = [Self::Run, Self::Pause, Self::Resume, Self::Requeue];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Run => "run",
             Self::Pause => "pause",
             Self::Resume => "resume",
+            Self::Requeue => "requeue",
         }
     }
 }
@@ -83,7 +86,7 @@ const LAG_BOUNDS: [u64; LAG_SLOTS - 1] = nanos(SCHEDULE_LAG_BUCKETS);
     clippy::cast_sign_loss,
     reason = "the bounds are positive and far below 2^64 ns (584 years)"
 )]
-const fn nanos<const N: usize>(seconds: &[f64]) -> [u64; N] {
+pub(crate) const fn nanos<const N: usize>(seconds: &[f64]) -> [u64; N] {
     let mut out = [0; N];
     let mut i = 0;
     while i < N {
@@ -97,13 +100,13 @@ const fn nanos<const N: usize>(seconds: &[f64]) -> [u64; N] {
 /// cumulative; the last one counts what is above every bound), so recording is two relaxed
 /// additions.
 #[derive(Debug)]
-pub(super) struct Histogram<const SLOTS: usize> {
+pub(crate) struct Histogram<const SLOTS: usize> {
     sum_nanos: AtomicU64,
     counts: [AtomicU64; SLOTS],
 }
 
 impl<const SLOTS: usize> Histogram<SLOTS> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_nanos: AtomicU64::new(0),
@@ -111,7 +114,7 @@ impl<const SLOTS: usize> Histogram<SLOTS> {
     }
 
     /// Counts `value`; `bounds` are the bucket bounds in nanoseconds.
-    fn record(&self, bounds: &[u64], value: Duration) {
+    pub(crate) fn record(&self, bounds: &[u64], value: Duration) {
         let nanos = saturating_nanos(value);
         let slot = bounds
             .iter()
@@ -122,7 +125,7 @@ impl<const SLOTS: usize> Histogram<SLOTS> {
     }
 
     /// Writes the `_bucket`, `_sum` and `_count` lines of one series.
-    pub(super) fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
         let mut cumulative = 0;
         for (slot, count) in self.counts.iter().enumerate() {
             cumulative += count.load(Relaxed);
@@ -237,6 +240,16 @@ impl WorkerMetrics {
 
     pub(crate) fn admin(&self, action: Action) {
         add(&self.admin[action as usize], 1);
+    }
+
+    /// A run started, alongside others (a queue worker's slots); returns the runs before it.
+    pub(crate) fn run_started(&self) -> u32 {
+        self.active.fetch_add(1, Relaxed)
+    }
+
+    /// A run started with [`run_started`](Self::run_started) ended; returns the runs before.
+    pub(crate) fn run_ended(&self) -> u32 {
+        self.active.fetch_sub(1, Relaxed)
     }
 
     pub(crate) fn set_active(&self, runs: usize) {

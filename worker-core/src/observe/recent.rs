@@ -27,11 +27,12 @@ pub(crate) struct RecentRuns {
 #[repr(align(64))]
 struct Slot(Mutex<Option<Packed>>);
 
-/// A run in four words: times in Unix microseconds, and the duration (40 bits), outcome (3),
-/// trigger (1) and attempts (20) in the last.
+/// A run in five words: its id, its job's (0 for none), times in Unix microseconds, and the
+/// duration (40 bits), outcome (3), trigger (2) and attempts (19) in the last.
 #[derive(Debug, Clone, Copy)]
 struct Packed {
     run_id: u64,
+    job_id: u64,
     scheduled: u64,
     ended: u64,
     bits: u64,
@@ -47,6 +48,8 @@ pub(crate) struct Entry {
     pub(crate) duration: Duration,
     pub(crate) result: Outcome,
     pub(crate) attempts: u32,
+    /// The job of a queue worker's run.
+    pub(crate) job_id: Option<u64>,
 }
 
 impl Entry {
@@ -61,12 +64,14 @@ impl Entry {
             result: self.result,
             attempts: self.attempts,
             error,
+            job_id: self.job_id,
         }
     }
 }
 
 const DURATION_BITS: u32 = 40;
-const ATTEMPT_BITS: u32 = 20;
+const ATTEMPT_BITS: u32 = 19;
+const TRIGGERS: [Trigger; 3] = [Trigger::Schedule, Trigger::Manual, Trigger::Queue];
 
 /// `d` in microseconds, without 128-bit arithmetic; saturates after 584,000 years.
 fn micros(d: Duration) -> u64 {
@@ -79,28 +84,27 @@ impl Packed {
     fn new(entry: &Entry) -> Self {
         let duration = micros(entry.duration).min((1 << DURATION_BITS) - 1);
         let attempts = u64::from(entry.attempts).min((1 << ATTEMPT_BITS) - 1);
-        let manual = u64::from(entry.trigger == Trigger::Manual);
+        let trigger = TRIGGERS.iter().position(|t| *t == entry.trigger).unwrap_or(0) as u64;
         Self {
             run_id: entry.run_id,
+            job_id: entry.job_id.unwrap_or(0),
             scheduled: micros(entry.scheduled),
             ended: micros(entry.ended),
             bits: duration
                 | (entry.result as u64) << DURATION_BITS
-                | manual << (DURATION_BITS + 3)
-                | attempts << (DURATION_BITS + 4),
+                | trigger << (DURATION_BITS + 3)
+                | attempts << (DURATION_BITS + 5),
         }
     }
 
     fn entry(self) -> Entry {
         let bits = self.bits;
         let outcome = usize::try_from((bits >> DURATION_BITS) & 0b111).unwrap_or_default();
+        let trigger = usize::try_from((bits >> (DURATION_BITS + 3)) & 0b11).unwrap_or_default();
         Entry {
             run_id: self.run_id,
-            trigger: if (bits >> (DURATION_BITS + 3)) & 1 == 1 {
-                Trigger::Manual
-            } else {
-                Trigger::Schedule
-            },
+            job_id: Some(self.job_id).filter(|&id| id > 0),
+            trigger: TRIGGERS.get(trigger).copied().unwrap_or(Trigger::Schedule),
             scheduled: Duration::from_micros(self.scheduled),
             ended: Duration::from_micros(self.ended),
             duration: Duration::from_micros(bits & ((1 << DURATION_BITS) - 1)),
@@ -108,7 +112,7 @@ impl Packed {
                 .get(outcome)
                 .copied()
                 .unwrap_or(Outcome::Failure),
-            attempts: u32::try_from(bits >> (DURATION_BITS + 4)).unwrap_or(u32::MAX),
+            attempts: u32::try_from(bits >> (DURATION_BITS + 5)).unwrap_or(u32::MAX),
         }
     }
 }
@@ -144,11 +148,8 @@ mod tests {
         let ended = Duration::from_secs(1_800_000_000 + n);
         Entry {
             run_id: n,
-            trigger: if n.is_multiple_of(2) {
-                Trigger::Schedule
-            } else {
-                Trigger::Manual
-            },
+            trigger: TRIGGERS[usize::try_from(n % 3).unwrap()],
+            job_id: Some(n).filter(|n| n % 3 == 2),
             scheduled: ended.saturating_sub(Duration::from_millis(30)),
             ended,
             duration: Duration::from_micros(1_500 * n),

@@ -18,6 +18,8 @@ pub enum Trigger {
     Schedule,
     /// A run-now admin action.
     Manual,
+    /// A job of the worker's queue.
+    Queue,
 }
 
 impl Trigger {
@@ -27,6 +29,7 @@ impl Trigger {
         match self {
             Self::Schedule => "schedule",
             Self::Manual => "manual",
+            Self::Queue => "queue",
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct RunRecord {
     pub attempts: u32,
     /// The last attempt's error, panic message or timeout, when it did not succeed.
     pub error: Option<String>,
+    /// The job a queue worker's run ran (its id within the queue).
+    pub job_id: Option<u64>,
 }
 
 fn unix<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -108,6 +113,46 @@ pub struct WorkerStatus {
     pub runs: std::collections::BTreeMap<&'static str, u64>,
     /// Triggers skipped, by reason.
     pub skipped: std::collections::BTreeMap<&'static str, u64>,
+    /// A queue worker's queue.
+    pub queue: Option<QueueStatus>,
+}
+
+/// A queue worker's queue, as `/workers` and the dashboard show it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct QueueStatus {
+    /// The queue's name.
+    pub name: String,
+    /// The payload type.
+    pub payload: &'static str,
+    /// Jobs waiting to start: buffered, or waiting out a retry backoff.
+    pub depth: usize,
+    /// Of those, the ones waiting out a retry backoff.
+    pub in_backoff: usize,
+    /// Jobs running now.
+    pub in_flight: u64,
+    /// How many may run at once.
+    pub concurrency: usize,
+    /// How many may wait before sends wait.
+    pub capacity: usize,
+    /// How long the oldest buffered job has waited, in seconds.
+    pub oldest_wait_seconds: Option<f64>,
+    /// Whether sends are refused (the host is stopping).
+    pub closed: bool,
+    /// Jobs accepted since start-up.
+    pub enqueued: u64,
+    /// Jobs whose run ended, whatever the outcome.
+    pub finished: u64,
+    /// Jobs that went dead.
+    pub dead: u64,
+    /// Sends refused, by reason (`full`, `closed`).
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Jobs finished per second over the last minute.
+    pub throughput_per_second: f64,
+    /// The depth over the last ten minutes, `[unix seconds, depth]`, oldest first.
+    pub depth_history: Vec<(f64, usize)>,
+    /// The last dead jobs, oldest first.
+    pub dead_jobs: Vec<crate::queue::DeadJobRecord>,
 }
 
 /// One of a worker's recent runs, as the dashboard's strip shows it.

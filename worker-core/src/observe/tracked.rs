@@ -12,6 +12,7 @@ use crate::observe::quiet::Quiet;
 use crate::observe::recent::{Entry, RecentRuns};
 use crate::observe::status::{LastError, Recent, RunRecord, WorkerStatus, unix_seconds};
 use crate::observe::{Outcome, SkipReason};
+use crate::queue::channel::Channel;
 use crate::supervise::control::{Control, Replies};
 
 pub(crate) use crate::observe::recent::RECENT_RUNS;
@@ -49,6 +50,8 @@ pub(crate) struct Tracked {
     history: Mutex<Option<Box<History>>>,
     /// Rate-limits the worker's repeated log lines.
     pub(crate) quiet: Quiet,
+    /// The queue a queue worker consumes.
+    pub(crate) queue: Option<Arc<Channel>>,
 }
 
 /// What [`Tracked::new`] needs to know.
@@ -59,13 +62,18 @@ pub(crate) struct Declared<'a> {
     pub(crate) gates_liveness: bool,
     pub(crate) stale_after: Option<Duration>,
     pub(crate) keep: usize,
+    pub(crate) queue: Option<Arc<Channel>>,
 }
 
 impl Tracked {
     pub(crate) fn new(declared: Declared<'_>) -> Self {
         Self {
             metrics: WorkerMetrics::new(declared.name),
-            control: Control::default(),
+            control: if declared.queue.is_some() {
+                Control::keeping_runs()
+            } else {
+                Control::default()
+            },
             name: declared.name.clone(),
             schedule: declared.schedule,
             gates_readiness: declared.gates_readiness,
@@ -78,6 +86,7 @@ impl Tracked {
             history: Mutex::new(None),
             quiet: Quiet::default(),
             replies: Replies::default(),
+            queue: declared.queue,
         }
     }
 
@@ -208,6 +217,10 @@ impl Tracked {
                 .iter()
                 .map(|&r| (r.as_str(), metrics.skips(r)))
                 .collect(),
+            queue: self
+                .queue
+                .as_ref()
+                .map(|queue| queue.status(tokio::time::Instant::now(), now)),
         }
     }
 }

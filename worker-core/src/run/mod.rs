@@ -2,6 +2,7 @@
 //! a `worker.run` span per attempt, and the run's metrics.
 
 pub(crate) mod circuit;
+pub(crate) mod job;
 pub(crate) mod panics;
 pub(crate) mod retry;
 
@@ -19,6 +20,7 @@ use crate::observe::quiet;
 use crate::observe::recent::Entry;
 use crate::observe::status::Trigger;
 use crate::observe::{Outcome, WorkerState};
+use crate::queue::job::JobInfo;
 use crate::run::panics::{Caught, Guarded};
 use crate::run::retry::{Permanent, backoff};
 use crate::schedule::clock::Clock;
@@ -49,6 +51,9 @@ pub(crate) struct Runner<'a, B> {
     pub(crate) spec: &'a Spec,
     pub(crate) metrics: &'a WorkerMetrics,
     pub(crate) clock: Clock,
+    /// Whether a panicked attempt is retried like a failed one (`on_panic = retry` of a queue
+    /// worker); a scheduled worker's never is.
+    pub(crate) retry_panics: bool,
 }
 
 /// What a run carries from start to end.
@@ -96,7 +101,7 @@ impl<B: Body> Runner<'_, B> {
         // A block, not an `async fn`, which would also keep the arguments.
         async move {
             let (outcome, last) = loop {
-                let (result, span) = self.attempt(&guard.run).await;
+                let (result, span) = self.attempt(&guard.run, None).await;
                 let (delay, failed) = match self.judge(&guard.run, result, &span) {
                     Next::Done(outcome, result) => break (outcome, result),
                     Next::Retry(delay, result) => (delay, result),
@@ -121,7 +126,7 @@ impl<B: Body> Runner<'_, B> {
             };
             guard.armed = false;
             let ended = Instant::now();
-            self.finish(&guard.run, outcome, ended, last.error());
+            self.finish(&guard.run, outcome, ended, last.error(), None);
             (outcome, ended, guard.run.trigger)
         }
     }
@@ -139,7 +144,12 @@ impl<B: Body> Runner<'_, B> {
         span.record("result", outcome.as_str());
         let permanent = matches!(&result, Attempt::Err(err) if Permanent::is_permanent(&**err));
         let spec = self.spec;
-        let retry = matches!(outcome, Outcome::Failure | Outcome::Timeout)
+        let retried = match outcome {
+            Outcome::Failure | Outcome::Timeout => true,
+            Outcome::Panic => self.retry_panics,
+            _ => false,
+        };
+        let retry = retried
             && !permanent
             && run.attempts <= spec.retry;
         let delay = retry.then(|| {
@@ -227,7 +237,14 @@ impl<B: Body> Runner<'_, B> {
     }
 
     /// Accounts for a run that ended at `ended`: metrics, and the worker's history.
-    fn finish(&self, run: &Run, outcome: Outcome, ended: Instant, error: Option<String>) {
+    fn finish(
+        &self,
+        run: &Run,
+        outcome: Outcome,
+        ended: Instant,
+        error: Option<String>,
+        job: Option<u64>,
+    ) {
         let took = ended.saturating_duration_since(run.started);
         self.metrics.finished(outcome, took);
         let ended_unix = self.clock.unix_nanos(ended);
@@ -242,6 +259,7 @@ impl<B: Body> Runner<'_, B> {
             duration: took,
             result: outcome,
             attempts: run.attempts,
+            job_id: job,
         };
         self.env.tracked.record(&entry, error);
     }
@@ -249,17 +267,21 @@ impl<B: Body> Runner<'_, B> {
     /// One attempt in its `worker.run` span, with its timeout, catching panics. The attempt's
     /// scope is dropped before this returns, whatever happened, which tears down its scoped
     /// resources.
-    async fn attempt(&self, run: &Run) -> (Attempt, Span) {
+    async fn attempt(&self, run: &Run, job: Option<JobInfo>) -> (Attempt, Span) {
         let span = tracing::info_span!(
             "worker.run",
             worker = %self.env.name,
             run_id = run.id,
             attempt = run.attempts,
             trigger = run.trigger.as_str(),
+            job_id = tracing::field::Empty,
             result = tracing::field::Empty,
         );
+        if let Some(job) = &job {
+            span.record("job_id", job.id);
+        }
         let ctx = Ctx::new(Arc::clone(self.env), run.id, run.attempts, run.scheduled);
-        let body = Guarded::new(self.body.call(Scope::new(ctx))).instrument(span.clone());
+        let body = Guarded::new(self.body.call(Scope::new(ctx, job))).instrument(span.clone());
         let result = match self.spec.timeout {
             None => body.await,
             Some(limit) => {
@@ -307,6 +329,7 @@ impl<B: Body> Drop for Aborted<'_, '_, B> {
                 Outcome::Cancelled,
                 Instant::now(),
                 Some(error.to_owned()),
+                None,
             );
             if !std::thread::panicking() {
                 let metrics = runner.metrics;

@@ -214,6 +214,8 @@ impl Ticker {
                 }
             }
             Schedule::Once => Self::Once { at: Some(first) },
+            // A queue worker's loop has no ticker; it never fires.
+            Schedule::Queue(_) => Self::Once { at: None },
         }
     }
 

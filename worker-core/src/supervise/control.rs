@@ -30,6 +30,8 @@ pub(crate) struct Control {
     /// number of pauses and resumes (paused when odd), and the run-now requests made so far.
     /// It only ever counts up (modulo wrapping), so a word the loop has seen never comes back.
     word: AtomicU64,
+    /// `stop` leaves the token alone (a queue worker's).
+    keep_runs: bool,
 }
 
 /// Where to answer each run-now request, oldest first; touched only when a run is requested,
@@ -113,11 +115,28 @@ impl Control {
         &self.token
     }
 
-    /// Stops the worker: cancels its runs' token and wakes its loop. Idempotent.
+    /// Stops the worker: cancels its runs' token (unless [`keeps_runs`](Self::keeps_runs))
+    /// and wakes its loop. Idempotent.
     pub(crate) fn stop(&self) {
-        self.token.cancel();
+        if !self.keep_runs {
+            self.token.cancel();
+        }
         self.word.fetch_or(STOPPED, Ordering::AcqRel);
         self.waker.wake();
+    }
+
+    /// A control whose [`stop`](Self::stop) leaves the runs' token alone: a queue worker's
+    /// runs go on while it drains its queue, and it cancels them itself at its stop budget.
+    pub(crate) fn keeping_runs() -> Self {
+        Self {
+            keep_runs: true,
+            ..Self::default()
+        }
+    }
+
+    /// Cancels the runs' token.
+    pub(crate) fn cancel_runs(&self) {
+        self.token.cancel();
     }
 
     pub(crate) fn is_stopped(&self) -> bool {

@@ -52,10 +52,12 @@ pub(crate) struct HostLink {
     pub(crate) report: Arc<Mutex<Report>>,
     /// Armed with the stop an escalation asks for.
     pub(crate) watchdog: Option<crate::host::watchdog::Watchdog>,
+    /// The host's shutdown timeout.
+    pub(crate) shutdown_timeout: std::time::Duration,
 }
 
 impl HostLink {
-    fn report(&self) -> std::sync::MutexGuard<'_, Report> {
+    pub(crate) fn report(&self) -> std::sync::MutexGuard<'_, Report> {
         self.report
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -65,6 +67,8 @@ impl HostLink {
 /// Everything a worker's loop needs from the host.
 pub(crate) struct Launch {
     pub(crate) env: Arc<WorkerEnv>,
+    /// The queue a queue worker consumes.
+    pub(crate) queue: Option<Arc<crate::queue::channel::Channel>>,
     pub(crate) checked: Checked,
     pub(crate) tracked: Arc<Tracked>,
     pub(crate) started: Instant,
@@ -93,6 +97,7 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
         started,
         clock,
         host,
+        queue: _,
     } = launch;
     // The trigger is used up by the ticker: the loop's future does not hold it.
     let ticker = Ticker::new(&trigger, started, spec.after, clock);
@@ -112,6 +117,7 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
             spec: &spec,
             metrics,
             clock,
+            retry_panics: false,
         };
         let mut state = Loop {
             ticker,
@@ -187,7 +193,7 @@ pub(super) fn resting(control: &Control) -> WorkerState {
     }
 }
 /// Marks the worker's loop as gone when it ends, however it ends (aborted included).
-struct Alive<'a>(&'a Tracked);
+pub(crate) struct Alive<'a>(pub(crate) &'a Tracked);
 
 impl Drop for Alive<'_> {
     fn drop(&mut self) {

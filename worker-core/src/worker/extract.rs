@@ -45,6 +45,13 @@ pub trait FromScope: Sized + Send + 'static {
         let _ = registry;
         Ok(())
     }
+
+    /// The payload type of a [`Job<T>`](crate::Job): how the host checks that a queue worker
+    /// takes its queue's jobs. Not public API.
+    #[doc(hidden)]
+    fn __job_payload() -> Option<(std::any::TypeId, &'static str)> {
+        None
+    }
 }
 
 impl FromScope for Ctx {
@@ -158,6 +165,10 @@ impl<T: FromScope> FromScope for Option<T> {
             return Ok(None);
         }
         T::from_scope(scope).await.map(Some)
+    }
+
+    fn __job_payload() -> Option<(std::any::TypeId, &'static str)> {
+        T::__job_payload()
     }
 }
 

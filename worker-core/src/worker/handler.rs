@@ -30,6 +30,8 @@ pub trait Handler<Args>: Send + Sync + 'static {
 pub struct Requirement {
     pub(crate) argument: String,
     pub(crate) check: fn(&Registry) -> Result<(), String>,
+    /// The payload type, for a `Job<T>`.
+    pub(crate) job: Option<(std::any::TypeId, &'static str)>,
 }
 
 impl Requirement {
@@ -39,6 +41,7 @@ impl Requirement {
         Self {
             argument,
             check: T::check,
+            job: T::__job_payload(),
         }
     }
 }

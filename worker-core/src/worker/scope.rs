@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::BoxError;
 use crate::observe::tracked::{Declared, Tracked};
+use crate::queue::channel::Channel;
+use crate::queue::job::JobInfo;
 use crate::worker::extract::{Scoped, State};
 
 type AnyArc = Arc<dyn Any + Send + Sync>;
@@ -26,6 +28,8 @@ type Create =
 pub struct Registry {
     states: HashMap<TypeId, AnyArc>,
     factories: HashMap<TypeId, Arc<Create>>,
+    /// Every queue of the host, by payload type.
+    queues: HashMap<TypeId, Vec<Arc<Channel>>>,
 }
 
 impl Registry {
@@ -33,6 +37,38 @@ impl Registry {
         Self {
             states: HashMap::new(),
             factories: HashMap::new(),
+            queues: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn insert_queue(&mut self, channel: Arc<Channel>) {
+        self.queues
+            .entry(channel.payload_type)
+            .or_default()
+            .push(channel);
+    }
+
+    /// The one queue whose jobs carry a `T`, for the `Queue<T>` extractor.
+    pub(crate) fn queue_of<T: 'static>(&self) -> Result<Arc<Channel>, String> {
+        match self.queues.get(&TypeId::of::<T>()).map(Vec::as_slice) {
+            Some([one]) => Ok(one.clone()),
+            Some(several) if !several.is_empty() => Err(format!(
+                "needs the queue of `{}`, but {} queues carry it ({}): take the one you mean \
+                 from `HostHandle::queue::<T>(name)` and register it with `.state(..)`",
+                type_name::<T>(),
+                several.len(),
+                several
+                    .iter()
+                    .map(|c| format!("`{}`", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            _ => Err(format!(
+                "needs a queue of `{}`, but no worker consumes one: declare a worker with \
+                 `#[worker(queue = \"..\")]` taking a `Job<{}>`",
+                type_name::<T>(),
+                type_name::<T>()
+            )),
         }
     }
 
@@ -135,6 +171,7 @@ impl Ctx {
             gates_liveness: false,
             stale_after: None,
             keep: 0,
+            queue: None,
         });
         let env = WorkerEnv {
             name,
@@ -219,14 +256,21 @@ impl fmt::Debug for Ctx {
 pub struct Scope {
     ctx: Ctx,
     resources: Mutex<Vec<(TypeId, AnyArc)>>,
+    /// The job of a queue worker's attempt.
+    job: Option<JobInfo>,
 }
 
 impl Scope {
-    pub(crate) fn new(ctx: Ctx) -> Self {
+    pub(crate) fn new(ctx: Ctx, job: Option<JobInfo>) -> Self {
         Self {
             ctx,
             resources: Mutex::new(Vec::new()),
+            job,
         }
+    }
+
+    pub(crate) fn job(&self) -> Option<&JobInfo> {
+        self.job.as_ref()
     }
 
     /// The attempt's context.

@@ -11,11 +11,13 @@ use worker_keys::DEFAULT_TIME_ZONE;
 #[cfg(feature = "config")]
 use worker_keys::Key;
 use worker_keys::{
-    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS,
-    MIN_DEFAULT_STALE_AFTER, Refusal, Settings, Value,
+    Applies, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY, DEFAULT_CONCURRENCY,
+    DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS, MIN_DEFAULT_STALE_AFTER, Refusal, Settings,
+    Value,
 };
 
 use crate::error::Error;
+use crate::queue::OnPanic;
 use crate::run::circuit::CircuitBreaker;
 use crate::run::retry::BackoffKind;
 #[cfg(feature = "cron")]
@@ -45,6 +47,8 @@ pub(crate) enum Schedule {
     Cron(Box<CronSchedule>),
     /// One run at start-up (after `after`).
     Once,
+    /// A run per job of the named queue.
+    Queue(Arc<str>),
 }
 
 impl std::fmt::Display for Schedule {
@@ -57,6 +61,7 @@ impl std::fmt::Display for Schedule {
             #[cfg(feature = "cron")]
             Self::Cron(cron) => write!(f, "{cron}"),
             Self::Once => f.write_str("once"),
+            Self::Queue(name) => write!(f, "queue {name}"),
         }
     }
 }
@@ -88,6 +93,14 @@ pub(crate) struct Spec {
     pub(crate) stale_after: Option<Duration>,
     pub(crate) gates_readiness: bool,
     pub(crate) gates_liveness: bool,
+    /// The queue a queue worker consumes.
+    pub(crate) queue: Option<Arc<str>>,
+    /// `None`: not given, so [`DEFAULT_CONCURRENCY`] (only a queue worker reads it).
+    pub(crate) concurrency: Option<u32>,
+    /// `None`: not given, so [`DEFAULT_CAPACITY`].
+    pub(crate) capacity: Option<u32>,
+    /// `None`: not given, so [`OnPanic::Retry`].
+    pub(crate) on_panic: Option<OnPanic>,
 }
 
 /// A checked [`Spec`]: what the supervisor runs.
@@ -128,6 +141,8 @@ impl Checked {
                 longest
             }
             Schedule::Once => return None,
+            // The oldest waiting job's wait, not the time since a success.
+            Schedule::Queue(_) => return Some(MIN_DEFAULT_STALE_AFTER),
         };
         Some(
             period
@@ -162,7 +177,21 @@ impl Spec {
             stale_after: None,
             gates_readiness: false,
             gates_liveness: false,
+            queue: None,
+            concurrency: None,
+            capacity: None,
+            on_panic: None,
         }
+    }
+
+    /// Jobs in flight at once, for a queue worker.
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(DEFAULT_CONCURRENCY) as usize
+    }
+
+    /// Jobs waiting before sends wait, for a queue worker.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity.unwrap_or(DEFAULT_CAPACITY) as usize
     }
 
     /// The circuit breaker, created with its defaults when a first `circuit_*` key is set.
@@ -230,6 +259,25 @@ impl Spec {
         }
         add("gates_readiness", Value::Bool(self.gates_readiness));
         add("gates_liveness", Value::Bool(self.gates_liveness));
+        if let Some(queue) = &self.queue {
+            add("queue", Value::Text(queue.to_string()));
+        }
+        if let Some(n) = self.concurrency {
+            add("concurrency", Value::Count(n));
+        }
+        if let Some(n) = self.capacity {
+            add("capacity", Value::Count(n));
+        }
+        if let Some(on_panic) = self.on_panic {
+            add("on_panic", Value::Choice(on_panic.as_str()));
+        }
+        if self.queue.is_some() {
+            // A queue worker keeps the schedule keys at their defaults: only one set off them
+            // is a mistake to refuse.
+            settings.retain(|key, value| {
+                key.applies != Applies::Schedule || key.default_value().as_ref() != Some(value)
+            });
+        }
         settings
     }
 
@@ -326,7 +374,13 @@ impl Spec {
             "stale_after" => self.stale_after = d.or(self.stale_after),
             "gates_readiness" => self.gates_readiness = b.unwrap_or(self.gates_readiness),
             "gates_liveness" => self.gates_liveness = b.unwrap_or(self.gates_liveness),
-            // `name` is not overridable; a new key gets its arm here and in `settings`.
+            "concurrency" => self.concurrency = n.or(self.concurrency),
+            "capacity" => self.capacity = n.or(self.capacity),
+            "on_panic" => {
+                let all = [OnPanic::Retry, OnPanic::Discard];
+                self.on_panic = choose(&all, OnPanic::as_str, option).or(self.on_panic);
+            }
+            // `name` and `queue` are not overridable; a new key gets its arm here and in `settings`.
             _ => {}
         }
     }
@@ -339,6 +393,10 @@ impl Spec {
         let refused = |refusal: Refusal| Error::refused(&self.name, refusal);
         self.settings().check(now).map_err(refused)?;
         let trigger = match &self.trigger {
+            // Checked above: a queue and a schedule are refused together.
+            _ if self.queue.is_some() => {
+                Schedule::Queue(self.queue.clone().unwrap_or_else(|| unreachable!()))
+            }
             None => return Err(refused(Refusal::missing_trigger())),
             Some(DeclaredSchedule::Every(period)) => Schedule::Every(*period),
             Some(DeclaredSchedule::FixedDelay(delay)) => Schedule::FixedDelay(*delay),
@@ -374,13 +432,21 @@ fn choose<T: Copy>(options: &[T], name: fn(T) -> &'static str, option: Option<&s
 mod tests {
     use super::*;
 
-    /// What `Spec::new` and `CircuitBreaker::default` use is what the table says.
+    /// What `Spec::new` and `CircuitBreaker::default` use is what the table says, and so are
+    /// a queue worker's defaults.
     #[test]
     fn the_defaults_are_the_table_s() {
         let mut spec = Spec::new("w".to_owned());
         spec.circuit = Some(CircuitBreaker::default());
         let settings = spec.settings();
-        for key in worker_keys::KEYS.iter().filter(|k| k.name != "name") {
+        let queue = |name: &str| worker_keys::key(name).unwrap().default_value().unwrap();
+        assert_eq!(queue("concurrency"), Value::Count(u32::try_from(spec.concurrency()).unwrap()));
+        assert_eq!(queue("capacity"), Value::Count(u32::try_from(spec.capacity()).unwrap()));
+        assert_eq!(queue("on_panic"), Value::Choice(OnPanic::default().as_str()));
+        for key in worker_keys::KEYS
+            .iter()
+            .filter(|k| k.name != "name" && k.applies != Applies::Queue)
+        {
             let default = match key.default {
                 worker_keys::DefaultValue::Duration(d) => Value::Duration(d),
                 worker_keys::DefaultValue::Count(n) => Value::Count(n),

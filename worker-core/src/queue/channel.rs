@@ -1,0 +1,434 @@
+//! The in-process queue between producers and a queue worker's slots: a buffer bounded by
+//! `capacity` (jobs waiting to start, whether buffered or waiting out a retry backoff), closed
+//! when the host stops, and drained by the worker's slots.
+//!
+//! Payloads are type-erased here (`Arc<dyn Any>`): the typed ends are [`Queue<T>`] and
+//! [`Job<T>`], which check the type once, when the host is built.
+//!
+//! [`Queue<T>`]: crate::Queue
+//! [`Job<T>`]: crate::Job
+
+use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::queue::dead::DeadList;
+use crate::queue::hooks::Hooks;
+use crate::queue::metrics::QueueMetrics;
+
+/// A job's payload, type-erased.
+pub(crate) type Payload = Arc<dyn Any + Send + Sync>;
+
+/// A job and what the queue knows about it.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    /// Unique within the queue, from 1, in the order jobs were accepted.
+    pub(crate) id: u64,
+    /// Attempts made so far.
+    pub(crate) attempts: u32,
+    /// When it was accepted, on tokio's clock.
+    pub(crate) enqueued: Instant,
+    /// The run its attempts belong to, once it started.
+    pub(crate) run: Option<(u64, Instant)>,
+    pub(crate) payload: Payload,
+}
+
+/// Why a send was refused; the `reason` label of `worker_queue_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reject {
+    Full,
+    Closed,
+}
+
+impl Reject {
+    pub(crate) const ALL: [Reject; 2] = [Self::Full, Self::Closed];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Jobs waiting for a slot, oldest first (a retry goes first once its backoff ended).
+    ready: VecDeque<Envelope>,
+    /// Jobs waiting out a retry backoff, by when it ends.
+    delayed: BTreeMap<(Instant, u64), Envelope>,
+    /// No more sends: the host is stopping.
+    closed: bool,
+    /// No more jobs for the slots: the worker stopped taking them.
+    finished: bool,
+    /// The worker is paused: jobs wait.
+    paused: bool,
+}
+
+/// The queue at one moment, for the dashboard's chart.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct Sample {
+    /// Unix seconds.
+    pub(crate) at: f64,
+    /// Jobs waiting to start.
+    pub(crate) depth: usize,
+    /// Jobs finished so far.
+    pub(crate) finished: u64,
+}
+
+/// Samples kept: ten minutes, one every [`SAMPLE_EVERY`](crate::queue::consume::SAMPLE_EVERY).
+pub(crate) const SAMPLES: usize = 120;
+
+/// One queue: its buffer, its metrics, its dead jobs and its worker's hooks.
+pub(crate) struct Channel {
+    /// The queue's name, as producers ask for it.
+    pub(crate) name: Arc<str>,
+    /// The worker that consumes it.
+    pub(crate) worker: Arc<str>,
+    /// The payload type's name, for errors.
+    pub(crate) payload: &'static str,
+    pub(crate) payload_type: std::any::TypeId,
+    pub(crate) capacity: usize,
+    pub(crate) concurrency: usize,
+    inner: Mutex<Inner>,
+    /// Woken when a job is ready, and when the queue finished.
+    ready: Notify,
+    /// Woken when a job left the buffer, so a waiting send may go on.
+    space: Notify,
+    /// Woken when a job went into backoff, or a slot finished a job while the queue is closed.
+    changed: Notify,
+    is_closed: AtomicBool,
+    next_id: AtomicU64,
+    pub(crate) metrics: QueueMetrics,
+    pub(crate) dead: DeadList,
+    pub(crate) hooks: Hooks,
+    history: Mutex<VecDeque<Sample>>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &self.name)
+            .field("worker", &self.worker)
+            .field("payload", &self.payload)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the buffer holds at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Depth {
+    pub(crate) ready: usize,
+    pub(crate) delayed: usize,
+    /// When the oldest ready job was accepted.
+    pub(crate) oldest: Option<Instant>,
+}
+
+impl Channel {
+    pub(crate) fn new(
+        name: Arc<str>,
+        worker: Arc<str>,
+        payload: (std::any::TypeId, &'static str),
+        capacity: usize,
+        concurrency: usize,
+        hooks: Hooks,
+    ) -> Self {
+        Self {
+            metrics: QueueMetrics::new(&worker),
+            name,
+            worker,
+            payload: payload.1,
+            payload_type: payload.0,
+            capacity,
+            concurrency,
+            inner: Mutex::new(Inner::default()),
+            ready: Notify::new(),
+            space: Notify::new(),
+            changed: Notify::new(),
+            is_closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            dead: DeadList::default(),
+            hooks,
+            history: Mutex::new(VecDeque::with_capacity(SAMPLES)),
+        }
+    }
+
+    /// Records the depth and the jobs finished at `at` (Unix seconds).
+    pub(crate) fn sample(&self, at: f64) {
+        let depth = self.depth();
+        let sample = Sample {
+            at,
+            depth: depth.ready + depth.delayed,
+            finished: self.metrics.finished.load(Ordering::Relaxed),
+        };
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if history.len() == SAMPLES {
+            history.pop_front();
+        }
+        history.push_back(sample);
+    }
+
+    /// The samples kept, oldest first.
+    pub(crate) fn history(&self) -> Vec<Sample> {
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.iter().copied().collect()
+    }
+
+    /// Pauses or resumes handing out jobs.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.lock().paused = paused;
+        if !paused {
+            self.ready.notify_waiters();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Accepts `payload` if there is room, waiting for room until `deadline` (`None`: as long
+    /// as it takes; `Some(now)`: not at all). The payload comes back with the refusal.
+    pub(crate) async fn send(
+        &self,
+        payload: Payload,
+        deadline: Option<Instant>,
+    ) -> Result<u64, (Payload, Reject)> {
+        let mut payload = Some(payload);
+        loop {
+            let space = self.space.notified();
+            let mut space = std::pin::pin!(space);
+            space.as_mut().enable();
+            match self.try_push(&mut payload) {
+                Ok(id) => return Ok(id),
+                Err(Reject::Closed) => {
+                    return Err((payload.take().expect("kept on refusal"), Reject::Closed));
+                }
+                Err(Reject::Full) => {}
+            }
+            let waited = match deadline {
+                None => {
+                    space.await;
+                    true
+                }
+                Some(deadline) if deadline <= Instant::now() => false,
+                Some(deadline) => tokio::time::timeout_at(deadline, space).await.is_ok(),
+            };
+            if !waited {
+                self.metrics.rejected(Reject::Full);
+                return Err((payload.take().expect("kept on refusal"), Reject::Full));
+            }
+        }
+    }
+
+    /// Pushes the payload if there is room; leaves it in `payload` otherwise.
+    fn try_push(&self, payload: &mut Option<Payload>) -> Result<u64, Reject> {
+        let mut inner = self.lock();
+        if inner.closed {
+            drop(inner);
+            self.metrics.rejected(Reject::Closed);
+            return Err(Reject::Closed);
+        }
+        if inner.ready.len() + inner.delayed.len() >= self.capacity {
+            return Err(Reject::Full);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        inner.ready.push_back(Envelope {
+            id,
+            attempts: 0,
+            enqueued: Instant::now(),
+            run: None,
+            payload: payload.take().expect("a payload to push"),
+        });
+        drop(inner);
+        self.metrics.enqueued();
+        self.ready.notify_one();
+        Ok(id)
+    }
+
+    /// The next ready job, waiting for one; `None` once the queue finished.
+    pub(crate) async fn next(&self) -> Option<Envelope> {
+        loop {
+            let ready = self.ready.notified();
+            let mut ready = std::pin::pin!(ready);
+            ready.as_mut().enable();
+            {
+                let mut inner = self.lock();
+                if inner.finished {
+                    return None;
+                }
+                if inner.paused {
+                    // Woken by the resume.
+                } else if let Some(job) = inner.ready.pop_front() {
+                    let more = !inner.ready.is_empty();
+                    drop(inner);
+                    self.metrics.started();
+                    self.space.notify_one();
+                    if more {
+                        // Another slot may be waiting while this one works.
+                        self.ready.notify_one();
+                    }
+                    return Some(job);
+                }
+            }
+            ready.await;
+        }
+    }
+
+    /// A slot is done with a job: `finished`, or back in the queue for a retry.
+    pub(crate) fn done(&self, finished: bool) {
+        if finished {
+            self.metrics.finished.fetch_add(1, Ordering::Relaxed);
+        }
+        self.metrics.ended();
+        if self.is_closed.load(Ordering::Acquire) {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Puts a job back after a failed attempt, to be ready again in `delay`; it counts against
+    /// the capacity meanwhile. Once the worker finished, the job is handed back instead.
+    pub(crate) fn delay(&self, job: Envelope, delay: Duration) -> Result<(), Envelope> {
+        let due = Instant::now() + delay;
+        let mut inner = self.lock();
+        if inner.finished {
+            return Err(job);
+        }
+        if delay.is_zero() {
+            inner.ready.push_front(job);
+            drop(inner);
+            self.ready.notify_one();
+        } else {
+            inner.delayed.insert((due, job.id), job);
+            drop(inner);
+            self.changed.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Moves the jobs whose backoff ended by `now` to the front of the buffer; returns when the
+    /// next backoff ends.
+    pub(crate) fn promote(&self, now: Instant) -> Option<Instant> {
+        let mut inner = self.lock();
+        let mut moved = false;
+        while let Some(entry) = inner.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let job = entry.remove();
+            // Retries go first: they were accepted before anything still buffered.
+            inner.ready.push_front(job);
+            moved = true;
+        }
+        let next = inner.delayed.keys().next().map(|(due, _)| *due);
+        drop(inner);
+        if moved {
+            self.ready.notify_waiters();
+        }
+        next
+    }
+
+    /// Completes when a job went into backoff or, once closed, a slot finished a job.
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// Refuses sends from now on.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.is_closed.store(true, Ordering::Release);
+        // Waiting sends see the queue closed.
+        self.space.notify_waiters();
+        self.changed.notify_one();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.is_closed.load(Ordering::Acquire)
+    }
+
+    /// Whether nothing is buffered, in backoff or in flight.
+    pub(crate) fn is_drained(&self) -> bool {
+        let inner = self.lock();
+        inner.ready.is_empty() && inner.delayed.is_empty() && self.metrics.in_flight() == 0
+    }
+
+    /// Stops handing out jobs and takes every job that never got a slot: buffered, or in
+    /// backoff. Later calls take nothing.
+    pub(crate) fn finish(&self) -> Vec<Envelope> {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.finished = true;
+        self.is_closed.store(true, Ordering::Release);
+        let mut left: Vec<Envelope> = std::mem::take(&mut inner.delayed).into_values().collect();
+        left.extend(inner.ready.drain(..));
+        drop(inner);
+        left.sort_by_key(|job| job.id);
+        self.ready.notify_waiters();
+        self.space.notify_waiters();
+        left
+    }
+
+    /// What is buffered now.
+    pub(crate) fn depth(&self) -> Depth {
+        let inner = self.lock();
+        Depth {
+            ready: inner.ready.len(),
+            delayed: inner.delayed.len(),
+            oldest: inner.ready.iter().map(|job| job.enqueued).min(),
+        }
+    }
+
+    /// Puts a dead job back at the end of the buffer as a new job, if there is room.
+    pub(crate) fn requeue(&self, payload: Payload) -> Result<u64, Reject> {
+        let mut payload = Some(payload);
+        self.try_push(&mut payload)
+    }
+}
+
+impl Channel {
+    /// The queue as `/workers` shows it, at `now` on tokio's clock (`unix`: the same instant in
+    /// Unix seconds).
+    pub(crate) fn status(&self, now: Instant, unix: f64) -> crate::observe::status::QueueStatus {
+        let depth = self.depth();
+        let history = self.history();
+        let finished = self.metrics.finished.load(Ordering::Relaxed);
+        // Over the last minute, or what the samples cover of it.
+        let throughput = history
+            .iter()
+            .find(|s| unix - s.at <= 60.0 + 1e-6)
+            .filter(|s| unix - s.at > 1e-6)
+            .map_or(0.0, |s| {
+                #[allow(clippy::cast_precision_loss, reason = "job counts far below 2^52")]
+                let jobs = finished.saturating_sub(s.finished) as f64;
+                jobs / (unix - s.at)
+            });
+        crate::observe::status::QueueStatus {
+            name: self.name.to_string(),
+            payload: self.payload,
+            depth: depth.ready + depth.delayed,
+            in_backoff: depth.delayed,
+            in_flight: self.metrics.in_flight(),
+            concurrency: self.concurrency,
+            capacity: self.capacity,
+            oldest_wait_seconds: depth
+                .oldest
+                .map(|at| now.saturating_duration_since(at).as_secs_f64()),
+            closed: self.is_closed(),
+            enqueued: self.metrics.total_enqueued(),
+            finished,
+            dead: self.metrics.dead.load(Ordering::Relaxed),
+            rejected: Reject::ALL
+                .iter()
+                .map(|&r| (r.as_str(), self.metrics.rejected[r as usize].load(Ordering::Relaxed)))
+                .collect(),
+            throughput_per_second: throughput,
+            depth_history: history.iter().map(|s| (s.at, s.depth)).collect(),
+            dead_jobs: self.dead.records(),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! A queue worker's loop: `concurrency` slots take jobs from the queue and run them, each job's
+//! attempts under the run machinery; failed attempts wait out their backoff back in the queue
+//! (freeing their slot); dead jobs are kept and handed to `on_dead`. At shutdown the queue
+//! closes, the slots drain it until the worker's stop budget, in-flight runs still going then
+//! are cancelled, and every job that never got a slot goes to `on_leftovers` or is counted as
+//! dropped.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+
+use crate::observe::WorkerState;
+use crate::observe::tracked::Tracked;
+use crate::queue::OnPanic;
+use crate::queue::channel::{Channel, Envelope};
+use crate::queue::dead::DeadJobRecord;
+use crate::run::Runner;
+use crate::run::job::JobEnd;
+use crate::schedule::clock::Clock;
+use crate::supervise::control::{Registration, Seen};
+use crate::supervise::{Alive, HostLink, Launch};
+use crate::worker::handler::Body;
+use crate::worker::scope::WorkerEnv;
+use crate::worker::spec::{Checked, Spec};
+use crate::observe::Outcome;
+
+/// How often the depth and throughput of the queue are sampled for the dashboard.
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// What every slot of one queue worker shares.
+struct Shared<B> {
+    body: B,
+    env: Arc<WorkerEnv>,
+    spec: Spec,
+    tracked: Arc<Tracked>,
+    clock: Clock,
+    channel: Arc<Channel>,
+}
+
+impl<B: Body> Shared<B> {
+    fn runner(&self) -> Runner<'_, B> {
+        Runner {
+            body: &self.body,
+            env: &self.env,
+            spec: &self.spec,
+            metrics: &self.tracked.metrics,
+            clock: self.clock,
+            retry_panics: self.spec.on_panic.unwrap_or_default() == OnPanic::Retry,
+        }
+    }
+}
+
+/// The worker's loop; returns once every job is accounted for.
+pub(crate) fn run<B: Body>(
+    body: B,
+    launch: Launch,
+    channel: Arc<Channel>,
+) -> impl Future<Output = ()> + Send {
+    let Launch {
+        env,
+        checked: Checked { spec, .. },
+        tracked,
+        started,
+        clock,
+        host,
+        queue: _,
+    } = launch;
+    async move {
+        let metrics = &tracked.metrics;
+        tracked.replies.close();
+        if !spec.enabled {
+            channel.close();
+            tracing::info!(worker = %env.name, queue = %channel.name, "worker disabled by configuration: its queue refuses every job");
+            metrics.set_state(WorkerState::Stopped);
+            return;
+        }
+        tracked.started(clock.unix_seconds(started));
+        let _alive = Alive(&tracked);
+        metrics.set_state(WorkerState::Idle);
+        let budget = spec.stop_budget;
+        let shared = Arc::new(Shared {
+            body,
+            env: env.clone(),
+            spec,
+            tracked: tracked.clone(),
+            clock,
+            channel: channel.clone(),
+        });
+        let mut slots = JoinSet::new();
+        for _ in 0..channel.concurrency {
+            slots.spawn(slot(shared.clone()));
+        }
+        let control = &tracked.control;
+        let mut seen = Seen::default();
+        let mut registration = Registration::default();
+        let mut sample = tokio::time::interval_at(started + SAMPLE_EVERY, SAMPLE_EVERY);
+        sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        channel.sample(clock.unix_seconds(Instant::now()));
+        // Running: promote jobs whose backoff ended, follow pause and resume, sample.
+        loop {
+            let changed = channel.changed();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let signals = control.seen();
+            if signals.is_stopped() {
+                break;
+            }
+            if signals != seen {
+                seen = signals;
+                channel.set_paused(control.is_paused());
+                metrics.set_state(if control.is_paused() {
+                    WorkerState::Paused
+                } else {
+                    WorkerState::Idle
+                });
+            }
+            let due = channel.promote(Instant::now());
+            tokio::select! {
+                biased;
+                _ = control.changed(seen, &mut registration) => {}
+                () = &mut changed => {}
+                () = sleep_until(due.unwrap_or_else(far_future)), if due.is_some() => {}
+                _ = sample.tick() => channel.sample(clock.unix_seconds(Instant::now())),
+            }
+        }
+        // Stopping: sends are refused; the slots drain what is left until the budget.
+        channel.close();
+        channel.set_paused(false);
+        let finished_before = metrics.finished_runs();
+        let deadline = Instant::now() + budget.unwrap_or_else(|| host.queue_budget());
+        let forced = loop {
+            let changed = channel.changed();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let due = channel.promote(Instant::now());
+            if channel.is_drained() {
+                break false;
+            }
+            tokio::select! {
+                biased;
+                () = &mut changed => {}
+                () = sleep_until(deadline) => break true,
+                () = sleep_until(due.unwrap_or(deadline)), if due.is_some() => {}
+            }
+        };
+        let left = channel.finish();
+        let in_flight = channel.metrics.in_flight();
+        if forced {
+            // In-flight runs are cancelled: their token first, for what they spawned, then
+            // their futures, which counts them as cancelled.
+            control.cancel_runs();
+            slots.abort_all();
+        }
+        while slots.join_next().await.is_some() {}
+        if forced && in_flight > 0 {
+            tracing::warn!(
+                worker = %env.name,
+                runs = in_flight,
+                "the worker overran its stop budget; its runs are aborted"
+            );
+            host.report().forced.push(env.name.to_string());
+        }
+        control.cancel_runs();
+        let finished = metrics.finished_runs() - finished_before;
+        leftovers(&channel, left, &env.name, finished, if forced { in_flight } else { 0 });
+        metrics.set_active(0);
+        metrics.set_state(WorkerState::Stopped);
+    }
+}
+
+/// An instant no schedule reaches.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+/// Hands the jobs that never got a slot to `on_leftovers`, or counts them as dropped; logs what
+/// became of the queue's jobs.
+fn leftovers(channel: &Channel, left: Vec<Envelope>, worker: &str, finished: u64, cancelled: u64) {
+    let count = left.len() as u64;
+    let metrics = &channel.metrics;
+    metrics.left_over.fetch_add(count, Ordering::Relaxed);
+    metrics.cancelled.fetch_add(cancelled, Ordering::Relaxed);
+    let handed = count > 0 && channel.hooks.has_on_leftovers();
+    if handed {
+        let payloads = left.into_iter().map(|job| job.payload).collect();
+        channel.hooks.call_on_leftovers(payloads);
+    } else {
+        metrics.dropped.fetch_add(count, Ordering::Relaxed);
+    }
+    let left_over = if handed { "handed to on_leftovers" } else { "dropped" };
+    if count > 0 && !handed {
+        tracing::warn!(
+            worker,
+            queue = %channel.name,
+            jobs = count,
+            "jobs that never started were dropped at shutdown (register `on_leftovers` to keep them)"
+        );
+    }
+    tracing::info!(
+        worker,
+        queue = %channel.name,
+        enqueued = metrics.total_enqueued(),
+        finished_while_stopping = finished,
+        cancelled,
+        left_over = count,
+        left_over_to = left_over,
+        dead = metrics.dead.load(Ordering::Relaxed),
+        "queue stopped"
+    );
+}
+
+/// One slot: takes the next job, makes its attempt, and puts it back for a retry, records it as
+/// dead, or is done with it.
+async fn slot<B: Body>(shared: Arc<Shared<B>>) {
+    let channel = &shared.channel;
+    let runner = shared.runner();
+    let metrics = &shared.tracked.metrics;
+    while let Some(mut job) = channel.next().await {
+        if metrics.run_started() == 0 {
+            metrics.set_state(WorkerState::Running);
+        }
+        if job.attempts == 0 {
+            channel
+                .metrics
+                .waited(Instant::now().saturating_duration_since(job.enqueued));
+        }
+        let end = runner.job(&mut job).await;
+        let end_kind = match end {
+            JobEnd::Retry(_) => Finished::No,
+            JobEnd::Ended(..) => Finished::Yes,
+        };
+        match end {
+            JobEnd::Retry(delay) => {
+                if let Err(job) = channel.delay(job, delay) {
+                    // The queue finished meanwhile: the job is a leftover of its own.
+                    leftovers(channel, vec![job], &shared.env.name, 0, 0);
+                }
+            }
+            JobEnd::Ended(outcome, error) => {
+                if matches!(outcome, Outcome::Failure | Outcome::Panic | Outcome::Timeout) {
+                    dead(&shared, job, error.unwrap_or_default(), &runner);
+                }
+            }
+        }
+        let finished = matches!(end_kind, Finished::Yes);
+        if metrics.run_ended() == 1 && !shared.tracked.control.is_stopped() {
+            metrics.set_state(if shared.tracked.control.is_paused() {
+                WorkerState::Paused
+            } else {
+                WorkerState::Idle
+            });
+        }
+        channel.done(finished);
+    }
+}
+
+/// Whether a slot finished its job, or put it back for a retry.
+enum Finished {
+    Yes,
+    No,
+}
+
+/// Keeps a dead job, counts it, and hands it to `on_dead`.
+fn dead<B: Body>(shared: &Shared<B>, job: Envelope, error: String, runner: &Runner<'_, B>) {
+    let channel = &shared.channel;
+    let now = Instant::now();
+    let at = runner.system_time(now);
+    let unix = shared.clock.unix_nanos(now);
+    channel.metrics.went_dead();
+    let record = DeadJobRecord {
+        id: job.id,
+        attempts: job.attempts,
+        error: crate::observe::message::truncated(&error).into_owned(),
+        at: shared.clock.unix_seconds(now),
+        payload: channel.hooks.describe_payload(&job.payload),
+    };
+    tracing::error!(
+        worker = %shared.env.name,
+        queue = %channel.name,
+        job_id = job.id,
+        attempts = job.attempts,
+        error = %record.error,
+        "job dead: kept in the dead list"
+    );
+    channel.dead.push(record, job.payload.clone(), unix);
+    if channel.hooks.has_on_dead() {
+        let hooks = &channel.hooks;
+        let call = std::panic::AssertUnwindSafe(|| {
+            hooks.call_on_dead(job.id, job.attempts, error, at, job.payload);
+        });
+        if let Err(panic) = std::panic::catch_unwind(call) {
+            tracing::error!(
+                worker = %shared.env.name,
+                panic = %crate::run::panics::message(&*panic),
+                "the `on_dead` hook panicked"
+            );
+        }
+    }
+}
+
+impl HostLink {
+    /// How long a queue worker without a `stop_budget` drains its queue: the host's shutdown
+    /// timeout, less a tenth of it (at most a second) left for its leftovers and the rest of
+    /// the shutdown.
+    fn queue_budget(&self) -> Duration {
+        let timeout = self.shutdown_timeout;
+        timeout.saturating_sub((timeout / 10).min(Duration::from_secs(1)))
+    }
+}

@@ -1,0 +1,94 @@
+//! The series of one queue, kept beside its buffer: what was accepted, refused, started, went
+//! dead or was left over at shutdown, and how long jobs waited for a slot.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::observe::exposition::Escaped;
+use crate::observe::metrics::{Histogram, nanos};
+use crate::queue::channel::Reject;
+
+/// Bucket bounds of `worker_queue_wait_seconds`, in seconds: 1 ms to one hour.
+pub const QUEUE_WAIT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+pub(crate) const WAIT_SLOTS: usize = QUEUE_WAIT_BUCKETS.len() + 1;
+const WAIT_BOUNDS: [u64; WAIT_SLOTS - 1] = nanos(QUEUE_WAIT_BUCKETS);
+
+/// A counter on a cache line of its own: producers write one, the worker's slots the others.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct Line(pub(crate) AtomicU64);
+
+/// Every series of one queue; all exist, at zero, from the start.
+#[derive(Debug)]
+pub(crate) struct QueueMetrics {
+    /// Jobs accepted (written by producers).
+    pub(crate) enqueued: Line,
+    /// Jobs in flight (written by the slots).
+    pub(crate) in_flight: Line,
+    pub(crate) wait: Histogram<WAIT_SLOTS>,
+    pub(crate) rejected: [AtomicU64; Reject::ALL.len()],
+    pub(crate) dead: AtomicU64,
+    /// Jobs that never got a slot before shutdown, handed to `on_leftovers` or dropped.
+    pub(crate) left_over: AtomicU64,
+    /// Of those, the ones no hook took.
+    pub(crate) dropped: AtomicU64,
+    /// Jobs whose run was cancelled at shutdown.
+    pub(crate) cancelled: AtomicU64,
+    /// Jobs whose run ended (whatever the outcome).
+    pub(crate) finished: AtomicU64,
+    /// `worker="<name>"`, escaped once.
+    pub(crate) labels: Box<str>,
+}
+
+impl QueueMetrics {
+    pub(crate) fn new(worker: &str) -> Self {
+        Self {
+            enqueued: Line::default(),
+            in_flight: Line::default(),
+            wait: Histogram::new(),
+            rejected: Default::default(),
+            dead: AtomicU64::new(0),
+            left_over: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            labels: format!("worker=\"{}\"", Escaped(worker)).into(),
+        }
+    }
+
+    pub(crate) fn enqueued(&self) {
+        self.enqueued.0.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn started(&self) {
+        self.in_flight.0.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn ended(&self) {
+        self.in_flight.0.fetch_sub(1, Relaxed);
+    }
+
+    /// A job waited `wait` from being accepted to its first attempt.
+    pub(crate) fn waited(&self, wait: Duration) {
+        self.wait.record(&WAIT_BOUNDS, wait);
+    }
+
+    pub(crate) fn rejected(&self, reason: Reject) {
+        self.rejected[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn went_dead(&self) {
+        self.dead.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.0.load(Relaxed)
+    }
+
+    pub(crate) fn total_enqueued(&self) -> u64 {
+        self.enqueued.0.load(Relaxed)
+    }
+}
