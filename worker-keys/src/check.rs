@@ -174,11 +174,10 @@ impl Settings {
         let Some((trigger, _)) = self.trigger() else {
             return Err(Refusal::missing_trigger());
         };
-        if let Some(queue) = self.get("queue")
+        if self.get("queue").is_some()
             && let Some((schedule, value)) = self.iter().find(|(k, _)| k.is_schedule())
         {
-            let first = format!("`queue` = {queue}");
-            return Err(Refusal::second_trigger(schedule.name, value, &first));
+            return Err(Refusal::second_trigger(schedule.name, value, "`queue`"));
         }
         for (key, value) in self.iter() {
             let applies = match key.applies {

@@ -17,6 +17,7 @@ mod metrics;
 mod overlap;
 mod panics;
 mod policies;
+mod queues;
 mod properties;
 mod registration;
 mod retry;

@@ -280,12 +280,13 @@ impl Channel {
         }
     }
 
-    /// A slot is done with a job: `finished`, or back in the queue for a retry.
+    /// A slot is done with a job: `finished`, or back in the queue for a retry (a slot whose
+    /// job was aborted never calls it: its in-flight count is given back on drop, see
+    /// `consume`).
     pub(crate) fn done(&self, finished: bool) {
         if finished {
             self.metrics.finished.fetch_add(1, Ordering::Relaxed);
         }
-        self.metrics.ended();
         if self.is_closed.load(Ordering::Acquire) {
             self.changed.notify_one();
         }

@@ -156,6 +156,7 @@ pub(crate) fn run<B: Body>(
             slots.abort_all();
         }
         while slots.join_next().await.is_some() {}
+        debug_assert_eq!(channel.metrics.in_flight(), 0);
         if forced && in_flight > 0 {
             tracing::warn!(
                 worker = %env.name,
@@ -220,6 +221,8 @@ async fn slot<B: Body>(shared: Arc<Shared<B>>) {
     let runner = shared.runner();
     let metrics = &shared.tracked.metrics;
     while let Some(mut job) = channel.next().await {
+        // Given back however the job ends, aborted included.
+        let busy = Busy(&shared);
         if metrics.run_started() == 0 {
             metrics.set_state(WorkerState::Running);
         }
@@ -246,15 +249,26 @@ async fn slot<B: Body>(shared: Arc<Shared<B>>) {
                 }
             }
         }
-        let finished = matches!(end_kind, Finished::Yes);
-        if metrics.run_ended() == 1 && !shared.tracked.control.is_stopped() {
-            metrics.set_state(if shared.tracked.control.is_paused() {
+        drop(busy);
+        channel.done(matches!(end_kind, Finished::Yes));
+    }
+}
+
+/// A slot with a job: what it counts in flight, given back when it is dropped.
+struct Busy<'a, B>(&'a Shared<B>);
+
+impl<B> Drop for Busy<'_, B> {
+    fn drop(&mut self) {
+        let shared = self.0;
+        shared.channel.metrics.ended();
+        let control = &shared.tracked.control;
+        if shared.tracked.metrics.run_ended() == 1 && !control.is_stopped() {
+            shared.tracked.metrics.set_state(if control.is_paused() {
                 WorkerState::Paused
             } else {
                 WorkerState::Idle
             });
         }
-        channel.done(finished);
     }
 }
 
