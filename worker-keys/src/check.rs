@@ -182,7 +182,10 @@ impl Settings {
         for (key, value) in self.iter() {
             let applies = match key.applies {
                 Applies::Any => true,
-                Applies::Schedule => trigger.is_schedule(),
+                // At its default, a schedule key on a queue worker changes nothing.
+                Applies::Schedule => {
+                    trigger.is_schedule() || key.default_value().as_ref() == Some(value)
+                }
                 Applies::Cron => trigger.name == "cron",
                 Applies::Queue => trigger.name == "queue",
             };

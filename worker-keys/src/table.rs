@@ -218,9 +218,6 @@ pub const KEYS: &[Key] = &[
     row("cron", A::Any, Kind::Cron, D::None("no trigger"), "\"0 */5 * * * *\"", "runs at the fire times of a cron expression"),
     row("once", A::Any, Kind::Flag, D::None("no trigger"), "true", "runs once at start-up"),
     row("queue", A::Any, Kind::Name, D::None("no trigger"), "\"emails\"", "consumes the jobs sent to the in-process queue of this name; cannot be overridden"),
-    row("concurrency", A::Queue, Kind::Count(count(1, 10_000)), D::Count(DEFAULT_CONCURRENCY), "8", "how many jobs of the queue run at once"),
-    row("capacity", A::Queue, Kind::Count(count(1, 10_000_000)), D::Count(DEFAULT_CAPACITY), "1024", "how many jobs wait (buffered or in retry backoff) before `send` waits"),
-    row("on_panic", A::Queue, Kind::Choice(&ON_PANIC), D::Choice("retry"), "discard", "what a job whose attempt panicked does: retried like a failure, or dead at once"),
     row("time_zone", A::Cron, Kind::TimeZone, D::Text(DEFAULT_TIME_ZONE), "\"Europe/Berlin\"", "the IANA time zone `cron` is read in; only with `cron`"),
     row("after", A::Schedule, Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"5s\"", "delays the first run"),
     row("jitter", A::Schedule, Kind::Duration(DELAY), D::Duration(Duration::ZERO), "\"2s\"", "delays each tick by a random duration up to this; shorter than `every`"),
@@ -244,6 +241,9 @@ pub const KEYS: &[Key] = &[
     row("stale_after", A::Any, Kind::Duration(PERIOD), D::None("three periods of the trigger, at least 1m; never for `once`; for `queue`, 1m of waiting"), "\"5m\"", "how long without a success makes the worker stale"),
     row("gates_readiness", A::Any, Kind::Bool, D::Bool(false), "true", "whether `/readyz` depends on this worker"),
     row("gates_liveness", A::Any, Kind::Bool, D::Bool(false), "true", "whether `/healthz` depends on this worker"),
+    row("concurrency", A::Queue, Kind::Count(count(1, 10_000)), D::Count(DEFAULT_CONCURRENCY), "8", "how many jobs of the queue run at once"),
+    row("capacity", A::Queue, Kind::Count(count(1, 10_000_000)), D::Count(DEFAULT_CAPACITY), "1024", "how many jobs wait (buffered or in retry backoff) before `send` waits"),
+    row("on_panic", A::Queue, Kind::Choice(&ON_PANIC), D::Choice("retry"), "discard", "what a job whose attempt panicked does: retried like a failure, or dead at once"),
     row("name", A::Any, Kind::Name, D::None("the function's name"), "\"sync-orders\"", "the worker's name, its `worker` metric label; cannot be overridden"),
 ];
 

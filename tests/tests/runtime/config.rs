@@ -22,6 +22,11 @@ async fn sync_orders(runs: State<Arc<Runs>>, ctx: Ctx) {
 #[worker(every = "1m", retry = 2)]
 async fn cleanup() {}
 
+#[worker(queue = "mail")]
+async fn mailer(job: worker_core::Job<u64>) {
+    let _ = job;
+}
+
 /// A TOML file under the temporary directory with a name no other test uses; removed on drop.
 struct TempFile(PathBuf);
 
@@ -58,6 +63,7 @@ fn host() -> HostBuilder {
         .state(Runs::new())
         .worker(sync_orders)
         .worker(cleanup)
+        .worker(mailer)
         .config_env(Vec::<(String, String)>::new())
 }
 
@@ -240,12 +246,22 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         [workers.cleanup]
         cron = "0 0 3 * * *"
         time_zone = "Europe/Paris"
+
+        [workers.mailer]
+        concurrency = 4
+        capacity = "16"
+        on_panic = "discard"
         "#,
     );
     let metrics = Metrics::new();
-    metrics
+    let built = metrics
         .build(builder)
         .expect("every key in the file is valid");
+    let queue = |host: &worker_core::Host| {
+        let status = host.handle().workers().pop().unwrap().queue.unwrap();
+        (status.concurrency, status.capacity)
+    };
+    assert_eq!(queue(&built), (4, 16));
 
     let env = [
         ("WORKER__SYNC_ORDERS__FIXED_DELAY", "30s"),
@@ -273,14 +289,19 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         ("WORKER__SYNC_ORDERS__GATES_LIVENESS", "false"),
         ("WORKER__CLEANUP__CRON", "0 */5 * * * *"),
         ("WORKER__CLEANUP__TIME_ZONE", "UTC"),
+        ("WORKER__MAILER__CONCURRENCY", "2"),
+        ("WORKER__MAILER__CAPACITY", "8"),
+        ("WORKER__MAILER__ON_PANIC", "retry"),
         ("WORKER__CLEANUP__ONCE", "true"),
     ];
     // Two triggers for `cleanup` from one source conflict; drop `once` for the first build.
     let builder = host().config_env(env[..env.len() - 1].iter().copied());
+    assert_eq!(queue(&builder.build().unwrap()), (2, 8));
+    let builder = host().config_env(env[..env.len() - 1].iter().copied());
     assert_eq!(schedule_of(builder, "sync_orders"), "fixed_delay 30s");
     assert_eq!(
         worker_core::config::keys().count(),
-        27,
+        30,
         "the test sets every key"
     );
 

@@ -11,7 +11,7 @@ use worker_keys::DEFAULT_TIME_ZONE;
 #[cfg(feature = "config")]
 use worker_keys::Key;
 use worker_keys::{
-    Applies, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY, DEFAULT_CONCURRENCY,
+    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY, DEFAULT_CONCURRENCY,
     DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS, MIN_DEFAULT_STALE_AFTER, Refusal, Settings,
     Value,
 };
@@ -271,13 +271,6 @@ impl Spec {
         if let Some(on_panic) = self.on_panic {
             add("on_panic", Value::Choice(on_panic.as_str()));
         }
-        if self.queue.is_some() {
-            // A queue worker keeps the schedule keys at their defaults: only one set off them
-            // is a mistake to refuse.
-            settings.retain(|key, value| {
-                key.applies != Applies::Schedule || key.default_value().as_ref() != Some(value)
-            });
-        }
         settings
     }
 
@@ -445,7 +438,7 @@ mod tests {
         assert_eq!(queue("on_panic"), Value::Choice(OnPanic::default().as_str()));
         for key in worker_keys::KEYS
             .iter()
-            .filter(|k| k.name != "name" && k.applies != Applies::Queue)
+            .filter(|k| k.name != "name" && k.applies != worker_keys::Applies::Queue)
         {
             let default = match key.default {
                 worker_keys::DefaultValue::Duration(d) => Value::Duration(d),

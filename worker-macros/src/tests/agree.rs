@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use worker_core::{BackoffKind, Escalation, Host, Missed, Overlap, Worker, WorkerBuilder};
+use worker_core::{
+    BackoffKind, Escalation, Host, Job, Missed, OnPanic, Overlap, Worker, WorkerBuilder,
+};
 use worker_keys::{KEYS, Key, Kind, Range, Value};
 
 use crate::args::Args;
@@ -22,11 +24,16 @@ type Outcome = Result<(), (String, String)>;
 enum Base {
     Every,
     Cron,
+    Queue,
 }
 
 impl Base {
+    const ALL: [Base; 3] = [Base::Every, Base::Cron, Base::Queue];
+
     fn attribute(self, key: &Key) -> &'static str {
         match self {
+            // A schedule given to a queue worker is refused, everywhere.
+            Self::Queue => "queue = \"q\", ",
             _ if key.is_trigger() => "",
             Self::Every => "every = \"1h\", ",
             Self::Cron => "cron = \"0 0 3 * * *\", ",
@@ -37,6 +44,15 @@ impl Base {
         match self {
             Self::Every => Worker::builder("w").every(Duration::from_hours(1)),
             Self::Cron => Worker::builder("w").cron("0 0 3 * * *"),
+            Self::Queue => Worker::builder("w").queue::<u64>("q"),
+        }
+    }
+
+    /// The worker, finished with a body that fits its trigger.
+    fn worker(self, builder: WorkerBuilder) -> Worker {
+        match self {
+            Self::Queue => builder.handler(|_: Job<u64>| async {}),
+            _ => builder.handler(|| async {}),
         }
     }
 }
@@ -145,10 +161,16 @@ fn builder(base: Base, key: &'static Key, text: &str) -> Option<Outcome> {
         "stale_after" => b.stale_after(d(&value)),
         "gates_readiness" => b.gates_readiness(on(&value)),
         "gates_liveness" => b.gates_liveness(on(&value)),
+        "concurrency" => b.concurrency(n(&value)),
+        "capacity" => b.capacity(n(&value)),
+        "on_panic" => b.on_panic(match option(&value) {
+            "discard" => OnPanic::Discard,
+            _ => OnPanic::Retry,
+        }),
         other => panic!("no builder method for `{other}`: add it here"),
     };
     let host = Host::builder()
-        .worker(b.handler(|| async {}))
+        .worker(base.worker(b))
         .env_overrides(false);
     Some(built(host, key))
 }
@@ -164,7 +186,7 @@ fn built(host: worker_core::HostBuilder, key: &Key) -> Outcome {
 fn environment(base: Base, key: &'static Key, text: &str) -> Outcome {
     let var = worker_core::config::env_var("w", key.name);
     let host = Host::builder()
-        .worker(base.builder().handler(|| async {}))
+        .worker(base.worker(base.builder()))
         .config_env(vec![(var, text.to_owned())]);
     built(host, key)
 }
@@ -184,7 +206,7 @@ fn file(base: Base, key: &'static Key, text: &str) -> Outcome {
     );
     std::fs::write(&path, contents).unwrap();
     let host = Host::builder()
-        .worker(base.builder().handler(|| async {}))
+        .worker(base.worker(base.builder()))
         .config_env(Vec::<(String, String)>::new())
         .config_file(&path);
     let outcome = built(host, key);
@@ -311,7 +333,7 @@ fn keys() -> impl Strategy<Value = &'static Key> {
 }
 
 fn bases() -> impl Strategy<Value = Base> {
-    prop_oneof![Just(Base::Every), Just(Base::Cron)]
+    prop_oneof![Just(Base::Every), Just(Base::Cron), Just(Base::Queue)]
 }
 
 /// Every key, every boundary value, both bases: not sampled, all of them.
@@ -320,7 +342,7 @@ fn every_entry_point_agrees_on_every_boundary_value() {
     let mut tally = Tally::default();
     for key in KEYS.iter().filter(|k| k.is_overridable()) {
         for text in boundaries(key) {
-            for base in [Base::Every, Base::Cron] {
+            for base in Base::ALL {
                 agree(base, key, &text, &mut tally).unwrap();
             }
         }

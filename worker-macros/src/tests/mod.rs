@@ -3,7 +3,7 @@
 
 mod agree;
 
-use worker_keys::{KEYS, TRIGGERS, Value};
+use worker_keys::{Applies, KEYS, TRIGGERS, Value};
 
 use crate::args::Args;
 
@@ -18,6 +18,9 @@ fn every_example_parses() {
         let attribute = match key.name {
             trigger if TRIGGERS.contains(&trigger) => format!("{trigger} = {}", key.example),
             "time_zone" => format!("cron = \"@daily\", time_zone = {}", key.example),
+            other if key.applies == Applies::Queue => {
+                format!("queue = \"q\", {other} = {}", key.example)
+            }
             other => format!("every = \"1h\", {other} = {}", key.example),
         };
         let args = parse(&attribute).unwrap_or_else(|err| panic!("{attribute}: {err}"));
