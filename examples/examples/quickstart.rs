@@ -1,4 +1,5 @@
-//! A host with six workers, a live dashboard and metrics endpoint.
+//! A host with eight workers, one of them consuming a queue another one feeds, a live dashboard
+//! and metrics endpoint.
 //!
 //! ```text
 //! WORKER_ADMIN_TOKEN=secret cargo run --example quickstart
@@ -9,14 +10,18 @@
 //! ```
 //!
 //! Stop it with Ctrl+C (or SIGTERM): in-flight runs are cancelled, the host waits for them and
-//! exits 0. `METRICS_ADDR` changes the listening address; without `WORKER_ADMIN_TOKEN` the admin
-//! actions are off.
+//! exits 0; the emails still queued are sent until `send_email`'s stop budget, and the rest are
+//! handed to its `on_leftovers` hook (logged here). `METRICS_ADDR` changes the listening
+//! address; without `WORKER_ADMIN_TOKEN` the admin actions are off; `QUICKSTART_EMAILS` (default
+//! 20) is how many emails `queue_digests` queues every 2 s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use worker_core::{BoxError, Ctx, Host, State, Worker, worker};
+use worker_core::{
+    BoxError, Ctx, Host, IntoWorker as _, Job, Queue, SendError, State, Worker, worker,
+};
 
 /// Shared state: a pretend order book.
 #[derive(Default)]
@@ -84,6 +89,64 @@ async fn inventory_feed() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// A job of the `emails` queue.
+#[derive(Debug, Clone)]
+struct Email {
+    to: String,
+    subject: String,
+}
+
+/// How many emails `queue_digests` queues per run.
+struct Burst {
+    emails: u64,
+}
+
+/// Feeds the `emails` queue: a burst of digest emails every two seconds. When the queue is
+/// full, `send` waits (back-pressure); once the host stops, it hands the email back.
+#[worker(every = "2s")]
+async fn queue_digests(emails: Queue<Email>, burst: State<Burst>, ctx: Ctx) -> anyhow::Result<()> {
+    for n in 0..burst.emails {
+        let email = Email {
+            to: format!("user{n}@example.com"),
+            subject: format!("digest #{}", ctx.run_id()),
+        };
+        match emails.send(email).await {
+            Ok(_) => {}
+            Err(SendError::Closed(_)) => {
+                bail!(
+                    "the host is stopping: {n} of {} emails queued",
+                    burst.emails
+                )
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Consumes the `emails` queue, four at a time: each takes 20 to 80 ms, one in ten bounces and
+/// is retried, and an address with `spam` in it fails for good.
+#[worker(
+    queue = "emails",
+    concurrency = 4,
+    capacity = 64,
+    retry = 2,
+    backoff = "500ms",
+    timeout = "5s",
+    stop_budget = "3s"
+)]
+async fn send_email(job: Job<Email>) -> Result<(), BoxError> {
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(20..80))).await;
+    if job.to.contains("spam") {
+        return Err(worker_core::Permanent::new(format!("{} is blocked", job.to)).into());
+    }
+    if fastrand::u8(0..10) == 0 {
+        return Err(format!("{} bounced (attempt {})", job.to, job.attempt()).into());
+    }
+    tracing::debug!(to = %job.to, subject = %job.subject, "email sent");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), worker_core::Error> {
     tracing_subscriber::fmt()
@@ -103,8 +166,20 @@ async fn main() -> Result<(), worker_core::Error> {
             }
         });
 
+    let burst = std::env::var("QUICKSTART_EMAILS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    // What never got sent by shutdown; a real service would store it to send on restart.
+    let mailer = send_email.into_worker().on_leftovers(|emails: Vec<Email>| {
+        tracing::warn!(emails = emails.len(), "emails left unsent at shutdown");
+    });
+
     let host = Host::builder()
         .state(Orders::default())
+        .state(Burst { emails: burst })
+        .worker(queue_digests)
+        .worker(mailer)
         .worker(heartbeat)
         .worker(sync_orders)
         .worker(flaky_report)

@@ -61,7 +61,11 @@ pub(crate) enum Kind {
         worker: String,
     },
     /// A dead job to re-enqueue is not (or no longer) in the dead list, or the queue refused it.
-    Requeue { worker: String, job: u64, why: String },
+    Requeue {
+        worker: String,
+        job: u64,
+        why: String,
+    },
     /// Two workers share one name.
     DuplicateName(String),
     /// An admin action named a worker the host does not have.
@@ -169,7 +173,10 @@ impl Error {
     /// its consumer's ([`HostHandle::queue`](crate::HostHandle::queue)).
     #[must_use]
     pub fn is_unknown_queue(&self) -> bool {
-        matches!(self.kind, Kind::UnknownQueue { .. } | Kind::QueueType { .. })
+        matches!(
+            self.kind,
+            Kind::UnknownQueue { .. } | Kind::QueueType { .. }
+        )
     }
 
     /// Two workers were registered under the same name.
@@ -297,7 +304,10 @@ impl fmt::Display for Error {
                  `Job<{carries}>`), not `{asked}`"
             ),
             Kind::Requeue { worker, job, why } => {
-                write!(f, "worker `{worker}`: cannot re-enqueue dead job {job}: {why}")
+                write!(
+                    f,
+                    "worker `{worker}`: cannot re-enqueue dead job {job}: {why}"
+                )
             }
             Kind::DuplicateName(name) => write!(
                 f,

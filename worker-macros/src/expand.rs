@@ -61,18 +61,7 @@ pub(crate) fn expand(
             );
         }
     });
-    // A queue worker's payload is its `Job<T>`'s; the dead jobs show its `Debug` when it has one.
-    let queue = match (args.queue(), payload) {
-        (Some(queue), Some(payload)) => quote_spanned! {payload.span()=>
-            let #builder = ::worker_core::__private::queue::<#payload>(#builder, #queue, {
-                #[allow(unused_imports)]
-                use ::worker_core::__private::{ViaDebug as _, ViaNothing as _};
-                (&::worker_core::__private::Payload::<#payload>(::core::marker::PhantomData))
-                    .describer()
-            });
-        },
-        _ => TokenStream::new(),
-    };
+    let queue = queue(args, payload, &builder);
     let scope = Ident::new("__worker_scope", Span::mixed_site());
     let body = Ident::new("__worker_body", Span::mixed_site());
     // Spanned at each argument's type, so a type that is not an extractor is reported there,
@@ -142,6 +131,21 @@ pub(crate) fn expand(
                 }
             }
         };
+    }
+}
+
+/// A queue worker's payload is its `Job<T>`'s; its dead jobs show its `Debug` when it has one.
+fn queue(args: &Args, payload: Option<&Type>, builder: &Ident) -> TokenStream {
+    match (args.queue(), payload) {
+        (Some(queue), Some(payload)) => quote_spanned! {payload.span()=>
+            let #builder = ::worker_core::__private::queue::<#payload>(#builder, #queue, {
+                #[allow(unused_imports)]
+                use ::worker_core::__private::{ViaDebug as _, ViaNothing as _};
+                (&::worker_core::__private::Payload::<#payload>(::core::marker::PhantomData))
+                    .describer()
+            });
+        },
+        _ => TokenStream::new(),
     }
 }
 

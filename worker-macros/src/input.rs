@@ -125,7 +125,11 @@ pub(crate) fn payload(
     match jobs.as_slice() {
         [(_, payload)] => Ok(Some((*payload).clone())),
         [] => Err(syn::Error::new(
-            item.sig.inputs.span().join(item.sig.ident.span()).unwrap_or(item.sig.ident.span()),
+            item.sig
+                .inputs
+                .span()
+                .join(item.sig.ident.span())
+                .unwrap_or(item.sig.ident.span()),
             format!(
                 "a queue worker takes its job as an argument: add `job: Job<T>` to `{}`, where \
                  `T` is the payload sent to the queue `{queue}`",

@@ -43,7 +43,12 @@ pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
             Ok(payload) => expand::expand(&args, item, &arguments, payload.as_ref()).into(),
             Err(err) => {
                 let mut out = err.to_compile_error();
-                out.extend(expand::expand(&args::Args::default(), item, &arguments, None));
+                out.extend(expand::expand(
+                    &args::Args::default(),
+                    item,
+                    &arguments,
+                    None,
+                ));
                 out.into()
             }
         },
@@ -52,7 +57,12 @@ pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
         // and add no error of their own.
         (Err(err), Ok(arguments)) => {
             let mut out = err.to_compile_error();
-            out.extend(expand::expand(&args::Args::default(), item, &arguments, None));
+            out.extend(expand::expand(
+                &args::Args::default(),
+                item,
+                &arguments,
+                None,
+            ));
             out.into()
         }
         (parsed, Err(err)) => {

@@ -1,6 +1,7 @@
 //! Queue consumers on the paused clock: the concurrency limit, back-pressure, retries that free
 //! their slot, panics isolated per job, dead jobs, shutdown with jobs in every state, a
 //! scheduled worker feeding a queue, and the checks of a queue worker's declaration.
+#![allow(clippy::float_cmp, reason = "gauges counting whole jobs are exact")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,8 +49,8 @@ async fn three_at_a_time(job: Job<u64>, gauge: State<Arc<Gauge>>) {
 #[tokio::test(start_paused = true)]
 async fn no_more_jobs_run_at_once_than_the_concurrency() {
     let gauge = Arc::new(Gauge::default());
-    let host = TestHost::start(Host::builder().state(gauge.clone()).worker(three_at_a_time))
-        .unwrap();
+    let host =
+        TestHost::start(Host::builder().state(gauge.clone()).worker(three_at_a_time)).unwrap();
     let work = host.queue::<u64>("work");
     for n in 0..30 {
         work.send(n % 7 + 1).await.unwrap();
@@ -158,7 +159,10 @@ type Starts = Arc<Mutex<Vec<(&'static str, u32, Instant)>>>;
 
 #[worker(queue = "flaky", retry = 2, backoff = "10s", backoff_kind = constant, capacity = 2)]
 async fn flaky(job: Job<&'static str>, starts: State<Starts>) -> Result<(), BoxError> {
-    starts.lock().unwrap().push((*job, job.attempt(), Instant::now()));
+    starts
+        .lock()
+        .unwrap()
+        .push((*job, job.attempt(), Instant::now()));
     if *job == "fails once" && job.attempt() == 1 {
         return Err("not yet".into());
     }
@@ -199,7 +203,10 @@ async fn a_job_in_backoff_frees_its_slot_but_counts_against_the_capacity() {
 
 #[worker(queue = "risky", retry = 1, backoff = "0s", concurrency = 2)]
 async fn risky(job: Job<u32>) {
-    assert!(!(*job == 1 && job.attempt() == 1), "job 1 panics on its first attempt");
+    assert!(
+        !(*job == 1 && job.attempt() == 1),
+        "job 1 panics on its first attempt"
+    );
     assert!(*job != 2, "job 2 always panics");
 }
 
@@ -253,7 +260,11 @@ async fn with_on_panic_discard_a_panicking_job_is_dead_at_once() {
     let dead = dead.lock().unwrap().clone();
     assert_eq!(dead.len(), 1);
     assert_eq!((dead[0].id, dead[0].attempts, dead[0].payload), (1, 1, 7));
-    assert!(dead[0].error.contains("seven is unlucky"), "{}", dead[0].error);
+    assert!(
+        dead[0].error.contains("seven is unlucky"),
+        "{}",
+        dead[0].error
+    );
     // Without `#[worker]` and `describe_jobs`, the payload is not shown.
     let record = host.handle().workers().remove(0).queue.unwrap().dead_jobs;
     assert_eq!(record[0].payload, None);
@@ -311,11 +322,22 @@ async fn jobs_that_exhaust_their_retries_or_fail_permanently_are_dead() {
             (3, 3, Some("Invoice { order: 100 }"))
         ]
     );
-    assert!(status.reason.unwrap().starts_with("jobs going dead: 2 so far"));
+    assert!(
+        status
+            .reason
+            .unwrap()
+            .starts_with("jobs going dead: 2 so far")
+    );
     // A dead job re-enqueued is a new job.
     let again = handle.requeue("render_invoice", 2).unwrap();
     assert_eq!(again, 4);
-    assert!(handle.requeue("render_invoice", 2).unwrap_err().to_string().contains("no such job"));
+    assert!(
+        handle
+            .requeue("render_invoice", 2)
+            .unwrap_err()
+            .to_string()
+            .contains("no such job")
+    );
     tokio::time::sleep(secs(1)).await;
     let dead = handle.workers().remove(0).queue.unwrap().dead_jobs;
     assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [3, 4]);
@@ -361,7 +383,9 @@ fn stopping(left: Option<Arc<Outcomes>>) -> Worker {
         .backoff_max(secs(600))
         .stop_budget(secs(10));
     let builder = match left {
-        Some(left) => builder.on_leftovers(move |jobs: Vec<u32>| left.left.lock().unwrap().extend(jobs)),
+        Some(left) => {
+            builder.on_leftovers(move |jobs: Vec<u32>| left.left.lock().unwrap().extend(jobs))
+        }
         None => builder,
     };
     builder.handler(slow)
@@ -385,14 +409,15 @@ async fn shut_down_with_jobs_in_every_state(hook: bool) {
     }
     // Job 1 in flight, job 2 in backoff, jobs 3 and 4 done, job 5 in flight, 6..=10 buffered.
     // Shutdown at 2.5 s: job 5 ends during the drain (at 5 s) and job 6 starts; at the stop
-    // budget (12.5 s) jobs 1 and 6 are cancelled.
+    // budget (12.5 s) job 2 and 7..=10 are left over and the runs' token is cancelled; jobs 1
+    // and 6 ignore it, and are aborted at the host's deadline less its margin (29 s later).
     tokio::time::sleep(ms(2500)).await;
     let stopped = running.stop().await;
-    // Job 1 overran the stop budget: the worker reports it.
+    // Jobs 1 and 6 overran the deadline: the worker reports it.
     let err = stopped.result.unwrap_err();
     assert!(err.is_shutdown_timeout(), "{err}");
     assert_eq!(err.overran(), ["stopping"]);
-    assert_eq!(stopped.took, secs(10));
+    assert_eq!(stopped.took, secs(29));
     let snapshot = metrics.snapshot();
     let worker = [("worker", "stopping")];
     let finished = snapshot.runs("stopping", "success") + snapshot.runs("stopping", "failure");
@@ -410,6 +435,7 @@ async fn shut_down_with_jobs_in_every_state(hook: bool) {
     assert_eq!(snapshot.gauge("worker_queue_in_flight", &worker), 0.0);
     if hook {
         assert_eq!(dropped, 0);
+        // Handed over at the stop budget, not at the end.
         assert_eq!(*outcomes.left.lock().unwrap(), [2, 7, 8, 9, 10]);
     } else {
         assert_eq!(dropped, 5);
@@ -486,11 +512,7 @@ async fn producers_ask_for_a_queue_by_its_name_and_payload_type() {
 #[test]
 fn a_queue_worker_s_declaration_is_checked_when_the_host_is_built() {
     let build = |worker: Worker| Host::builder().worker(worker).build().unwrap_err();
-    let no_job = build(
-        Worker::builder("w")
-            .queue::<u64>("q")
-            .handler(|| async {}),
-    );
+    let no_job = build(Worker::builder("w").queue::<u64>("q").handler(|| async {}));
     assert!(no_job.is_queue_declaration());
     assert_eq!(
         no_job.to_string(),
@@ -503,7 +525,9 @@ fn a_queue_worker_s_declaration_is_checked_when_the_host_is_built() {
             .handler(|_: Job<u32>| async {}),
     );
     assert!(
-        wrong_job.to_string().contains("takes `Job<u32>`, but the queue `q` carries `u64`"),
+        wrong_job
+            .to_string()
+            .contains("takes `Job<u32>`, but the queue `q` carries `u64`"),
         "{wrong_job}"
     );
     let scheduled = build(
@@ -512,7 +536,9 @@ fn a_queue_worker_s_declaration_is_checked_when_the_host_is_built() {
             .handler(|_: Job<u32>| async {}),
     );
     assert!(
-        scheduled.to_string().contains("but the worker runs on a schedule (every 1s)"),
+        scheduled
+            .to_string()
+            .contains("but the worker runs on a schedule (every 1s)"),
         "{scheduled}"
     );
     let hook = build(
@@ -522,7 +548,8 @@ fn a_queue_worker_s_declaration_is_checked_when_the_host_is_built() {
             .handler(|_: Job<u64>| async {}),
     );
     assert!(
-        hook.to_string().contains("`on_leftovers` takes `u32`, but the queue `q` carries `u64`"),
+        hook.to_string()
+            .contains("`on_leftovers` takes `u32`, but the queue `q` carries `u64`"),
         "{hook}"
     );
     let both = build(
@@ -533,9 +560,16 @@ fn a_queue_worker_s_declaration_is_checked_when_the_host_is_built() {
     );
     assert!(both.is_config());
     assert!(
-        both.to_string().contains("invalid `every` = \"1s\": expected a single trigger, and `queue` sets one already"),
+        both.to_string().contains(
+            "invalid `every` = \"1s\": expected a single trigger, and `queue` sets one already"
+        ),
         "{both}"
     );
+}
+
+#[test]
+fn the_keys_of_a_queue_worker_and_of_a_scheduled_one_do_not_mix() {
+    let build = |worker: Worker| Host::builder().worker(worker).build().unwrap_err();
     let schedule_key = build(
         Worker::builder("w")
             .queue::<u64>("q")
@@ -568,13 +602,26 @@ fn a_queue_worker_s_declaration_is_checked_when_the_host_is_built() {
         zero.to_string(),
         "worker `w`: invalid `concurrency` = 0: expected a whole number from 1 to 10000"
     );
+}
+
+#[test]
+fn a_queue_has_one_consumer_and_a_queue_argument_needs_one() {
     let two = Host::builder()
-        .worker(Worker::builder("a").queue::<u64>("q").handler(|_: Job<u64>| async {}))
-        .worker(Worker::builder("b").queue::<u64>("q").handler(|_: Job<u64>| async {}))
+        .worker(
+            Worker::builder("a")
+                .queue::<u64>("q")
+                .handler(|_: Job<u64>| async {}),
+        )
+        .worker(
+            Worker::builder("b")
+                .queue::<u64>("q")
+                .handler(|_: Job<u64>| async {}),
+        )
         .build()
         .unwrap_err();
     assert!(
-        two.to_string().starts_with("worker `b`: the queue `q` is already consumed by the worker `a`"),
+        two.to_string()
+            .starts_with("worker `b`: the queue `q` is already consumed by the worker `a`"),
         "{two}"
     );
     // A `Queue<T>` argument needs a queue of `T`.
@@ -588,3 +635,69 @@ fn a_queue_worker_s_declaration_is_checked_when_the_host_is_built() {
         "{nobody}"
     );
 }
+
+#[worker(queue = "polite", stop_budget = "2s")]
+async fn polite(job: Job<u32>, ctx: worker_core::Ctx) -> Result<(), BoxError> {
+    tokio::select! {
+        () = tokio::time::sleep(secs(60 * u64::from(*job))) => Ok(()),
+        () = ctx.cancelled() => Err("stopped by shutdown".into()),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_heeds_its_token_ends_at_the_stop_budget_and_the_host_stops_cleanly() {
+    let metrics = Metrics::new();
+    let host = metrics.build(Host::builder().worker(polite)).unwrap();
+    let handle = host.handle();
+    let running = Running::start(host);
+    let queue = handle.queue::<u32>("polite").unwrap();
+    queue.send(1).await.unwrap();
+    queue.send(2).await.unwrap();
+    tokio::time::sleep(secs(1)).await;
+    let stopped = running.stop().await;
+    stopped.result.unwrap();
+    assert_eq!(stopped.took, secs(2));
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.runs("polite", "cancelled"), 1);
+    assert_eq!(
+        snapshot.counter(
+            "worker_jobs_dropped_total",
+            &[("worker", "polite"), ("reason", "shutdown")]
+        ),
+        1
+    );
+}
+
+#[test]
+fn every_queue_series_exists_at_zero_once_the_host_is_built() {
+    let metrics = Metrics::new();
+    let _host = metrics.build(Host::builder().worker(polite)).unwrap();
+    let snapshot = metrics.snapshot();
+    let worker = [("worker", "polite")];
+    for gauge in ["worker_queue_depth", "worker_queue_in_flight"] {
+        assert_eq!(snapshot.gauge(gauge, &worker), 0.0, "{gauge}");
+        assert!(snapshot.is_described(gauge));
+    }
+    for counter in [
+        "worker_jobs_enqueued_total",
+        "worker_jobs_dead_total",
+        "worker_jobs_left_over_total",
+    ] {
+        assert_eq!(snapshot.counter(counter, &worker), 0, "{counter}");
+    }
+    for reason in ["full", "closed"] {
+        let labels = [("worker", "polite"), ("reason", reason)];
+        assert_eq!(snapshot.counter("worker_queue_rejected_total", &labels), 0);
+    }
+    let labels = [("worker", "polite"), ("reason", "shutdown")];
+    assert_eq!(snapshot.counter("worker_jobs_dropped_total", &labels), 0);
+    let wait = snapshot.histogram("worker_queue_wait_seconds", &worker);
+    assert_eq!((wait.at_most(3600.0), wait.count), (0, 0));
+    // A host without queue workers has no queue families.
+    let none = Metrics::new();
+    let _host = none.build(Host::builder().worker(feed_nothing)).unwrap();
+    assert!(!none.snapshot().is_described("worker_queue_depth"));
+}
+
+#[worker(every = "1h")]
+async fn feed_nothing() {}

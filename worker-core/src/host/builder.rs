@@ -19,7 +19,7 @@ use crate::queue::channel::Channel;
 use crate::worker::handler::Requirement;
 use crate::worker::scope::{Ctx, Registry, WorkerEnv};
 use crate::worker::spec::Checked;
-use crate::worker::{IntoWorker, QueueBinding, Worker};
+use crate::worker::{IntoWorker, QueueBinding, Spawn, Worker};
 
 /// Collects state, resource factories and workers; [`HostBuilder::build`] checks them all.
 #[must_use = "a host builder does nothing until it is built and run"]
@@ -175,31 +175,16 @@ impl HostBuilder {
         serving.limits.check()?;
         #[cfg(feature = "config")]
         let workers = config.apply(workers, now)?;
-        let mut names = HashSet::new();
         let mut registry = registry;
-        let mut checked = Vec::with_capacity(workers.len());
-        let mut queues: Vec<Arc<Channel>> = Vec::new();
-        for (i, worker) in workers.into_iter().enumerate() {
-            if interruptible && i % 256 == 0 && shutdown.is_cancelled() {
-                return Ok(None);
-            }
-            let Worker {
-                spec,
-                requirements,
-                launch,
-                queue,
-            } = worker;
-            let spec = spec.check(now)?;
-            if !names.insert(spec.spec.name.clone()) {
-                return Err(Error::new(Kind::DuplicateName(spec.spec.name.to_string())));
-            }
-            let channel = channel(&spec, &requirements, queue, &queues)?;
-            if let Some(channel) = &channel {
-                registry.insert_queue(channel.clone());
-                queues.push(channel.clone());
-            }
-            checked.push((spec, requirements, launch, channel));
-        }
+        let Some(checked) = check_workers(
+            workers,
+            now,
+            &mut registry,
+            interruptible.then_some(&shutdown),
+        )?
+        else {
+            return Ok(None);
+        };
         // Once every queue is known: a `Queue<T>` argument needs one.
         for (spec, requirements, ..) in &checked {
             for requirement in requirements {
@@ -295,6 +280,44 @@ impl fmt::Debug for HostBuilder {
     }
 }
 
+/// What [`HostBuilder::build`] made of each worker.
+type CheckedWorker = (Checked, Vec<Requirement>, Spawn, Option<Arc<Channel>>);
+
+/// Checks each worker's declaration and makes its queue, registered in `registry`; `None` when
+/// `shutdown` (if given) was cancelled meanwhile.
+fn check_workers(
+    workers: Vec<Worker>,
+    now: SystemTime,
+    registry: &mut Registry,
+    shutdown: Option<&CancellationToken>,
+) -> Result<Option<Vec<CheckedWorker>>, Error> {
+    let mut names = HashSet::new();
+    let mut checked = Vec::with_capacity(workers.len());
+    let mut queues: Vec<Arc<Channel>> = Vec::new();
+    for (i, worker) in workers.into_iter().enumerate() {
+        if i % 256 == 0 && shutdown.is_some_and(CancellationToken::is_cancelled) {
+            return Ok(None);
+        }
+        let Worker {
+            spec,
+            requirements,
+            launch,
+            queue,
+        } = worker;
+        let spec = spec.check(now)?;
+        if !names.insert(spec.spec.name.clone()) {
+            return Err(Error::new(Kind::DuplicateName(spec.spec.name.to_string())));
+        }
+        let channel = channel(&spec, &requirements, queue, &queues)?;
+        if let Some(channel) = &channel {
+            registry.insert_queue(channel.clone());
+            queues.push(channel.clone());
+        }
+        checked.push((spec, requirements, launch, channel));
+    }
+    Ok(Some(checked))
+}
+
 /// The queue of a queue worker, after checking that its body takes the queue's jobs, that its
 /// hooks take its payload type, and that no other worker consumes a queue of that name; `None`
 /// for a worker on a schedule, which must take no job.
@@ -306,8 +329,15 @@ fn channel(
 ) -> Result<Option<Arc<Channel>>, Error> {
     let spec = &checked.spec;
     let worker = spec.name.to_string();
-    let jobs = requirements.iter().filter_map(|r| r.job.map(|job| (r, job)));
-    let invalid = |message: String| Error::new(Kind::Queue { worker: worker.clone(), message });
+    let jobs = requirements
+        .iter()
+        .filter_map(|r| r.job.map(|job| (r, job)));
+    let invalid = |message: String| {
+        Error::new(Kind::Queue {
+            worker: worker.clone(),
+            message,
+        })
+    };
     let Some(name) = &spec.queue else {
         if let Some((argument, (_, payload))) = jobs.clone().next() {
             return Err(invalid(format!(

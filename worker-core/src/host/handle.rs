@@ -160,7 +160,12 @@ impl HostHandle {
         self.requeue_from(worker, job, Origin::Handle)
     }
 
-    pub(crate) fn requeue_from(&self, worker: &str, job: u64, origin: Origin) -> Result<u64, Error> {
+    pub(crate) fn requeue_from(
+        &self,
+        worker: &str,
+        job: u64,
+        origin: Origin,
+    ) -> Result<u64, Error> {
         let refused = |why: String| {
             Error::new(Kind::Requeue {
                 worker: worker.to_owned(),

@@ -386,6 +386,27 @@ impl fmt::Debug for Host {
 /// Logs the effective configuration of a worker, once, at start-up.
 fn log_worker(Checked { spec, trigger }: &Checked) {
     let show = |d: Duration| humantime::format_duration(d).to_string();
+    if spec.queue.is_some() {
+        tracing::info!(
+            worker = %spec.name,
+            schedule = %trigger,
+            enabled = spec.enabled,
+            concurrency = spec.concurrency(),
+            capacity = spec.capacity(),
+            on_panic = spec.on_panic.unwrap_or_default().as_str(),
+            retry = spec.retry,
+            backoff = %format_args!(
+                "{} {}..{}",
+                spec.backoff_kind.as_str(),
+                show(spec.backoff),
+                show(spec.backoff_max)
+            ),
+            timeout = %spec.timeout.map_or_else(|| "none".to_owned(), show),
+            stop_budget = %spec.stop_budget.map_or_else(|| "host".to_owned(), show),
+            "worker configured"
+        );
+        return;
+    }
     let circuit = spec.circuit.map_or_else(
         || "off".to_owned(),
         |c| {

@@ -183,7 +183,10 @@ fn refused(board: &Board, reason: usize, name: &str, action: Action, why: &'stat
 
 /// Refuses an admin request unless a token is configured and given as
 /// `Authorization: Bearer <token>`; compared in constant time.
-#[allow(clippy::result_large_err, reason = "the refusal is the response, built once")]
+#[allow(
+    clippy::result_large_err,
+    reason = "the refusal is the response, built once"
+)]
 fn authorize(
     handle: &HostHandle,
     headers: &HeaderMap,
@@ -231,15 +234,15 @@ async fn requeue(
     Path((name, job)): Path<(String, u64)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = authorize(&handle, &headers, &name, Action::Requeue) {
-        return refusal;
-    }
     #[derive(Serialize)]
     struct Requeued<'a> {
         worker: &'a str,
         action: &'static str,
         dead_job: u64,
         job_id: u64,
+    }
+    if let Err(refusal) = authorize(&handle, &headers, &name, Action::Requeue) {
+        return refusal;
     }
     match handle.requeue_from(&name, job, Origin::Http) {
         Ok(job_id) => (
@@ -256,7 +259,10 @@ async fn requeue(
             StatusCode::NOT_FOUND,
             truncated(&err.to_string()).into_owned(),
         ),
-        Err(err) => error(StatusCode::CONFLICT, truncated(&err.to_string()).into_owned()),
+        Err(err) => error(
+            StatusCode::CONFLICT,
+            truncated(&err.to_string()).into_owned(),
+        ),
     }
 }
 

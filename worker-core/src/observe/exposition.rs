@@ -170,7 +170,8 @@ where
         let values = Action::ALL.map(|a| (a.as_str(), m.admin[a as usize].load(Relaxed)));
         by_label(out, ADMIN.name, m, "action", values);
     });
-    queues(out, workers.clone().filter_map(|w| w.queue));
+    let with_queues: Vec<&Channel> = workers.clone().filter_map(|w| w.queue).collect();
+    queues(out, &with_queues);
     INFO.header(out);
     for worker in workers.clone() {
         let (labels, schedule) = (&worker.metrics.labels, Escaped(worker.schedule));
@@ -203,8 +204,11 @@ const QUEUE_REJECTED: Family = Family::new(
     "counter",
     "Sends refused: the queue was full (try_send, send_timeout) or closed, by reason.",
 );
-const JOBS_ENQUEUED: Family =
-    Family::new("worker_jobs_enqueued_total", "counter", "Jobs accepted by the queue.");
+const JOBS_ENQUEUED: Family = Family::new(
+    "worker_jobs_enqueued_total",
+    "counter",
+    "Jobs accepted by the queue.",
+);
 const JOBS_DEAD: Family = Family::new(
     "worker_jobs_dead_total",
     "counter",
@@ -222,13 +226,13 @@ const JOBS_DROPPED: Family = Family::new(
 );
 
 /// The queue families, when the host has queue workers.
-fn queues<'a>(out: &mut String, queues: impl Iterator<Item = &'a Channel> + Clone) {
-    if queues.clone().next().is_none() {
+fn queues(out: &mut String, queues: &[&Channel]) {
+    if queues.is_empty() {
         return;
     }
     let mut family = |family: &Family, line: &dyn Fn(&mut String, &QueueMetrics, &Channel)| {
         family.header(out);
-        for queue in queues.clone() {
+        for queue in queues {
             line(out, &queue.metrics, queue);
         }
     };
@@ -237,13 +241,19 @@ fn queues<'a>(out: &mut String, queues: impl Iterator<Item = &'a Channel> + Clon
     };
     family(&QUEUE_DEPTH, &|out, m, q| {
         let depth = q.depth();
-        one(out, QUEUE_DEPTH.name, m, (depth.ready + depth.delayed) as u64);
+        one(
+            out,
+            QUEUE_DEPTH.name,
+            m,
+            (depth.ready + depth.delayed) as u64,
+        );
     });
     family(&QUEUE_IN_FLIGHT, &|out, m, _| {
         one(out, QUEUE_IN_FLIGHT.name, m, m.in_flight());
     });
     family(&QUEUE_WAIT, &|out, m, _| {
-        m.wait.render(out, QUEUE_WAIT.name, &m.labels, QUEUE_WAIT_BUCKETS);
+        m.wait
+            .render(out, QUEUE_WAIT.name, &m.labels, QUEUE_WAIT_BUCKETS);
     });
     family(&QUEUE_REJECTED, &|out, m, _| {
         for reason in Reject::ALL {

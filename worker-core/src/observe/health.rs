@@ -103,7 +103,10 @@ pub(crate) fn evaluate(worker: &Tracked, last_run: Option<&RunRecord>, now: f64)
             let quiet = overdue(worker, now).unwrap_or_default();
             let limit = humantime::format_duration(worker.stale_after.unwrap_or_default());
             let reason = if worker.queue.is_some() {
-                format!("the oldest job has waited {} (stale_after {limit})", human(quiet))
+                format!(
+                    "the oldest job has waited {} (stale_after {limit})",
+                    human(quiet)
+                )
             } else {
                 format!("no success for {} (stale_after {limit})", human(quiet))
             };
@@ -117,8 +120,16 @@ pub(crate) fn evaluate(worker: &Tracked, last_run: Option<&RunRecord>, now: f64)
         _ if worker.queue.is_some() => match worker.queue.as_ref().and_then(|q| q.dead.last()) {
             Some(at) if now - at <= DEAD_RECENT => {
                 let queue = worker.queue.as_ref().unwrap_or_else(|| unreachable!());
-                let dead = queue.metrics.dead.load(std::sync::atomic::Ordering::Relaxed);
-                let last = queue.dead.records().pop().map(|r| r.error).unwrap_or_default();
+                let dead = queue
+                    .metrics
+                    .dead
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let last = queue
+                    .dead
+                    .records()
+                    .pop()
+                    .map(|r| r.error)
+                    .unwrap_or_default();
                 (
                     Health::Degraded,
                     Some(format!(

@@ -84,7 +84,10 @@ impl Packed {
     fn new(entry: &Entry) -> Self {
         let duration = micros(entry.duration).min((1 << DURATION_BITS) - 1);
         let attempts = u64::from(entry.attempts).min((1 << ATTEMPT_BITS) - 1);
-        let trigger = TRIGGERS.iter().position(|t| *t == entry.trigger).unwrap_or(0) as u64;
+        let trigger = TRIGGERS
+            .iter()
+            .position(|t| *t == entry.trigger)
+            .unwrap_or(0) as u64;
         Self {
             run_id: entry.run_id,
             job_id: entry.job_id.unwrap_or(0),

@@ -425,7 +425,12 @@ impl Channel {
             dead: self.metrics.dead.load(Ordering::Relaxed),
             rejected: Reject::ALL
                 .iter()
-                .map(|&r| (r.as_str(), self.metrics.rejected[r as usize].load(Ordering::Relaxed)))
+                .map(|&r| {
+                    (
+                        r.as_str(),
+                        self.metrics.rejected[r as usize].load(Ordering::Relaxed),
+                    )
+                })
                 .collect(),
             throughput_per_second: throughput,
             depth_history: history.iter().map(|s| (s.at, s.depth)).collect(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
+use crate::observe::Outcome;
 use crate::observe::WorkerState;
 use crate::observe::tracked::Tracked;
 use crate::queue::OnPanic;
@@ -26,7 +27,6 @@ use crate::supervise::{Alive, HostLink, Launch};
 use crate::worker::handler::Body;
 use crate::worker::scope::WorkerEnv;
 use crate::worker::spec::{Checked, Spec};
-use crate::observe::Outcome;
 
 /// How often the depth and throughput of the queue are sampled for the dashboard.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -127,89 +127,113 @@ pub(crate) fn run<B: Body>(
                 _ = sample.tick() => channel.sample(clock.unix_seconds(Instant::now())),
             }
         }
-        // Stopping: sends are refused; the slots drain what is left until the budget.
-        channel.close();
-        channel.set_paused(false);
-        let finished_before = metrics.finished_runs();
-        let deadline = Instant::now() + budget.unwrap_or_else(|| host.queue_budget());
-        let forced = loop {
-            let changed = channel.changed();
-            let mut changed = std::pin::pin!(changed);
-            changed.as_mut().enable();
-            let due = channel.promote(Instant::now());
-            if channel.is_drained() {
-                break false;
-            }
-            tokio::select! {
-                biased;
-                () = &mut changed => {}
-                () = sleep_until(deadline) => break true,
-                () = sleep_until(due.unwrap_or(deadline)), if due.is_some() => {}
-            }
-        };
-        let left = channel.finish();
-        let in_flight = channel.metrics.in_flight();
-        if forced {
-            // In-flight runs are cancelled: their token first, for what they spawned, then
-            // their futures, which counts them as cancelled.
-            control.cancel_runs();
-            slots.abort_all();
-        }
-        while slots.join_next().await.is_some() {}
+        let left_over = stop(&channel, &mut slots, &tracked, &host, budget).await;
         debug_assert_eq!(channel.metrics.in_flight(), 0);
-        if forced && in_flight > 0 {
-            tracing::warn!(
-                worker = %env.name,
-                runs = in_flight,
-                "the worker overran its stop budget; its runs are aborted"
-            );
-            host.report().forced.push(env.name.to_string());
-        }
-        control.cancel_runs();
-        let finished = metrics.finished_runs() - finished_before;
-        leftovers(&channel, left, &env.name, finished, if forced { in_flight } else { 0 });
+        log_stopped(&channel, &env.name, left_over);
         metrics.set_active(0);
         metrics.set_state(WorkerState::Stopped);
     }
 }
 
-/// An instant no schedule reaches.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+/// Stops the worker: sends are refused, the slots drain the queue until the stop budget, what
+/// never got a slot is handed over, and the runs in flight get until the host's deadline (less
+/// a margin) to end before they are aborted. Says where the jobs left over went.
+async fn stop(
+    channel: &Channel,
+    slots: &mut JoinSet<()>,
+    tracked: &Tracked,
+    host: &HostLink,
+    budget: Option<Duration>,
+) -> &'static str {
+    let control = &tracked.control;
+    // Stopping: sends are refused; the slots drain what is left until the stop budget.
+    channel.close();
+    channel.set_paused(false);
+    let stopping = Instant::now();
+    let hard = stopping + host.queue_deadline();
+    let deadline = budget.map_or(hard, |budget| (stopping + budget).min(hard));
+    loop {
+        let changed = channel.changed();
+        let mut changed = std::pin::pin!(changed);
+        changed.as_mut().enable();
+        let due = channel.promote(Instant::now());
+        if channel.is_drained() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = &mut changed => {}
+            () = sleep_until(deadline) => break,
+            () = sleep_until(due.unwrap_or(deadline)), if due.is_some() => {}
+        }
+    }
+    // No more jobs start. What never got a slot is handed over now; the runs in flight see
+    // their token cancelled and get until the host's deadline (less a margin) to end.
+    let left = channel.finish();
+    let left_over = hand_over(channel, left, &tracked.name);
+    control.cancel_runs();
+    let ended =
+        tokio::time::timeout_at(hard, async { while slots.join_next().await.is_some() {} }).await;
+    let aborted = channel.metrics.in_flight();
+    if ended.is_err() {
+        slots.abort_all();
+        while slots.join_next().await.is_some() {}
+        tracing::warn!(
+            worker = %tracked.name,
+            runs = aborted,
+            "the worker's runs overran the shutdown deadline; they are aborted"
+        );
+        host.report().forced.push(tracked.name.to_string());
+        channel
+            .metrics
+            .cancelled
+            .fetch_add(aborted, Ordering::Relaxed);
+    }
+    left_over
 }
 
-/// Hands the jobs that never got a slot to `on_leftovers`, or counts them as dropped; logs what
-/// became of the queue's jobs.
-fn leftovers(channel: &Channel, left: Vec<Envelope>, worker: &str, finished: u64, cancelled: u64) {
+/// An instant no schedule reaches.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_hours(24 * 365 * 30)
+}
+
+/// Hands the jobs that never got a slot to `on_leftovers`, or counts them as dropped; says
+/// where they went.
+fn hand_over(channel: &Channel, left: Vec<Envelope>, worker: &str) -> &'static str {
     let count = left.len() as u64;
+    if count == 0 {
+        return "none";
+    }
     let metrics = &channel.metrics;
     metrics.left_over.fetch_add(count, Ordering::Relaxed);
-    metrics.cancelled.fetch_add(cancelled, Ordering::Relaxed);
-    let handed = count > 0 && channel.hooks.has_on_leftovers();
-    if handed {
+    if channel.hooks.has_on_leftovers() {
         let payloads = left.into_iter().map(|job| job.payload).collect();
         channel.hooks.call_on_leftovers(payloads);
-    } else {
-        metrics.dropped.fetch_add(count, Ordering::Relaxed);
+        return "on_leftovers";
     }
-    let left_over = if handed { "handed to on_leftovers" } else { "dropped" };
-    if count > 0 && !handed {
-        tracing::warn!(
-            worker,
-            queue = %channel.name,
-            jobs = count,
-            "jobs that never started were dropped at shutdown (register `on_leftovers` to keep them)"
-        );
-    }
+    metrics.dropped.fetch_add(count, Ordering::Relaxed);
+    tracing::warn!(
+        worker,
+        queue = %channel.name,
+        jobs = count,
+        "jobs that never started were dropped at shutdown (register `on_leftovers` to keep them)"
+    );
+    "dropped"
+}
+
+/// Logs what became of every job the queue accepted: finished (dead ones included), cancelled
+/// in flight, or left over.
+fn log_stopped(channel: &Channel, worker: &str, left_over_to: &str) {
+    let metrics = &channel.metrics;
     tracing::info!(
         worker,
         queue = %channel.name,
         enqueued = metrics.total_enqueued(),
-        finished_while_stopping = finished,
-        cancelled,
-        left_over = count,
-        left_over_to = left_over,
+        finished = metrics.finished.load(Ordering::Relaxed),
         dead = metrics.dead.load(Ordering::Relaxed),
+        cancelled = metrics.cancelled.load(Ordering::Relaxed),
+        left_over = metrics.left_over.load(Ordering::Relaxed),
+        left_over_to,
         "queue stopped"
     );
 }
@@ -240,11 +264,14 @@ async fn slot<B: Body>(shared: Arc<Shared<B>>) {
             JobEnd::Retry(delay) => {
                 if let Err(job) = channel.delay(job, delay) {
                     // The queue finished meanwhile: the job is a leftover of its own.
-                    leftovers(channel, vec![job], &shared.env.name, 0, 0);
+                    hand_over(channel, vec![job], &shared.env.name);
                 }
             }
             JobEnd::Ended(outcome, error) => {
-                if matches!(outcome, Outcome::Failure | Outcome::Panic | Outcome::Timeout) {
+                if matches!(
+                    outcome,
+                    Outcome::Failure | Outcome::Panic | Outcome::Timeout
+                ) {
                     dead(&shared, job, error.unwrap_or_default(), &runner);
                 }
             }
@@ -317,10 +344,10 @@ fn dead<B: Body>(shared: &Shared<B>, job: Envelope, error: String, runner: &Runn
 }
 
 impl HostLink {
-    /// How long a queue worker without a `stop_budget` drains its queue: the host's shutdown
-    /// timeout, less a tenth of it (at most a second) left for its leftovers and the rest of
-    /// the shutdown.
-    fn queue_budget(&self) -> Duration {
+    /// How long a queue worker may take to stop, from when it is asked: the host's shutdown
+    /// timeout, less a tenth of it (at most a second) for the rest of the shutdown. Without a
+    /// `stop_budget`, its slots drain its queue that long.
+    fn queue_deadline(&self) -> Duration {
         let timeout = self.shutdown_timeout;
         timeout.saturating_sub((timeout / 10).min(Duration::from_secs(1)))
     }

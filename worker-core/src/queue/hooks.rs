@@ -44,7 +44,10 @@ impl fmt::Debug for Hooks {
 pub(crate) fn payload<T: Clone + Send + Sync + 'static>(payload: Payload) -> T {
     match payload.downcast::<T>() {
         Ok(value) => Arc::unwrap_or_clone(value),
-        Err(_) => unreachable!("a queue of `{}` holds a payload of another type", type_name::<T>()),
+        Err(_) => unreachable!(
+            "a queue of `{}` holds a payload of another type",
+            type_name::<T>()
+        ),
     }
 }
 
@@ -105,10 +108,15 @@ impl Hooks {
     /// type it takes.
     pub(crate) fn mismatch(&self, payload: TypeId) -> Option<(&'static str, &'static str)> {
         let named = [
-            ("on_dead", self.on_dead.as_ref().map(|h| (h.payload, h.payload_name))),
+            (
+                "on_dead",
+                self.on_dead.as_ref().map(|h| (h.payload, h.payload_name)),
+            ),
             (
                 "on_leftovers",
-                self.on_leftovers.as_ref().map(|h| (h.payload, h.payload_name)),
+                self.on_leftovers
+                    .as_ref()
+                    .map(|h| (h.payload, h.payload_name)),
             ),
             (
                 "describe_jobs",

@@ -137,7 +137,8 @@ impl<T> fmt::Debug for Queue<T> {
 
 fn typed<T: Send + Sync + 'static>(payload: Payload) -> T {
     match payload.downcast::<T>() {
-        Ok(value) => Arc::into_inner(value).unwrap_or_else(|| unreachable!("a refused payload is not shared")),
+        Ok(value) => Arc::into_inner(value)
+            .unwrap_or_else(|| unreachable!("a refused payload is not shared")),
         Err(_) => unreachable!("a refused payload has the queue's type"),
     }
 }
@@ -179,9 +180,8 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// [`SendError::Full`] when it has none, [`SendError::Closed`] once the host stops; both
     /// with the value.
     pub fn try_send(&self, value: T) -> Result<u64, SendError<T>> {
-        let mut payload = Some(Arc::new(value) as Payload);
         let result = futures_util::FutureExt::now_or_never(
-            self.channel.send(payload.take().expect("set above"), Some(Instant::now())),
+            self.channel.send(Arc::new(value), Some(Instant::now())),
         );
         match result {
             Some(Ok(id)) => Ok(id),
@@ -242,7 +242,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
 /// [`HostHandle::queue`](crate::HostHandle::queue).
 impl<T: Send + Sync + 'static> FromScope for Queue<T> {
     async fn from_scope(scope: &Scope) -> Result<Self, BoxError> {
-        scope.ctx().registry().queue_of::<T>().map(Queue::new).map_err(Into::into)
+        scope
+            .ctx()
+            .registry()
+            .queue_of::<T>()
+            .map(Queue::new)
+            .map_err(Into::into)
     }
 
     fn check(registry: &Registry) -> Result<(), String> {

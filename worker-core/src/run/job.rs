@@ -51,10 +51,16 @@ impl<B: Body> Runner<'_, B> {
             run: Some(run),
             job: job.id,
         };
-        let run = guard.run.as_ref().unwrap_or_else(|| unreachable!("set above"));
+        let run = guard
+            .run
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("set above"));
         let (result, span) = self.attempt(run, Some(info)).await;
         let next = self.judge(run, result, &span);
-        let run = guard.run.take().unwrap_or_else(|| unreachable!("set above"));
+        let run = guard
+            .run
+            .take()
+            .unwrap_or_else(|| unreachable!("set above"));
         match next {
             Next::Retry(delay, _) => JobEnd::Retry(delay),
             Next::Done(outcome, last) => {
@@ -85,7 +91,10 @@ impl<B: Body> Drop for Dropped<'_, '_, B> {
                 &run,
                 Outcome::Cancelled,
                 Instant::now(),
-                Some("aborted: still running when the stop budget or shutdown deadline ran out".to_owned()),
+                Some(
+                    "aborted: still running when the stop budget or shutdown deadline ran out"
+                        .to_owned(),
+                ),
                 Some(self.job),
             );
         }

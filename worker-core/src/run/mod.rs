@@ -149,9 +149,7 @@ impl<B: Body> Runner<'_, B> {
             Outcome::Panic => self.retry_panics,
             _ => false,
         };
-        let retry = retried
-            && !permanent
-            && run.attempts <= spec.retry;
+        let retry = retried && !permanent && run.attempts <= spec.retry;
         let delay = retry.then(|| {
             backoff(
                 spec.backoff_kind,

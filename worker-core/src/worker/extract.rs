@@ -49,6 +49,7 @@ pub trait FromScope: Sized + Send + 'static {
     /// The payload type of a [`Job<T>`](crate::Job): how the host checks that a queue worker
     /// takes its queue's jobs. Not public API.
     #[doc(hidden)]
+    #[must_use]
     fn __job_payload() -> Option<(std::any::TypeId, &'static str)> {
         None
     }

@@ -82,6 +82,41 @@ impl Worker {
     pub fn name(&self) -> &str {
         &self.spec.name
     }
+
+    /// [`WorkerBuilder::on_dead`], for a worker made by `#[worker]`:
+    /// `.worker(send_email.into_worker().on_dead(|dead: DeadJob<Email>| ..))`.
+    #[must_use]
+    pub fn on_dead<T, F>(mut self, hook: F) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(DeadJob<T>) + Send + Sync + 'static,
+    {
+        self.queue.hooks.on_dead(hook);
+        self
+    }
+
+    /// [`WorkerBuilder::on_leftovers`], for a worker made by `#[worker]`.
+    #[must_use]
+    pub fn on_leftovers<T, F>(mut self, hook: F) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(Vec<T>) + Send + Sync + 'static,
+    {
+        self.queue.hooks.on_leftovers(hook);
+        self
+    }
+
+    /// [`WorkerBuilder::describe_jobs`], for a worker made by `#[worker]` (replacing the
+    /// payload's `Debug`).
+    #[must_use]
+    pub fn describe_jobs<T, F>(mut self, describe: F) -> Self
+    where
+        T: Send + Sync + 'static,
+        F: Fn(&T) -> String + Send + Sync + 'static,
+    {
+        self.queue.hooks.describe(describe);
+        self
+    }
 }
 
 impl fmt::Debug for Worker {

@@ -118,6 +118,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("states", &self.states.len())
             .field("factories", &self.factories.len())
+            .field("queues", &self.queues.values().map(Vec::len).sum::<usize>())
             .finish()
     }
 }

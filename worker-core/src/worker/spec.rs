@@ -433,9 +433,18 @@ mod tests {
         spec.circuit = Some(CircuitBreaker::default());
         let settings = spec.settings();
         let queue = |name: &str| worker_keys::key(name).unwrap().default_value().unwrap();
-        assert_eq!(queue("concurrency"), Value::Count(u32::try_from(spec.concurrency()).unwrap()));
-        assert_eq!(queue("capacity"), Value::Count(u32::try_from(spec.capacity()).unwrap()));
-        assert_eq!(queue("on_panic"), Value::Choice(OnPanic::default().as_str()));
+        assert_eq!(
+            queue("concurrency"),
+            Value::Count(u32::try_from(spec.concurrency()).unwrap())
+        );
+        assert_eq!(
+            queue("capacity"),
+            Value::Count(u32::try_from(spec.capacity()).unwrap())
+        );
+        assert_eq!(
+            queue("on_panic"),
+            Value::Choice(OnPanic::default().as_str())
+        );
         for key in worker_keys::KEYS
             .iter()
             .filter(|k| k.name != "name" && k.applies != worker_keys::Applies::Queue)

@@ -169,9 +169,7 @@ fn builder(base: Base, key: &'static Key, text: &str) -> Option<Outcome> {
         }),
         other => panic!("no builder method for `{other}`: add it here"),
     };
-    let host = Host::builder()
-        .worker(base.worker(b))
-        .env_overrides(false);
+    let host = Host::builder().worker(base.worker(b)).env_overrides(false);
     Some(built(host, key))
 }
 
