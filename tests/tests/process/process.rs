@@ -25,7 +25,12 @@ const METRICS: &[&str] = &[
 ];
 
 fn spawn(name: &str, addr: &str) -> Child {
+    spawn_with(name, addr, &[])
+}
+
+fn spawn_with(name: &str, addr: &str, env: &[(&str, &str)]) -> Child {
     Command::new(example(name))
+        .envs(env.iter().copied())
         .env("METRICS_ADDR", addr)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -149,6 +154,90 @@ fn quickstart_serves_valid_metrics_and_stops_gracefully_on_sigterm() {
     // The quickstart's shutdown timeout is 10 s: an exit code of 0 means nothing overran it.
     assert!(status.success(), "exit status {status}, log:\n{log}");
     assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(log.contains("all workers stopped"), "{log}");
+}
+
+/// The `key=value` fields of the first log line holding `message`.
+fn fields<'a>(log: &'a str, message: &str) -> std::collections::HashMap<&'a str, &'a str> {
+    let line = log
+        .lines()
+        .find(|line| line.contains(message))
+        .unwrap_or_else(|| panic!("no `{message}` line in:\n{log}"));
+    line.split_whitespace()
+        .filter_map(|field| field.split_once('='))
+        .map(|(key, value)| (key, value.trim_matches('"')))
+        .collect()
+}
+
+#[test]
+fn quickstart_under_sigterm_with_a_full_queue_accounts_for_every_job() {
+    let _turn = crate::support::module_turn(module_path!());
+    let addr = free_addr();
+    // Far more emails than the queue holds (64), so `queue_digests` waits on a full queue; a
+    // short stop budget (from the environment, as an operator would set it) leaves jobs over.
+    let mut child = spawn_with(
+        "quickstart",
+        &addr,
+        &[
+            ("QUICKSTART_EMAILS", "100000"),
+            ("WORKER__SEND_EMAIL__STOP_BUDGET", "300ms"),
+        ],
+    );
+    let first = scrape_until(&mut child, &addr, |body| body.contains("worker_queue_depth"));
+    for metric in [
+        "worker_queue_depth",
+        "worker_queue_in_flight",
+        "worker_queue_wait_seconds_bucket",
+        "worker_queue_rejected_total",
+        "worker_jobs_enqueued_total",
+        "worker_jobs_dead_total",
+        "worker_jobs_left_over_total",
+        "worker_jobs_dropped_total",
+    ] {
+        let series = format!("{metric}{{worker=\"send_email\"");
+        assert!(first.contains(&series), "missing {series} in:\n{first}");
+    }
+    let full = scrape_until(&mut child, &addr, |body| {
+        counter(body, "worker_queue_depth{worker=\"send_email\"}") >= 60.0
+    });
+    let enqueued_before = counter(&full, "worker_jobs_enqueued_total{worker=\"send_email\"}");
+    let checked = promtool(&full);
+    assert!(
+        checked.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    terminate(&child);
+    let (status, log) = wait(child);
+    assert!(status.success(), "exit status {status}, log:\n{log}");
+    let stopped = fields(&log, "queue stopped");
+    let count = |key: &str| -> u64 {
+        stopped
+            .get(key)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no `{key}` in the `queue stopped` line:\n{log}"))
+    };
+    let (enqueued, finished, cancelled, left) = (
+        count("enqueued"),
+        count("finished"),
+        count("cancelled"),
+        count("left_over"),
+    );
+    // Every job accepted is accounted for, once.
+    assert_eq!(enqueued, finished + cancelled + left, "{log}");
+    assert!(
+        u64::try_from(enqueued_before as i64).unwrap() <= enqueued,
+        "{enqueued_before} then {enqueued}"
+    );
+    assert!(left > 0, "a full queue and a 300 ms budget leave jobs over:\n{log}");
+    assert_eq!(stopped.get("left_over_to"), Some(&"on_leftovers"), "{log}");
+    // The quickstart's `on_leftovers` hook received exactly those.
+    let unsent = fields(&log, "emails left unsent at shutdown");
+    assert_eq!(unsent.get("emails"), Some(&left.to_string().as_str()), "{log}");
+    // The feeder, waiting on the full queue, got its email back when sends closed.
+    assert!(log.contains("the host is stopping"), "{log}");
     assert!(log.contains("all workers stopped"), "{log}");
 }
 

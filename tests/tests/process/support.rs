@@ -18,6 +18,8 @@ pub(crate) const QUICKSTART_WORKERS: &[&str] = &[
     "digest",
     "inventory_feed",
     "cache_cleanup",
+    "queue_digests",
+    "send_email",
 ];
 
 /// Builds the examples once per test binary (cargo makes this a no-op when they are fresh) and
