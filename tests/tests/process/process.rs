@@ -183,7 +183,9 @@ fn quickstart_under_sigterm_with_a_full_queue_accounts_for_every_job() {
             ("WORKER__SEND_EMAIL__STOP_BUDGET", "300ms"),
         ],
     );
-    let first = scrape_until(&mut child, &addr, |body| body.contains("worker_queue_depth"));
+    let first = scrape_until(&mut child, &addr, |body| {
+        body.contains("worker_queue_depth")
+    });
     for metric in [
         "worker_queue_depth",
         "worker_queue_in_flight",
@@ -231,11 +233,18 @@ fn quickstart_under_sigterm_with_a_full_queue_accounts_for_every_job() {
         u64::try_from(enqueued_before as i64).unwrap() <= enqueued,
         "{enqueued_before} then {enqueued}"
     );
-    assert!(left > 0, "a full queue and a 300 ms budget leave jobs over:\n{log}");
+    assert!(
+        left > 0,
+        "a full queue and a 300 ms budget leave jobs over:\n{log}"
+    );
     assert_eq!(stopped.get("left_over_to"), Some(&"on_leftovers"), "{log}");
     // The quickstart's `on_leftovers` hook received exactly those.
     let unsent = fields(&log, "emails left unsent at shutdown");
-    assert_eq!(unsent.get("emails"), Some(&left.to_string().as_str()), "{log}");
+    assert_eq!(
+        unsent.get("emails"),
+        Some(&left.to_string().as_str()),
+        "{log}"
+    );
     // The feeder, waiting on the full queue, got its email back when sends closed.
     assert!(log.contains("the host is stopping"), "{log}");
     assert!(log.contains("all workers stopped"), "{log}");

@@ -144,9 +144,6 @@ where
     family(&LAG, &|out, m, _| {
         m.lag.render(out, LAG.name, &m.labels, SCHEDULE_LAG_BUCKETS);
     });
-    family(&ACTIVE, &|out, m, _| {
-        single(out, ACTIVE.name, m, m.active());
-    });
     family(&LAST_SUCCESS, &|out, m, _| {
         single(out, LAST_SUCCESS.name, m, m.last_success.get());
     });
@@ -170,6 +167,16 @@ where
         let values = Action::ALL.map(|a| (a.as_str(), m.admin[a as usize].load(Relaxed)));
         by_label(out, ADMIN.name, m, "action", values);
     });
+    ACTIVE.header(out);
+    for worker in workers.clone() {
+        // A queue worker's runs in flight are its queue's.
+        let active = worker
+            .queue
+            .map_or(u64::from(worker.metrics.active()), |q| {
+                q.metrics.in_flight()
+            });
+        single(out, ACTIVE.name, worker.metrics, active);
+    }
     let with_queues: Vec<&Channel> = workers.clone().filter_map(|w| w.queue).collect();
     queues(out, &with_queues);
     INFO.header(out);

@@ -242,16 +242,6 @@ impl WorkerMetrics {
         add(&self.admin[action as usize], 1);
     }
 
-    /// A run started, alongside others (a queue worker's slots); returns the runs before it.
-    pub(crate) fn run_started(&self) -> u32 {
-        self.active.fetch_add(1, Relaxed)
-    }
-
-    /// A run started with [`run_started`](Self::run_started) ended; returns the runs before.
-    pub(crate) fn run_ended(&self) -> u32 {
-        self.active.fetch_sub(1, Relaxed)
-    }
-
     pub(crate) fn set_active(&self, runs: usize) {
         self.active
             .store(u32::try_from(runs).unwrap_or(u32::MAX), Relaxed);

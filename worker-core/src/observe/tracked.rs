@@ -202,7 +202,9 @@ impl Tracked {
             gates_readiness: self.gates_readiness,
             stale_after_seconds: self.stale_after.map(|d| d.as_secs_f64()),
             paused: self.control.is_paused(),
-            active_runs: metrics.active(),
+            active_runs: self.queue.as_ref().map_or(metrics.active(), |q| {
+                u32::try_from(q.metrics.in_flight()).unwrap_or(u32::MAX)
+            }),
             circuit: metrics.circuit(),
             last_run,
             last_success_at: metrics.last_success(),

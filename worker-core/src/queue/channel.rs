@@ -68,6 +68,9 @@ struct Inner {
     finished: bool,
     /// The worker is paused: jobs wait.
     paused: bool,
+    /// Slots waiting for a job, and sends waiting for room: told only when someone waits.
+    slots_waiting: usize,
+    sends_waiting: usize,
 }
 
 /// The queue at one moment, for the dashboard's chart.
@@ -200,18 +203,19 @@ impl Channel {
         deadline: Option<Instant>,
     ) -> Result<u64, (Payload, Reject)> {
         let mut payload = Some(payload);
+        let mut waited = false;
         loop {
             let space = self.space.notified();
             let mut space = std::pin::pin!(space);
-            space.as_mut().enable();
-            match self.try_push(&mut payload) {
+            match self.try_push(&mut payload, waited, Some(space.as_mut())) {
                 Ok(id) => return Ok(id),
                 Err(Reject::Closed) => {
                     return Err((payload.take().expect("kept on refusal"), Reject::Closed));
                 }
                 Err(Reject::Full) => {}
             }
-            let waited = match deadline {
+            waited = true;
+            let woken = match deadline {
                 None => {
                     space.await;
                     true
@@ -219,22 +223,39 @@ impl Channel {
                 Some(deadline) if deadline <= Instant::now() => false,
                 Some(deadline) => tokio::time::timeout_at(deadline, space).await.is_ok(),
             };
-            if !waited {
+            if !woken {
+                self.lock().sends_waiting -= 1;
                 self.metrics.rejected(Reject::Full);
                 return Err((payload.take().expect("kept on refusal"), Reject::Full));
             }
         }
     }
 
-    /// Pushes the payload if there is room; leaves it in `payload` otherwise.
-    fn try_push(&self, payload: &mut Option<Payload>) -> Result<u64, Reject> {
+    /// Pushes the payload if there is room; leaves it in `payload` otherwise, and then, when
+    /// `wait` is given, registers it to be woken when room is made. `waited`: the caller was
+    /// registered as waiting before.
+    fn try_push(
+        &self,
+        payload: &mut Option<Payload>,
+        waited: bool,
+        wait: Option<std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>>,
+    ) -> Result<u64, Reject> {
         let mut inner = self.lock();
+        if waited {
+            inner.sends_waiting -= 1;
+        }
         if inner.closed {
             drop(inner);
             self.metrics.rejected(Reject::Closed);
             return Err(Reject::Closed);
         }
         if inner.ready.len() + inner.delayed.len() >= self.capacity {
+            if let Some(wait) = wait {
+                // Registered under the lock: a slot that makes room after it is released
+                // sees this send waiting, and wakes it.
+                wait.enable();
+                inner.sends_waiting += 1;
+            }
             return Err(Reject::Full);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -245,36 +266,46 @@ impl Channel {
             run: None,
             payload: payload.take().expect("a payload to push"),
         });
+        let wake = inner.slots_waiting > 0;
         drop(inner);
         self.metrics.enqueued();
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         Ok(id)
     }
 
-    /// The next ready job, waiting for one; `None` once the queue finished.
-    pub(crate) async fn next(&self) -> Option<Envelope> {
+    /// The next ready job, waiting for one, counted in flight (with whether it is the only
+    /// one); `None` once the queue finished.
+    pub(crate) async fn next(&self) -> Option<(Envelope, bool)> {
+        let mut waited = false;
         loop {
             let ready = self.ready.notified();
             let mut ready = std::pin::pin!(ready);
-            ready.as_mut().enable();
             {
                 let mut inner = self.lock();
+                if waited {
+                    inner.slots_waiting -= 1;
+                }
                 if inner.finished {
                     return None;
                 }
-                if inner.paused {
-                    // Woken by the resume.
-                } else if let Some(job) = inner.ready.pop_front() {
-                    let more = !inner.ready.is_empty();
+                if !inner.paused
+                    && let Some(job) = inner.ready.pop_front()
+                {
+                    // Counted under the lock, so the queue is never seen drained meanwhile.
+                    let alone = self.metrics.started() == 0;
+                    let wake = inner.sends_waiting > 0;
                     drop(inner);
-                    self.metrics.started();
-                    self.space.notify_one();
-                    if more {
-                        // Another slot may be waiting while this one works.
-                        self.ready.notify_one();
+                    if wake {
+                        self.space.notify_one();
                     }
-                    return Some(job);
+                    return Some((job, alone));
                 }
+                // Registered under the lock: a job pushed after it is released wakes this slot.
+                ready.as_mut().enable();
+                inner.slots_waiting += 1;
+                waited = true;
             }
             ready.await;
         }
@@ -374,7 +405,14 @@ impl Channel {
         left
     }
 
-    /// What is buffered now.
+    /// Jobs waiting to start now: buffered or in backoff.
+    pub(crate) fn len(&self) -> usize {
+        let inner = self.lock();
+        inner.ready.len() + inner.delayed.len()
+    }
+
+    /// What is buffered now, and since when (reads every buffered job: for status and health,
+    /// not for every send).
     pub(crate) fn depth(&self) -> Depth {
         let inner = self.lock();
         Depth {
@@ -387,7 +425,7 @@ impl Channel {
     /// Puts a dead job back at the end of the buffer as a new job, if there is room.
     pub(crate) fn requeue(&self, payload: Payload) -> Result<u64, Reject> {
         let mut payload = Some(payload);
-        self.try_push(&mut payload)
+        self.try_push(&mut payload, false, None)
     }
 }
 

@@ -244,18 +244,19 @@ async fn slot<B: Body>(shared: Arc<Shared<B>>) {
     let channel = &shared.channel;
     let runner = shared.runner();
     let metrics = &shared.tracked.metrics;
-    while let Some(mut job) = channel.next().await {
+    while let Some((mut job, alone)) = channel.next().await {
         // Given back however the job ends, aborted included.
         let busy = Busy(&shared);
-        if metrics.run_started() == 0 {
+        if alone {
             metrics.set_state(WorkerState::Running);
         }
+        let now = Instant::now();
         if job.attempts == 0 {
             channel
                 .metrics
-                .waited(Instant::now().saturating_duration_since(job.enqueued));
+                .waited(now.saturating_duration_since(job.enqueued));
         }
-        let end = runner.job(&mut job).await;
+        let end = runner.job(&mut job, now).await;
         let end_kind = match end {
             JobEnd::Retry(_) => Finished::No,
             JobEnd::Ended(..) => Finished::Yes,
@@ -287,9 +288,8 @@ struct Busy<'a, B>(&'a Shared<B>);
 impl<B> Drop for Busy<'_, B> {
     fn drop(&mut self) {
         let shared = self.0;
-        shared.channel.metrics.ended();
         let control = &shared.tracked.control;
-        if shared.tracked.metrics.run_ended() == 1 && !control.is_stopped() {
+        if shared.channel.metrics.ended() == 1 && !control.is_stopped() {
             shared.tracked.metrics.set_state(if control.is_paused() {
                 WorkerState::Paused
             } else {

@@ -63,12 +63,14 @@ impl QueueMetrics {
         self.enqueued.0.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn started(&self) {
-        self.in_flight.0.fetch_add(1, Relaxed);
+    /// A job started; returns the jobs in flight before it.
+    pub(crate) fn started(&self) -> u64 {
+        self.in_flight.0.fetch_add(1, Relaxed)
     }
 
-    pub(crate) fn ended(&self) {
-        self.in_flight.0.fetch_sub(1, Relaxed);
+    /// A job ended; returns the jobs in flight before.
+    pub(crate) fn ended(&self) -> u64 {
+        self.in_flight.0.fetch_sub(1, Relaxed)
     }
 
     /// A job waited `wait` from being accepted to its first attempt.

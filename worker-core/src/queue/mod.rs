@@ -214,8 +214,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
     /// Jobs waiting to start now: buffered, or waiting out a retry backoff.
     #[must_use]
     pub fn len(&self) -> usize {
-        let depth = self.channel.depth();
-        depth.ready + depth.delayed
+        self.channel.len()
     }
 
     /// Whether no job is waiting to start.

@@ -22,11 +22,10 @@ pub(crate) enum JobEnd {
 }
 
 impl<B: Body> Runner<'_, B> {
-    /// Makes the next attempt of `job`. The run (its id, when it started) is the job's from its
+    /// Makes the next attempt of `job`, starting `now`. The run (its id, when it started) is the job's from its
     /// first attempt to its last; an attempt that is dropped before it ends (the worker's stop
     /// budget ran out) ends the run as `cancelled`.
-    pub(crate) async fn job(&self, job: &mut Envelope) -> JobEnd {
-        let now = Instant::now();
+    pub(crate) async fn job(&self, job: &mut Envelope, now: Instant) -> JobEnd {
         let (id, started) = *job.run.get_or_insert_with(|| (next_run_id(), now));
         if job.attempts > 0 {
             // Counted when the attempt starts, as a scheduled run's retries are.
