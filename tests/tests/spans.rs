@@ -1,5 +1,6 @@
 //! Tracing: one `worker.run` span per attempt, with the fields `worker`, `run_id`, `attempt`,
-//! `trigger` and `result`, and the body's own events inside it. Checked with a capturing
+//! `trigger`, `result` and, for a queue worker's job, `job_id`, and the body's own events
+//! inside it. Checked with a capturing
 //! subscriber layer.
 //!
 //! A test binary of its own: the layer is the thread's default subscriber only, but whether a
@@ -17,7 +18,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use worker_core::testing::TestHost;
-use worker_core::{BoxError, Ctx, Host, worker};
+use worker_core::{BoxError, Ctx, Host, Job, worker};
 
 type Fields = BTreeMap<String, String>;
 
@@ -126,18 +127,36 @@ async fn traced_panic() {
     panic!("traced panic");
 }
 
+/// A queue worker whose job fails its first attempt.
+#[worker(queue = "traced", retry = 1, backoff = "1s")]
+async fn traced_job(job: Job<u32>) -> Result<(), BoxError> {
+    tracing::info!(payload = *job, "inside the job");
+    if job.attempt() == 1 {
+        return Err("not yet".into());
+    }
+    Ok(())
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_worker_run_span_per_attempt_with_its_fields() {
     let capture = Capture::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
-    let host = TestHost::start(Host::builder().worker(traced).worker(traced_panic)).unwrap();
+    let host = TestHost::start(
+        Host::builder()
+            .worker(traced)
+            .worker(traced_panic)
+            .worker(traced_job),
+    )
+    .unwrap();
+    host.queue::<u32>("traced").send(7).await.unwrap();
     // The first run of each, and the retries of `traced`; the next runs are an hour away.
     host.advance(Duration::from_mins(1)).await;
     let runs = host.runs("traced");
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].attempts, 3);
     let run_id = runs[0].run_id.to_string();
+    let job_run = host.runs("traced_job")[0].run_id.to_string();
     host.stop().await.unwrap();
     let field = |fields: &Fields, name: &str| fields.get(name).cloned().unwrap_or_default();
     let spans = capture.runs();
@@ -180,4 +199,32 @@ async fn one_worker_run_span_per_attempt_with_its_fields() {
         .map(|span| field(span.as_ref().expect("an event outside any span"), "attempt"))
         .collect();
     assert_eq!(attempts, ["1", "2", "3"]);
+
+    // A queue job's attempts: one span each, with the job's id, sharing the job's run id.
+    let job_attempts: Vec<[String; 6]> = spans
+        .iter()
+        .filter(|f| field(f, "worker") == "traced_job")
+        .map(|f| {
+            ["worker", "run_id", "attempt", "trigger", "job_id", "result"]
+                .map(|name| field(f, name))
+        })
+        .collect();
+    let job = |attempt: &str, result: &str| {
+        [
+            "traced_job".to_owned(),
+            job_run.clone(),
+            attempt.to_owned(),
+            "queue".to_owned(),
+            "1".to_owned(),
+            result.to_owned(),
+        ]
+    };
+    assert_eq!(job_attempts, [job("1", "failure"), job("2", "success")]);
+    let inside = capture.span_of("inside the job");
+    assert!(
+        inside
+            .iter()
+            .all(|span| span.as_ref().is_some_and(|f| field(f, "job_id") == "1")),
+        "{inside:?}"
+    );
 }

@@ -37,6 +37,16 @@
 //! shutdown with a deadline, a `worker.run` span per attempt, and Prometheus metrics for every
 //! worker from the first second.
 //!
+//! # Queue consumers
+//!
+//! `#[worker(queue = "emails", concurrency = 8)]` on an `async fn` taking a [`Job<T>`] makes a
+//! consumer of the in-process queue `emails`: producers send with a [`Queue<T>`] (from
+//! [`HostHandle::queue`], or as a worker argument), which waits while the queue is full and hands
+//! the value back in a [`SendError`] when it refuses it. Each job's attempts run under the same
+//! machinery as a scheduled run; a failed attempt waits out its backoff back in the queue,
+//! freeing its slot; a job whose retries ran out is dead ([`DeadJob`], [`DeadJobRecord`]); at
+//! shutdown, every job that never got a slot goes to `on_leftovers` or is counted as dropped.
+//!
 //! # Health, HTTP and admin actions
 //!
 //! [`HostBuilder::serve`] serves `/metrics`, `/healthz` (liveness), `/readyz` (readiness),
@@ -74,8 +84,13 @@
 //! | `worker_state` | gauge, one series per state | `worker`, `state` (`starting`, `idle`, `running`, `backoff`, `paused`, `stale`, `failed`, `stopped`) |
 //! | `worker_circuit_state` | gauge, one series per state | `worker`, `state` (`closed`, `open`, `half_open`) |
 //! | `worker_info` | gauge, always 1 | `worker`, `schedule` |
-//! | `worker_admin_actions_total` | counter | `worker`, `action` (`run`, `pause`, `resume`) |
+//! | `worker_admin_actions_total` | counter | `worker`, `action` (`run`, `pause`, `resume`, `requeue`) |
 //! | `worker_admin_refused_total` | counter | `reason` (`disabled`, `unauthorized`) |
+//! | `worker_queue_depth`, `worker_queue_in_flight` | gauge (queue workers) | `worker` |
+//! | `worker_queue_wait_seconds` | histogram, 1 ms to 1 h (queue workers) | `worker` |
+//! | `worker_queue_rejected_total` | counter (queue workers) | `worker`, `reason` (`full`, `closed`) |
+//! | `worker_jobs_enqueued_total`, `worker_jobs_dead_total`, `worker_jobs_left_over_total` | counter (queue workers) | `worker` |
+//! | `worker_jobs_dropped_total` | counter (queue workers) | `worker`, `reason` (`shutdown`) |
 //!
 //! Every series exists, at zero, as soon as the host is built. The host keeps them itself, in one
 //! block of atomics per worker, and serves them with [`HostBuilder::serve`] or renders them with
