@@ -701,3 +701,51 @@ fn every_queue_series_exists_at_zero_once_the_host_is_built() {
 
 #[worker(every = "1h")]
 async fn feed_nothing() {}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_sent_to_a_disabled_queue_worker_are_left_over_not_lost() {
+    let left = Arc::new(Mutex::new(Vec::new()));
+    let kept = left.clone();
+    let worker = Worker::builder("off")
+        .queue::<u32>("off")
+        .enabled(false)
+        .on_leftovers(move |jobs: Vec<u32>| kept.lock().unwrap().extend(jobs))
+        .handler(|job: Job<u32>| async move { drop(job) });
+    let metrics = Metrics::new();
+    let host = metrics.build(Host::builder().worker(worker)).unwrap();
+    let queue = host.handle().queue::<u32>("off").unwrap();
+    // Sent before the host runs: buffered.
+    queue.send(1).await.unwrap();
+    queue.send(2).await.unwrap();
+    let running = Running::start(host);
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(*left.lock().unwrap(), [1, 2]);
+    assert!(matches!(queue.try_send(3), Err(SendError::Closed(3))));
+    running.stop().await.result.unwrap();
+    let snapshot = metrics.snapshot();
+    assert_eq!(
+        snapshot.counter("worker_jobs_left_over_total", &[("worker", "off")]),
+        2
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_queue_worker_holds_its_jobs_until_resumed() {
+    let host = TestHost::start(Host::builder().worker(ship_alone)).unwrap();
+    host.handle().pause("ship_alone").unwrap();
+    host.advance(Duration::ZERO).await;
+    let queue = host.queue::<u64>("alone");
+    queue.send(1).await.unwrap();
+    host.advance(secs(60)).await;
+    assert!(host.runs("ship_alone").is_empty());
+    assert_eq!(queue.len(), 1);
+    host.handle().resume("ship_alone").unwrap();
+    host.advance(Duration::ZERO).await;
+    assert_eq!(host.runs("ship_alone").len(), 1);
+    host.stop().await.unwrap();
+}
+
+#[worker(queue = "alone")]
+async fn ship_alone(job: Job<u64>) {
+    let _ = job;
+}

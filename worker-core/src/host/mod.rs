@@ -305,8 +305,8 @@ fn never_started(prepared: &Prepared) {
     let due_at_start = spec.enabled && spec.after.is_zero() && !cron && prepared.queue.is_none();
     let metrics = &prepared.tracked.metrics;
     if let Some(channel) = &prepared.queue {
-        // Nothing was sent before start-up could finish: sends are refused from now on.
-        channel.close();
+        // Sends are refused from now on; what was sent before start-up is left over.
+        crate::queue::consume::never_runs(channel);
     }
     let unanswered = prepared.tracked.replies.close();
     metrics.skipped(

@@ -411,14 +411,15 @@ impl Channel {
         inner.ready.len() + inner.delayed.len()
     }
 
-    /// What is buffered now, and since when (reads every buffered job: for status and health,
-    /// not for every send).
+    /// What is buffered now, and since when (for status and health, not for every send).
     pub(crate) fn depth(&self) -> Depth {
         let inner = self.lock();
         Depth {
             ready: inner.ready.len(),
             delayed: inner.delayed.len(),
-            oldest: inner.ready.iter().map(|job| job.enqueued).min(),
+            // Jobs are buffered in the order they came, but for retries put back in front once
+            // their backoff ended: the oldest is among the first few.
+            oldest: inner.ready.iter().take(64).map(|job| job.enqueued).min(),
         }
     }
 

@@ -73,8 +73,12 @@ pub(crate) fn run<B: Body>(
         let metrics = &tracked.metrics;
         tracked.replies.close();
         if !spec.enabled {
-            channel.close();
-            tracing::info!(worker = %env.name, queue = %channel.name, "worker disabled by configuration: its queue refuses every job");
+            tracing::info!(
+                worker = %env.name,
+                queue = %channel.name,
+                "worker disabled by configuration: its queue refuses every job"
+            );
+            never_runs(&channel);
             metrics.set_state(WorkerState::Stopped);
             return;
         }
@@ -195,6 +199,14 @@ async fn stop(
 /// An instant no schedule reaches.
 fn far_future() -> Instant {
     Instant::now() + Duration::from_hours(24 * 365 * 30)
+}
+
+/// Accounts for a queue whose worker never runs (disabled, or the host stopped before it
+/// started): sends are refused, and what was sent before is left over.
+pub(crate) fn never_runs(channel: &Channel) {
+    let left = channel.finish();
+    let left_over = hand_over(channel, left, &channel.worker);
+    log_stopped(channel, &channel.worker, left_over);
 }
 
 /// Hands the jobs that never got a slot to `on_leftovers`, or counts them as dropped; says
