@@ -358,3 +358,71 @@ async fn staleness_counts_from_the_resume_not_from_before_the_pause() {
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
     host.stop().await.unwrap();
 }
+
+/// Every job of 13 fails for good; the others succeed.
+#[worker_core::worker(queue = "orders", capacity = 2)]
+async fn picky(job: worker_core::Job<u64>) -> Result<(), worker_core::BoxError> {
+    if *job == 13 {
+        return Err(worker_core::Permanent::new("unlucky order").into());
+    }
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_job_is_requeued_over_http_with_the_admin_token() {
+    let host = TestHost::start(Host::builder().worker(picky).admin_token("s3cret")).unwrap();
+    let handle = host.handle().clone();
+    let orders = host.queue::<u64>("orders");
+    orders.send(13).await.unwrap();
+    host.advance(Duration::ZERO).await;
+    let (_, workers) = get(&handle, "/workers").await;
+    let queue = &workers["workers"][0]["queue"];
+    assert_eq!(queue["dead"], 1);
+    assert_eq!(queue["dead_jobs"][0]["id"], 1);
+    assert_eq!(queue["dead_jobs"][0]["payload"], "13");
+    assert_eq!(queue["dead_jobs"][0]["error"], "unlucky order");
+
+    let (code, _) = post(&handle, "/workers/picky/dead/1/requeue", Some("wrong")).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = post(&handle, "/workers/picky/dead/1/requeue", Some("s3cret")).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"worker": "picky", "action": "requeue", "dead_job": 1, "job_id": 2})
+    );
+    // Gone from the dead list, then dead again as job 2.
+    let (code, body) = post(&handle, "/workers/picky/dead/1/requeue", Some("s3cret")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    host.advance(Duration::ZERO).await;
+    let (_, workers) = get(&handle, "/workers").await;
+    let dead = &workers["workers"][0]["queue"]["dead_jobs"];
+    assert_eq!(dead.as_array().unwrap().len(), 1);
+    assert_eq!(dead[0]["id"], 2);
+    // A queue that has no room refuses it: 409, and the job stays dead.
+    handle.pause("picky").unwrap();
+    host.advance(Duration::ZERO).await;
+    orders.send(1).await.unwrap();
+    orders.send(2).await.unwrap();
+    let (code, body) = post(&handle, "/workers/picky/dead/2/requeue", Some("s3cret")).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the queue is full"),
+        "{body}"
+    );
+    assert_eq!(
+        handle.workers()[0].queue.as_ref().unwrap().dead_jobs.len(),
+        1
+    );
+    // A scheduled worker has no dead jobs.
+    let (code, _) = post(&handle, "/workers/nobody/dead/1/requeue", Some("s3cret")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(
+        handle
+            .render_metrics()
+            .contains("worker_admin_actions_total{worker=\"picky\",action=\"requeue\"} 1")
+    );
+    host.stop().await.unwrap();
+}
