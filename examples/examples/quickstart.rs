@@ -13,7 +13,9 @@
 //! exits 0; the emails still queued are sent until `send_email`'s stop budget, and the rest are
 //! handed to its `on_leftovers` hook (logged here). `METRICS_ADDR` changes the listening
 //! address; without `WORKER_ADMIN_TOKEN` the admin actions are off; `QUICKSTART_EMAILS` (default
-//! 20) is how many emails `queue_digests` queues every 2 s.
+//! 20) is how many emails `queue_digests` queues every 2 s; `QUICKSTART_SPAM=1` makes it queue one
+//! more to `spam@example.com` every time, which `send_email` fails for good, so dead jobs show
+//! on the dashboard (with a Requeue button each).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -96,27 +98,32 @@ struct Email {
     subject: String,
 }
 
-/// How many emails `queue_digests` queues per run.
+/// How many emails `queue_digests` queues per run, and whether one more goes to a blocked
+/// address.
 struct Burst {
     emails: u64,
+    spam: bool,
 }
 
-/// Feeds the `emails` queue: a burst of digest emails every two seconds. When the queue is
-/// full, `send` waits (back-pressure); once the host stops, it hands the email back.
+/// Feeds the `emails` queue: a burst of digest emails every two seconds (and one to a blocked
+/// address with `QUICKSTART_SPAM=1`). When the queue is full, `send` waits (back-pressure); once
+/// the host stops, it hands the email back.
 #[worker(every = "2s")]
 async fn queue_digests(emails: Queue<Email>, burst: State<Burst>, ctx: Ctx) -> anyhow::Result<()> {
-    for n in 0..burst.emails {
+    let spam = burst.spam.then(|| "spam@example.com".to_owned());
+    let total = burst.emails + u64::from(burst.spam);
+    let addresses = (0..burst.emails)
+        .map(|n| format!("user{n}@example.com"))
+        .chain(spam);
+    for (n, to) in addresses.enumerate() {
         let email = Email {
-            to: format!("user{n}@example.com"),
+            to,
             subject: format!("digest #{}", ctx.run_id()),
         };
         match emails.send(email).await {
             Ok(_) => {}
             Err(SendError::Closed(_)) => {
-                bail!(
-                    "the host is stopping: {n} of {} emails queued",
-                    burst.emails
-                )
+                bail!("the host is stopping: {n} of {total} emails queued")
             }
             Err(other) => return Err(other.into()),
         }
@@ -170,6 +177,7 @@ async fn main() -> Result<(), worker_core::Error> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
+    let spam = std::env::var("QUICKSTART_SPAM").is_ok_and(|v| !v.is_empty() && v != "0");
     // What never got sent by shutdown; a real service would store it to send on restart.
     let mailer = send_email.into_worker().on_leftovers(|emails: Vec<Email>| {
         tracing::warn!(emails = emails.len(), "emails left unsent at shutdown");
@@ -177,7 +185,10 @@ async fn main() -> Result<(), worker_core::Error> {
 
     let host = Host::builder()
         .state(Orders::default())
-        .state(Burst { emails: burst })
+        .state(Burst {
+            emails: burst,
+            spam,
+        })
         .worker(queue_digests)
         .worker(mailer)
         .worker(heartbeat)

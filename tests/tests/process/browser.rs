@@ -1,7 +1,9 @@
 //! A real headless Chromium, driven through `chromedriver` (both installed by scripts/test),
 //! loads the quickstart's dashboard: every worker gets a row with a valid state, a wrong admin
 //! token is refused on the page, and the "Run now" button with the right token starts a manual
-//! run that the page then shows. Leaves a screenshot in `target/dashboard.png`.
+//! run that the page then shows. The queue worker's row shows its queue (depth, a depth chart)
+//! and its dead jobs (the quickstart runs with `QUICKSTART_SPAM=1`), and a dead job's "Requeue"
+//! button sends it to the queue again as a new job. Leaves a screenshot in `target/dashboard.png`.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,10 @@ const STATES: &[&str] = &[
 /// The worker whose "Run now" button is pressed: a cron worker firing every 10 s, so a manual
 /// run stands out.
 const WORKER: &str = "digest";
+/// The quickstart's queue worker, consuming the `emails` queue, and the scheduled worker feeding
+/// it; both are registered before the workers of [`QUICKSTART_WORKERS`].
+const CONSUMER: &str = "send_email";
+const FEEDER: &str = "queue_digests";
 /// How long any one condition may take before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
@@ -35,6 +41,14 @@ fn installed(program: &str) -> PathBuf {
                  scripts/install-test-deps)"
             )
         })
+}
+
+/// Every worker of the quickstart, in registration order.
+fn all_workers() -> Vec<&'static str> {
+    [FEEDER, CONSUMER]
+        .into_iter()
+        .chain(QUICKSTART_WORKERS.iter().copied())
+        .collect()
 }
 
 /// `/workers` as JSON, or why it is not available.
@@ -115,8 +129,9 @@ impl Process {
     }
 }
 
-/// Starts the quickstart with admin actions on (`token`) on a free loopback port and waits for
-/// `/workers`; returns the process and its address.
+/// Starts the quickstart with admin actions on (`token`) and an email to a blocked address in
+/// every burst (so that dead jobs pile up) on a free loopback port and waits for `/workers`;
+/// returns the process and its address.
 fn start_quickstart(scratch: &Scratch, token: &str) -> (Process, String) {
     let addr = free_addr();
     let (stdout, stderr) = scratch.log("quickstart");
@@ -124,6 +139,7 @@ fn start_quickstart(scratch: &Scratch, token: &str) -> (Process, String) {
         child: Command::new(example("quickstart"))
             .env("METRICS_ADDR", &addr)
             .env("WORKER_ADMIN_TOKEN", token)
+            .env("QUICKSTART_SPAM", "1")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
@@ -226,6 +242,23 @@ struct Row {
     total: Option<u64>,
     /// The ticks of `td.recent .strip`, by `data-result`.
     ticks: Vec<String>,
+    /// The queue block of a queue worker's name cell, and its row of dead jobs.
+    queue: Option<QueueBlock>,
+}
+
+#[derive(Debug)]
+struct QueueBlock {
+    /// `[data-queue-depth]`: the attribute, and the text of the element.
+    depth: Option<u64>,
+    depth_text: String,
+    /// `svg.depth-chart`: present, and `data-samples`.
+    chart: bool,
+    samples: Option<u64>,
+    /// The rows `tr[data-dead-job]` of `tr[data-dead-jobs-of=<worker>]`, newest first: the ids
+    /// of those with a `button.requeue`.
+    dead: Vec<u64>,
+    /// Whether the row of dead jobs, when there is one, comes right after the worker's row.
+    dead_row_follows: bool,
 }
 
 const READ_PAGE: &str = r"
@@ -248,9 +281,28 @@ return {
       total: runs ? runs.dataset.total : null,
       ticks: [...tr.querySelectorAll('td.recent .strip span.tick[data-result]')]
         .map((t) => t.dataset.result),
+      queue: queue(tr),
     };
   }),
 };
+function queue(tr) {
+  const box = tr.querySelector('td.name .queue');
+  if (!box) return null;
+  const depth = box.querySelector('[data-queue-depth]');
+  const chart = box.querySelector('svg.depth-chart');
+  const dead = [...document.querySelectorAll('#workers tbody tr[data-dead-jobs-of]')]
+    .find((row) => row.dataset.deadJobsOf === tr.dataset.worker);
+  return {
+    depth: depth ? depth.dataset.queueDepth : null,
+    depth_text: depth ? depth.textContent : '',
+    chart: !!chart && chart instanceof SVGSVGElement,
+    samples: chart ? chart.dataset.samples || null : null,
+    dead: dead ? [...dead.querySelectorAll('tr[data-dead-job]')]
+      .filter((job) => job.querySelector('button.requeue'))
+      .map((job) => job.dataset.deadJob) : [],
+    dead_row_follows: !dead || tr.nextElementSibling === dead,
+  };
+}
 ";
 
 fn text(value: &Value) -> Option<String> {
@@ -284,9 +336,28 @@ async fn read_page(client: &Client) -> Page {
                     .as_array()
                     .map(|ticks| ticks.iter().filter_map(text).collect())
                     .unwrap_or_default(),
+                queue: queue_block(&row["queue"]),
             })
             .collect(),
     }
+}
+
+fn number(value: &Value) -> Option<u64> {
+    value.as_str().and_then(|n| n.parse().ok())
+}
+
+fn queue_block(queue: &Value) -> Option<QueueBlock> {
+    queue.is_object().then(|| QueueBlock {
+        depth: number(&queue["depth"]),
+        depth_text: text(&queue["depth_text"]).unwrap_or_default(),
+        chart: queue["chart"] == true,
+        samples: number(&queue["samples"]),
+        dead: queue["dead"]
+            .as_array()
+            .map(|ids| ids.iter().filter_map(number).collect())
+            .unwrap_or_default(),
+        dead_row_follows: queue["dead_row_follows"] == true,
+    })
 }
 
 impl Page {
@@ -338,13 +409,15 @@ async fn type_token(client: &Client, token: &str) {
 
 /// Every worker has a row showing a valid state, and the host is running.
 async fn wait_for_rows(client: &Client) -> Page {
+    let workers = all_workers();
+    let summary = format!("{} workers · ", workers.len());
     wait_for("every worker's row with a valid state", async || {
         let page = read_page(client).await;
         let complete = page.host.as_deref() == Some("running")
             && page.error.is_none()
-            && page.summary.starts_with("6 workers · ")
+            && page.summary.starts_with(&summary)
             && page.refreshed.starts_with("Updated ")
-            && QUICKSTART_WORKERS.iter().all(|name| {
+            && workers.iter().all(|name| {
                 page.row(name).is_some_and(|row| {
                     row.shown.as_deref() == Some(row.state.as_str())
                         && STATES.contains(&row.state.as_str())
@@ -474,6 +547,120 @@ async fn run_now_starts_a_manual_run(client: &Client, addr: &str, token: &str) {
     eprintln!("digest's runs on the page: {before} before Run now, {after} after");
 }
 
+/// The queue worker's row shows its queue (the depth and a depth chart with samples), and the
+/// row right under it its dead jobs (the quickstart queues an email to a blocked address every
+/// 2 s); a scheduled worker's row has no queue block. Returns the dead jobs' ids, newest first.
+async fn queue_is_shown(client: &Client) -> Vec<u64> {
+    wait_for(
+        "send_email's depth, depth chart and dead jobs",
+        async || {
+            let page = read_page(client).await;
+            if let Some(row) = page
+                .rows
+                .iter()
+                .find(|row| row.queue.is_some() && row.name != CONSUMER)
+            {
+                panic!("a scheduled worker's row shows a queue: {row:#?}");
+            }
+            let Some(queue) = page.row(CONSUMER).and_then(|row| row.queue.as_ref()) else {
+                return Err(format!("{page:#?}"));
+            };
+            let depth_shown = queue
+                .depth
+                .is_some_and(|depth| queue.depth_text.contains(&format!("depth {depth}")));
+            if depth_shown
+                && queue.dead_row_follows
+                && queue.chart
+                && queue.samples.unwrap_or(0) >= 1
+                && !queue.dead.is_empty()
+            {
+                Ok(queue.dead.clone())
+            } else {
+                Err(format!("{queue:#?}"))
+            }
+        },
+    )
+    .await
+}
+
+/// The "Requeue" button of a dead job: the page shows the new job's id, and `/workers` no longer
+/// lists the dead job, counts one more job enqueued, and soon lists the new job among the dead
+/// (its address is still blocked).
+async fn requeue_a_dead_job(client: &Client, addr: &str, dead: &[u64]) {
+    let job = dead[0];
+    let queue = |workers: &Value| worker(workers, CONSUMER)["queue"].clone();
+    let listed = |queue: &Value, id: u64| {
+        queue["dead_jobs"]
+            .as_array()
+            .is_some_and(|dead| dead.iter().any(|d| d["id"] == id))
+    };
+    let before = queue(&workers_json(addr).expect("/workers"));
+    assert!(listed(&before, job), "dead job {job} on /workers: {before}");
+    let enqueued = before["enqueued"].as_u64().expect("enqueued");
+    let css = format!(
+        "#workers tbody tr[data-dead-jobs-of=\"{CONSUMER}\"] tr[data-dead-job=\"{job}\"] button.requeue"
+    );
+    client
+        .find(Locator::Css(&css))
+        .await
+        .unwrap_or_else(|err| panic!("no Requeue button for dead job {job}: {err}"))
+        .click()
+        .await
+        .expect("click Requeue");
+    // "job 7 requeued as job 12 for send_email"
+    let prefix = format!("job {job} requeued as job ");
+    let suffix = format!(" for {CONSUMER}");
+    let new_job: u64 = wait_for("the requeue answer in #action-status", async || {
+        let page = read_page(client).await;
+        let (text, tone) = &page.status;
+        match text
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(&suffix))
+            .and_then(|id| id.parse().ok())
+        {
+            Some(id) if tone == "ok" => Ok(id),
+            _ => Err(format!("{:?}", page.status)),
+        }
+    })
+    .await;
+    assert_ne!(new_job, job, "the requeued job is a new job");
+    let after = queue(&workers_json(addr).expect("/workers"));
+    assert!(
+        !listed(&after, job),
+        "dead job {job} is still listed after its requeue: {after}"
+    );
+    let grown = after["enqueued"].as_u64().expect("enqueued");
+    assert!(
+        grown > enqueued,
+        "enqueued: {enqueued} before, {grown} after"
+    );
+    let admin = "worker_admin_actions_total{worker=\"send_email\",action=\"requeue\"}";
+    assert!(
+        (sample(addr, admin) - 1.0).abs() < f64::EPSILON,
+        "one requeue counted"
+    );
+    // The page drops the dead job by itself, on its next refresh.
+    wait_for("the requeued dead job gone from the page", async || {
+        let page = read_page(client).await;
+        match page.row(CONSUMER).and_then(|row| row.queue.as_ref()) {
+            Some(queue) if !queue.dead.contains(&job) => Ok(()),
+            queue => Err(format!("{queue:#?}")),
+        }
+    })
+    .await;
+    // The new job runs, and goes dead in its turn: the address is still blocked.
+    wait_for("the requeued job dead again on /workers", async || {
+        let queue = queue(&workers_json(addr)?);
+        if listed(&queue, new_job) {
+            Ok(())
+        } else {
+            Err(queue.to_string())
+        }
+    })
+    .await;
+    eprintln!("dead job {job} requeued as job {new_job}; enqueued {enqueued} -> {grown}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_shows_every_worker_and_runs_one_on_demand() {
     let _turn = crate::support::module_turn(module_path!());
@@ -504,7 +691,7 @@ async fn the_dashboard_shows_every_worker_and_runs_one_on_demand() {
     let page = wait_for_rows(&client).await;
     assert!(page.admin_note_hidden, "admin actions are on: {page:#?}");
     let names: Vec<_> = page.rows.iter().map(|row| row.name.as_str()).collect();
-    assert_eq!(names, QUICKSTART_WORKERS, "rows in registration order");
+    assert_eq!(names, all_workers(), "rows in registration order");
     eprintln!("every row shown after {:.1?}", started.elapsed());
 
     wait_for_quiet_schedule(&addr).await;
@@ -512,10 +699,19 @@ async fn the_dashboard_shows_every_worker_and_runs_one_on_demand() {
     run_now_starts_a_manual_run(&client, &addr, &token).await;
     eprintln!("manual run shown after {:.1?}", started.elapsed());
 
+    let dead = queue_is_shown(&client).await;
+    eprintln!(
+        "queue shown with {} dead jobs after {:.1?}",
+        dead.len(),
+        started.elapsed()
+    );
+    requeue_a_dead_job(&client, &addr, &dead).await;
+    eprintln!("requeue shown after {:.1?}", started.elapsed());
+
     // A screenshot once every strip shows a few runs (digest: the manual one and its cron's).
     let page = wait_for("two runs in every worker's strip", async || {
         let page = read_page(&client).await;
-        let full = page.rows.len() == QUICKSTART_WORKERS.len()
+        let full = page.rows.len() == all_workers().len()
             && page.rows.iter().all(|row| row.ticks.len() >= 2);
         if full {
             Ok(page)
