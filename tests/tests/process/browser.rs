@@ -20,10 +20,8 @@ const STATES: &[&str] = &[
 /// The worker whose "Run now" button is pressed: a cron worker firing every 10 s, so a manual
 /// run stands out.
 const WORKER: &str = "digest";
-/// The quickstart's queue worker, consuming the `emails` queue, and the scheduled worker feeding
-/// it; both are registered before the workers of [`QUICKSTART_WORKERS`].
+/// The quickstart's queue worker, consuming the `emails` queue.
 const CONSUMER: &str = "send_email";
-const FEEDER: &str = "queue_digests";
 /// How long any one condition may take before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
@@ -45,10 +43,7 @@ fn installed(program: &str) -> PathBuf {
 
 /// Every worker of the quickstart, in registration order.
 fn all_workers() -> Vec<&'static str> {
-    [FEEDER, CONSUMER]
-        .into_iter()
-        .chain(QUICKSTART_WORKERS.iter().copied())
-        .collect()
+    QUICKSTART_WORKERS.to_vec()
 }
 
 /// `/workers` as JSON, or why it is not available.

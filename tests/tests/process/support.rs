@@ -12,14 +12,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The quickstart's workers, in registration order.
 pub(crate) const QUICKSTART_WORKERS: &[&str] = &[
+    "queue_digests",
+    "send_email",
     "heartbeat",
     "sync_orders",
     "flaky_report",
     "digest",
     "inventory_feed",
     "cache_cleanup",
-    "queue_digests",
-    "send_email",
 ];
 
 /// Builds the examples once per test binary (cargo makes this a no-op when they are fresh) and
