@@ -124,6 +124,21 @@ impl std::fmt::Debug for Channel {
     }
 }
 
+/// A send registered as waiting for room, unregistered when it gives up or is dropped (a send
+/// cancelled while it waits, by a timeout of the caller's, say).
+struct Waiting<'a> {
+    channel: &'a Channel,
+    registered: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.channel.lock().sends_waiting -= 1;
+        }
+    }
+}
+
 /// What the buffer holds at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Depth {
@@ -203,10 +218,14 @@ impl Channel {
         deadline: Option<Instant>,
     ) -> Result<u64, (Payload, Reject)> {
         let mut payload = Some(payload);
-        let mut waited = false;
+        let mut waiting = Waiting {
+            channel: self,
+            registered: false,
+        };
         loop {
             let space = self.space.notified();
             let mut space = std::pin::pin!(space);
+            let waited = std::mem::take(&mut waiting.registered);
             match self.try_push(&mut payload, waited, Some(space.as_mut())) {
                 Ok(id) => return Ok(id),
                 Err(Reject::Closed) => {
@@ -214,7 +233,7 @@ impl Channel {
                 }
                 Err(Reject::Full) => {}
             }
-            waited = true;
+            waiting.registered = true;
             let woken = match deadline {
                 None => {
                     space.await;
@@ -224,7 +243,7 @@ impl Channel {
                 Some(deadline) => tokio::time::timeout_at(deadline, space).await.is_ok(),
             };
             if !woken {
-                self.lock().sends_waiting -= 1;
+                // `waiting` unregisters it.
                 self.metrics.rejected(Reject::Full);
                 return Err((payload.take().expect("kept on refusal"), Reject::Full));
             }
@@ -475,5 +494,52 @@ impl Channel {
             depth_history: history.iter().map(|s| (s.at, s.depth)).collect(),
             dead_jobs: self.dead.records(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::any::TypeId;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn channel(capacity: usize) -> Channel {
+        Channel::new(
+            "q".into(),
+            "w".into(),
+            (TypeId::of::<u32>(), "u32"),
+            capacity,
+            1,
+            Hooks::default(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_cancelled_or_timed_out_while_it_waits_is_no_longer_counted_as_waiting() {
+        let channel = channel(1);
+        channel.send(Arc::new(1_u32), None).await.unwrap();
+        for _ in 0..3 {
+            let waited = tokio::time::timeout(
+                Duration::from_millis(10),
+                channel.send(Arc::new(2_u32), None),
+            )
+            .await;
+            assert!(waited.is_err(), "the queue is full");
+        }
+        assert_eq!(channel.lock().sends_waiting, 0);
+        let deadline = Some(Instant::now() + Duration::from_millis(10));
+        let refused = channel.send(Arc::new(3_u32), deadline).await;
+        assert!(matches!(refused, Err((_, Reject::Full))));
+        assert_eq!(channel.lock().sends_waiting, 0);
+        // A slot takes the job: a waiting send goes in, and is no longer counted.
+        let waiting = channel.send(Arc::new(4_u32), None);
+        let mut waiting = std::pin::pin!(waiting);
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+        assert_eq!(channel.lock().sends_waiting, 1);
+        let (job, alone) = channel.next().await.unwrap();
+        assert!(alone && job.id == 1);
+        assert_eq!(waiting.await.unwrap(), 2);
+        assert_eq!(channel.lock().sends_waiting, 0);
     }
 }
