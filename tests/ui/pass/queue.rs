@@ -40,7 +40,7 @@ fn main() {
         .concurrency(2)
         .capacity(10)
         .on_panic(OnPanic::Retry)
-        .on_dead(|dead: worker_core::DeadJob<u64>| drop(dead.payload))
+        .on_dead(|dead: worker_core::DeadJob<u64>| assert!(dead.attempts > 0))
         .on_leftovers(|jobs: Vec<u64>| drop(jobs))
         .describe_jobs(|n: &u64| format!("number {n}"))
         .handler(|job: Job<u64>| async move { drop(job) });
