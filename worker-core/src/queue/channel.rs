@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use crate::queue::dead::DeadList;
 use crate::queue::hooks::Hooks;
 use crate::queue::metrics::QueueMetrics;
+use crate::queue::status::{SAMPLES, Sample};
 
 /// A job's payload, type-erased.
 pub(crate) type Payload = Arc<dyn Any + Send + Sync>;
@@ -73,20 +74,6 @@ struct Inner {
     sends_waiting: usize,
 }
 
-/// The queue at one moment, for the dashboard's chart.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub(crate) struct Sample {
-    /// Unix seconds.
-    pub(crate) at: f64,
-    /// Jobs waiting to start.
-    pub(crate) depth: usize,
-    /// Jobs finished so far.
-    pub(crate) finished: u64,
-}
-
-/// Samples kept: ten minutes, one every [`SAMPLE_EVERY`](crate::queue::consume::SAMPLE_EVERY).
-pub(crate) const SAMPLES: usize = 120;
-
 /// One queue: its buffer, its metrics, its dead jobs and its worker's hooks.
 pub(crate) struct Channel {
     /// The queue's name, as producers ask for it.
@@ -110,7 +97,7 @@ pub(crate) struct Channel {
     pub(crate) metrics: QueueMetrics,
     pub(crate) dead: DeadList,
     pub(crate) hooks: Hooks,
-    history: Mutex<VecDeque<Sample>>,
+    pub(super) history: Mutex<VecDeque<Sample>>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -175,27 +162,6 @@ impl Channel {
             hooks,
             history: Mutex::new(VecDeque::with_capacity(SAMPLES)),
         }
-    }
-
-    /// Records the depth and the jobs finished at `at` (Unix seconds).
-    pub(crate) fn sample(&self, at: f64) {
-        let depth = self.depth();
-        let sample = Sample {
-            at,
-            depth: depth.ready + depth.delayed,
-            finished: self.metrics.finished.load(Ordering::Relaxed),
-        };
-        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-        if history.len() == SAMPLES {
-            history.pop_front();
-        }
-        history.push_back(sample);
-    }
-
-    /// The samples kept, oldest first.
-    pub(crate) fn history(&self) -> Vec<Sample> {
-        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-        history.iter().copied().collect()
     }
 
     /// Pauses or resumes handing out jobs.
@@ -449,97 +415,6 @@ impl Channel {
     }
 }
 
-impl Channel {
-    /// The queue as `/workers` shows it, at `now` on tokio's clock (`unix`: the same instant in
-    /// Unix seconds).
-    pub(crate) fn status(&self, now: Instant, unix: f64) -> crate::observe::status::QueueStatus {
-        let depth = self.depth();
-        let history = self.history();
-        let finished = self.metrics.finished.load(Ordering::Relaxed);
-        // Over the last minute, or what the samples cover of it.
-        let throughput = history
-            .iter()
-            .find(|s| unix - s.at <= 60.0 + 1e-6)
-            .filter(|s| unix - s.at > 1e-6)
-            .map_or(0.0, |s| {
-                #[allow(clippy::cast_precision_loss, reason = "job counts far below 2^52")]
-                let jobs = finished.saturating_sub(s.finished) as f64;
-                jobs / (unix - s.at)
-            });
-        crate::observe::status::QueueStatus {
-            name: self.name.to_string(),
-            payload: self.payload,
-            depth: depth.ready + depth.delayed,
-            in_backoff: depth.delayed,
-            in_flight: self.metrics.in_flight(),
-            concurrency: self.concurrency,
-            capacity: self.capacity,
-            oldest_wait_seconds: depth
-                .oldest
-                .map(|at| now.saturating_duration_since(at).as_secs_f64()),
-            closed: self.is_closed(),
-            enqueued: self.metrics.total_enqueued(),
-            finished,
-            dead: self.metrics.dead.load(Ordering::Relaxed),
-            rejected: Reject::ALL
-                .iter()
-                .map(|&r| {
-                    (
-                        r.as_str(),
-                        self.metrics.rejected[r as usize].load(Ordering::Relaxed),
-                    )
-                })
-                .collect(),
-            throughput_per_second: throughput,
-            depth_history: history.iter().map(|s| (s.at, s.depth)).collect(),
-            dead_jobs: self.dead.records(),
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::any::TypeId;
-    use std::time::Duration;
-
-    use super::*;
-
-    fn channel(capacity: usize) -> Channel {
-        Channel::new(
-            "q".into(),
-            "w".into(),
-            (TypeId::of::<u32>(), "u32"),
-            capacity,
-            1,
-            Hooks::default(),
-        )
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_send_cancelled_or_timed_out_while_it_waits_is_no_longer_counted_as_waiting() {
-        let channel = channel(1);
-        channel.send(Arc::new(1_u32), None).await.unwrap();
-        for _ in 0..3 {
-            let waited = tokio::time::timeout(
-                Duration::from_millis(10),
-                channel.send(Arc::new(2_u32), None),
-            )
-            .await;
-            assert!(waited.is_err(), "the queue is full");
-        }
-        assert_eq!(channel.lock().sends_waiting, 0);
-        let deadline = Some(Instant::now() + Duration::from_millis(10));
-        let refused = channel.send(Arc::new(3_u32), deadline).await;
-        assert!(matches!(refused, Err((_, Reject::Full))));
-        assert_eq!(channel.lock().sends_waiting, 0);
-        // A slot takes the job: a waiting send goes in, and is no longer counted.
-        let waiting = channel.send(Arc::new(4_u32), None);
-        let mut waiting = std::pin::pin!(waiting);
-        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
-        assert_eq!(channel.lock().sends_waiting, 1);
-        let (job, alone) = channel.next().await.unwrap();
-        assert!(alone && job.id == 1);
-        assert_eq!(waiting.await.unwrap(), 2);
-        assert_eq!(channel.lock().sends_waiting, 0);
-    }
-}
+#[path = "channel_tests.rs"]
+mod tests;

@@ -12,6 +12,7 @@ pub(crate) mod dead;
 pub(crate) mod hooks;
 pub(crate) mod job;
 pub(crate) mod metrics;
+pub(crate) mod status;
 
 use std::any::TypeId;
 use std::fmt;

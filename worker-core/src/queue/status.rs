@@ -1,0 +1,91 @@
+//! What a queue shows: its status for `/workers` and the dashboard, and the samples of its depth
+//! and throughput taken every [`SAMPLE_EVERY`](crate::queue::consume::SAMPLE_EVERY).
+
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use tokio::time::Instant;
+
+use crate::queue::channel::{Channel, Reject};
+
+/// The queue at one moment, for the dashboard's chart.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct Sample {
+    /// Unix seconds.
+    pub(crate) at: f64,
+    /// Jobs waiting to start.
+    pub(crate) depth: usize,
+    /// Jobs finished so far.
+    pub(crate) finished: u64,
+}
+
+/// Samples kept: ten minutes, one every [`SAMPLE_EVERY`](crate::queue::consume::SAMPLE_EVERY).
+pub(crate) const SAMPLES: usize = 120;
+
+impl Channel {
+    /// Records the depth and the jobs finished at `at` (Unix seconds).
+    pub(crate) fn sample(&self, at: f64) {
+        let depth = self.depth();
+        let sample = Sample {
+            at,
+            depth: depth.ready + depth.delayed,
+            finished: self.metrics.finished.load(Ordering::Relaxed),
+        };
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if history.len() == SAMPLES {
+            history.pop_front();
+        }
+        history.push_back(sample);
+    }
+
+    /// The samples kept, oldest first.
+    pub(crate) fn history(&self) -> Vec<Sample> {
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.iter().copied().collect()
+    }
+    /// The queue as `/workers` shows it, at `now` on tokio's clock (`unix`: the same instant in
+    /// Unix seconds).
+    pub(crate) fn status(&self, now: Instant, unix: f64) -> crate::observe::status::QueueStatus {
+        let depth = self.depth();
+        let history = self.history();
+        let finished = self.metrics.finished.load(Ordering::Relaxed);
+        // Over the last minute, or what the samples cover of it.
+        let throughput = history
+            .iter()
+            .find(|s| unix - s.at <= 60.0 + 1e-6)
+            .filter(|s| unix - s.at > 1e-6)
+            .map_or(0.0, |s| {
+                #[allow(clippy::cast_precision_loss, reason = "job counts far below 2^52")]
+                let jobs = finished.saturating_sub(s.finished) as f64;
+                jobs / (unix - s.at)
+            });
+        crate::observe::status::QueueStatus {
+            name: self.name.to_string(),
+            payload: self.payload,
+            depth: depth.ready + depth.delayed,
+            in_backoff: depth.delayed,
+            in_flight: self.metrics.in_flight(),
+            concurrency: self.concurrency,
+            capacity: self.capacity,
+            oldest_wait_seconds: depth
+                .oldest
+                .map(|at| now.saturating_duration_since(at).as_secs_f64()),
+            closed: self.is_closed(),
+            enqueued: self.metrics.total_enqueued(),
+            finished,
+            dead: self.metrics.dead.load(Ordering::Relaxed),
+            rejected: Reject::ALL
+                .iter()
+                .map(|&r| {
+                    (
+                        r.as_str(),
+                        self.metrics.rejected[r as usize].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+            throughput_per_second: throughput,
+            depth_history: history.iter().map(|s| (s.at, s.depth)).collect(),
+            dead_jobs: self.dead.records(),
+        }
+    }
+}
