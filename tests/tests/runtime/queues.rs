@@ -749,3 +749,44 @@ async fn a_paused_queue_worker_holds_its_jobs_until_resumed() {
 async fn ship_alone(job: Job<u64>) {
     let _ = job;
 }
+
+#[tokio::test(start_paused = true)]
+async fn hooks_that_panic_take_down_neither_the_slots_nor_the_shutdown() {
+    let worker = Worker::builder("hooked")
+        .queue::<u32>("hooked")
+        .stop_budget(secs(1))
+        .on_dead(|_: DeadJob<u32>| panic!("on_dead broke"))
+        .on_leftovers(|_: Vec<u32>| panic!("on_leftovers broke"))
+        .describe_jobs(|_: &u32| panic!("describe broke"))
+        .handler(|job: Job<u32>| async move {
+            if *job == 0 {
+                return Err(BoxError::from("zero"));
+            }
+            tokio::time::sleep(secs(60)).await;
+            Ok(())
+        });
+    let metrics = Metrics::new();
+    let host = metrics.build(Host::builder().worker(worker)).unwrap();
+    let handle = host.handle();
+    let running = Running::start(host);
+    let queue = handle.queue::<u32>("hooked").unwrap();
+    for n in [0, 0, 1, 2] {
+        queue.send(n).await.unwrap();
+    }
+    tokio::time::sleep(ms(10)).await;
+    // Both zeros went dead (the slot survived the first hook's panic); 1 is running.
+    let status = handle.workers().remove(0).queue.unwrap();
+    assert_eq!(status.dead, 2);
+    assert_eq!(
+        status.dead_jobs[0].payload.as_deref(),
+        Some("(the description panicked)")
+    );
+    assert_eq!(status.in_flight, 1);
+    let stopped = running.stop().await;
+    // Job 1 ran past the deadline less its margin (29 s): aborted; job 2 left over.
+    assert!(stopped.result.unwrap_err().is_shutdown_timeout());
+    let snapshot = metrics.snapshot();
+    let worker = [("worker", "hooked")];
+    assert_eq!(snapshot.counter("worker_jobs_left_over_total", &worker), 1);
+    assert_eq!(snapshot.runs("hooked", "cancelled"), 1);
+}

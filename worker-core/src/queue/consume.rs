@@ -340,19 +340,9 @@ fn dead<B: Body>(shared: &Shared<B>, job: Envelope, error: String, runner: &Runn
         "job dead: kept in the dead list"
     );
     channel.dead.push(record, job.payload.clone(), unix);
-    if channel.hooks.has_on_dead() {
-        let hooks = &channel.hooks;
-        let call = std::panic::AssertUnwindSafe(|| {
-            hooks.call_on_dead(job.id, job.attempts, error, at, job.payload);
-        });
-        if let Err(panic) = std::panic::catch_unwind(call) {
-            tracing::error!(
-                worker = %shared.env.name,
-                panic = %crate::run::panics::message(&*panic),
-                "the `on_dead` hook panicked"
-            );
-        }
-    }
+    channel
+        .hooks
+        .call_on_dead(job.id, job.attempts, error, at, job.payload);
 }
 
 impl HostLink {

@@ -51,6 +51,22 @@ pub(crate) fn payload<T: Clone + Send + Sync + 'static>(payload: Payload) -> T {
     }
 }
 
+/// Runs a hook of the user's, logging a panic instead of letting it take down the worker's
+/// slot or its shutdown; `None` when it panicked.
+fn guarded<R>(hook: &str, call: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            tracing::error!(
+                hook,
+                panic = %crate::run::panics::message(&*panic),
+                "a queue hook panicked"
+            );
+            None
+        }
+    }
+}
+
 impl Hooks {
     pub(crate) fn on_dead<T, F>(&mut self, hook: F)
     where
@@ -138,19 +154,15 @@ impl Hooks {
         value: Payload,
     ) {
         if let Some(hook) = &self.on_dead {
-            (hook.call)(id, attempts, error, at, value);
+            guarded("on_dead", || (hook.call)(id, attempts, error, at, value));
         }
-    }
-
-    pub(crate) fn has_on_dead(&self) -> bool {
-        self.on_dead.is_some()
     }
 
     /// Hands `values` to `on_leftovers`; `false` when there is none.
     pub(crate) fn call_on_leftovers(&self, values: Vec<Payload>) -> bool {
         match &self.on_leftovers {
             Some(hook) => {
-                (hook.call)(values);
+                guarded("on_leftovers", || (hook.call)(values));
                 true
             }
             None => false,
@@ -161,7 +173,12 @@ impl Hooks {
         self.on_leftovers.is_some()
     }
 
+    /// The payload's description, cut to what `/workers` shows; a description that panicked
+    /// says so.
     pub(crate) fn describe_payload(&self, value: &Payload) -> Option<String> {
-        self.describe.as_ref().map(|hook| (hook.call)(value))
+        let hook = self.describe.as_ref()?;
+        let text = guarded("describe_jobs", || (hook.call)(value))
+            .unwrap_or_else(|| "(the description panicked)".to_owned());
+        Some(crate::observe::message::truncated(&text).into_owned())
     }
 }
