@@ -42,10 +42,12 @@ struct Shared<B> {
 }
 
 impl<B: Body> Shared<B> {
-    fn runner(&self) -> Runner<'_, B> {
+    /// A slot's runner; `env` is the slot's own copy of the worker's, so the slots' runs do not
+    /// all count references on one shared line.
+    fn runner<'a>(&'a self, env: &'a Arc<WorkerEnv>) -> Runner<'a, B> {
         Runner {
             body: &self.body,
-            env: &self.env,
+            env,
             spec: &self.spec,
             metrics: &self.tracked.metrics,
             clock: self.clock,
@@ -254,7 +256,12 @@ fn log_stopped(channel: &Channel, worker: &str, left_over_to: &str) {
 /// dead, or is done with it.
 async fn slot<B: Body>(shared: Arc<Shared<B>>) {
     let channel = &shared.channel;
-    let runner = shared.runner();
+    let env = Arc::new(WorkerEnv {
+        name: shared.env.name.clone(),
+        registry: shared.env.registry.clone(),
+        tracked: shared.env.tracked.clone(),
+    });
+    let runner = shared.runner(&env);
     let metrics = &shared.tracked.metrics;
     while let Some((mut job, alone)) = channel.next().await {
         // Given back however the job ends, aborted included.
