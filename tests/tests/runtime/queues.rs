@@ -790,3 +790,31 @@ async fn hooks_that_panic_take_down_neither_the_slots_nor_the_shutdown() {
     assert_eq!(snapshot.counter("worker_jobs_left_over_total", &worker), 1);
     assert_eq!(snapshot.runs("hooked", "cancelled"), 1);
 }
+
+#[test]
+fn a_queue_s_name_cannot_be_overridden_by_configuration() {
+    let refused = Host::builder()
+        .worker(ship_alone)
+        .config_env([("WORKER__SHIP_ALONE__QUEUE", "other")])
+        .build()
+        .unwrap_err();
+    assert!(refused.is_config(), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("unknown key `QUEUE` (a queue's name cannot be overridden"),
+        "{refused}"
+    );
+    // A schedule from the environment on a queue worker is refused, blaming the schedule.
+    let schedule = Host::builder()
+        .worker(ship_alone)
+        .config_env([("WORKER__SHIP_ALONE__EVERY", "1s")])
+        .build()
+        .unwrap_err();
+    assert!(
+        schedule
+            .to_string()
+            .contains("expected a single trigger, and `queue` sets one already"),
+        "{schedule}"
+    );
+}

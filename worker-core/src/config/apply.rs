@@ -61,6 +61,8 @@ pub(crate) fn unknown_key(
     let valid: Vec<String> = keys().map(spell).collect();
     let name = if key.eq_ignore_ascii_case("name") {
         " (a worker's name cannot be overridden)"
+    } else if key.eq_ignore_ascii_case("queue") {
+        " (a queue's name cannot be overridden: its producers ask for it by name)"
     } else {
         ""
     };
