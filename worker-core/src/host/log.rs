@@ -7,6 +7,15 @@ use crate::worker::spec::Checked;
 /// Logs the effective configuration of a worker, once, at start-up.
 pub(super) fn log_worker(Checked { spec, trigger }: &Checked) {
     let show = |d: Duration| humantime::format_duration(d).to_string();
+    // What every worker has, scheduled or consuming a queue.
+    let backoff = format!(
+        "{} {}..{}",
+        spec.backoff_kind.as_str(),
+        show(spec.backoff),
+        show(spec.backoff_max)
+    );
+    let timeout = spec.timeout.map_or_else(|| "none".to_owned(), show);
+    let stop_budget = spec.stop_budget.map_or_else(|| "host".to_owned(), show);
     if spec.queue.is_some() {
         tracing::info!(
             worker = %spec.name,
@@ -16,14 +25,9 @@ pub(super) fn log_worker(Checked { spec, trigger }: &Checked) {
             capacity = spec.capacity(),
             on_panic = spec.on_panic.unwrap_or_default().as_str(),
             retry = spec.retry,
-            backoff = %format_args!(
-                "{} {}..{}",
-                spec.backoff_kind.as_str(),
-                show(spec.backoff),
-                show(spec.backoff_max)
-            ),
-            timeout = %spec.timeout.map_or_else(|| "none".to_owned(), show),
-            stop_budget = %spec.stop_budget.map_or_else(|| "host".to_owned(), show),
+            backoff = %backoff,
+            timeout = %timeout,
+            stop_budget = %stop_budget,
             "worker configured"
         );
         return;
@@ -53,17 +57,12 @@ pub(super) fn log_worker(Checked { spec, trigger }: &Checked) {
         missed = spec.missed.as_str(),
         overlap = %spec.overlap,
         retry = spec.retry,
-        backoff = %format_args!(
-            "{} {}..{}",
-            spec.backoff_kind.as_str(),
-            show(spec.backoff),
-            show(spec.backoff_max)
-        ),
-        timeout = %spec.timeout.map_or_else(|| "none".to_owned(), show),
+        backoff = %backoff,
+        timeout = %timeout,
         circuit = %circuit,
         max_restarts = %restarts,
         escalate = spec.escalate.as_str(),
-        stop_budget = %spec.stop_budget.map_or_else(|| "host".to_owned(), show),
+        stop_budget = %stop_budget,
         "worker configured"
     );
 }
