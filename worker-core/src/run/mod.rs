@@ -272,12 +272,11 @@ impl<B: Body> Runner<'_, B> {
             run_id = run.id,
             attempt = run.attempts,
             trigger = run.trigger.as_str(),
-            job_id = tracing::field::Empty,
+            // Set at creation (empty for scheduled runs): a later `record` costs a subscriber
+            // like fmt's a second formatting pass.
+            job_id = job.as_ref().map(|job| job.id),
             result = tracing::field::Empty,
         );
-        if let Some(job) = &job {
-            span.record("job_id", job.id);
-        }
         let ctx = Ctx::new(Arc::clone(self.env), run.id, run.attempts, run.scheduled);
         let body = Guarded::new(self.body.call(Scope::new(ctx, job))).instrument(span.clone());
         let result = match self.spec.timeout {
