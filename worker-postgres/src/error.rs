@@ -1,0 +1,21 @@
+//! The crate's error.
+
+/// What went wrong talking to the job tables.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A schema name that is not a plain lowercase identifier.
+    #[error(
+        "invalid schema name {0:?}: expected 1 to 63 lowercase letters, digits or `_`, not starting with a digit"
+    )]
+    SchemaName(String),
+    /// A queue name outside 1 to 128 characters.
+    #[error("invalid queue name {0:?}: expected 1 to 128 characters")]
+    QueueName(String),
+    /// A payload that `serde_json` could not encode.
+    #[error("the job's payload could not be encoded as JSON")]
+    Encode(#[source] serde_json::Error),
+    /// The database refused a statement, or could not be reached.
+    #[error("a statement on the job tables failed")]
+    Database(#[from] sqlx::Error),
+}

@@ -1,0 +1,49 @@
+//! The PostgreSQL backend of [`worker_core`](https://docs.rs/worker-core): durable queues whose
+//! jobs survive a crash, enqueued inside the caller's own transaction (the outbox pattern).
+//!
+//! This release holds the storage half: the schema and its [`migrations`], the
+//! producer handle [`DurableQueue`], and the job table's state machine, in which every change of
+//! a claimed job is fenced by its attempt number, so a stale consumer can never finish a newer
+//! attempt. Consuming durable queues from `#[worker(queue = "..", durable)]` workers builds on it.
+//!
+//! ```no_run
+//! # async fn demo(pool: sqlx::PgPool) -> Result<(), worker_postgres::Error> {
+//! use serde::{Deserialize, Serialize};
+//! use worker_postgres::Postgres;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Invoice { order_id: i64 }
+//!
+//! let pg = Postgres::new(pool.clone());
+//! pg.migrate().await?;                                  // creates or updates the `worker` schema
+//! let invoices = pg.queue::<Invoice>("invoices")?;
+//!
+//! let mut tx = pool.begin().await?;
+//! sqlx::query("INSERT INTO orders (id) VALUES ($1)").bind(7_i64).execute(&mut *tx).await?;
+//! invoices.enqueue(&mut *tx, &Invoice { order_id: 7 }).await?;  // committed or rolled back with tx
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Connections
+//!
+//! Every query is a single statement checked at run time (no `query!` macro, so building this
+//! crate needs no database) and nothing on the path of a job is session-scoped, so a pool behind
+//! PgBouncer in transaction mode works, provided its prepared statements are supported
+//! (PgBouncer 1.21 or later with `max_prepared_statements`) or sqlx's statement cache is off.
+
+mod enqueue;
+mod error;
+pub mod migrations;
+mod postgres;
+mod schema;
+mod sql;
+mod store;
+
+pub use enqueue::{DurableQueue, Enqueued, Opts};
+pub use error::Error;
+pub use postgres::Postgres;
+pub use store::{AttemptError, Cancelled, JobRecord, JobState, StateCount};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! Every statement on the job tables, rendered once per schema. Durations are bound as whole
+//! microseconds (`$n * interval '1 microsecond'`) and every timestamp is the database's `now()`,
+//! so no two replicas' clocks are ever compared.
+//!
+//! The states: `available` (due, waiting for a consumer), `scheduled` (due later),
+//! `running` (claimed, under a lease), `retryable` (failed, waiting out its backoff), and the
+//! final `completed` (only with retention; completed jobs are deleted by default), `cancelled`
+//! and `discarded` (failed permanently or out of attempts), kept for their retention period.
+//! Every change to a claimed job names its `attempt` and requires `state = 'running'`: a consumer
+//! whose lease expired and whose job was claimed again can no longer change it.
+
+use sqlx::{AssertSqlSafe, SqlSafeStr as _, SqlStr};
+
+use crate::schema::Schema;
+
+/// The live states: those a unique key is unique among.
+const LIVE: &str = "('available', 'scheduled', 'running', 'retryable')";
+
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) enqueue: SqlStr,
+    pub(crate) claim: SqlStr,
+    pub(crate) complete: SqlStr,
+    pub(crate) complete_keep: SqlStr,
+    pub(crate) fail: SqlStr,
+    pub(crate) heartbeat: SqlStr,
+    pub(crate) release: SqlStr,
+    pub(crate) rescue: SqlStr,
+    pub(crate) promote: SqlStr,
+    pub(crate) prune: SqlStr,
+    pub(crate) cancel: SqlStr,
+    pub(crate) counts: SqlStr,
+    pub(crate) job: SqlStr,
+}
+
+impl Sql {
+    pub(crate) fn new(schema: &Schema) -> Self {
+        let sql =
+            |text: &str| AssertSqlSafe(schema.render(&text.replace("{live}", LIVE))).into_sql_str();
+        Self {
+            enqueue: sql(ENQUEUE),
+            claim: sql(CLAIM),
+            complete: sql(COMPLETE),
+            complete_keep: sql(COMPLETE_KEEP),
+            fail: sql(FAIL),
+            heartbeat: sql(HEARTBEAT),
+            release: sql(RELEASE),
+            rescue: sql(RESCUE),
+            promote: sql(PROMOTE),
+            prune: sql(PRUNE),
+            cancel: sql(CANCEL),
+            counts: sql(COUNTS),
+            job: sql(JOB),
+        }
+    }
+}
+
+/// One statement for one job or many (`unnest`); `ORDER BY n` inserts them in the
+/// caller's order, so their identity values rise in that order. A duplicate of a
+/// live unique job updates nothing of it but makes RETURNING yield it, flagged by
+/// `xmax` (set by the no-op update, zero for a fresh insert).
+const ENQUEUE: &str = "
+WITH input AS (
+  SELECT x.n, x.a, x.p, x.u,
+         coalesce(x.r, now() + coalesce(x.d, 0) * interval '1 microsecond') AS at
+  FROM unnest($2::jsonb[], $3::smallint[], $4::timestamptz[], $5::bigint[], $6::text[])
+       WITH ORDINALITY AS x(a, p, r, d, u, n)
+)
+INSERT INTO {schema}.jobs AS j (queue, args, priority, run_at, state, unique_key)
+SELECT $1, a, p, at,
+       (CASE WHEN at <= now() THEN 'available' ELSE 'scheduled' END)::{schema}.job_state, u
+FROM input ORDER BY n
+ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN {live}
+DO UPDATE SET unique_key = EXCLUDED.unique_key
+RETURNING j.id, j.unique_key, (j.xmax::text <> '0') AS duplicate";
+
+/// MATERIALIZED keeps the planner from re-running the locking subquery or updating
+/// more rows than it locked.
+const CLAIM: &str = "
+WITH picked AS MATERIALIZED (
+  SELECT id FROM {schema}.jobs
+  WHERE state = 'available' AND queue = $1
+  ORDER BY priority, run_at, id
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs j
+SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
+    lease_expires_at = now() + $3 * interval '1 microsecond',
+    locked_by = $4, max_attempts = $5
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.args, j.attempt, j.created_at, j.cancel_requested";
+
+const COMPLETE: &str = "
+DELETE FROM {schema}.jobs j
+USING unnest($1::bigint[], $2::int[]) AS d(id, attempt)
+WHERE j.id = d.id AND j.attempt = d.attempt AND j.state = 'running'
+RETURNING j.id";
+
+const COMPLETE_KEEP: &str = "
+UPDATE {schema}.jobs j
+SET state = 'completed', finalized_at = now(), lease_expires_at = NULL, locked_by = NULL
+FROM unnest($1::bigint[], $2::int[]) AS d(id, attempt)
+WHERE j.id = d.id AND j.attempt = d.attempt AND j.state = 'running'
+RETURNING j.id";
+
+/// $3: the backoff before the next attempt, or NULL to discard the job. A job whose
+/// cancellation was requested while it ran ends cancelled instead.
+const FAIL: &str = "
+UPDATE {schema}.jobs j
+SET state = (CASE WHEN j.cancel_requested THEN 'cancelled'
+                  WHEN $3::bigint IS NULL THEN 'discarded'
+                  ELSE 'retryable' END)::{schema}.job_state,
+    run_at = CASE WHEN $3::bigint IS NULL OR j.cancel_requested THEN j.run_at
+                  ELSE now() + $3 * interval '1 microsecond' END,
+    finalized_at = CASE WHEN $3::bigint IS NULL OR j.cancel_requested THEN now() END,
+    lease_expires_at = NULL, locked_by = NULL,
+    errors = (jsonb_build_array(jsonb_build_object(
+               'attempt', j.attempt, 'at', now(), 'error', $4::text)) || j.errors) - 10
+WHERE j.id = $1 AND j.attempt = $2 AND j.state = 'running'
+RETURNING j.state::text";
+
+const HEARTBEAT: &str = "
+UPDATE {schema}.jobs j
+SET lease_expires_at = now() + $3 * interval '1 microsecond'
+FROM unnest($1::bigint[], $2::int[]) AS h(id, attempt)
+WHERE j.id = h.id AND j.attempt = h.attempt AND j.state = 'running'
+RETURNING j.id, j.cancel_requested";
+
+/// $3: the job never started, so its attempt is given back.
+const RELEASE: &str = "
+UPDATE {schema}.jobs j
+SET state = (CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'available' END)::{schema}.job_state,
+    finalized_at = CASE WHEN j.cancel_requested THEN now() END,
+    run_at = now(), lease_expires_at = NULL, locked_by = NULL,
+    attempt = CASE WHEN r.refund THEN j.attempt - 1 ELSE j.attempt END
+FROM unnest($1::bigint[], $2::int[], $3::bool[]) AS r(id, attempt, refund)
+WHERE j.id = r.id AND j.attempt = r.attempt AND j.state = 'running'
+RETURNING j.id";
+
+/// The expiry is checked again inside the UPDATE, on the row as it is when locked,
+/// so a job completed or renewed since the scan is left alone.
+const RESCUE: &str = "
+WITH expired AS MATERIALIZED (
+  SELECT id FROM {schema}.jobs
+  WHERE state = 'running' AND lease_expires_at < now()
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs j
+SET state = (CASE WHEN j.cancel_requested THEN 'cancelled'
+                  WHEN j.attempt >= j.max_attempts THEN 'discarded'
+                  ELSE 'available' END)::{schema}.job_state,
+    finalized_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN now() END,
+    run_at = now(), lease_expires_at = NULL, locked_by = NULL,
+    errors = (jsonb_build_array(jsonb_build_object(
+               'attempt', j.attempt, 'at', now(), 'error', 'lease expired',
+               'by', j.locked_by)) || j.errors) - 10
+FROM expired
+WHERE j.id = expired.id AND j.state = 'running' AND j.lease_expires_at < now()
+RETURNING j.id, j.queue, j.state::text";
+
+const PROMOTE: &str = "
+WITH due AS MATERIALIZED (
+  SELECT id FROM {schema}.jobs
+  WHERE state IN ('scheduled', 'retryable') AND run_at <= now()
+  ORDER BY run_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs j SET state = 'available'
+FROM due
+WHERE j.id = due.id
+RETURNING j.queue";
+
+const PRUNE: &str = "
+WITH old AS MATERIALIZED (
+  SELECT id FROM {schema}.jobs
+  WHERE (state = 'completed' AND finalized_at < now() - $1 * interval '1 microsecond')
+     OR (state = 'discarded' AND finalized_at < now() - $2 * interval '1 microsecond')
+     OR (state = 'cancelled' AND finalized_at < now() - $3 * interval '1 microsecond')
+  LIMIT $4
+  FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {schema}.jobs j USING old WHERE j.id = old.id";
+
+/// A queued job is cancelled at once; a running one is flagged, and its consumer
+/// learns of it with the next heartbeat.
+const CANCEL: &str = "
+UPDATE {schema}.jobs
+SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finalized_at = CASE WHEN state = 'running' THEN NULL ELSE now() END,
+    cancel_requested = true
+WHERE id = $1 AND state IN {live}
+RETURNING state::text";
+
+const COUNTS: &str = "
+SELECT queue, state::text, count(*) FROM {schema}.jobs GROUP BY 1, 2 ORDER BY 1, 2";
+
+const JOB: &str = "
+SELECT id, queue, state::text, attempt, max_attempts, priority, run_at, unique_key,
+       errors, cancel_requested, created_at, attempted_at, finalized_at
+FROM {schema}.jobs WHERE id = $1";
