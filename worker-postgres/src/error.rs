@@ -15,6 +15,15 @@ pub enum Error {
     /// A payload that `serde_json` could not encode.
     #[error("the job's payload could not be encoded as JSON")]
     Encode(#[source] serde_json::Error),
+    /// A singleton's lease is no longer held with this fence: another replica took it over, or
+    /// it expired. A transaction that checked the fence must be rolled back.
+    #[error("the lease `{name}` is no longer held with fence {fence}")]
+    LeaseLost {
+        /// The lease (the worker's name).
+        name: String,
+        /// The fence the check named.
+        fence: i64,
+    },
     /// The database refused a statement, or could not be reached.
     #[error("a statement on the job tables failed")]
     Database(#[from] sqlx::Error),

@@ -34,6 +34,7 @@
 
 mod enqueue;
 mod error;
+mod lease;
 pub mod migrations;
 mod postgres;
 mod schema;
@@ -42,6 +43,7 @@ mod store;
 
 pub use enqueue::{DurableQueue, Enqueued, Opts};
 pub use error::Error;
+pub use lease::{Fence, LeaseRecord};
 pub use postgres::Postgres;
 pub use store::{AttemptError, Cancelled, JobRecord, JobState, StateCount};
 

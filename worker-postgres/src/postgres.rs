@@ -60,6 +60,10 @@ impl Postgres {
         &self.sql
     }
 
+    pub(crate) fn sql_arc(&self) -> Arc<Sql> {
+        Arc::clone(&self.sql)
+    }
+
     /// Creates the schema and its tables, or brings them up to date: applies, in one
     /// transaction, the [migrations](crate::migrations) the database lacks, and returns their
     /// versions. Safe to call from every replica at start-up: concurrent calls wait for each

@@ -31,6 +31,13 @@ pub(crate) struct Sql {
     pub(crate) cancel: SqlStr,
     pub(crate) counts: SqlStr,
     pub(crate) job: SqlStr,
+    pub(crate) acquire: SqlStr,
+    pub(crate) renew: SqlStr,
+    pub(crate) claim_tick: SqlStr,
+    pub(crate) finish_tick: SqlStr,
+    pub(crate) resign: SqlStr,
+    pub(crate) fence: SqlStr,
+    pub(crate) lease: SqlStr,
 }
 
 impl Sql {
@@ -51,6 +58,13 @@ impl Sql {
             cancel: sql(CANCEL),
             counts: sql(COUNTS),
             job: sql(JOB),
+            acquire: sql(ACQUIRE),
+            renew: sql(RENEW),
+            claim_tick: sql(CLAIM_TICK),
+            finish_tick: sql(FINISH_TICK),
+            resign: sql(RESIGN),
+            fence: sql(FENCE),
+            lease: sql(LEASE),
         }
     }
 }
@@ -202,3 +216,52 @@ const JOB: &str = "
 SELECT id, queue, state::text, attempt, max_attempts, priority, run_at, unique_key,
        errors, cancel_requested, created_at, attempted_at, finalized_at
 FROM {schema}.jobs WHERE id = $1";
+
+/// Takes the lease `$1` for holder `$2` when it is free or expired, bumping its fence (a row
+/// only if acquired). The fence is a key column: this waits for every open fenced transaction of
+/// the previous holder (see `FENCE`).
+const ACQUIRE: &str = "
+INSERT INTO {schema}.leases AS l (name, holder, fence, acquired_at, expires_at, updated_at)
+VALUES ($1, $2, 1, now(), now() + $3 * interval '1 microsecond', now())
+ON CONFLICT (name) DO UPDATE
+  SET holder = EXCLUDED.holder, fence = l.fence + 1, acquired_at = now(),
+      expires_at = EXCLUDED.expires_at, updated_at = now()
+  WHERE l.expires_at < now()
+RETURNING fence, last_tick, last_done";
+
+/// Extends the holder's lease; no row when it was lost. Touches no key column, so fenced
+/// transactions never hold it up.
+const RENEW: &str = "
+UPDATE {schema}.leases SET expires_at = now() + $4 * interval '1 microsecond', updated_at = now()
+WHERE name = $1 AND holder = $2 AND fence = $3 AND expires_at > now()
+RETURNING expires_at";
+
+/// Claims the scheduled instant `$3` for the holder of fence `$2`: a compare-and-set on the
+/// last instant claimed, so no instant runs twice, whoever holds the lease.
+const CLAIM_TICK: &str = "
+UPDATE {schema}.leases SET last_tick = $3, updated_at = now()
+WHERE name = $1 AND fence = $2 AND expires_at > now() AND (last_tick IS NULL OR last_tick < $3)";
+
+/// Records the scheduled instant `$3` as done.
+const FINISH_TICK: &str = "
+UPDATE {schema}.leases SET last_done = $3, updated_at = now()
+WHERE name = $1 AND fence = $2 AND (last_done IS NULL OR last_done < $3)";
+
+/// Gives the lease up at once (graceful shutdown), so a successor need not wait for it to
+/// expire.
+const RESIGN: &str = "
+UPDATE {schema}.leases SET expires_at = '-infinity', holder = NULL, updated_at = now()
+WHERE name = $1 AND fence = $2";
+
+/// Inside the caller's transaction: the lease is still held with this fence. `FOR KEY SHARE`
+/// makes a takeover (which changes the key column `fence`) wait for the transaction to end,
+/// while renewals (which change no key column) go on. `clock_timestamp()`, not `now()`, which
+/// is the start of the caller's transaction.
+const FENCE: &str = "
+SELECT 1 FROM {schema}.leases
+WHERE name = $1 AND fence = $2 AND expires_at > clock_timestamp()
+FOR KEY SHARE";
+
+const LEASE: &str = "
+SELECT holder, fence, nullif(expires_at, '-infinity'), expires_at > now(), last_tick, last_done
+FROM {schema}.leases WHERE name = $1";
