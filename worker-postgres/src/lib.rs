@@ -34,6 +34,7 @@
 
 mod enqueue;
 mod error;
+mod hazards;
 mod lease;
 pub mod migrations;
 mod postgres;
@@ -43,6 +44,7 @@ mod store;
 
 pub use enqueue::{DurableQueue, Enqueued, Opts};
 pub use error::Error;
+pub use hazards::Hazards;
 pub use lease::{Fence, LeaseRecord};
 pub use postgres::Postgres;
 pub use store::{AttemptError, Cancelled, JobRecord, JobState, StateCount};

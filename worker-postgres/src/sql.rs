@@ -38,6 +38,7 @@ pub(crate) struct Sql {
     pub(crate) resign: SqlStr,
     pub(crate) fence: SqlStr,
     pub(crate) lease: SqlStr,
+    pub(crate) hazards: SqlStr,
 }
 
 impl Sql {
@@ -65,6 +66,7 @@ impl Sql {
             resign: sql(RESIGN),
             fence: sql(FENCE),
             lease: sql(LEASE),
+            hazards: sql(HAZARDS),
         }
     }
 }
@@ -265,3 +267,18 @@ FOR KEY SHARE";
 const LEASE: &str = "
 SELECT holder, fence, nullif(expires_at, '-infinity'), expires_at > now(), last_tick, last_done
 FROM {schema}.leases WHERE name = $1";
+
+/// The database hazards that break queues in production: dead tuples piling up in the jobs
+/// table (vacuum cannot keep up, or is held back), the age of the oldest snapshot that holds
+/// vacuum back (a forgotten transaction, or a prepared one), and how full the NOTIFY queue is.
+/// `$1` is the schema's name. Sessions of other roles show no start time without the
+/// `pg_read_all_stats` role, so they count only with it.
+const HAZARDS: &str = "
+SELECT
+  coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'), 0),
+  coalesce((SELECT n_live_tup FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'), 0),
+  coalesce(extract(epoch FROM now() - least(
+    (SELECT min(xact_start) FROM pg_stat_activity
+     WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()),
+    (SELECT min(prepared) FROM pg_prepared_xacts))), 0)::float8,
+  pg_notification_queue_usage()";

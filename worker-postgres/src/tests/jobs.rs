@@ -801,3 +801,55 @@ async fn counts_report_each_queues_jobs_by_state() {
     assert!(pg.queue::<Invoice>("").is_err());
     assert!(pg.queue::<Invoice>(&"x".repeat(129)).is_err());
 }
+
+#[tokio::test]
+async fn hazards_show_dead_tuples_and_a_snapshot_held_open() {
+    let pg = pg().await;
+    let calm = pg.hazards().await.expect("reads");
+    assert!((0.0..=1.0).contains(&calm.notify_queue_usage), "{calm:?}");
+    assert!(calm.oldest_xmin_age_seconds >= 0.0, "{calm:?}");
+
+    // Completions leave dead row versions behind, until vacuum comes.
+    let jobs: Vec<Invoice> = (0..200).map(|order| Invoice { order }).collect();
+    pg.queue::<Invoice>("q")
+        .expect("valid")
+        .enqueue_many(pg.pool(), &jobs)
+        .await
+        .expect("enqueues");
+    let mut conn = pg.pool().acquire().await.expect("connects");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {}.jobs; SELECT pg_stat_force_next_flush();",
+        pg.schema_name()
+    )))
+    .execute(&mut *conn)
+    .await
+    .expect("deletes");
+    sqlx::query("SELECT 1")
+        .execute(&mut *conn)
+        .await
+        .expect("flushes its statistics");
+    let mut dead = 0;
+    for _ in 0..100 {
+        dead = pg.hazards().await.expect("reads").dead_tuples;
+        if dead >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dead >= 200, "dead tuples: {dead}");
+
+    // A transaction that holds a snapshot holds vacuum back, and ages.
+    let mut tx = pg.pool().begin().await.expect("begins");
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await
+        .expect("sets");
+    sqlx::query("SELECT 1")
+        .execute(&mut *tx)
+        .await
+        .expect("takes a snapshot");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let held = pg.hazards().await.expect("reads");
+    assert!(held.oldest_xmin_age_seconds >= 0.05, "{held:?}");
+    tx.rollback().await.expect("rolls back");
+}
