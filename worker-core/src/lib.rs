@@ -105,6 +105,7 @@
 
 #[cfg(feature = "config")]
 pub mod config;
+pub mod durable;
 mod error;
 mod host;
 #[cfg(feature = "http")]
@@ -174,6 +175,33 @@ pub mod __private {
         describe: Option<fn(&T) -> String>,
     ) -> WorkerBuilder {
         builder.queue::<T>(name).describe_by_default(describe)
+    }
+
+    /// A durable queue worker's payload, from its `Job<T>` argument: stored as JSON.
+    pub fn durable_queue<T: DurablePayload>(
+        builder: WorkerBuilder,
+        name: &str,
+        describe: Option<fn(&T) -> String>,
+    ) -> WorkerBuilder {
+        builder
+            .durable_queue::<T>(name)
+            .describe_by_default(describe)
+    }
+
+    /// What a durable queue's payload needs: to be stored as JSON and read back.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the payload of a durable queue",
+        label = "a durable job is stored as JSON: its payload needs `serde::Serialize` and `serde::Deserialize`",
+        note = "derive them, `#[derive(serde::Serialize, serde::Deserialize)]`, or drop `durable` to keep the queue in process"
+    )]
+    pub trait DurablePayload:
+        serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+    {
+    }
+
+    impl<T> DurablePayload for T where
+        T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static
+    {
     }
 
     /// Picks `Debug` for the payload when it has one (autoref specialization: the method of

@@ -179,6 +179,7 @@ impl Settings {
         {
             return Err(Refusal::second_trigger(schedule.name, value, "`queue`"));
         }
+        let durable = self.get("durable").is_some();
         for (key, value) in self.iter() {
             let applies = match key.applies {
                 Applies::Any => true,
@@ -188,9 +189,12 @@ impl Settings {
                 }
                 Applies::Cron => trigger.name == "cron",
                 Applies::Queue => trigger.name == "queue",
+                Applies::InProcess => trigger.name == "queue" && !durable,
+                Applies::Durable => durable,
             };
             if !applies {
                 let runs = match self.get("queue") {
+                    Some(queue) if durable => format!("consumes the durable queue {queue}"),
                     Some(queue) => format!("consumes the queue {queue}"),
                     None => format!("runs on `{}`", trigger.name),
                 };

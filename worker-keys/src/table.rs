@@ -76,6 +76,10 @@ pub enum Applies {
     Cron,
     /// Queue consumers (`queue`).
     Queue,
+    /// Consumers of in-process queues (`queue` without `durable`).
+    InProcess,
+    /// Consumers of durable queues (`queue` with `durable`).
+    Durable,
 }
 
 impl Applies {
@@ -87,6 +91,8 @@ impl Applies {
             Self::Schedule => "workers on a schedule",
             Self::Cron => "`cron`",
             Self::Queue => "queue workers (`queue = \"name\"`)",
+            Self::InProcess => "in-process queue workers (`queue = \"name\"` without `durable`)",
+            Self::Durable => "durable queue workers (`queue = \"name\", durable`)",
         }
     }
 }
@@ -145,6 +151,13 @@ pub const PERIOD: Range = Range::Duration {
     max: MAX_DURATION,
 };
 
+/// A lease: at least 2 s (its heartbeat comes every third of it, and a holder stops trusting
+/// it a second before it ends), at most a day.
+pub const LEASE: Range = Range::Duration {
+    min: Duration::from_secs(2),
+    max: Duration::from_hours(24),
+};
+
 /// The choices of `missed`.
 pub const MISSED: Choice = Choice {
     ty: "Missed",
@@ -177,6 +190,8 @@ pub const ON_PANIC: Choice = Choice {
 pub const DEFAULT_CONCURRENCY: u32 = 1;
 /// Jobs a queue buffers before `send` waits, unless `capacity` says otherwise.
 pub const DEFAULT_CAPACITY: u32 = 1024;
+/// How long a durable job's claim lasts without a heartbeat, unless `lease` says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// The choices of `escalate`.
 pub const ESCALATE: Choice = Choice {
@@ -242,7 +257,9 @@ pub const KEYS: &[Key] = &[
     row("gates_readiness", A::Any, Kind::Bool, D::Bool(false), "true", "whether `/readyz` depends on this worker"),
     row("gates_liveness", A::Any, Kind::Bool, D::Bool(false), "true", "whether `/healthz` depends on this worker"),
     row("concurrency", A::Queue, Kind::Count(count(1, 10_000)), D::Count(DEFAULT_CONCURRENCY), "8", "how many jobs of the queue run at once"),
-    row("capacity", A::Queue, Kind::Count(count(1, 10_000_000)), D::Count(DEFAULT_CAPACITY), "1024", "how many jobs wait (buffered or in retry backoff) before `send` waits"),
+    row("durable", A::Queue, Kind::Flag, D::None("in process"), "true", "keeps the queue's jobs in the database backend (worker-postgres), so they survive a crash and are shared by replicas; cannot be overridden"),
+    row("lease", A::Durable, Kind::Duration(LEASE), D::Duration(DEFAULT_LEASE), "\"30s\"", "how long a claimed job stays claimed without a heartbeat before another consumer may take it; renewed every third of it"),
+    row("capacity", A::InProcess, Kind::Count(count(1, 10_000_000)), D::Count(DEFAULT_CAPACITY), "1024", "how many jobs wait (buffered or in retry backoff) before `send` waits"),
     row("on_panic", A::Queue, Kind::Choice(&ON_PANIC), D::Choice("retry"), "discard", "what a job whose attempt panicked does: retried like a failure, or dead at once"),
     row("name", A::Any, Kind::Name, D::None("the function's name"), "\"sync-orders\"", "the worker's name, its `worker` metric label; cannot be overridden"),
 ];
@@ -272,11 +289,12 @@ impl Key {
         SCHEDULES.contains(&self.name)
     }
 
-    /// Whether a configuration file or environment variable may set it: every key but `name`
-    /// and `queue` (producers find a queue by its name, and its consumer takes its jobs).
+    /// Whether a configuration file or environment variable may set it: every key but `name`,
+    /// `queue` (producers find a queue by its name, and its consumer takes its jobs) and
+    /// `durable` (the payload's type must be stored, which the code decides).
     #[must_use]
     pub fn is_overridable(&self) -> bool {
-        self.name != "name" && self.name != "queue"
+        !matches!(self.name, "name" | "queue" | "durable")
     }
 
     /// The key's range, for the kinds that have one.

@@ -85,6 +85,11 @@ impl Args {
         }
     }
 
+    /// Whether the queue is durable (`durable`).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.get("durable").is_some()
+    }
+
     fn get(&self, key: &str) -> Option<&Setting> {
         self.settings.iter().find(|setting| setting.key.name == key)
     }

@@ -135,10 +135,16 @@ pub(crate) fn expand(
 }
 
 /// A queue worker's payload is its `Job<T>`'s; its dead jobs show its `Debug` when it has one.
+/// A durable queue's payload must also be stored, which `__private::durable_queue` requires.
 fn queue(args: &Args, payload: Option<&Type>, builder: &Ident) -> TokenStream {
+    let declare = if args.is_durable() {
+        format_ident!("durable_queue")
+    } else {
+        format_ident!("queue")
+    };
     match (args.queue(), payload) {
         (Some(queue), Some(payload)) => quote_spanned! {payload.span()=>
-            let #builder = ::worker_core::__private::queue::<#payload>(#builder, #queue, {
+            let #builder = ::worker_core::__private::#declare::<#payload>(#builder, #queue, {
                 #[allow(unused_imports)]
                 use ::worker_core::__private::{ViaDebug as _, ViaNothing as _};
                 (&::worker_core::__private::Payload::<#payload>(::core::marker::PhantomData))
@@ -153,11 +159,12 @@ fn queue(args: &Args, payload: Option<&Type>, builder: &Ident) -> TokenStream {
 /// method of the same name); the others keep the builder's defaults, so they live in one place.
 fn configuration(args: &Args) -> TokenStream {
     let mut calls = TokenStream::new();
-    // `name` is the builder's argument, not a method; `queue` needs the payload type.
+    // `name` is the builder's argument, not a method; `queue` and `durable` need the payload
+    // type.
     for setting in args
         .settings()
         .iter()
-        .filter(|setting| setting.key.name != "name" && setting.key.name != "queue")
+        .filter(|setting| !matches!(setting.key.name, "name" | "queue" | "durable"))
     {
         let method = format_ident!("{}", setting.key.name);
         let variant = |ty: &str, variant: &str, arg: Option<u32>| {

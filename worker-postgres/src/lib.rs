@@ -32,6 +32,7 @@
 //! PgBouncer in transaction mode works, provided its prepared statements are supported
 //! (PgBouncer 1.21 or later with `max_prepared_statements`) or sqlx's statement cache is off.
 
+mod backend;
 mod enqueue;
 mod error;
 mod hazards;

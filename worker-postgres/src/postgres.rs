@@ -9,6 +9,7 @@ use crate::enqueue::DurableQueue;
 use crate::migrations;
 use crate::schema::Schema;
 use crate::sql::Sql;
+use crate::store::Retention;
 
 /// The PostgreSQL backend: a connection pool and the schema of the job tables (`worker` unless
 /// [`schema`](Self::schema) says otherwise). Cheap to clone.
@@ -17,6 +18,7 @@ pub struct Postgres {
     pool: sqlx::PgPool,
     schema: Schema,
     sql: Arc<Sql>,
+    retention: Retention,
 }
 
 impl Postgres {
@@ -25,7 +27,12 @@ impl Postgres {
     pub fn new(pool: sqlx::PgPool) -> Self {
         let schema = Schema::new(Schema::DEFAULT).unwrap_or_else(|_| unreachable!("valid"));
         let sql = Arc::new(Sql::new(&schema));
-        Self { pool, schema, sql }
+        Self {
+            pool,
+            schema,
+            sql,
+            retention: Retention::default(),
+        }
     }
 
     /// The tables in the schema `name` instead (one per tenant or per test, for example).
@@ -42,6 +49,33 @@ impl Postgres {
             sql,
             ..self
         })
+    }
+
+    /// Keeps completed jobs this long (state `completed`) instead of deleting them at once:
+    /// for auditing, or so a unique key stays taken after its job completed. Default zero:
+    /// deleted.
+    #[must_use]
+    pub fn keep_completed(mut self, keep: std::time::Duration) -> Self {
+        self.retention.completed = keep;
+        self
+    }
+
+    /// Keeps discarded jobs (failed for good) this long, with their errors; default 7 days.
+    #[must_use]
+    pub fn keep_discarded(mut self, keep: std::time::Duration) -> Self {
+        self.retention.discarded = keep;
+        self
+    }
+
+    /// Keeps cancelled jobs this long; default 1 day.
+    #[must_use]
+    pub fn keep_cancelled(mut self, keep: std::time::Duration) -> Self {
+        self.retention.cancelled = keep;
+        self
+    }
+
+    pub(crate) fn retention(&self) -> Retention {
+        self.retention
     }
 
     /// The schema's name.

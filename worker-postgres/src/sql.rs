@@ -272,13 +272,14 @@ FROM {schema}.leases WHERE name = $1";
 /// table (vacuum cannot keep up, or is held back), the age of the oldest snapshot that holds
 /// vacuum back (a forgotten transaction, or a prepared one), and how full the NOTIFY queue is.
 /// `$1` is the schema's name. Sessions of other roles show no start time without the
-/// `pg_read_all_stats` role, so they count only with it.
+/// `pg_read_all_stats` role, so they count only with it. The age is taken on
+/// `clock_timestamp()`: `now()`, this statement's start, may precede a transaction it sees.
 const HAZARDS: &str = "
 SELECT
   coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'), 0),
   coalesce((SELECT n_live_tup FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'), 0),
-  coalesce(extract(epoch FROM now() - least(
+  greatest(coalesce(extract(epoch FROM clock_timestamp() - least(
     (SELECT min(xact_start) FROM pg_stat_activity
      WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()),
-    (SELECT min(prepared) FROM pg_prepared_xacts))), 0)::float8,
+    (SELECT min(prepared) FROM pg_prepared_xacts))), 0), 0)::float8,
   pg_notification_queue_usage()";

@@ -174,10 +174,6 @@ impl Default for Retention {
 
 /// A job a consumer claimed: its lease runs from the claim.
 #[derive(Debug, Clone)]
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the host's durable consumers are not wired yet")
-)]
 pub(crate) struct Claimed {
     pub(crate) id: i64,
     pub(crate) args: JsonValue,
@@ -196,11 +192,7 @@ fn clamp(n: u32) -> i64 {
     i64::from(n)
 }
 
-// The consumer's half, driven by the tests here until the host's durable workers use it.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the host's durable consumers are not wired yet")
-)]
+// The consumer's half: what the host's durable workers drive, through `Backend`.
 impl Postgres {
     /// Claims up to `max` due jobs of `queue` for `by`, each under a lease of `lease`, allowing
     /// `max_attempts` attempts in all.

@@ -541,3 +541,58 @@ pub(crate) fn restarts(snapshot: &Snapshot, worker: &str, reason: &str) -> u64 {
         &[("worker", worker), ("reason", reason)],
     )
 }
+
+/// A durable backend for hosts that are built but whose durable workers never run.
+#[derive(Debug)]
+pub(crate) struct Unused;
+
+impl worker_core::durable::Backend for Unused {
+    fn claim<'a>(
+        &'a self,
+        _: &'a str,
+        _: u32,
+        _: Duration,
+        _: &'a str,
+        _: u32,
+    ) -> worker_core::durable::BoxFuture<
+        'a,
+        Result<Vec<worker_core::durable::Claimed>, worker_core::BoxError>,
+    > {
+        unreachable!("never run")
+    }
+    fn complete(
+        &self,
+        _: Vec<worker_core::durable::Attempt>,
+    ) -> worker_core::durable::BoxFuture<'_, Result<Vec<u64>, worker_core::BoxError>> {
+        unreachable!("never run")
+    }
+    fn fail(
+        &self,
+        _: worker_core::durable::Attempt,
+        _: Option<Duration>,
+        _: String,
+    ) -> worker_core::durable::BoxFuture<'_, Result<bool, worker_core::BoxError>> {
+        unreachable!("never run")
+    }
+    fn heartbeat(
+        &self,
+        _: Vec<worker_core::durable::Attempt>,
+        _: Duration,
+    ) -> worker_core::durable::BoxFuture<'_, Result<Vec<(u64, bool)>, worker_core::BoxError>> {
+        unreachable!("never run")
+    }
+    fn release(
+        &self,
+        _: Vec<(worker_core::durable::Attempt, bool)>,
+    ) -> worker_core::durable::BoxFuture<'_, Result<u64, worker_core::BoxError>> {
+        unreachable!("never run")
+    }
+    fn maintain(
+        &self,
+    ) -> worker_core::durable::BoxFuture<
+        '_,
+        Result<worker_core::durable::Maintained, worker_core::BoxError>,
+    > {
+        unreachable!("never run")
+    }
+}

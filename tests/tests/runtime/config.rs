@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{Metrics, Runs, run_for, secs};
+use crate::common::{Metrics, Runs, Unused, run_for, secs};
 use worker_core::{Ctx, Error, Host, HostBuilder, State, Worker, worker};
 
 #[worker(every = "10s")]
@@ -21,6 +21,11 @@ async fn sync_orders(runs: State<Arc<Runs>>, ctx: Ctx) {
 
 #[worker(every = "1m", retry = 2)]
 async fn cleanup() {}
+
+#[worker(queue = "invoices", durable)]
+async fn invoices(job: worker_core::Job<u64>) {
+    let _ = job;
+}
 
 #[worker(queue = "mail")]
 async fn mailer(job: worker_core::Job<u64>) {
@@ -63,7 +68,9 @@ fn host() -> HostBuilder {
         .state(Runs::new())
         .worker(sync_orders)
         .worker(cleanup)
+        .worker(invoices)
         .worker(mailer)
+        .backend(Unused)
         .config_env(Vec::<(String, String)>::new())
 }
 
@@ -247,6 +254,9 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         cron = "0 0 3 * * *"
         time_zone = "Europe/Paris"
 
+        [workers.invoices]
+        lease = "10s"
+
         [workers.mailer]
         concurrency = 4
         capacity = "16"
@@ -289,6 +299,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         ("WORKER__SYNC_ORDERS__GATES_LIVENESS", "false"),
         ("WORKER__CLEANUP__CRON", "0 */5 * * * *"),
         ("WORKER__CLEANUP__TIME_ZONE", "UTC"),
+        ("WORKER__INVOICES__LEASE", "1m"),
         ("WORKER__MAILER__CONCURRENCY", "2"),
         ("WORKER__MAILER__CAPACITY", "8"),
         ("WORKER__MAILER__ON_PANIC", "retry"),
@@ -301,7 +312,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
     assert_eq!(schedule_of(builder, "sync_orders"), "fixed_delay 30s");
     assert_eq!(
         worker_core::config::keys().count(),
-        30,
+        31,
         "the test sets every key"
     );
 

@@ -1,5 +1,7 @@
 //! [`HostBuilder`]: what a host is made of, checked all at once by [`HostBuilder::build`].
 
+use crate::durable::Backend;
+use crate::durable::consume::Durable;
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
@@ -41,6 +43,8 @@ pub struct HostBuilder {
     shutdown: CancellationToken,
     /// Runs each worker keeps for `/workers`; every run under the test harness.
     pub(crate) keep_runs: usize,
+    /// Where durable queues keep their jobs.
+    backend: Option<Arc<dyn Backend>>,
 }
 
 impl HostBuilder {
@@ -61,7 +65,16 @@ impl HostBuilder {
             watchdog: None,
             shutdown: CancellationToken::new(),
             keep_runs: crate::observe::tracked::RECENT_RUNS,
+            backend: None,
         }
+    }
+
+    /// Keeps the jobs of durable queue workers (`#[worker(queue = "..", durable)]`) in
+    /// `backend`: `worker_postgres::Postgres` for PostgreSQL. A host with a durable worker and
+    /// no backend refuses to build.
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(Arc::new(backend));
+        self
     }
 
     /// Registers shared state, extracted by workers as [`State<T>`](crate::State). One value
@@ -167,6 +180,7 @@ impl HostBuilder {
             watchdog,
             shutdown,
             keep_runs,
+            backend,
         } = self;
         let now = start_time.unwrap_or_else(SystemTime::now);
         check_host("shutdown_timeout", shutdown_timeout)?;
@@ -181,6 +195,7 @@ impl HostBuilder {
             now,
             &mut registry,
             interruptible.then_some(&shutdown),
+            backend.as_ref(),
         )?
         else {
             return Ok(None);
@@ -290,6 +305,7 @@ fn check_workers(
     now: SystemTime,
     registry: &mut Registry,
     shutdown: Option<&CancellationToken>,
+    backend: Option<&Arc<dyn Backend>>,
 ) -> Result<Option<Vec<CheckedWorker>>, Error> {
     let mut names = HashSet::new();
     let mut checked = Vec::with_capacity(workers.len());
@@ -308,7 +324,7 @@ fn check_workers(
         if !names.insert(spec.spec.name.clone()) {
             return Err(Error::new(Kind::DuplicateName(spec.spec.name.to_string())));
         }
-        let channel = channel(&spec, &requirements, queue, &queues)?;
+        let channel = channel(&spec, &requirements, queue, &queues, backend)?;
         if let Some(channel) = &channel {
             registry.insert_queue(channel.clone());
             queues.push(channel.clone());
@@ -326,6 +342,7 @@ fn channel(
     requirements: &[Requirement],
     binding: QueueBinding,
     queues: &[Arc<Channel>],
+    backend: Option<&Arc<dyn Backend>>,
 ) -> Result<Option<Arc<Channel>>, Error> {
     let spec = &checked.spec;
     let worker = spec.name.to_string();
@@ -382,14 +399,27 @@ fn channel(
             other.worker
         )));
     }
-    Ok(Some(Arc::new(Channel::new(
+    let channel = Channel::new(
         name.clone(),
         spec.name.clone(),
         (payload, payload_name),
         spec.capacity(),
         spec.concurrency(),
         binding.hooks,
-    ))))
+    );
+    if !spec.durable {
+        return Ok(Some(Arc::new(channel)));
+    }
+    let (Some(backend), Some(decode)) = (backend, binding.decode) else {
+        return Err(invalid(format!(
+            "it consumes the durable queue `{name}`, but the host has no durable backend: \
+             add one with `Host::builder().backend(worker_postgres::Postgres::new(pool))`"
+        )));
+    };
+    Ok(Some(Arc::new(channel.durable(Durable {
+        backend: Arc::clone(backend),
+        decode,
+    }))))
 }
 
 /// Checks a host setting against its range.

@@ -138,6 +138,12 @@ impl HostHandle {
                 known: queues().map(|q| q.name.to_string()).collect(),
             }));
         };
+        if channel.durable.is_some() {
+            return Err(Error::new(Kind::Queue {
+                worker: channel.worker.to_string(),
+                message: durable_producer(&channel.name),
+            }));
+        }
         if channel.payload_type != TypeId::of::<T>() {
             return Err(Error::new(Kind::QueueType {
                 queue: name.to_owned(),
@@ -177,6 +183,13 @@ impl HostHandle {
         let Some(channel) = &tracked.queue else {
             return Err(refused("it is no queue worker".to_owned()));
         };
+        if channel.durable.is_some() {
+            return Err(refused(
+                "its queue is durable: its dead jobs are kept (discarded) in the backend, \
+                 which retries them"
+                    .to_owned(),
+            ));
+        }
         let Some((record, payload)) = channel.dead.take(job) else {
             return Err(refused("no such job among its dead jobs".to_owned()));
         };
@@ -360,4 +373,12 @@ impl std::future::Future for RunRequest {
             .poll(cx)
             .map(|answer| answer.unwrap_or(Requested::Skipped(SkipReason::ShuttingDown)))
     }
+}
+
+/// Why a durable queue has no in-process producer.
+pub(crate) fn durable_producer(queue: &str) -> String {
+    format!(
+        "the queue `{queue}` is durable: producers enqueue through its backend \
+         (`worker_postgres::DurableQueue`, from `Postgres::queue`), not an in-process `Queue<T>`"
+    )
 }

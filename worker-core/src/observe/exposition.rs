@@ -231,6 +231,46 @@ const JOBS_DROPPED: Family = Family::new(
     "counter",
     "Jobs dropped without running, by reason (shutdown: left over with no on_leftovers hook).",
 );
+const JOBS_STALE: Family = Family::new(
+    "worker_jobs_stale_total",
+    "counter",
+    "Durable queues: results not recorded because the attempt had lost its lease to a newer one.",
+);
+const JOBS_RELEASED: Family = Family::new(
+    "worker_jobs_released_total",
+    "counter",
+    "Durable queues: claimed jobs handed back at shutdown, for another consumer.",
+);
+const JOBS_RESCUED: Family = Family::new(
+    "worker_jobs_rescued_total",
+    "counter",
+    "Durable queues: jobs whose lease expired (their consumer died), taken back by this consumer's maintenance.",
+);
+
+/// The families of durable queues only.
+fn durable_queues(out: &mut String, queues: &[&Channel]) {
+    let durable: Vec<&QueueMetrics> = queues
+        .iter()
+        .filter(|q| q.durable.is_some())
+        .map(|q| &q.metrics)
+        .collect();
+    if durable.is_empty() {
+        return;
+    }
+    for (family, value) in [
+        (
+            &JOBS_STALE,
+            (|m: &QueueMetrics| m.stale.load(Relaxed)) as fn(&QueueMetrics) -> u64,
+        ),
+        (&JOBS_RELEASED, |m| m.released.load(Relaxed)),
+        (&JOBS_RESCUED, |m| m.rescued.load(Relaxed)),
+    ] {
+        family.header(out);
+        for m in &durable {
+            let _ = writeln!(out, "{}{{{}}} {}", family.name, m.labels, value(m));
+        }
+    }
+}
 
 /// The queue families, when the host has queue workers.
 fn queues(out: &mut String, queues: &[&Channel]) {
@@ -291,6 +331,7 @@ fn queues(out: &mut String, queues: &[&Channel]) {
             JOBS_DROPPED.name, m.labels
         );
     });
+    durable_queues(out, queues);
 }
 
 /// One line per label value: `name{worker="..",key="value"} x`.

@@ -98,6 +98,8 @@ pub(crate) struct Channel {
     pub(crate) dead: DeadList,
     pub(crate) hooks: Hooks,
     pub(super) history: Mutex<VecDeque<Sample>>,
+    /// A durable queue's backend: its jobs are claimed from there, none is buffered here.
+    pub(crate) durable: Option<crate::durable::consume::Durable>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -161,7 +163,15 @@ impl Channel {
             dead: DeadList::default(),
             hooks,
             history: Mutex::new(VecDeque::with_capacity(SAMPLES)),
+            durable: None,
         }
+    }
+
+    /// The channel of a durable queue: closed to in-process sends, its jobs in `durable`.
+    pub(crate) fn durable(mut self, durable: crate::durable::consume::Durable) -> Self {
+        self.durable = Some(durable);
+        self.close();
+        self
     }
 
     /// Pauses or resumes handing out jobs.

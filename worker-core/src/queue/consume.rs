@@ -277,11 +277,11 @@ async fn slot<B: Body>(shared: Arc<Shared<B>>) {
         }
         let end = runner.job(&mut job, now).await;
         let end_kind = match end {
-            JobEnd::Retry(_) => Finished::No,
+            JobEnd::Retry(..) => Finished::No,
             JobEnd::Ended(..) => Finished::Yes,
         };
         match end {
-            JobEnd::Retry(delay) => {
+            JobEnd::Retry(delay, _) => {
                 if let Err(job) = channel.delay(job, delay) {
                     // The queue finished meanwhile: the job is a leftover of its own.
                     hand_over(channel, vec![job], &shared.env.name);
@@ -292,7 +292,13 @@ async fn slot<B: Body>(shared: Arc<Shared<B>>) {
                     outcome,
                     Outcome::Failure | Outcome::Panic | Outcome::Timeout
                 ) {
-                    dead(&shared, job, error.unwrap_or_default(), &runner);
+                    dead(
+                        channel,
+                        shared.clock,
+                        &shared.env.name,
+                        job,
+                        error.unwrap_or_default(),
+                    );
                 }
             }
         }
@@ -325,21 +331,20 @@ enum Finished {
 }
 
 /// Keeps a dead job, counts it, and hands it to `on_dead`.
-fn dead<B: Body>(shared: &Shared<B>, job: Envelope, error: String, runner: &Runner<'_, B>) {
-    let channel = &shared.channel;
+pub(crate) fn dead(channel: &Channel, clock: Clock, worker: &str, job: Envelope, error: String) {
     let now = Instant::now();
-    let at = runner.system_time(now);
-    let unix = shared.clock.unix_nanos(now);
+    let at = std::time::SystemTime::UNIX_EPOCH + clock.unix(now);
+    let unix = clock.unix_nanos(now);
     channel.metrics.went_dead();
     let record = DeadJobRecord {
         id: job.id,
         attempts: job.attempts,
         error: crate::observe::message::truncated(&error).into_owned(),
-        at: shared.clock.unix_seconds(now),
+        at: clock.unix_seconds(now),
         payload: channel.hooks.describe_payload(&job.payload),
     };
     tracing::error!(
-        worker = %shared.env.name,
+        worker,
         queue = %channel.name,
         job_id = job.id,
         attempts = job.attempts,
@@ -356,7 +361,7 @@ impl HostLink {
     /// How long a queue worker may take to stop, from when it is asked: the host's shutdown
     /// timeout, less a tenth of it (at most a second) for the rest of the shutdown. Without a
     /// `stop_budget`, its slots drain its queue that long.
-    fn queue_deadline(&self) -> Duration {
+    pub(crate) fn queue_deadline(&self) -> Duration {
         let timeout = self.shutdown_timeout;
         timeout.saturating_sub((timeout / 10).min(Duration::from_secs(1)))
     }

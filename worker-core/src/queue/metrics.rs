@@ -39,6 +39,12 @@ pub(crate) struct QueueMetrics {
     pub(crate) cancelled: AtomicU64,
     /// Jobs whose run ended (whatever the outcome).
     pub(crate) finished: AtomicU64,
+    /// Durable queues: results refused because the attempt had lost its lease.
+    pub(crate) stale: AtomicU64,
+    /// Durable queues: jobs handed back at shutdown.
+    pub(crate) released: AtomicU64,
+    /// Durable queues: expired leases this consumer's maintenance took back.
+    pub(crate) rescued: AtomicU64,
     /// `worker="<name>"`, escaped once.
     pub(crate) labels: Box<str>,
 }
@@ -55,6 +61,9 @@ impl QueueMetrics {
             dropped: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+            rescued: AtomicU64::new(0),
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
         }
     }

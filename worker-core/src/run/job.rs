@@ -17,8 +17,8 @@ use crate::worker::handler::Body;
 pub(crate) enum JobEnd {
     /// The job's run ended, with this error unless it succeeded: counted and recorded.
     Ended(Outcome, Option<String>),
-    /// Retried after this delay.
-    Retry(Duration),
+    /// Retried after this delay; the attempt's error.
+    Retry(Duration, Option<String>),
 }
 
 impl<B: Body> Runner<'_, B> {
@@ -61,7 +61,7 @@ impl<B: Body> Runner<'_, B> {
             .take()
             .unwrap_or_else(|| unreachable!("set above"));
         match next {
-            Next::Retry(delay, _) => JobEnd::Retry(delay),
+            Next::Retry(delay, last) => JobEnd::Retry(delay, last.error()),
             Next::Done(outcome, last) => {
                 let error = last.error();
                 self.finish(&run, outcome, Instant::now(), error.clone(), Some(job.id));

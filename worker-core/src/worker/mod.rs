@@ -327,6 +327,9 @@ impl WorkerBuilder {
             requirements: self.requirements,
             queue: self.queue,
             launch: Box::new(move |launch, tracker| match launch.queue.clone() {
+                Some(channel) if channel.durable.is_some() => {
+                    tracker.spawn(crate::durable::consume::run(body, launch, channel))
+                }
                 Some(channel) => tracker.spawn(consume::run(body, launch, channel)),
                 None => tracker.spawn(supervise::run(body, launch)),
             }),

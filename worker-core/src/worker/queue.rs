@@ -3,6 +3,7 @@
 
 use std::any::{TypeId, type_name};
 
+use crate::durable::consume::{Decode, decode};
 use crate::queue::hooks::Hooks;
 use crate::queue::{DeadJob, OnPanic};
 use crate::worker::{Worker, WorkerBuilder};
@@ -13,6 +14,8 @@ use crate::worker::{Worker, WorkerBuilder};
 pub(crate) struct QueueBinding {
     pub(crate) payload: Option<(TypeId, &'static str)>,
     pub(crate) hooks: Hooks,
+    /// How a durable queue's payloads are read.
+    pub(crate) decode: Option<Decode>,
 }
 
 impl Worker {
@@ -78,6 +81,30 @@ impl WorkerBuilder {
     pub fn queue<T: Clone + Send + Sync + 'static>(mut self, name: impl Into<String>) -> Self {
         self.spec.queue = Some(name.into().into());
         self.queue.payload = Some((TypeId::of::<T>(), type_name::<T>()));
+        self
+    }
+
+    /// Consumes the durable queue `name` (`queue = "name", durable`): its jobs live in the
+    /// host's [`Backend`](crate::durable::Backend) (`worker-postgres`), so they survive a crash
+    /// and every replica's consumer shares them. Its payloads `T` are stored as JSON.
+    /// Producers enqueue through the backend (`worker_postgres::DurableQueue`), inside their
+    /// own transactions if they like. The host needs a backend
+    /// ([`HostBuilder::backend`](crate::HostBuilder::backend)), or refuses to build.
+    pub fn durable_queue<T>(mut self, name: impl Into<String>) -> Self
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self = self.queue::<T>(name);
+        self.spec.durable = true;
+        self.queue.decode = Some(decode::<T>);
+        self
+    }
+
+    /// How long a durable job stays claimed without a heartbeat before another consumer may
+    /// take it (`lease`), from 2 s to a day; default 30 s. The consumer renews the leases of its
+    /// jobs every third of it, so only a consumer that died (or stalled) loses them.
+    pub fn lease(mut self, lease: std::time::Duration) -> Self {
+        self.spec.lease = Some(lease);
         self
     }
 

@@ -51,6 +51,9 @@ impl Registry {
     /// The one queue whose jobs carry a `T`, for the `Queue<T>` extractor.
     pub(crate) fn queue_of<T: 'static>(&self) -> Result<Arc<Channel>, String> {
         match self.queues.get(&TypeId::of::<T>()).map(Vec::as_slice) {
+            Some([one]) if one.durable.is_some() => {
+                Err(crate::host::handle::durable_producer(&one.name))
+            }
             Some([one]) => Ok(one.clone()),
             Some(several) if !several.is_empty() => Err(format!(
                 "needs the queue of `{}`, but {} queues carry it ({}): take the one you mean \

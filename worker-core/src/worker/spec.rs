@@ -11,7 +11,7 @@ use worker_keys::DEFAULT_TIME_ZONE;
 #[cfg(feature = "config")]
 use worker_keys::Key;
 use worker_keys::{
-    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY, DEFAULT_CONCURRENCY,
+    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY, DEFAULT_CONCURRENCY, DEFAULT_LEASE,
     DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS, MIN_DEFAULT_STALE_AFTER, Refusal, Settings,
     Value,
 };
@@ -68,6 +68,10 @@ impl std::fmt::Display for Schedule {
 
 /// The declared configuration of one worker.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one field per key, and four keys are booleans"
+)]
 pub(crate) struct Spec {
     pub(crate) name: Arc<str>,
     pub(crate) trigger: Option<DeclaredSchedule>,
@@ -101,6 +105,10 @@ pub(crate) struct Spec {
     pub(crate) capacity: Option<u32>,
     /// `None`: not given, so [`OnPanic::Retry`].
     pub(crate) on_panic: Option<OnPanic>,
+    /// The queue's jobs live in the host's durable backend (`durable`).
+    pub(crate) durable: bool,
+    /// `None`: not given, so [`DEFAULT_LEASE`] (only a durable queue worker reads it).
+    pub(crate) lease: Option<Duration>,
 }
 
 /// A checked [`Spec`]: what the supervisor runs.
@@ -181,7 +189,14 @@ impl Spec {
             concurrency: None,
             capacity: None,
             on_panic: None,
+            durable: false,
+            lease: None,
         }
+    }
+
+    /// How long a durable job's claim lasts without a heartbeat.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease.unwrap_or(DEFAULT_LEASE)
     }
 
     /// Jobs in flight at once, for a queue worker.
@@ -270,6 +285,12 @@ impl Spec {
         }
         if let Some(on_panic) = self.on_panic {
             add("on_panic", Value::Choice(on_panic.as_str()));
+        }
+        if self.durable {
+            add("durable", Value::Flag);
+        }
+        if let Some(lease) = self.lease {
+            add("lease", Value::Duration(lease));
         }
         settings
     }
@@ -369,11 +390,12 @@ impl Spec {
             "gates_liveness" => self.gates_liveness = b.unwrap_or(self.gates_liveness),
             "concurrency" => self.concurrency = n.or(self.concurrency),
             "capacity" => self.capacity = n.or(self.capacity),
+            "lease" => self.lease = d.or(self.lease),
             "on_panic" => {
                 let all = [OnPanic::Retry, OnPanic::Discard];
                 self.on_panic = choose(&all, OnPanic::as_str, option).or(self.on_panic);
             }
-            // `name` and `queue` are not overridable; a new key gets its arm here and in `settings`.
+            // `name`, `queue` and `durable` are not overridable; a new key gets its arm here and in `settings`.
             _ => {}
         }
     }

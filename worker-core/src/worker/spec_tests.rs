@@ -18,14 +18,19 @@ fn the_defaults_are_the_table_s() {
         queue("capacity"),
         Value::Count(u32::try_from(spec.capacity()).unwrap())
     );
+    assert_eq!(queue("lease"), Value::Duration(spec.lease()));
     assert_eq!(
         queue("on_panic"),
         Value::Choice(OnPanic::default().as_str())
     );
-    for key in worker_keys::KEYS
-        .iter()
-        .filter(|k| k.name != "name" && k.applies != worker_keys::Applies::Queue)
-    {
+    for key in worker_keys::KEYS.iter().filter(|k| {
+        use worker_keys::Applies;
+        k.name != "name"
+            && !matches!(
+                k.applies,
+                Applies::Queue | Applies::InProcess | Applies::Durable
+            )
+    }) {
         let default = match key.default {
             worker_keys::DefaultValue::Duration(d) => Value::Duration(d),
             worker_keys::DefaultValue::Count(n) => Value::Count(n),

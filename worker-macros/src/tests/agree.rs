@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use worker_core::durable::{Attempt, Backend, BoxFuture, Claimed, Maintained};
 use worker_core::{
-    BackoffKind, Escalation, Host, Job, Missed, OnPanic, Overlap, Worker, WorkerBuilder,
+    BackoffKind, BoxError, Escalation, Host, Job, Missed, OnPanic, Overlap, Worker, WorkerBuilder,
 };
 use worker_keys::{KEYS, Key, Kind, Range, Value};
 
@@ -25,15 +26,17 @@ enum Base {
     Every,
     Cron,
     Queue,
+    Durable,
 }
 
 impl Base {
-    const ALL: [Base; 3] = [Base::Every, Base::Cron, Base::Queue];
+    const ALL: [Base; 4] = [Base::Every, Base::Cron, Base::Queue, Base::Durable];
 
     fn attribute(self, key: &Key) -> &'static str {
         match self {
             // A schedule given to a queue worker is refused, everywhere.
             Self::Queue => "queue = \"q\", ",
+            Self::Durable => "queue = \"q\", durable, ",
             _ if key.is_trigger() => "",
             Self::Every => "every = \"1h\", ",
             Self::Cron => "cron = \"0 0 3 * * *\", ",
@@ -45,13 +48,14 @@ impl Base {
             Self::Every => Worker::builder("w").every(Duration::from_hours(1)),
             Self::Cron => Worker::builder("w").cron("0 0 3 * * *"),
             Self::Queue => Worker::builder("w").queue::<u64>("q"),
+            Self::Durable => Worker::builder("w").durable_queue::<u64>("q"),
         }
     }
 
     /// The worker, finished with a body that fits its trigger.
     fn worker(self, builder: WorkerBuilder) -> Worker {
         match self {
-            Self::Queue => builder.handler(|_: Job<u64>| async {}),
+            Self::Queue | Self::Durable => builder.handler(|_: Job<u64>| async {}),
             _ => builder.handler(|| async {}),
         }
     }
@@ -163,6 +167,7 @@ fn builder(base: Base, key: &'static Key, text: &str) -> Option<Outcome> {
         "gates_liveness" => b.gates_liveness(on(&value)),
         "concurrency" => b.concurrency(n(&value)),
         "capacity" => b.capacity(n(&value)),
+        "lease" => b.lease(d(&value)),
         "on_panic" => b.on_panic(match option(&value) {
             "discard" => OnPanic::Discard,
             _ => OnPanic::Retry,
@@ -173,8 +178,49 @@ fn builder(base: Base, key: &'static Key, text: &str) -> Option<Outcome> {
     Some(built(host, key))
 }
 
+/// A backend for durable workers whose hosts are only built, never run.
+#[derive(Debug)]
+struct Unused;
+
+impl Backend for Unused {
+    fn claim<'a>(
+        &'a self,
+        _: &'a str,
+        _: u32,
+        _: Duration,
+        _: &'a str,
+        _: u32,
+    ) -> BoxFuture<'a, Result<Vec<Claimed>, BoxError>> {
+        unreachable!("never run")
+    }
+    fn complete(&self, _: Vec<Attempt>) -> BoxFuture<'_, Result<Vec<u64>, BoxError>> {
+        unreachable!("never run")
+    }
+    fn fail(
+        &self,
+        _: Attempt,
+        _: Option<Duration>,
+        _: String,
+    ) -> BoxFuture<'_, Result<bool, BoxError>> {
+        unreachable!("never run")
+    }
+    fn heartbeat(
+        &self,
+        _: Vec<Attempt>,
+        _: Duration,
+    ) -> BoxFuture<'_, Result<Vec<(u64, bool)>, BoxError>> {
+        unreachable!("never run")
+    }
+    fn release(&self, _: Vec<(Attempt, bool)>) -> BoxFuture<'_, Result<u64, BoxError>> {
+        unreachable!("never run")
+    }
+    fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>> {
+        unreachable!("never run")
+    }
+}
+
 fn built(host: worker_core::HostBuilder, key: &Key) -> Outcome {
-    match host.build() {
+    match host.backend(Unused).build() {
         Ok(_) => Ok(()),
         Err(err) => Err(outcome(&err.to_string(), key.name)),
     }
@@ -331,7 +377,12 @@ fn keys() -> impl Strategy<Value = &'static Key> {
 }
 
 fn bases() -> impl Strategy<Value = Base> {
-    prop_oneof![Just(Base::Every), Just(Base::Cron), Just(Base::Queue)]
+    prop_oneof![
+        Just(Base::Every),
+        Just(Base::Cron),
+        Just(Base::Queue),
+        Just(Base::Durable)
+    ]
 }
 
 /// Every key, every boundary value, both bases: not sampled, all of them.

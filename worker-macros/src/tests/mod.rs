@@ -18,8 +18,11 @@ fn every_example_parses() {
         let attribute = match key.name {
             trigger if TRIGGERS.contains(&trigger) => format!("{trigger} = {}", key.example),
             "time_zone" => format!("cron = \"@daily\", time_zone = {}", key.example),
-            other if key.applies == Applies::Queue => {
+            other if matches!(key.applies, Applies::Queue | Applies::InProcess) => {
                 format!("queue = \"q\", {other} = {}", key.example)
+            }
+            other if key.applies == Applies::Durable => {
+                format!("queue = \"q\", durable, {other} = {}", key.example)
             }
             other => format!("every = \"1h\", {other} = {}", key.example),
         };

@@ -1,0 +1,519 @@
+//! A durable queue worker's loop: it claims up to its free slots from the backend, runs each
+//! job in a slot task under the run machinery, and reports how each attempt ended; a heartbeat
+//! renews the leases of the jobs in flight, and a maintenance pass runs every second. At
+//! shutdown it claims no more, lets the slots finish until the stop budget, cancels what still
+//! runs, and releases what is left at once, so another consumer need not wait for the leases.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::durable::{Attempt, Backend, Claimed};
+use crate::observe::Outcome;
+use crate::observe::WorkerState;
+use crate::observe::tracked::Tracked;
+use crate::queue::OnPanic;
+use crate::queue::channel::{Channel, Envelope, Payload};
+use crate::queue::consume::dead;
+use crate::run::Runner;
+use crate::run::job::JobEnd;
+use crate::schedule::clock::Clock;
+use crate::supervise::control::{Registration, Seen};
+use crate::supervise::{Alive, HostLink, Launch};
+use crate::worker::handler::Body;
+use crate::worker::scope::WorkerEnv;
+use crate::worker::spec::{Checked, Spec};
+
+/// How often a consumer runs the backend's maintenance pass.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
+/// How often a consumer with free slots asks for jobs when the last claim found none.
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(250);
+/// Completions sent in one statement, at most.
+const COMPLETE_BATCH: usize = 100;
+
+/// Decodes a durable payload into the worker's payload type.
+pub(crate) type Decode = fn(serde_json::Value) -> Result<Payload, String>;
+
+/// What the host gives a durable queue's channel: where its jobs live, and how to read them.
+#[derive(Debug, Clone)]
+pub(crate) struct Durable {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) decode: Decode,
+}
+
+/// `T` from its JSON.
+pub(crate) fn decode<T: serde::de::DeserializeOwned + Send + Sync + 'static>(
+    value: serde_json::Value,
+) -> Result<Payload, String> {
+    serde_json::from_value::<T>(value)
+        .map(|payload| Arc::new(payload) as Payload)
+        .map_err(|err| err.to_string())
+}
+
+/// What every slot of one durable consumer shares.
+struct Consumer<B> {
+    body: B,
+    env: Arc<WorkerEnv>,
+    spec: Spec,
+    tracked: Arc<Tracked>,
+    clock: Clock,
+    channel: Arc<Channel>,
+    durable: Durable,
+    /// This consumer, as the backend records who holds a job: host, process, worker.
+    by: String,
+    /// The attempts in flight, with when each was claimed.
+    in_flight: Mutex<HashMap<u64, (u32, Instant)>>,
+    completions: mpsc::UnboundedSender<Attempt>,
+}
+
+impl<B: Body> Consumer<B> {
+    fn runner(&self) -> Runner<'_, B> {
+        Runner {
+            body: &self.body,
+            env: &self.env,
+            spec: &self.spec,
+            metrics: &self.tracked.metrics,
+            clock: self.clock,
+            retry_panics: self.spec.on_panic.unwrap_or_default() == OnPanic::Retry,
+        }
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u32, Instant)>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one claimed job's attempt and reports how it ended.
+    async fn run(self: Arc<Self>, job: Claimed) {
+        let attempt = job.attempt;
+        let metrics = &self.channel.metrics;
+        if metrics.started() == 0 {
+            self.tracked.metrics.set_state(WorkerState::Running);
+        }
+        let dead_job = match (self.durable.decode)(job.payload) {
+            Ok(payload) => self.attempt(attempt, payload, job.enqueued_at).await,
+            Err(err) => {
+                let error = format!(
+                    "the payload does not decode as `{}`: {err}",
+                    self.channel.payload
+                );
+                tracing::error!(worker = %self.env.name, job_id = attempt.id, %error, "job dead");
+                metrics.went_dead();
+                self.fail(attempt, None, error).await;
+                None
+            }
+        };
+        if let Some((envelope, error)) = dead_job {
+            dead(&self.channel, self.clock, &self.env.name, envelope, error);
+        }
+        self.in_flight().remove(&attempt.id);
+        if metrics.ended() == 1 && !self.tracked.control.is_stopped() {
+            self.tracked
+                .metrics
+                .set_state(if self.tracked.control.is_paused() {
+                    WorkerState::Paused
+                } else {
+                    WorkerState::Idle
+                });
+        }
+    }
+
+    /// The attempt, and its report to the backend. Returns the job and its error when it went
+    /// dead.
+    async fn attempt(
+        &self,
+        attempt: Attempt,
+        payload: Payload,
+        enqueued_at: SystemTime,
+    ) -> Option<(Envelope, String)> {
+        let now = Instant::now();
+        let age = SystemTime::now()
+            .duration_since(enqueued_at)
+            .unwrap_or_default();
+        if attempt.attempt == 1 {
+            self.channel.metrics.waited(age);
+        }
+        let mut envelope = Envelope {
+            id: attempt.id,
+            attempts: attempt.attempt.saturating_sub(1),
+            enqueued: now.checked_sub(age).unwrap_or(now),
+            run: None,
+            payload,
+        };
+        let end = self.runner().job(&mut envelope, now).await;
+        match end {
+            JobEnd::Retry(delay, error) => {
+                self.fail(attempt, Some(delay), error.unwrap_or_default())
+                    .await;
+                None
+            }
+            JobEnd::Ended(Outcome::Success, _) => {
+                self.channel.metrics.finished.fetch_add(1, Relaxed);
+                // Sent with the next batch; if the process dies first, the lease runs out and
+                // the job runs again (at least once).
+                let _ = self.completions.send(attempt);
+                None
+            }
+            JobEnd::Ended(Outcome::Cancelled, _) => {
+                // Cancelled at shutdown: someone else runs it.
+                self.channel.metrics.cancelled.fetch_add(1, Relaxed);
+                self.release(vec![(attempt, false)]).await;
+                None
+            }
+            JobEnd::Ended(_, error) => {
+                let error = error.unwrap_or_default();
+                self.channel.metrics.finished.fetch_add(1, Relaxed);
+                let fresh = self.fail(attempt, None, error.clone()).await;
+                fresh.then_some((envelope, error))
+            }
+        }
+    }
+
+    /// Reports a failed attempt; returns whether the backend took it (it was not stale).
+    async fn fail(&self, attempt: Attempt, retry_in: Option<Duration>, error: String) -> bool {
+        match self.durable.backend.fail(attempt, retry_in, error).await {
+            Ok(true) => true,
+            Ok(false) => {
+                self.stale(attempt);
+                false
+            }
+            Err(err) => {
+                tracing::warn!(
+                    worker = %self.env.name,
+                    job_id = attempt.id,
+                    error = %crate::error::Chain(&*err),
+                    "could not record a failed attempt; the job runs again when its lease expires"
+                );
+                false
+            }
+        }
+    }
+
+    async fn release(&self, attempts: Vec<(Attempt, bool)>) {
+        if attempts.is_empty() {
+            return;
+        }
+        let count = attempts.len() as u64;
+        match self.durable.backend.release(attempts).await {
+            Ok(released) => {
+                self.channel.metrics.released.fetch_add(released, Relaxed);
+            }
+            Err(err) => tracing::warn!(
+                worker = %self.env.name,
+                jobs = count,
+                error = %crate::error::Chain(&*err),
+                "could not release jobs at shutdown; they run again when their leases expire"
+            ),
+        }
+    }
+
+    fn stale(&self, attempt: Attempt) {
+        self.channel.metrics.stale.fetch_add(1, Relaxed);
+        tracing::warn!(
+            worker = %self.env.name,
+            job_id = attempt.id,
+            attempt = attempt.attempt,
+            "stale attempt: its lease expired and the job was claimed again, so its result was not recorded"
+        );
+    }
+
+    /// Renews the leases of the jobs claimed more than a third of a lease ago.
+    async fn heartbeat(&self) {
+        let lease = self.spec.lease();
+        let now = Instant::now();
+        let due: Vec<Attempt> = self
+            .in_flight()
+            .iter()
+            .filter(|(_, (_, claimed))| now.saturating_duration_since(*claimed) >= lease / 3)
+            .map(|(&id, &(attempt, _))| Attempt { id, attempt })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        match self.durable.backend.heartbeat(due.clone(), lease).await {
+            Ok(renewed) => {
+                let mut in_flight = self.in_flight();
+                for (id, _) in &renewed {
+                    if let Some(entry) = in_flight.get_mut(id) {
+                        entry.1 = now;
+                    }
+                }
+                drop(in_flight);
+                if renewed.len() < due.len() {
+                    let lost = due.len() - renewed.len();
+                    tracing::warn!(
+                        worker = %self.env.name,
+                        jobs = lost,
+                        "leases lost: these jobs may run again elsewhere, and their results will be stale"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(
+                worker = %self.env.name,
+                error = %crate::error::Chain(&*err),
+                "could not renew leases"
+            ),
+        }
+    }
+
+    async fn maintain(&self) {
+        match self.durable.backend.maintain().await {
+            Ok(done) => {
+                self.channel
+                    .metrics
+                    .rescued
+                    .fetch_add(done.rescued, Relaxed);
+            }
+            Err(err) => tracing::warn!(
+                worker = %self.env.name,
+                error = %crate::error::Chain(&*err),
+                "queue maintenance failed"
+            ),
+        }
+    }
+
+    /// Claims and runs jobs, renews leases and maintains the queue until the worker is stopped.
+    async fn consume(self: &Arc<Self>, slots: &mut JoinSet<()>) {
+        let control = &self.tracked.control;
+        let metrics = &self.tracked.metrics;
+        let mut seen = Seen::default();
+        let mut registration = Registration::default();
+        let mut heartbeat = tokio::time::interval(self.spec.lease() / 3);
+        let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
+        for timer in [&mut heartbeat, &mut maintain] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        loop {
+            let signals = control.seen();
+            if signals.is_stopped() {
+                return;
+            }
+            if signals != seen {
+                seen = signals;
+                if slots.is_empty() {
+                    metrics.set_state(if control.is_paused() {
+                        WorkerState::Paused
+                    } else {
+                        WorkerState::Idle
+                    });
+                }
+            }
+            let free = self.channel.concurrency.saturating_sub(slots.len());
+            if free > 0 && !control.is_paused() {
+                let now = Instant::now();
+                let jobs = self.claim(free).await;
+                let mut in_flight = self.in_flight();
+                for job in jobs {
+                    in_flight.insert(job.attempt.id, (job.attempt.attempt, now));
+                    slots.spawn(Arc::clone(self).run(job));
+                }
+            }
+            // A slot that frees claims again at once; with every slot free, a poll.
+            tokio::select! {
+                biased;
+                _ = control.changed(seen, &mut registration) => {}
+                Some(_) = slots.join_next(), if !slots.is_empty() => {}
+                _ = heartbeat.tick() => self.heartbeat().await,
+                _ = maintain.tick() => self.maintain().await,
+                () = tokio::time::sleep(POLL_EVERY) => {}
+            }
+        }
+    }
+
+    /// Claims up to `free` jobs; returns them, or none when the claim failed (logged).
+    async fn claim(&self, free: usize) -> Vec<Claimed> {
+        let free = u32::try_from(free).unwrap_or(u32::MAX);
+        let claimed = self
+            .durable
+            .backend
+            .claim(
+                &self.channel.name,
+                free,
+                self.spec.lease(),
+                &self.by,
+                self.spec.retry.saturating_add(1),
+            )
+            .await;
+        match claimed {
+            Ok(jobs) => jobs,
+            Err(err) => {
+                tracing::warn!(
+                    worker = %self.env.name,
+                    queue = %self.channel.name,
+                    error = %crate::error::Chain(&*err),
+                    "could not claim jobs; trying again"
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Sends the completions in batches until every sender is gone.
+async fn complete(
+    backend: Arc<dyn Backend>,
+    channel: Arc<Channel>,
+    worker: Arc<str>,
+    mut done: mpsc::UnboundedReceiver<Attempt>,
+) {
+    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    while done.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+        let sent: Vec<Attempt> = std::mem::take(&mut batch);
+        match backend.complete(sent.clone()).await {
+            Ok(completed) => {
+                let stale = sent.len().saturating_sub(completed.len()) as u64;
+                if stale > 0 {
+                    channel.metrics.stale.fetch_add(stale, Relaxed);
+                    tracing::warn!(
+                        worker = %worker,
+                        jobs = stale,
+                        "stale completions: these jobs' leases expired and they were claimed again"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(
+                worker = %worker,
+                jobs = sent.len(),
+                error = %crate::error::Chain(&*err),
+                "could not record completions; these jobs run again when their leases expire"
+            ),
+        }
+    }
+}
+
+/// Stopping: no more claims; the slots finish until the stop budget, then are cancelled, and
+/// at the host's deadline (less a margin) aborted.
+async fn stop(
+    slots: &mut JoinSet<()>,
+    tracked: &Tracked,
+    host: &HostLink,
+    channel: &Channel,
+    budget: Option<Duration>,
+) {
+    let stopping = Instant::now();
+    let hard = stopping + host.queue_deadline();
+    let deadline = budget.map_or(hard, |budget| (stopping + budget).min(hard));
+    if drain(slots, deadline).await {
+        return;
+    }
+    tracked.control.cancel_runs();
+    if drain(slots, hard).await {
+        return;
+    }
+    let aborted = slots.len();
+    slots.abort_all();
+    while slots.join_next().await.is_some() {}
+    tracing::warn!(
+        worker = %tracked.name,
+        runs = aborted,
+        "the worker's runs overran the shutdown deadline; they are aborted"
+    );
+    host.report().forced.push(tracked.name.to_string());
+    channel.metrics.cancelled.fetch_add(aborted as u64, Relaxed);
+    // Their in-flight counts were never given back.
+    channel.metrics.in_flight.0.store(0, Relaxed);
+}
+
+/// Waits until every slot ended, or `until`; whether they all ended.
+async fn drain(slots: &mut JoinSet<()>, until: Instant) -> bool {
+    tokio::time::timeout_at(until, async { while slots.join_next().await.is_some() {} })
+        .await
+        .is_ok()
+}
+
+/// The consumer's identity in the backend: host, process, a random boot id, and worker.
+fn identity(worker: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+    format!(
+        "{host}/{}/{:08x}/{worker}",
+        std::process::id(),
+        fastrand::u32(..)
+    )
+}
+
+/// The worker's loop; returns once every claimed job is finished or released.
+pub(crate) fn run<B: Body>(
+    body: B,
+    launch: Launch,
+    channel: Arc<Channel>,
+) -> impl Future<Output = ()> + Send {
+    let Launch {
+        env,
+        checked: Checked { spec, .. },
+        tracked,
+        started,
+        clock,
+        host,
+        queue: _,
+    } = launch;
+    async move {
+        let metrics = &tracked.metrics;
+        tracked.replies.close();
+        let Some(durable) = channel.durable.clone() else {
+            unreachable!("a durable worker's channel has its backend")
+        };
+        if !spec.enabled {
+            tracing::info!(
+                worker = %env.name,
+                queue = %channel.name,
+                "worker disabled by configuration: it claims no job"
+            );
+            metrics.set_state(WorkerState::Stopped);
+            return;
+        }
+        tracked.started(clock.unix_seconds(started));
+        let _alive = Alive(&tracked);
+        metrics.set_state(WorkerState::Idle);
+        let (completions, done) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(complete(
+            durable.backend.clone(),
+            channel.clone(),
+            env.name.clone(),
+            done,
+        ));
+        let budget = spec.stop_budget;
+        let consumer = Arc::new(Consumer {
+            by: identity(&env.name),
+            body,
+            env: env.clone(),
+            spec,
+            tracked: tracked.clone(),
+            clock,
+            channel: channel.clone(),
+            durable,
+            in_flight: Mutex::new(HashMap::new()),
+            completions,
+        });
+        let mut slots = JoinSet::new();
+        consumer.consume(&mut slots).await;
+        stop(&mut slots, &tracked, &host, &channel, budget).await;
+        let left: Vec<(Attempt, bool)> = consumer
+            .in_flight()
+            .drain()
+            .map(|(id, (attempt, _))| (Attempt { id, attempt }, false))
+            .collect();
+        consumer.release(left).await;
+        let stale = channel.metrics.stale.load(Relaxed);
+        drop(consumer);
+        let _ = completer.await;
+        tracing::info!(
+            worker = %env.name,
+            queue = %channel.name,
+            finished = channel.metrics.finished.load(Relaxed),
+            dead = channel.metrics.dead.load(Relaxed),
+            cancelled = channel.metrics.cancelled.load(Relaxed),
+            released = channel.metrics.released.load(Relaxed),
+            stale,
+            "durable queue stopped"
+        );
+        metrics.set_active(0);
+        metrics.set_state(WorkerState::Stopped);
+    }
+}

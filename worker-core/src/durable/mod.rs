@@ -1,0 +1,139 @@
+//! Durable queues: the interface between the host and a backend that keeps jobs in a database
+//! (`worker-postgres` implements it), so jobs survive a crash and replicas share them.
+//!
+//! A worker declared with `#[worker(queue = "invoices", durable)]` (or
+//! [`WorkerBuilder::durable_queue`](crate::WorkerBuilder::durable_queue)) takes its jobs from
+//! the host's [`Backend`] instead of an in-process buffer: it claims up to its free slots at
+//! a time, each claim under a lease that a heartbeat renews, runs each job under the same run
+//! machinery as an in-process queue's (span, panic guard, timeout, retries with the worker's
+//! backoff), and reports how each attempt ended. Every report names the attempt, so a backend
+//! refuses those of an attempt that lost its lease and was claimed again (a *stale* attempt,
+//! counted in `worker_jobs_stale_total`). At shutdown, jobs still running when the stop budget
+//! ends are released to the backend at once, for another consumer to take.
+//!
+//! Producers enqueue through the backend's own handle (`worker_postgres::DurableQueue`),
+//! inside their own transactions if they like; [`HostHandle::queue`](crate::HostHandle::queue)
+//! is for in-process queues only.
+
+pub(crate) mod consume;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use crate::error::BoxError;
+
+/// A boxed future, as [`Backend`]'s methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One attempt of one job: what every report to the backend names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Attempt {
+    /// The job's id.
+    pub id: u64,
+    /// The attempt (1-based): the claim's fencing token.
+    pub attempt: u32,
+}
+
+/// A job a consumer claimed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Claimed {
+    /// The job and the attempt this claim is.
+    pub attempt: Attempt,
+    /// The payload, as JSON.
+    pub payload: serde_json::Value,
+    /// When it was enqueued.
+    pub enqueued_at: SystemTime,
+    /// Its cancellation was requested already.
+    pub cancel_requested: bool,
+}
+
+impl Claimed {
+    /// A claimed job.
+    #[must_use]
+    pub fn new(attempt: Attempt, payload: serde_json::Value, enqueued_at: SystemTime) -> Self {
+        Self {
+            attempt,
+            payload,
+            enqueued_at,
+            cancel_requested: false,
+        }
+    }
+
+    /// Its cancellation was requested already.
+    #[must_use]
+    pub fn cancel_requested(mut self, requested: bool) -> Self {
+        self.cancel_requested = requested;
+        self
+    }
+}
+
+/// What one [`Backend::maintain`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Maintained {
+    /// Scheduled or retryable jobs that became due.
+    pub promoted: u64,
+    /// Running jobs whose lease had expired, taken back.
+    pub rescued: u64,
+    /// Finished jobs deleted after their retention.
+    pub pruned: u64,
+}
+
+impl Maintained {
+    /// A pass's counts.
+    #[must_use]
+    pub fn new(promoted: u64, rescued: u64, pruned: u64) -> Self {
+        Self {
+            promoted,
+            rescued,
+            pruned,
+        }
+    }
+}
+
+/// A store of durable jobs: what the host's durable consumers call. Every method that changes
+/// a claimed job names its [`Attempt`] and must do nothing unless that attempt is the job's
+/// current one and the job is running.
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// Claims up to `max` due jobs of `queue` for the consumer `by`, each under a lease of
+    /// `lease`, allowing `max_attempts` attempts in all.
+    fn claim<'a>(
+        &'a self,
+        queue: &'a str,
+        max: u32,
+        lease: Duration,
+        by: &'a str,
+        max_attempts: u32,
+    ) -> BoxFuture<'a, Result<Vec<Claimed>, BoxError>>;
+
+    /// Completes these attempts' jobs. Returns the ids completed; the others were stale.
+    fn complete(&self, attempts: Vec<Attempt>) -> BoxFuture<'_, Result<Vec<u64>, BoxError>>;
+
+    /// Records a failed attempt with its error: retried after `retry_in`, or dead (discarded)
+    /// when `None`. Returns `false` when the attempt was stale.
+    fn fail(
+        &self,
+        attempt: Attempt,
+        retry_in: Option<Duration>,
+        error: String,
+    ) -> BoxFuture<'_, Result<bool, BoxError>>;
+
+    /// Renews these attempts' leases for `lease`. Returns the ids renewed, each with whether
+    /// its cancellation was requested; one missing lost its lease.
+    fn heartbeat(
+        &self,
+        attempts: Vec<Attempt>,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<(u64, bool)>, BoxError>>;
+
+    /// Hands these attempts' jobs back at once (shutdown), giving back the attempt of those
+    /// marked as never started. Returns how many were released.
+    fn release(&self, attempts: Vec<(Attempt, bool)>) -> BoxFuture<'_, Result<u64, BoxError>>;
+
+    /// One maintenance pass: promotes due jobs, rescues expired leases, prunes old jobs. Every
+    /// consumer runs it (about once a second); concurrent passes must not conflict.
+    fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>>;
+}

@@ -1,0 +1,117 @@
+//! [`Postgres`] as the host's durable backend.
+
+use std::time::{Duration, SystemTime};
+
+use worker_core::BoxError;
+use worker_core::durable::{Attempt, Backend, BoxFuture, Claimed, Maintained};
+
+use crate::Postgres;
+
+/// Expired leases taken back, at most, per maintenance pass.
+const RESCUE_BATCH: u32 = 500;
+/// Due jobs made available, at most, per pass.
+const PROMOTE_BATCH: u32 = 1000;
+/// Finished jobs deleted, at most, per pass.
+const PRUNE_BATCH: u32 = 1000;
+
+fn id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+fn attempt(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn pairs(attempts: &[Attempt]) -> Vec<(i64, i32)> {
+    attempts
+        .iter()
+        .map(|a| (id(a.id), attempt(a.attempt)))
+        .collect()
+}
+
+fn unsigned(id: i64) -> u64 {
+    u64::try_from(id).unwrap_or_default()
+}
+
+impl Backend for Postgres {
+    fn claim<'a>(
+        &'a self,
+        queue: &'a str,
+        max: u32,
+        lease: Duration,
+        by: &'a str,
+        max_attempts: u32,
+    ) -> BoxFuture<'a, Result<Vec<Claimed>, BoxError>> {
+        Box::pin(async move {
+            let claimed = Postgres::claim(self, queue, max, lease, by, max_attempts).await?;
+            Ok(claimed
+                .into_iter()
+                .map(|job| {
+                    Claimed::new(
+                        Attempt {
+                            id: unsigned(job.id),
+                            attempt: u32::try_from(job.attempt).unwrap_or_default(),
+                        },
+                        job.args,
+                        SystemTime::from(job.created_at),
+                    )
+                    .cancel_requested(job.cancel_requested)
+                })
+                .collect())
+        })
+    }
+
+    fn complete(&self, attempts: Vec<Attempt>) -> BoxFuture<'_, Result<Vec<u64>, BoxError>> {
+        Box::pin(async move {
+            let keep = !self.retention().completed.is_zero();
+            let done = Postgres::complete(self, &pairs(&attempts), keep).await?;
+            Ok(done.into_iter().map(unsigned).collect())
+        })
+    }
+
+    fn fail(
+        &self,
+        job: Attempt,
+        retry_in: Option<Duration>,
+        error: String,
+    ) -> BoxFuture<'_, Result<bool, BoxError>> {
+        Box::pin(async move {
+            let state =
+                Postgres::fail(self, id(job.id), attempt(job.attempt), retry_in, &error).await?;
+            Ok(state.is_some())
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        attempts: Vec<Attempt>,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<(u64, bool)>, BoxError>> {
+        Box::pin(async move {
+            let renewed = Postgres::heartbeat(self, &pairs(&attempts), lease).await?;
+            Ok(renewed
+                .into_iter()
+                .map(|(id, cancel)| (unsigned(id), cancel))
+                .collect())
+        })
+    }
+
+    fn release(&self, attempts: Vec<(Attempt, bool)>) -> BoxFuture<'_, Result<u64, BoxError>> {
+        Box::pin(async move {
+            let jobs: Vec<(i64, i32, bool)> = attempts
+                .iter()
+                .map(|(a, never_started)| (id(a.id), attempt(a.attempt), *never_started))
+                .collect();
+            Ok(Postgres::release(self, &jobs).await?.len() as u64)
+        })
+    }
+
+    fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>> {
+        Box::pin(async move {
+            let promoted = self.promote(PROMOTE_BATCH).await?.len() as u64;
+            let rescued = self.rescue(RESCUE_BATCH).await?.len() as u64;
+            let pruned = self.prune(self.retention(), PRUNE_BATCH).await?;
+            Ok(Maintained::new(promoted, rescued, pruned))
+        })
+    }
+}

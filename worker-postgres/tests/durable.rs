@@ -1,0 +1,331 @@
+//! Durable queue workers on a real host against a real PostgreSQL server (the one
+//! `scripts/test` starts, `WORKER_TEST_DATABASE_URL`): jobs enqueued in committed transactions
+//! run, rolled-back ones never do; failures are retried with the worker's backoff and then
+//! discarded with their errors; panics stay with their job; shutdown hands unfinished jobs back.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use worker_core::{BoxError, Ctx, Host, HostHandle, Job, Permanent, State, worker};
+use worker_postgres::{JobState, Postgres};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Invoice {
+    order: i64,
+}
+
+/// The orders the workers saw, in the order they saw them.
+#[derive(Debug, Clone, Default)]
+struct Seen(Arc<Mutex<Vec<i64>>>);
+
+impl Seen {
+    fn push(&self, order: i64) {
+        self.0.lock().expect("not poisoned").push(order);
+    }
+
+    fn orders(&self) -> Vec<i64> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+}
+
+/// A migrated schema of this test's own.
+async fn pg() -> Postgres {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let url = std::env::var("WORKER_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "WORKER_TEST_DATABASE_URL is not set: run scripts/test, which starts a throw-away \
+             PostgreSQL, or point it at a database the tests may create schemas in"
+        )
+    });
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&url)
+        .await
+        .expect("the test database accepts connections");
+    let schema = format!(
+        "d_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .subsec_nanos()
+    );
+    let pg = Postgres::new(pool).schema(&schema).expect("a valid name");
+    pg.migrate().await.expect("migrates");
+    pg
+}
+
+/// Waits (on the real clock: the database's time is real) until `done` holds, for at most
+/// 30 s.
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `host` until the returned handle's shutdown, on a task of its own.
+fn start(
+    host: Host,
+) -> (
+    HostHandle,
+    tokio::task::JoinHandle<Result<(), worker_core::Error>>,
+) {
+    let handle = host.handle();
+    let running = tokio::spawn(host.run_until(std::future::pending()));
+    (handle, running)
+}
+
+#[worker(queue = "invoices", durable, concurrency = 4)]
+async fn render(job: Job<Invoice>, seen: State<Seen>) {
+    seen.push(job.order);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_jobs_run_once_and_rolled_back_ones_never() {
+    let pg = pg().await;
+    let invoices = pg.queue::<Invoice>("invoices").expect("valid");
+    let committed: Vec<i64> = (0..40).collect();
+    let mut tx = pg.pool().begin().await.expect("begins");
+    for &order in &committed {
+        invoices
+            .enqueue(&mut *tx, &Invoice { order })
+            .await
+            .expect("enqueues");
+    }
+    tx.commit().await.expect("commits");
+    let mut tx = pg.pool().begin().await.expect("begins");
+    for order in 100..120 {
+        invoices
+            .enqueue(&mut *tx, &Invoice { order })
+            .await
+            .expect("enqueues");
+    }
+    tx.rollback().await.expect("rolls back");
+
+    let seen = Seen::default();
+    let host = Host::builder()
+        .backend(pg.clone())
+        .state(seen.clone())
+        .worker(render)
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    until("every committed job to run", async || {
+        seen.orders().len() >= committed.len()
+    })
+    .await;
+    // Completions are batched: wait for the table to empty.
+    until("the completions", async || {
+        pg.counts().await.expect("counts").is_empty()
+    })
+    .await;
+    handle.shutdown();
+    running.await.expect("no panic").expect("stops cleanly");
+
+    let mut orders = seen.orders();
+    orders.sort_unstable();
+    assert_eq!(
+        orders, committed,
+        "each committed job once, no rolled-back one"
+    );
+    let metrics = handle.render_metrics();
+    assert!(
+        metrics.contains("worker_jobs_stale_total{worker=\"render\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("worker_runs_total{worker=\"render\",result=\"success\"} 40"),
+        "{metrics}"
+    );
+}
+
+#[worker(queue = "flaky", durable, retry = 2, backoff = "0s")]
+async fn flaky(job: Job<Invoice>, seen: State<Seen>) -> Result<(), BoxError> {
+    seen.push(job.order);
+    match job.order {
+        1 if job.attempt() < 3 => Err(format!("attempt {} failed", job.attempt()).into()),
+        0 | 1 => Ok(()),
+        2 => Err(Permanent::new("no such order").into()),
+        3 => panic!("the renderer fell over"),
+        _ => Err("always fails".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_retry_with_the_workers_policy_and_end_discarded_with_their_errors() {
+    let pg = pg().await;
+    let queue = pg.queue::<Invoice>("flaky").expect("valid");
+    let mut ids = Vec::new();
+    for order in 0..5 {
+        ids.push(
+            queue
+                .enqueue(pg.pool(), &Invoice { order })
+                .await
+                .expect("enqueues")
+                .id,
+        );
+    }
+    let seen = Seen::default();
+    let host = Host::builder()
+        .backend(pg.clone())
+        .state(seen.clone())
+        .worker(flaky)
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    // 0: once; 1: three attempts, then done; 2: once (permanent); 3: three (panics retried);
+    // 4: three, then discarded.
+    until("every attempt", async || {
+        seen.orders().len() >= 1 + 3 + 1 + 3 + 3
+    })
+    .await;
+    until("the final states", async || {
+        let counts = pg.counts().await.expect("counts");
+        counts.len() == 1 && counts[0].state == JobState::Discarded && counts[0].count == 3
+    })
+    .await;
+    handle.shutdown();
+    running.await.expect("no panic").expect("stops cleanly");
+
+    let mut attempts = std::collections::BTreeMap::new();
+    for order in seen.orders() {
+        *attempts.entry(order).or_insert(0) += 1;
+    }
+    assert_eq!(
+        attempts.into_iter().collect::<Vec<_>>(),
+        [(0, 1), (1, 3), (2, 1), (3, 3), (4, 3)]
+    );
+    for id in [ids[0], ids[1]] {
+        assert!(
+            pg.job(id).await.expect("reads").is_none(),
+            "completed and deleted"
+        );
+    }
+    let permanent = pg.job(ids[2]).await.expect("reads").expect("kept");
+    assert_eq!(
+        (permanent.state, permanent.attempt),
+        (JobState::Discarded, 1)
+    );
+    assert!(
+        permanent.errors[0].error.contains("no such order"),
+        "{:?}",
+        permanent.errors
+    );
+    let panicked = pg.job(ids[3]).await.expect("reads").expect("kept");
+    assert_eq!((panicked.state, panicked.attempt), (JobState::Discarded, 3));
+    assert!(
+        panicked.errors[0].error.contains("the renderer fell over"),
+        "{:?}",
+        panicked.errors
+    );
+    let failed = pg.job(ids[4]).await.expect("reads").expect("kept");
+    let errors: Vec<i32> = failed.errors.iter().map(|e| e.attempt).collect();
+    assert_eq!((failed.state, errors), (JobState::Discarded, vec![3, 2, 1]));
+    let dead = &handle.workers()[0];
+    assert_eq!(dead.name, "flaky");
+    let metrics = handle.render_metrics();
+    assert!(
+        metrics.contains("worker_jobs_dead_total{worker=\"flaky\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[worker(queue = "slow", durable, concurrency = 2, stop_budget = "1s")]
+async fn slow(job: Job<Invoice>, ctx: Ctx, seen: State<Seen>) -> anyhow::Result<()> {
+    seen.push(job.order);
+    ctx.cancelled().await;
+    anyhow::bail!("cancelled by shutdown")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_unfinished_jobs_back_at_once() {
+    let pg = pg().await;
+    let queue = pg.queue::<Invoice>("slow").expect("valid");
+    let mut ids = BTreeSet::new();
+    for order in 0..3 {
+        ids.insert(
+            queue
+                .enqueue(pg.pool(), &Invoice { order })
+                .await
+                .expect("enqueues")
+                .id,
+        );
+    }
+    let seen = Seen::default();
+    let host = Host::builder()
+        .backend(pg.clone())
+        .state(seen.clone())
+        .worker(slow)
+        .shutdown_timeout(Duration::from_secs(5))
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    until("both slots to take a job", async || {
+        seen.orders().len() == 2
+    })
+    .await;
+    handle.shutdown();
+    running
+        .await
+        .expect("no panic")
+        .expect("stops within its budget");
+
+    // The two that ran are available again at once (their attempt used), the third never
+    // left the queue.
+    let mut attempts = Vec::new();
+    for &id in &ids {
+        let job = pg.job(id).await.expect("reads").expect("kept");
+        assert_eq!(job.state, JobState::Available, "{job:?}");
+        attempts.push(job.attempt);
+    }
+    attempts.sort_unstable();
+    assert_eq!(attempts, [0, 1, 1]);
+    let metrics = handle.render_metrics();
+    assert!(
+        metrics.contains("worker_jobs_released_total{worker=\"slow\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_durable_worker_needs_a_backend_and_has_no_in_process_producer() {
+    let err = Host::builder()
+        .worker(render)
+        .env_overrides(false)
+        .build()
+        .expect_err("no backend");
+    assert_eq!(
+        err.to_string(),
+        "worker `render`: it consumes the durable queue `invoices`, but the host has no durable \
+         backend: add one with `Host::builder().backend(worker_postgres::Postgres::new(pool))`"
+    );
+
+    let pg = pg().await;
+    let host = Host::builder()
+        .backend(pg)
+        .state(Seen::default())
+        .worker(render)
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let err = host
+        .handle()
+        .queue::<Invoice>("invoices")
+        .expect_err("durable");
+    assert!(
+        err.to_string().contains("the queue `invoices` is durable"),
+        "{err}"
+    );
+}
