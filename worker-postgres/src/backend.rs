@@ -63,9 +63,26 @@ impl Backend for Postgres {
 
     fn complete(&self, attempts: Vec<Attempt>) -> BoxFuture<'_, Result<Vec<u64>, BoxError>> {
         Box::pin(async move {
-            let keep = !self.retention().completed.is_zero();
-            let done = Postgres::complete(self, &pairs(&attempts), keep).await?;
-            Ok(done.into_iter().map(unsigned).collect())
+            // Those the body completed in its own transaction are done already.
+            let (mut done, rest): (Vec<u64>, Vec<(i64, i32)>) = {
+                let mut completed_in = self.completed_in();
+                let mut done = Vec::new();
+                let mut rest = Vec::new();
+                for pair in pairs(&attempts) {
+                    if completed_in.remove(&pair) {
+                        done.push(unsigned(pair.0));
+                    } else {
+                        rest.push(pair);
+                    }
+                }
+                (done, rest)
+            };
+            if !rest.is_empty() {
+                let keep = !self.retention().completed.is_zero();
+                let completed = Postgres::complete(self, &rest, keep).await?;
+                done.extend(completed.into_iter().map(unsigned));
+            }
+            Ok(done)
         })
     }
 
@@ -76,9 +93,12 @@ impl Backend for Postgres {
         error: String,
     ) -> BoxFuture<'_, Result<bool, BoxError>> {
         Box::pin(async move {
-            let state =
-                Postgres::fail(self, id(job.id), attempt(job.attempt), retry_in, &error).await?;
-            Ok(state.is_some())
+            let pair = (id(job.id), attempt(job.attempt));
+            let state = Postgres::fail(self, pair.0, pair.1, retry_in, &error).await?;
+            // Completed in the body's transaction, which committed, before the body failed:
+            // done, not stale.
+            let completed_in = self.completed_in().remove(&pair);
+            Ok(state.is_some() || completed_in)
         })
     }
 

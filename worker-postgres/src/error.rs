@@ -24,6 +24,18 @@ pub enum Error {
         /// The fence the check named.
         fence: i64,
     },
+    /// A job's attempt is no longer its current one: its lease expired and the job was claimed
+    /// again (or it finished meanwhile). A transaction that tried to complete it must be
+    /// rolled back.
+    #[error(
+        "job {id}: attempt {attempt} was superseded (its lease expired and the job was claimed again)"
+    )]
+    Superseded {
+        /// The job.
+        id: i64,
+        /// The attempt that lost its lease.
+        attempt: i32,
+    },
     /// The database refused a statement, or could not be reached.
     #[error("a statement on the job tables failed")]
     Database(#[from] sqlx::Error),

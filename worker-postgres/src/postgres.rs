@@ -1,6 +1,7 @@
 //! [`Postgres`]: a pool and the schema its job tables live in.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -19,6 +20,9 @@ pub struct Postgres {
     schema: Schema,
     sql: Arc<Sql>,
     retention: Retention,
+    /// Attempts completed inside a caller's transaction by [`Postgres::complete_in`], which
+    /// the consumer then does not complete again.
+    pub(crate) completed_in: Arc<Mutex<HashSet<(i64, i32)>>>,
 }
 
 impl Postgres {
@@ -32,6 +36,7 @@ impl Postgres {
             schema,
             sql,
             retention: Retention::default(),
+            completed_in: Arc::default(),
         }
     }
 
@@ -74,6 +79,12 @@ impl Postgres {
         self
     }
 
+    pub(crate) fn completed_in(&self) -> std::sync::MutexGuard<'_, HashSet<(i64, i32)>> {
+        self.completed_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub(crate) fn retention(&self) -> Retention {
         self.retention
     }
@@ -108,6 +119,38 @@ impl Postgres {
     /// [`Error::Database`] when a statement fails; nothing is applied then.
     pub async fn migrate(&self) -> Result<Vec<i32>, Error> {
         migrations::migrate(&self.pool, &self.schema).await
+    }
+
+    /// Completes `job` inside the caller's transaction (`&mut *tx`), so that the job's side
+    /// effects in this database and its completion commit together, or roll back together:
+    /// exactly once for effects that stay in the database. Fenced by the job's attempt: when
+    /// its lease was lost and the job claimed again, it is refused with
+    /// [`Error::Superseded`], and the transaction must be rolled back. Once it succeeded, the
+    /// worker's `Ok(())` completes nothing more; if the transaction then rolls back, the job
+    /// runs again once its lease expires.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Superseded`] as above; [`Error::Database`] when the statement fails.
+    pub async fn complete_in<'c, E, T>(
+        &self,
+        executor: E,
+        job: &worker_core::Job<T>,
+    ) -> Result<(), Error>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+    {
+        let id = i64::try_from(job.id()).unwrap_or(i64::MAX);
+        let attempt = i32::try_from(job.attempt()).unwrap_or(i32::MAX);
+        let keep = !self.retention.completed.is_zero();
+        let done = self
+            .complete_jobs_in(executor, &[(id, attempt)], keep)
+            .await?;
+        if done.is_empty() {
+            return Err(Error::Superseded { id, attempt });
+        }
+        self.completed_in().insert((id, attempt));
+        Ok(())
     }
 
     /// A producer's handle on the durable queue `name`, with payloads of type `T` (stored as

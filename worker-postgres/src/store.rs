@@ -234,12 +234,12 @@ impl Postgres {
         jobs: &[(i64, i32)],
         keep: bool,
     ) -> Result<Vec<i64>, Error> {
-        self.complete_in(self.pool(), jobs, keep).await
+        self.complete_jobs_in(self.pool(), jobs, keep).await
     }
 
     /// [`complete`](Self::complete) on `executor`: inside the caller's transaction, the
     /// completion commits or rolls back with the caller's writes.
-    pub(crate) async fn complete_in<'c, E>(
+    pub(crate) async fn complete_jobs_in<'c, E>(
         &self,
         executor: E,
         jobs: &[(i64, i32)],

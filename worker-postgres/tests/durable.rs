@@ -329,3 +329,87 @@ async fn a_durable_worker_needs_a_backend_and_has_no_in_process_producer() {
         "{err}"
     );
 }
+
+#[worker(queue = "effects", durable, concurrency = 4)]
+async fn effect(job: Job<Invoice>, pg: State<Postgres>) -> Result<(), BoxError> {
+    let schema = pg.schema_name();
+    let mut tx = pg.pool().begin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.effects VALUES ($1)"
+    )))
+    .bind(job.order)
+    .execute(&mut *tx)
+    .await?;
+    if job.order == 7 {
+        // Another consumer took the job over meanwhile (as after a lost lease).
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {schema}.jobs SET attempt = attempt + 1 WHERE id = $1"
+        )))
+        .bind(i64::try_from(job.id())?)
+        .execute(pg.pool())
+        .await?;
+    }
+    pg.complete_in(&mut *tx, &job).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_in_commits_each_effect_with_its_completion_exactly_once() {
+    let pg = pg().await;
+    let schema = pg.schema_name().to_owned();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {schema}.effects (order_id bigint PRIMARY KEY)"
+    )))
+    .execute(pg.pool())
+    .await
+    .expect("creates");
+    let queue = pg.queue::<Invoice>("effects").expect("valid");
+    let jobs: Vec<Invoice> = (0..30).map(|order| Invoice { order }).collect();
+    let ids = queue
+        .enqueue_many(pg.pool(), &jobs)
+        .await
+        .expect("enqueues");
+    let host = Host::builder()
+        .backend(pg.clone())
+        .state(pg.clone())
+        .worker(effect)
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    until("every job but the superseded one to finish", async || {
+        let counts = pg.counts().await.expect("counts");
+        counts.iter().map(|c| c.count).sum::<i64>() == 1
+    })
+    .await;
+    handle.shutdown();
+    running.await.expect("no panic").expect("stops cleanly");
+
+    let effects: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT order_id FROM {schema}.effects ORDER BY 1"
+    )))
+    .fetch_all(pg.pool())
+    .await
+    .expect("reads");
+    let expected: Vec<i64> = (0..30).filter(|&order| order != 7).collect();
+    assert_eq!(
+        effects, expected,
+        "each effect once; the superseded attempt's rolled back"
+    );
+    // The superseded job belongs to whoever took it over: its record is theirs to finish.
+    let superseded = pg.job(ids[7].id).await.expect("reads").expect("kept");
+    assert_eq!(
+        (superseded.state, superseded.attempt),
+        (JobState::Running, 2)
+    );
+    let metrics = handle.render_metrics();
+    assert!(
+        metrics.contains("worker_jobs_stale_total{worker=\"effect\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("worker_runs_total{worker=\"effect\",result=\"success\"} 29"),
+        "{metrics}"
+    );
+}

@@ -198,7 +198,7 @@ async fn a_stale_attempt_can_change_nothing_once_its_job_is_claimed_again() {
     );
     let mut tx = pg.pool().begin().await.expect("begins");
     assert!(
-        pg.complete_in(&mut *tx, &[(id, 1)], false)
+        pg.complete_jobs_in(&mut *tx, &[(id, 1)], false)
             .await
             .expect("runs")
             .is_empty()
@@ -694,7 +694,7 @@ async fn complete_in_commits_the_completion_with_the_side_effect_or_neither() {
         .await
         .expect("inserts");
     assert_eq!(
-        pg.complete_in(&mut *tx, &[(id, 1)], false)
+        pg.complete_jobs_in(&mut *tx, &[(id, 1)], false)
             .await
             .expect("completes"),
         vec![id]
@@ -710,7 +710,7 @@ async fn complete_in_commits_the_completion_with_the_side_effect_or_neither() {
         .await
         .expect("inserts");
     assert_eq!(
-        pg.complete_in(&mut *tx, &[(id, 1)], false)
+        pg.complete_jobs_in(&mut *tx, &[(id, 1)], false)
             .await
             .expect("completes"),
         vec![id]
