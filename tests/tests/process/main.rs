@@ -11,3 +11,4 @@ mod abuse;
 mod browser;
 mod process;
 mod prometheus;
+mod replicas;

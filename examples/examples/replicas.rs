@@ -1,0 +1,135 @@
+//! One replica of a service whose orders are processed from a durable queue on PostgreSQL. Start
+//! several against the same database: they share the queue, each job runs on one of them, its
+//! effect and its completion commit together, and a replica that dies loses its jobs to the
+//! others once their leases expire.
+//!
+//! ```text
+//! export DATABASE_URL=postgres://user@127.0.0.1:5432/db
+//! REPLICAS_ENQUEUE=1000 METRICS_ADDR=127.0.0.1:9471 cargo run --example replicas &
+//! METRICS_ADDR=127.0.0.1:9472 cargo run --example replicas &
+//! curl -s 127.0.0.1:9471/metrics | grep -E 'worker_(runs|jobs)_'
+//! ```
+//!
+//! `DATABASE_URL` is required. `WORKER_SCHEMA` (default `worker`) names the schema of the job
+//! tables and of this example's two tables: `effects`, one row per processed order under a
+//! primary key (so an order processed twice would fail to commit), and `runs`, one row per
+//! attempt with the replica that made it (so duplicates show). `REPLICAS_ENQUEUE=N` enqueues N
+//! orders at start-up, in transactions of 100. `REPLICA` names the replica in `runs` (default:
+//! its process id). `METRICS_ADDR` (default `127.0.0.1:9471`) serves the dashboard and
+//! `/metrics`. SIGTERM stops it gracefully: jobs still running at the end of the stop budget are
+//! handed back at once.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use worker_core::{BoxError, Host, Job, State, worker};
+use worker_postgres::Postgres;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Order {
+    id: i64,
+}
+
+/// Which replica this is, for the `runs` table.
+struct Replica(String);
+
+impl Replica {
+    fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Processes one order: records the attempt, then writes the order's effect and completes the
+/// job in one transaction.
+#[worker(
+    queue = "orders",
+    durable,
+    concurrency = 8,
+    retry = 5,
+    backoff = "100ms",
+    lease = "2s",
+    stop_budget = "2s"
+)]
+async fn process_order(
+    job: Job<Order>,
+    pg: State<Postgres>,
+    replica: State<Replica>,
+) -> Result<(), BoxError> {
+    let schema = pg.schema_name();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.runs (order_id, replica, attempt) VALUES ($1, $2, $3)"
+    )))
+    .bind(job.id)
+    .bind(replica.name())
+    .bind(i32::try_from(job.attempt())?)
+    .execute(pg.pool())
+    .await?;
+    // Some work, long enough that a replica killed mid-run has jobs in flight.
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..5))).await;
+    let mut tx = pg.pool().begin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.effects (order_id, replica) VALUES ($1, $2)"
+    )))
+    .bind(job.id)
+    .bind(replica.name())
+    .execute(&mut *tx)
+    .await?;
+    pg.complete_in(&mut *tx, &job).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let url = std::env::var("DATABASE_URL")
+        .context("set DATABASE_URL to the PostgreSQL database the replicas share")?;
+    let schema = std::env::var("WORKER_SCHEMA").unwrap_or_else(|_| "worker".to_owned());
+    let replica = std::env::var("REPLICA").unwrap_or_else(|_| std::process::id().to_string());
+    let addr = std::env::var("METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:9471".to_owned());
+
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(12)
+        .connect(&url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let pg = Postgres::new(pool).schema(&schema)?;
+    pg.migrate().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.effects (order_id bigint PRIMARY KEY, replica text NOT NULL);
+         CREATE TABLE IF NOT EXISTS {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);"
+    )))
+    .execute(pg.pool())
+    .await?;
+
+    if let Ok(count) = std::env::var("REPLICAS_ENQUEUE") {
+        let count: i64 = count.parse().context("REPLICAS_ENQUEUE is a number")?;
+        let orders = pg.queue::<Order>("orders")?;
+        for start in (0..count).step_by(100) {
+            let batch: Vec<Order> = (start..(start + 100).min(count))
+                .map(|id| Order { id })
+                .collect();
+            let mut tx = pg.pool().begin().await?;
+            orders.enqueue_many(&mut *tx, &batch).await?;
+            tx.commit().await?;
+        }
+        tracing::info!(count, "orders enqueued");
+    }
+
+    let host = Host::builder()
+        .backend(pg.clone())
+        .state(pg)
+        .state(Replica(replica))
+        .worker(process_order)
+        .shutdown_timeout(Duration::from_secs(5))
+        .serve(addr)
+        .build()?;
+    host.run().await?;
+    Ok(())
+}
