@@ -126,6 +126,15 @@ impl Backend for Postgres {
         })
     }
 
+    fn notified<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, ()> {
+        if !self.notifies() {
+            return Box::pin(std::future::pending());
+        }
+        let payload = crate::notify::payload(self.schema_name(), queue);
+        let notify = self.listener.waiter(self.pool(), payload);
+        Box::pin(async move { notify.notified().await })
+    }
+
     fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>> {
         Box::pin(async move {
             let promoted = self.promote(PROMOTE_BATCH).await?.len() as u64;

@@ -21,6 +21,8 @@ use crate::sql::Sql;
 pub struct DurableQueue<T> {
     name: Arc<str>,
     sql: Arc<Sql>,
+    /// `<schema>:<queue>`, the payload of its notifications; `None`: notifications are off.
+    notify: Option<Arc<str>>,
     payload: PhantomData<fn(&T)>,
 }
 
@@ -29,6 +31,7 @@ impl<T> Clone for DurableQueue<T> {
         Self {
             name: Arc::clone(&self.name),
             sql: Arc::clone(&self.sql),
+            notify: self.notify.clone(),
             payload: PhantomData,
         }
     }
@@ -100,13 +103,14 @@ pub struct Enqueued {
 }
 
 impl<T: Serialize> DurableQueue<T> {
-    pub(crate) fn new(name: &str, sql: Arc<Sql>) -> Result<Self, Error> {
+    pub(crate) fn new(name: &str, sql: Arc<Sql>, notify: Option<&str>) -> Result<Self, Error> {
         if name.is_empty() || name.chars().count() > 128 {
             return Err(Error::QueueName(name.to_owned()));
         }
         Ok(Self {
             name: name.into(),
             sql,
+            notify: notify.map(|schema| crate::notify::payload(schema, name).into()),
             payload: PhantomData,
         })
     }
@@ -217,6 +221,8 @@ impl<T: Serialize> DurableQueue<T> {
             .bind(at)
             .bind(delays)
             .bind(&keys)
+            .bind(self.notify.as_deref().unwrap_or_default())
+            .bind(self.notify.is_some())
             .fetch_all(executor)
             .await?;
         // Keyed jobs are matched by key; the others were inserted in order, so their ids rise

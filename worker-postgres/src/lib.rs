@@ -38,6 +38,7 @@ mod error;
 mod hazards;
 mod lease;
 pub mod migrations;
+mod notify;
 mod postgres;
 mod schema;
 mod sql;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::Error;
 use crate::enqueue::DurableQueue;
 use crate::migrations;
+use crate::notify::Listener;
 use crate::schema::Schema;
 use crate::sql::Sql;
 use crate::store::Retention;
@@ -23,6 +24,9 @@ pub struct Postgres {
     /// Attempts completed inside a caller's transaction by [`Postgres::complete_in`], which
     /// the consumer then does not complete again.
     pub(crate) completed_in: Arc<Mutex<HashSet<(i64, i32)>>>,
+    /// Enqueues notify, and consumers listen (see `notify`).
+    notify: bool,
+    pub(crate) listener: Arc<Listener>,
 }
 
 impl Postgres {
@@ -37,7 +41,25 @@ impl Postgres {
             sql,
             retention: Retention::default(),
             completed_in: Arc::default(),
+            notify: true,
+            listener: Arc::default(),
         }
+    }
+
+    /// Whether enqueues of jobs due now send a notification (`NOTIFY`) that wakes their
+    /// consumer at once, and consumers listen for them on one connection of the pool (on by
+    /// default). Off, consumers find new jobs at their next poll (every 250 ms while idle): for
+    /// a pool whose connections cannot `LISTEN` (PgBouncer in transaction mode), or a database
+    /// where the commit-time lock `NOTIFY` takes is too costly. Producers and consumers of a
+    /// queue should agree.
+    #[must_use]
+    pub fn notify(mut self, on: bool) -> Self {
+        self.notify = on;
+        self
+    }
+
+    pub(crate) fn notifies(&self) -> bool {
+        self.notify
     }
 
     /// The tables in the schema `name` instead (one per tenant or per test, for example).
@@ -160,6 +182,10 @@ impl Postgres {
     ///
     /// [`Error::QueueName`] when `name` is empty or longer than 128 characters.
     pub fn queue<T: Serialize>(&self, name: &str) -> Result<DurableQueue<T>, Error> {
-        DurableQueue::new(name, Arc::clone(&self.sql))
+        DurableQueue::new(
+            name,
+            Arc::clone(&self.sql),
+            self.notify.then_some(self.schema.name()),
+        )
     }
 }

@@ -74,21 +74,28 @@ impl Sql {
 /// One statement for one job or many (`unnest`); `ORDER BY n` inserts them in the
 /// caller's order, so their identity values rise in that order. A duplicate of a
 /// live unique job updates nothing of it but makes RETURNING yield it, flagged by
-/// `xmax` (set by the no-op update, zero for a fresh insert).
+/// `xmax` (set by the no-op update, zero for a fresh insert). When `$8` and a job is due now,
+/// it notifies `$7` on the `worker_jobs` channel: PostgreSQL folds identical notifications of
+/// one transaction into one, delivered at commit (never for a rollback).
 const ENQUEUE: &str = "
 WITH input AS (
   SELECT x.n, x.a, x.p, x.u,
          coalesce(x.r, now() + coalesce(x.d, 0) * interval '1 microsecond') AS at
   FROM unnest($2::jsonb[], $3::smallint[], $4::timestamptz[], $5::bigint[], $6::text[])
        WITH ORDINALITY AS x(a, p, r, d, u, n)
+), ins AS (
+  INSERT INTO {schema}.jobs AS j (queue, args, priority, run_at, state, unique_key)
+  SELECT $1, a, p, at,
+         (CASE WHEN at <= now() THEN 'available' ELSE 'scheduled' END)::{schema}.job_state, u
+  FROM input ORDER BY n
+  ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN {live}
+  DO UPDATE SET unique_key = EXCLUDED.unique_key
+  RETURNING j.id, j.unique_key, (j.xmax::text <> '0') AS duplicate, j.state
+), ping AS (
+  SELECT pg_notify('worker_jobs', $7)
+  WHERE $8 AND EXISTS (SELECT 1 FROM ins WHERE state = 'available' AND NOT duplicate)
 )
-INSERT INTO {schema}.jobs AS j (queue, args, priority, run_at, state, unique_key)
-SELECT $1, a, p, at,
-       (CASE WHEN at <= now() THEN 'available' ELSE 'scheduled' END)::{schema}.job_state, u
-FROM input ORDER BY n
-ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN {live}
-DO UPDATE SET unique_key = EXCLUDED.unique_key
-RETURNING j.id, j.unique_key, (j.xmax::text <> '0') AS duplicate";
+SELECT ins.id, ins.unique_key, ins.duplicate FROM ins LEFT JOIN ping ON true";
 
 /// MATERIALIZED keeps the planner from re-running the locking subquery or updating
 /// more rows than it locked.

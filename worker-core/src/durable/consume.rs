@@ -290,6 +290,9 @@ impl<B: Body> Consumer<B> {
         for timer in [&mut heartbeat, &mut maintain] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
+        let mut wake = Wake::Poll;
+        let mut drained = false;
+        let mut next_poll = Instant::now() + POLL_EVERY;
         loop {
             let signals = control.seen();
             if signals.is_stopped() {
@@ -306,24 +309,46 @@ impl<B: Body> Consumer<B> {
                 }
             }
             let free = self.channel.concurrency.saturating_sub(slots.len());
-            if free > 0 && !control.is_paused() {
+            // Claims are sized to the free slots and made when half of them are free: one
+            // round trip per half a batch, not per job. Once a claim finds fewer jobs than it
+            // asked for, the queue is drained, and the next claim waits for the poll.
+            let due = match wake {
+                Wake::Poll => true,
+                Wake::Slot | Wake::Control => !drained && free * 2 >= self.channel.concurrency,
+            };
+            if free > 0 && due && !control.is_paused() {
                 let now = Instant::now();
                 let jobs = self.claim(free).await;
+                drained = jobs.len() < free;
                 let mut in_flight = self.in_flight();
                 for job in jobs {
                     in_flight.insert(job.attempt.id, (job.attempt.attempt, now));
                     slots.spawn(Arc::clone(self).run(job));
                 }
             }
-            // A slot that frees claims again at once; with every slot free, a poll.
-            tokio::select! {
+            let poll = tokio::time::sleep_until(next_poll);
+            let notified = self.durable.backend.notified(&self.channel.name);
+            wake = tokio::select! {
                 biased;
-                _ = control.changed(seen, &mut registration) => {}
-                Some(_) = slots.join_next(), if !slots.is_empty() => {}
-                _ = heartbeat.tick() => self.heartbeat().await,
-                _ = maintain.tick() => self.maintain().await,
-                () = tokio::time::sleep(POLL_EVERY) => {}
-            }
+                _ = control.changed(seen, &mut registration) => Wake::Control,
+                () = notified => Wake::Poll,
+                Some(_) = slots.join_next(), if !slots.is_empty() => {
+                    while slots.try_join_next().is_some() {}
+                    Wake::Slot
+                }
+                _ = heartbeat.tick() => {
+                    self.heartbeat().await;
+                    Wake::Control
+                }
+                _ = maintain.tick() => {
+                    self.maintain().await;
+                    Wake::Control
+                }
+                () = poll => {
+                    next_poll = Instant::now() + POLL_EVERY;
+                    Wake::Poll
+                }
+            };
         }
     }
 
@@ -354,6 +379,17 @@ impl<B: Body> Consumer<B> {
             }
         }
     }
+}
+
+/// What woke the consumer's loop.
+#[derive(Debug, Clone, Copy)]
+enum Wake {
+    /// The poll interval passed (or the loop just started): claim whatever is free.
+    Poll,
+    /// Slots finished their jobs.
+    Slot,
+    /// A control signal, a heartbeat or a maintenance pass.
+    Control,
 }
 
 /// Sends the completions in batches until every sender is gone.

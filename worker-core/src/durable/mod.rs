@@ -133,6 +133,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// marked as never started. Returns how many were released.
     fn release(&self, attempts: Vec<(Attempt, bool)>) -> BoxFuture<'_, Result<u64, BoxError>>;
 
+    /// Resolves when `queue` may have new due jobs: a hint, which makes a consumer claim at
+    /// once instead of at its next poll. By default it never resolves (consumers poll).
+    fn notified<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, ()> {
+        let _ = queue;
+        Box::pin(std::future::pending())
+    }
+
     /// One maintenance pass: promotes due jobs, rescues expired leases, prunes old jobs. Every
     /// consumer runs it (about once a second); concurrent passes must not conflict.
     fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>>;

@@ -853,3 +853,73 @@ async fn hazards_show_dead_tuples_and_a_snapshot_held_open() {
     assert!(held.oldest_xmin_age_seconds >= 0.05, "{held:?}");
     tx.rollback().await.expect("rolls back");
 }
+
+#[tokio::test]
+async fn a_committed_enqueue_wakes_its_queue_and_a_rolled_back_one_does_not() {
+    use futures_util::FutureExt as _;
+    let pg = pg().await;
+    let schema = pg.schema_name().to_owned();
+    let a = pg
+        .listener
+        .waiter(pg.pool(), crate::notify::payload(&schema, "a"));
+    let b = pg
+        .listener
+        .waiter(pg.pool(), crate::notify::payload(&schema, "b"));
+    // The first wake-up is the listener's own, once it listens.
+    tokio::time::timeout(Duration::from_secs(30), a.notified())
+        .await
+        .expect("listening");
+    tokio::time::timeout(Duration::from_secs(30), b.notified())
+        .await
+        .expect("listening");
+
+    let mut tx = pg.pool().begin().await.expect("begins");
+    let queue_a = pg.queue::<Invoice>("a").expect("valid");
+    queue_a
+        .enqueue(&mut *tx, &Invoice { order: 1 })
+        .await
+        .expect("enqueues");
+    tx.rollback().await.expect("rolls back");
+    let queue_b = pg.queue::<Invoice>("b").expect("valid");
+    // Two jobs in one transaction: one notification.
+    let mut tx = pg.pool().begin().await.expect("begins");
+    queue_b
+        .enqueue_many(&mut *tx, &[Invoice { order: 2 }, Invoice { order: 3 }])
+        .await
+        .expect("enqueues");
+    tx.commit().await.expect("commits");
+    tokio::time::timeout(Duration::from_secs(30), b.notified())
+        .await
+        .expect("b is woken");
+    // Notifications arrive in commit order, so a's would have come first: it never was sent.
+    assert!(
+        a.notified().now_or_never().is_none(),
+        "a rolled-back enqueue woke its queue"
+    );
+    // A job due later wakes nobody either; with notifications off, neither does a due one.
+    queue_a
+        .enqueue_with(
+            pg.pool(),
+            &Invoice { order: 4 },
+            Opts::new().run_in(Duration::from_hours(1)),
+        )
+        .await
+        .expect("enqueues");
+    let quiet = pg
+        .clone()
+        .notify(false)
+        .queue::<Invoice>("a")
+        .expect("valid");
+    quiet
+        .enqueue(pg.pool(), &Invoice { order: 5 })
+        .await
+        .expect("enqueues");
+    queue_b
+        .enqueue(pg.pool(), &Invoice { order: 6 })
+        .await
+        .expect("enqueues");
+    tokio::time::timeout(Duration::from_secs(30), b.notified())
+        .await
+        .expect("b is woken");
+    assert!(a.notified().now_or_never().is_none(), "a was woken");
+}
