@@ -15,7 +15,7 @@
 //! primary key (so an order processed twice would fail to commit), and `runs`, one row per
 //! attempt with the replica that made it (so duplicates show). `REPLICAS_ENQUEUE=N` enqueues N
 //! orders at start-up, in transactions of 100. `REPLICA` names the replica in `runs` (default:
-//! its process id). `METRICS_ADDR` (default `127.0.0.1:9471`) serves the dashboard and
+//! its process id). An order takes 1 to `REPLICAS_WORK_MS` (default 5) milliseconds. `METRICS_ADDR` (default `127.0.0.1:9471`) serves the dashboard and
 //! `/metrics`. SIGTERM stops it gracefully: jobs still running at the end of the stop budget are
 //! handed back at once.
 
@@ -31,12 +31,15 @@ struct Order {
     id: i64,
 }
 
-/// Which replica this is, for the `runs` table.
-struct Replica(String);
+/// Which replica this is, for the `runs` table, and how long an order takes at most.
+struct Replica {
+    name: String,
+    work_ms: u64,
+}
 
 impl Replica {
     fn name(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
@@ -66,7 +69,7 @@ async fn process_order(
     .execute(pg.pool())
     .await?;
     // Some work, long enough that a replica killed mid-run has jobs in flight.
-    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..5))).await;
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=replica.work_ms))).await;
     let mut tx = pg.pool().begin().await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {schema}.effects (order_id, replica) VALUES ($1, $2)"
@@ -125,7 +128,14 @@ async fn main() -> anyhow::Result<()> {
     let host = Host::builder()
         .backend(pg.clone())
         .state(pg)
-        .state(Replica(replica))
+        .state(Replica {
+            name: replica,
+            work_ms: std::env::var("REPLICAS_WORK_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .filter(|&ms| ms > 0)
+                .unwrap_or(5),
+        })
         .worker(process_order)
         .shutdown_timeout(Duration::from_secs(5))
         .serve(addr)

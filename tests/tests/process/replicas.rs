@@ -35,7 +35,7 @@ struct Replica {
     addr: String,
 }
 
-fn start(scratch: &Scratch, url: &str, schema: &str, name: &str) -> Replica {
+fn start(scratch: &Scratch, url: &str, schema: &str, name: &str, work_ms: u64) -> Replica {
     let addr = free_addr();
     let (out, err) = scratch.log(name);
     let child = Command::new(example("replicas"))
@@ -44,6 +44,7 @@ fn start(scratch: &Scratch, url: &str, schema: &str, name: &str) -> Replica {
         .env("REPLICA", name)
         .env("METRICS_ADDR", &addr)
         .env("RUST_LOG", "warn")
+        .env("REPLICAS_WORK_MS", work_ms.to_string())
         .env_remove("REPLICAS_ENQUEUE")
         .stdout(out)
         .stderr(err)
@@ -124,15 +125,35 @@ fn setup(rt: &tokio::runtime::Runtime, url: &str, schema: &str) -> (Postgres, BT
     (pg, committed)
 }
 
+/// What the replicas' pages counted, summed.
+struct Counted {
+    /// Leases that expired and were taken back.
+    rescued: u64,
+    /// Attempts after a failed one.
+    retries: u64,
+    /// Results refused as stale.
+    stale: u64,
+}
+
+impl Counted {
+    fn of(live: &[Replica]) -> Self {
+        let sum = |name| live.iter().map(|r| metric(r, name)).sum();
+        Self {
+            rescued: sum("worker_jobs_rescued_total"),
+            retries: sum("worker_run_retries_total"),
+            stale: sum("worker_jobs_stale_total"),
+        }
+    }
+}
+
 /// Every committed order's effect once, no rolled-back order run, and every order run twice
-/// a rescued one.
+/// a retried or rescued one (at most `max_twice` of them); returns how many ran twice.
 fn check(
     rt: &tokio::runtime::Runtime,
     pg: &Postgres,
     committed: &BTreeSet<i64>,
-    rescued: u64,
-    stale: u64,
-) {
+    counted: &Counted,
+) -> usize {
     let schema = pg.schema_name();
     let effects: Vec<i64> = rt
         .block_on(
@@ -178,22 +199,23 @@ fn check(
             "order {id} ran twice in one attempt: {attempts:?}"
         );
     }
+    let Counted {
+        rescued,
+        retries,
+        stale,
+    } = counted;
     assert!(
-        twice.len() as u64 <= rescued,
-        "{} orders ran twice, but only {rescued} leases were rescued",
+        twice.len() as u64 <= rescued + retries,
+        "{} orders ran twice, but only {rescued} leases were rescued and {retries} attempts retried",
         twice.len()
     );
-    assert!(
-        twice.len() <= 8,
-        "more orders ran twice than r1 had slots: {}",
-        twice.len()
-    );
-    assert_eq!(stale, 0, "no completion was refused");
+    assert_eq!(*stale, 0, "no completion was refused");
     eprintln!(
-        "replicas: {} effects, {} orders ran twice, {rescued} leases rescued",
+        "replicas: {} effects, {} orders ran twice, {rescued} leases rescued, {retries} attempts retried",
         effects.len(),
         twice.len()
     );
+    twice.len()
 }
 
 #[test]
@@ -221,9 +243,10 @@ fn three_replicas_run_every_committed_job_once_through_a_sigkill() {
         .expect("counts")
     };
 
-    let r1 = start(&scratch, &url, &schema, "r1");
-    let r2 = start(&scratch, &url, &schema, "r2");
-    let r3 = start(&scratch, &url, &schema, "r3");
+    // Orders of up to 40 ms, so that the killed replica has orders in flight.
+    let r1 = start(&scratch, &url, &schema, "r1", 40);
+    let r2 = start(&scratch, &url, &schema, "r2", 40);
+    let r3 = start(&scratch, &url, &schema, "r3", 40);
     let deadline = Instant::now() + Duration::from_mins(3);
     while count("SELECT count(*) FROM {schema}.effects WHERE replica = 'r1'") < 300 {
         assert!(Instant::now() < deadline, "r1 processed too little");
@@ -233,7 +256,7 @@ fn three_replicas_run_every_committed_job_once_through_a_sigkill() {
     let Replica { mut child, .. } = r1;
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
-    let r1 = start(&scratch, &url, &schema, "r1-again");
+    let r1 = start(&scratch, &url, &schema, "r1-again", 40);
 
     while count("SELECT count(*) FROM {schema}.jobs") > 0 {
         assert!(
@@ -244,22 +267,100 @@ fn three_replicas_run_every_committed_job_once_through_a_sigkill() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let live = [r1, r2, r3];
-    let rescued: u64 = live
-        .iter()
-        .map(|r| metric(r, "worker_jobs_rescued_total"))
-        .sum();
-    let stale: u64 = live
-        .iter()
-        .map(|r| metric(r, "worker_jobs_stale_total"))
-        .sum();
+    let counted = Counted::of(&live);
     for replica in live {
         terminate(replica);
     }
-
-    check(&rt, &pg, &committed, rescued, stale);
+    let twice = check(&rt, &pg, &committed, &counted);
+    // No attempt failed: every later attempt is the rerun of a job whose lease r1 held when
+    // it was killed, taken back by a rescue.
+    assert!(
+        counted.retries <= counted.rescued,
+        "{} retries, {} rescued",
+        counted.retries,
+        counted.rescued
+    );
+    assert!(
+        twice <= 8,
+        "more orders ran twice than r1 had slots: {twice}"
+    );
     rt.block_on(
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(pg.pool()),
     )
     .expect("drops");
+}
+
+/// `scripts/postgres` with `args`; returns what it printed.
+fn postgres_script(args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres");
+    let output = Command::new(script)
+        .args(args)
+        .output()
+        .expect("scripts/postgres runs");
+    assert!(
+        output.status.success(),
+        "scripts/postgres {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Stops the test's own server, however the test ends.
+struct Server(String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres");
+        let _ = Command::new(script).args(["stop", &self.0]).output();
+    }
+}
+
+#[test]
+fn replicas_reconnect_after_the_database_restarts_and_lose_nothing() {
+    let _turn = module_turn(module_path!());
+    let scratch = Scratch::new("restart", &["s1", "s2"]);
+    // A server of this test's own, since it restarts it.
+    let data = scratch.dir.join("pg");
+    let data = data.to_str().expect("a UTF-8 path").to_owned();
+    let url = postgres_script(&["start", &data, "56432"]);
+    let _server = Server(data.clone());
+    let schema = "restart";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (pg, committed) = setup(&rt, &url, schema);
+    let count = |sql: &str| -> Option<i64> {
+        rt.block_on(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.replace("{schema}", schema)))
+                .fetch_one(pg.pool()),
+        )
+        .ok()
+    };
+    let s1 = start(&scratch, &url, schema, "s1", 5);
+    let s2 = start(&scratch, &url, schema, "s2", 5);
+    let deadline = Instant::now() + Duration::from_mins(3);
+    while count("SELECT count(*) FROM {schema}.effects").unwrap_or(0) < 2_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas processed too little"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    postgres_script(&["restart", &data]);
+    // Every connection of every pool, the test's included, was cut; each reconnects.
+    while count("SELECT count(*) FROM {schema}.jobs") != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "not every job finished after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let live = [s1, s2];
+    let counted = Counted::of(&live);
+    for replica in live {
+        terminate(replica);
+    }
+    check(&rt, &pg, &committed, &counted);
 }

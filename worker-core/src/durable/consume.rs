@@ -310,8 +310,9 @@ impl<B: Body> Consumer<B> {
             }
             let free = self.channel.concurrency.saturating_sub(slots.len());
             // Claims are sized to the free slots and made when half of them are free: one
-            // round trip per half a batch, not per job. Once a claim finds fewer jobs than it
-            // asked for, the queue is drained, and the next claim waits for the poll.
+            // round trip per half a batch, not per job. Once a claim finds no job, the queue is
+            // drained (or every due job is claimed by others), and the next claim waits for a
+            // notification or the poll.
             let due = match wake {
                 Wake::Poll => true,
                 Wake::Slot | Wake::Control => !drained && free * 2 >= self.channel.concurrency,
@@ -319,7 +320,7 @@ impl<B: Body> Consumer<B> {
             if free > 0 && due && !control.is_paused() {
                 let now = Instant::now();
                 let jobs = self.claim(free).await;
-                drained = jobs.len() < free;
+                drained = jobs.is_empty();
                 let mut in_flight = self.in_flight();
                 for job in jobs {
                     in_flight.insert(job.attempt.id, (job.attempt.attempt, now));
