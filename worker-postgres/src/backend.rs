@@ -3,9 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use worker_core::BoxError;
-use worker_core::durable::{Attempt, Backend, BoxFuture, Claimed, Maintained};
+use worker_core::durable::{Attempt, Backend, BoxFuture, Claimed, Maintained, QueueStats};
 
-use crate::Postgres;
+use crate::{JobState, Postgres};
 
 /// Expired leases taken back, at most, per maintenance pass.
 const RESCUE_BATCH: u32 = 500;
@@ -133,6 +133,33 @@ impl Backend for Postgres {
         let payload = crate::notify::payload(self.schema_name(), queue);
         let notify = self.listener.waiter(self.pool(), payload);
         Box::pin(async move { notify.notified().await })
+    }
+
+    fn stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<Option<QueueStats>, BoxError>> {
+        Box::pin(async move {
+            let counts: Vec<(String, i64)> = sqlx::query_as(self.sql().queue_counts.clone())
+                .bind(queue)
+                .fetch_all(self.pool())
+                .await?;
+            let hazards = self.hazards().await?;
+            let mut stats = QueueStats::default();
+            for (state, count) in counts {
+                let count = u64::try_from(count).unwrap_or_default();
+                match state.parse::<JobState>()? {
+                    JobState::Available => stats.available = count,
+                    JobState::Scheduled => stats.scheduled = count,
+                    JobState::Running => stats.running = count,
+                    JobState::Retryable => stats.retryable = count,
+                    JobState::Completed => stats.completed = count,
+                    JobState::Cancelled => stats.cancelled = count,
+                    JobState::Discarded => stats.discarded = count,
+                }
+            }
+            stats.dead_tuples = u64::try_from(hazards.dead_tuples).unwrap_or_default();
+            stats.oldest_xmin_age_seconds = hazards.oldest_xmin_age_seconds;
+            stats.notify_queue_usage = hazards.notify_queue_usage;
+            Ok(Some(stats))
+        })
     }
 
     fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>> {

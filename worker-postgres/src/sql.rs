@@ -39,6 +39,7 @@ pub(crate) struct Sql {
     pub(crate) fence: SqlStr,
     pub(crate) lease: SqlStr,
     pub(crate) hazards: SqlStr,
+    pub(crate) queue_counts: SqlStr,
 }
 
 impl Sql {
@@ -67,6 +68,7 @@ impl Sql {
             fence: sql(FENCE),
             lease: sql(LEASE),
             hazards: sql(HAZARDS),
+            queue_counts: sql(QUEUE_COUNTS),
         }
     }
 }
@@ -290,3 +292,7 @@ SELECT
      WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()),
     (SELECT min(prepared) FROM pg_prepared_xacts))), 0), 0)::float8,
   pg_notification_queue_usage()";
+
+/// One queue's jobs by state (states with none are left out).
+const QUEUE_COUNTS: &str = "
+SELECT state::text, count(*) FROM {schema}.jobs WHERE queue = $1 GROUP BY 1";

@@ -195,6 +195,31 @@ async fn failures_retry_with_the_workers_policy_and_end_discarded_with_their_err
         counts.len() == 1 && counts[0].state == JobState::Discarded && counts[0].count == 3
     })
     .await;
+    // The database's counts reach `/metrics` within a few seconds.
+    until("the counts on /metrics", async || {
+        handle
+            .render_metrics()
+            .contains("worker_jobs{worker=\"flaky\",state=\"discarded\"} 3")
+    })
+    .await;
+    let page = handle.render_metrics();
+    assert!(
+        page.contains("worker_queue_depth{worker=\"flaky\"} 0"),
+        "{page}"
+    );
+    assert!(
+        page.contains("worker_pg_jobs_dead_tuples{worker=\"flaky\"}"),
+        "{page}"
+    );
+    assert!(
+        page.contains("worker_pg_oldest_xmin_age_seconds{worker=\"flaky\"}"),
+        "{page}"
+    );
+    assert!(
+        page.contains("worker_pg_notify_queue_usage{worker=\"flaky\"} 0"),
+        "{page}"
+    );
+    promtool(&page);
     handle.shutdown();
     running.await.expect("no panic").expect("stops cleanly");
 
@@ -411,5 +436,30 @@ async fn complete_in_commits_each_effect_with_its_completion_exactly_once() {
     assert!(
         metrics.contains("worker_runs_total{worker=\"effect\",result=\"success\"} 29"),
         "{metrics}"
+    );
+}
+
+/// `promtool check metrics` accepts `page` (installed by scripts/test).
+fn promtool(page: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`promtool` is on PATH: run the suite with scripts/test, which installs it");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page.as_bytes())
+        .expect("writes");
+    let output = child.wait_with_output().expect("promtool ends");
+    assert!(
+        output.status.success(),
+        "promtool refused the page: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
 }

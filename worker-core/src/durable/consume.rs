@@ -32,6 +32,8 @@ use crate::worker::spec::{Checked, Spec};
 
 /// How often a consumer runs the backend's maintenance pass.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
+/// How often a consumer asks the backend for its queue's counts and the database's hazards.
+const STATS_EVERY: Duration = Duration::from_secs(5);
 /// How often a consumer with free slots asks for jobs when the last claim found none.
 pub(crate) const POLL_EVERY: Duration = Duration::from_millis(250);
 /// Completions sent in one statement, at most.
@@ -287,7 +289,8 @@ impl<B: Body> Consumer<B> {
         let mut registration = Registration::default();
         let mut heartbeat = tokio::time::interval(self.spec.lease() / 3);
         let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
-        for timer in [&mut heartbeat, &mut maintain] {
+        let mut stats = tokio::time::interval(STATS_EVERY);
+        for timer in [&mut heartbeat, &mut maintain, &mut stats] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         let mut wake = Wake::Poll;
@@ -345,11 +348,35 @@ impl<B: Body> Consumer<B> {
                     self.maintain().await;
                     Wake::Control
                 }
+                _ = stats.tick() => {
+                    self.stats().await;
+                    Wake::Control
+                }
                 () = poll => {
                     next_poll = Instant::now() + POLL_EVERY;
                     Wake::Poll
                 }
             };
+        }
+    }
+
+    /// Keeps what the backend says of the queue, for `/metrics`.
+    async fn stats(&self) {
+        match self.durable.backend.stats(&self.channel.name).await {
+            Ok(Some(stats)) => {
+                *self
+                    .channel
+                    .metrics
+                    .stats
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = stats;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(
+                worker = %self.env.name,
+                error = %crate::error::Chain(&*err),
+                "could not read the queue's counts"
+            ),
         }
     }
 

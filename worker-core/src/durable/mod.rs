@@ -94,6 +94,48 @@ impl Maintained {
     }
 }
 
+/// What a backend reports about one queue and its database, for `/metrics`: read by each
+/// consumer every few seconds. Fields a backend does not know stay zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Jobs due and waiting for a consumer.
+    pub available: u64,
+    /// Jobs due later.
+    pub scheduled: u64,
+    /// Jobs claimed, by any consumer.
+    pub running: u64,
+    /// Jobs waiting out a retry backoff.
+    pub retryable: u64,
+    /// Completed jobs kept (only with retention).
+    pub completed: u64,
+    /// Cancelled jobs kept.
+    pub cancelled: u64,
+    /// Discarded jobs kept, with their errors.
+    pub discarded: u64,
+    /// Dead row versions in the jobs table, not yet vacuumed.
+    pub dead_tuples: u64,
+    /// Seconds since the oldest open snapshot of the database began (it holds vacuum back).
+    pub oldest_xmin_age_seconds: f64,
+    /// How full the database's notification queue is, from 0 to 1.
+    pub notify_queue_usage: f64,
+}
+
+impl QueueStats {
+    /// The states, with their label values, in the order `/metrics` lists them.
+    pub(crate) fn states(&self) -> [(&'static str, u64); 7] {
+        [
+            ("available", self.available),
+            ("scheduled", self.scheduled),
+            ("running", self.running),
+            ("retryable", self.retryable),
+            ("completed", self.completed),
+            ("cancelled", self.cancelled),
+            ("discarded", self.discarded),
+        ]
+    }
+}
+
 /// A store of durable jobs: what the host's durable consumers call. Every method that changes
 /// a claimed job names its [`Attempt`] and must do nothing unless that attempt is the job's
 /// current one and the job is running.
@@ -138,6 +180,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn notified<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, ()> {
         let _ = queue;
         Box::pin(std::future::pending())
+    }
+
+    /// The queue's jobs by state and the database's hazards, for `/metrics`. By default none.
+    fn stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<Option<QueueStats>, BoxError>> {
+        let _ = queue;
+        Box::pin(std::future::ready(Ok(None)))
     }
 
     /// One maintenance pass: promotes due jobs, rescues expired leases, prunes old jobs. Every

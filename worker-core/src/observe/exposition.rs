@@ -247,6 +247,27 @@ const JOBS_RESCUED: Family = Family::new(
     "Durable queues: jobs whose lease expired (their consumer died), taken back by this consumer's maintenance.",
 );
 
+const JOBS: Family = Family::new(
+    "worker_jobs",
+    "gauge",
+    "Durable queues: the queue's jobs in the database by state, as last read (every 5 s).",
+);
+const PG_DEAD_TUPLES: Family = Family::new(
+    "worker_pg_jobs_dead_tuples",
+    "gauge",
+    "Durable queues: dead row versions in the jobs table, not yet vacuumed.",
+);
+const PG_XMIN_AGE: Family = Family::new(
+    "worker_pg_oldest_xmin_age_seconds",
+    "gauge",
+    "Durable queues: age of the database's oldest open snapshot, which holds vacuum back.",
+);
+const PG_NOTIFY_USAGE: Family = Family::new(
+    "worker_pg_notify_queue_usage",
+    "gauge",
+    "Durable queues: how full the database's notification queue is (0 to 1).",
+);
+
 /// The families of durable queues only.
 fn durable_queues(out: &mut String, queues: &[&Channel]) {
     let durable: Vec<&QueueMetrics> = queues
@@ -270,6 +291,42 @@ fn durable_queues(out: &mut String, queues: &[&Channel]) {
             let _ = writeln!(out, "{}{{{}}} {}", family.name, m.labels, value(m));
         }
     }
+    let stats: Vec<(&QueueMetrics, crate::durable::QueueStats)> =
+        durable.iter().map(|m| (*m, m.stats())).collect();
+    JOBS.header(out);
+    for (m, stats) in &stats {
+        for (state, count) in stats.states() {
+            let _ = writeln!(
+                out,
+                "{}{{{},state=\"{state}\"}} {count}",
+                JOBS.name, m.labels
+            );
+        }
+    }
+    PG_DEAD_TUPLES.header(out);
+    for (m, stats) in &stats {
+        let _ = writeln!(
+            out,
+            "{}{{{}}} {}",
+            PG_DEAD_TUPLES.name, m.labels, stats.dead_tuples
+        );
+    }
+    PG_XMIN_AGE.header(out);
+    for (m, stats) in &stats {
+        let _ = writeln!(
+            out,
+            "{}{{{}}} {}",
+            PG_XMIN_AGE.name, m.labels, stats.oldest_xmin_age_seconds
+        );
+    }
+    PG_NOTIFY_USAGE.header(out);
+    for (m, stats) in &stats {
+        let _ = writeln!(
+            out,
+            "{}{{{}}} {}",
+            PG_NOTIFY_USAGE.name, m.labels, stats.notify_queue_usage
+        );
+    }
 }
 
 /// The queue families, when the host has queue workers.
@@ -287,13 +344,15 @@ fn queues(out: &mut String, queues: &[&Channel]) {
         let _ = writeln!(out, "{name}{{{}}} {value}", m.labels);
     };
     family(&QUEUE_DEPTH, &|out, m, q| {
-        let depth = q.depth();
-        one(
-            out,
-            QUEUE_DEPTH.name,
-            m,
-            (depth.ready + depth.delayed) as u64,
-        );
+        let waiting = if q.durable.is_some() {
+            // In the database: due, due later, or waiting out a backoff.
+            let stats = m.stats();
+            stats.available + stats.scheduled + stats.retryable
+        } else {
+            let depth = q.depth();
+            (depth.ready + depth.delayed) as u64
+        };
+        one(out, QUEUE_DEPTH.name, m, waiting);
     });
     family(&QUEUE_IN_FLIGHT, &|out, m, _| {
         one(out, QUEUE_IN_FLIGHT.name, m, m.in_flight());

@@ -45,6 +45,8 @@ pub(crate) struct QueueMetrics {
     pub(crate) released: AtomicU64,
     /// Durable queues: expired leases this consumer's maintenance took back.
     pub(crate) rescued: AtomicU64,
+    /// Durable queues: what the backend last reported.
+    pub(crate) stats: std::sync::Mutex<crate::durable::QueueStats>,
     /// `worker="<name>"`, escaped once.
     pub(crate) labels: Box<str>,
 }
@@ -64,6 +66,7 @@ impl QueueMetrics {
             stale: AtomicU64::new(0),
             released: AtomicU64::new(0),
             rescued: AtomicU64::new(0),
+            stats: std::sync::Mutex::default(),
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
         }
     }
@@ -97,6 +100,14 @@ impl QueueMetrics {
 
     pub(crate) fn in_flight(&self) -> u64 {
         self.in_flight.0.load(Relaxed)
+    }
+
+    /// What the backend last reported of a durable queue.
+    pub(crate) fn stats(&self) -> crate::durable::QueueStats {
+        *self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn total_enqueued(&self) -> u64 {
