@@ -301,6 +301,16 @@ async fn shutdown_hands_unfinished_jobs_back_at_once() {
         seen.orders().len() == 2
     })
     .await;
+    // `/workers` shows the third waiting in the database, and the two in flight.
+    until("the database's depth on /workers", async || {
+        let status = handle
+            .workers()
+            .pop()
+            .and_then(|w| w.queue)
+            .expect("a queue worker");
+        status.depth == 1 && status.in_flight == 2
+    })
+    .await;
     handle.shutdown();
     running
         .await

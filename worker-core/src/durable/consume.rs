@@ -247,9 +247,15 @@ impl<B: Body> Consumer<B> {
                         entry.1 = now;
                     }
                 }
+                // Not renewed and still running here: lost (a job that ended meanwhile is not).
+                let renewed: std::collections::HashSet<u64> =
+                    renewed.iter().map(|&(id, _)| id).collect();
+                let lost = due
+                    .iter()
+                    .filter(|a| in_flight.contains_key(&a.id) && !renewed.contains(&a.id))
+                    .count();
                 drop(in_flight);
-                if renewed.len() < due.len() {
-                    let lost = due.len() - renewed.len();
+                if lost > 0 {
                     tracing::warn!(
                         worker = %self.env.name,
                         jobs = lost,
@@ -370,6 +376,8 @@ impl<B: Body> Consumer<B> {
                     .stats
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = stats;
+                // The dashboard's depth chart.
+                self.channel.sample(self.clock.unix_seconds(Instant::now()));
             }
             Ok(None) => {}
             Err(err) => tracing::warn!(

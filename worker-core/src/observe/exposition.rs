@@ -344,15 +344,7 @@ fn queues(out: &mut String, queues: &[&Channel]) {
         let _ = writeln!(out, "{name}{{{}}} {value}", m.labels);
     };
     family(&QUEUE_DEPTH, &|out, m, q| {
-        let waiting = if q.durable.is_some() {
-            // In the database: due, due later, or waiting out a backoff.
-            let stats = m.stats();
-            stats.available + stats.scheduled + stats.retryable
-        } else {
-            let depth = q.depth();
-            (depth.ready + depth.delayed) as u64
-        };
-        one(out, QUEUE_DEPTH.name, m, waiting);
+        one(out, QUEUE_DEPTH.name, m, q.waiting().0 as u64);
     });
     family(&QUEUE_IN_FLIGHT, &|out, m, _| {
         one(out, QUEUE_IN_FLIGHT.name, m, m.in_flight());

@@ -23,12 +23,27 @@ pub(crate) struct Sample {
 pub(crate) const SAMPLES: usize = 120;
 
 impl Channel {
+    /// The jobs waiting to start, and of those the ones in a retry backoff: buffered here, or
+    /// for a durable queue in the database (as its backend last reported).
+    pub(crate) fn waiting(&self) -> (usize, usize) {
+        if self.durable.is_some() {
+            let stats = self.metrics.stats();
+            let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+            (
+                count(stats.available + stats.scheduled + stats.retryable),
+                count(stats.retryable),
+            )
+        } else {
+            let depth = self.depth();
+            (depth.ready + depth.delayed, depth.delayed)
+        }
+    }
+
     /// Records the depth and the jobs finished at `at` (Unix seconds).
     pub(crate) fn sample(&self, at: f64) {
-        let depth = self.depth();
         let sample = Sample {
             at,
-            depth: depth.ready + depth.delayed,
+            depth: self.waiting().0,
             finished: self.metrics.finished.load(Ordering::Relaxed),
         };
         let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
@@ -47,6 +62,7 @@ impl Channel {
     /// Unix seconds).
     pub(crate) fn status(&self, now: Instant, unix: f64) -> crate::observe::status::QueueStatus {
         let depth = self.depth();
+        let (waiting, in_backoff) = self.waiting();
         let history = self.history();
         let finished = self.metrics.finished.load(Ordering::Relaxed);
         // Over the last minute, or what the samples cover of it.
@@ -62,8 +78,8 @@ impl Channel {
         crate::observe::status::QueueStatus {
             name: self.name.to_string(),
             payload: self.payload,
-            depth: depth.ready + depth.delayed,
-            in_backoff: depth.delayed,
+            depth: waiting,
+            in_backoff,
             in_flight: self.metrics.in_flight(),
             concurrency: self.concurrency,
             capacity: self.capacity,
