@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::durable::report::complete;
 use crate::durable::{Attempt, Backend, Claimed};
 use crate::observe::Outcome;
 use crate::observe::WorkerState;
@@ -37,7 +38,7 @@ const STATS_EVERY: Duration = Duration::from_secs(5);
 /// How often a consumer with free slots asks for jobs when the last claim found none.
 pub(crate) const POLL_EVERY: Duration = Duration::from_millis(250);
 /// Completions sent in one statement, at most.
-const COMPLETE_BATCH: usize = 100;
+pub(super) const COMPLETE_BATCH: usize = 100;
 
 /// Decodes a durable payload into the worker's payload type.
 pub(crate) type Decode = fn(serde_json::Value) -> Result<Payload, String>;
@@ -59,19 +60,19 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned + Send + Sync + 'static>(
 }
 
 /// What every slot of one durable consumer shares.
-struct Consumer<B> {
-    body: B,
-    env: Arc<WorkerEnv>,
-    spec: Spec,
-    tracked: Arc<Tracked>,
-    clock: Clock,
-    channel: Arc<Channel>,
-    durable: Durable,
+pub(super) struct Consumer<B> {
+    pub(super) body: B,
+    pub(super) env: Arc<WorkerEnv>,
+    pub(super) spec: Spec,
+    pub(super) tracked: Arc<Tracked>,
+    pub(super) clock: Clock,
+    pub(super) channel: Arc<Channel>,
+    pub(super) durable: Durable,
     /// This consumer, as the backend records who holds a job: host, process, worker.
-    by: String,
+    pub(super) by: String,
     /// The attempts in flight, with when each was claimed.
-    in_flight: Mutex<HashMap<u64, (u32, Instant)>>,
-    completions: mpsc::UnboundedSender<Attempt>,
+    pub(super) in_flight: Mutex<HashMap<u64, (u32, Instant)>>,
+    pub(super) completions: mpsc::UnboundedSender<Attempt>,
 }
 
 impl<B: Body> Consumer<B> {
@@ -86,7 +87,7 @@ impl<B: Body> Consumer<B> {
         }
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u32, Instant)>> {
+    pub(super) fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u32, Instant)>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -178,115 +179,6 @@ impl<B: Body> Consumer<B> {
         }
     }
 
-    /// Reports a failed attempt; returns whether the backend took it (it was not stale).
-    async fn fail(&self, attempt: Attempt, retry_in: Option<Duration>, error: String) -> bool {
-        match self.durable.backend.fail(attempt, retry_in, error).await {
-            Ok(true) => true,
-            Ok(false) => {
-                self.stale(attempt);
-                false
-            }
-            Err(err) => {
-                tracing::warn!(
-                    worker = %self.env.name,
-                    job_id = attempt.id,
-                    error = %crate::error::Chain(&*err),
-                    "could not record a failed attempt; the job runs again when its lease expires"
-                );
-                false
-            }
-        }
-    }
-
-    async fn release(&self, attempts: Vec<(Attempt, bool)>) {
-        if attempts.is_empty() {
-            return;
-        }
-        let count = attempts.len() as u64;
-        match self.durable.backend.release(attempts).await {
-            Ok(released) => {
-                self.channel.metrics.released.fetch_add(released, Relaxed);
-            }
-            Err(err) => tracing::warn!(
-                worker = %self.env.name,
-                jobs = count,
-                error = %crate::error::Chain(&*err),
-                "could not release jobs at shutdown; they run again when their leases expire"
-            ),
-        }
-    }
-
-    fn stale(&self, attempt: Attempt) {
-        self.channel.metrics.stale.fetch_add(1, Relaxed);
-        tracing::warn!(
-            worker = %self.env.name,
-            job_id = attempt.id,
-            attempt = attempt.attempt,
-            "stale attempt: its lease expired and the job was claimed again, so its result was not recorded"
-        );
-    }
-
-    /// Renews the leases of the jobs claimed more than a third of a lease ago.
-    async fn heartbeat(&self) {
-        let lease = self.spec.lease();
-        let now = Instant::now();
-        let due: Vec<Attempt> = self
-            .in_flight()
-            .iter()
-            .filter(|(_, (_, claimed))| now.saturating_duration_since(*claimed) >= lease / 3)
-            .map(|(&id, &(attempt, _))| Attempt { id, attempt })
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        match self.durable.backend.heartbeat(due.clone(), lease).await {
-            Ok(renewed) => {
-                let mut in_flight = self.in_flight();
-                for (id, _) in &renewed {
-                    if let Some(entry) = in_flight.get_mut(id) {
-                        entry.1 = now;
-                    }
-                }
-                // Not renewed and still running here: lost (a job that ended meanwhile is not).
-                let renewed: std::collections::HashSet<u64> =
-                    renewed.iter().map(|&(id, _)| id).collect();
-                let lost = due
-                    .iter()
-                    .filter(|a| in_flight.contains_key(&a.id) && !renewed.contains(&a.id))
-                    .count();
-                drop(in_flight);
-                if lost > 0 {
-                    tracing::warn!(
-                        worker = %self.env.name,
-                        jobs = lost,
-                        "leases lost: these jobs may run again elsewhere, and their results will be stale"
-                    );
-                }
-            }
-            Err(err) => tracing::warn!(
-                worker = %self.env.name,
-                error = %crate::error::Chain(&*err),
-                "could not renew leases"
-            ),
-        }
-    }
-
-    async fn maintain(&self) {
-        match self.durable.backend.maintain().await {
-            Ok(done) => {
-                self.channel
-                    .metrics
-                    .rescued
-                    .fetch_add(done.rescued, Relaxed);
-            }
-            Err(err) => tracing::warn!(
-                worker = %self.env.name,
-                error = %crate::error::Chain(&*err),
-                "queue maintenance failed"
-            ),
-        }
-    }
-
     /// Claims and runs jobs, renews leases and maintains the queue until the worker is stopped.
     async fn consume(self: &Arc<Self>, slots: &mut JoinSet<()>) {
         let control = &self.tracked.control;
@@ -366,28 +258,6 @@ impl<B: Body> Consumer<B> {
         }
     }
 
-    /// Keeps what the backend says of the queue, for `/metrics`.
-    async fn stats(&self) {
-        match self.durable.backend.stats(&self.channel.name).await {
-            Ok(Some(stats)) => {
-                *self
-                    .channel
-                    .metrics
-                    .stats
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = stats;
-                // The dashboard's depth chart.
-                self.channel.sample(self.clock.unix_seconds(Instant::now()));
-            }
-            Ok(None) => {}
-            Err(err) => tracing::warn!(
-                worker = %self.env.name,
-                error = %crate::error::Chain(&*err),
-                "could not read the queue's counts"
-            ),
-        }
-    }
-
     /// Claims up to `free` jobs; returns them, or none when the claim failed (logged).
     async fn claim(&self, free: usize) -> Vec<Claimed> {
         let free = u32::try_from(free).unwrap_or(u32::MAX);
@@ -426,38 +296,6 @@ enum Wake {
     Slot,
     /// A control signal, a heartbeat or a maintenance pass.
     Control,
-}
-
-/// Sends the completions in batches until every sender is gone.
-async fn complete(
-    backend: Arc<dyn Backend>,
-    channel: Arc<Channel>,
-    worker: Arc<str>,
-    mut done: mpsc::UnboundedReceiver<Attempt>,
-) {
-    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
-    while done.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
-        let sent: Vec<Attempt> = std::mem::take(&mut batch);
-        match backend.complete(sent.clone()).await {
-            Ok(completed) => {
-                let stale = sent.len().saturating_sub(completed.len()) as u64;
-                if stale > 0 {
-                    channel.metrics.stale.fetch_add(stale, Relaxed);
-                    tracing::warn!(
-                        worker = %worker,
-                        jobs = stale,
-                        "stale completions: these jobs' leases expired and they were claimed again"
-                    );
-                }
-            }
-            Err(err) => tracing::warn!(
-                worker = %worker,
-                jobs = sent.len(),
-                error = %crate::error::Chain(&*err),
-                "could not record completions; these jobs run again when their leases expire"
-            ),
-        }
-    }
 }
 
 /// Stopping: no more claims; the slots finish until the stop budget, then are cancelled, and

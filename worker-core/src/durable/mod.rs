@@ -16,6 +16,7 @@
 //! is for in-process queues only.
 
 pub(crate) mod consume;
+mod report;
 
 use std::fmt;
 use std::future::Future;

@@ -1,7 +1,5 @@
 //! [`HostBuilder`]: what a host is made of, checked all at once by [`HostBuilder::build`].
 
-use crate::durable::Backend;
-use crate::durable::consume::Durable;
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
@@ -10,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::durable::Backend;
+use crate::durable::consume::Durable;
 use crate::error::{BoxError, Error, Kind};
 #[cfg(feature = "http")]
 use crate::host::serving::Serving;

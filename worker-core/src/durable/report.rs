@@ -1,0 +1,186 @@
+//! What a durable consumer tells its backend besides claims: failed attempts, releases,
+//! completions in batches, lease renewals, maintenance passes and the queue's counts; and what
+//! it does when the backend says an attempt was stale.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::durable::consume::{COMPLETE_BATCH, Consumer};
+use crate::durable::{Attempt, Backend};
+use crate::queue::channel::Channel;
+use crate::worker::handler::Body;
+
+impl<B: Body> Consumer<B> {
+    /// Reports a failed attempt; returns whether the backend took it (it was not stale).
+    pub(super) async fn fail(
+        &self,
+        attempt: Attempt,
+        retry_in: Option<Duration>,
+        error: String,
+    ) -> bool {
+        match self.durable.backend.fail(attempt, retry_in, error).await {
+            Ok(true) => true,
+            Ok(false) => {
+                self.stale(attempt);
+                false
+            }
+            Err(err) => {
+                tracing::warn!(
+                    worker = %self.env.name,
+                    job_id = attempt.id,
+                    error = %crate::error::Chain(&*err),
+                    "could not record a failed attempt; the job runs again when its lease expires"
+                );
+                false
+            }
+        }
+    }
+
+    pub(super) async fn release(&self, attempts: Vec<(Attempt, bool)>) {
+        if attempts.is_empty() {
+            return;
+        }
+        let count = attempts.len() as u64;
+        match self.durable.backend.release(attempts).await {
+            Ok(released) => {
+                self.channel.metrics.released.fetch_add(released, Relaxed);
+            }
+            Err(err) => tracing::warn!(
+                worker = %self.env.name,
+                jobs = count,
+                error = %crate::error::Chain(&*err),
+                "could not release jobs at shutdown; they run again when their leases expire"
+            ),
+        }
+    }
+
+    fn stale(&self, attempt: Attempt) {
+        self.channel.metrics.stale.fetch_add(1, Relaxed);
+        tracing::warn!(
+            worker = %self.env.name,
+            job_id = attempt.id,
+            attempt = attempt.attempt,
+            "stale attempt: its lease expired and the job was claimed again, so its result was not recorded"
+        );
+    }
+
+    /// Renews the leases of the jobs claimed more than a third of a lease ago.
+    pub(super) async fn heartbeat(&self) {
+        let lease = self.spec.lease();
+        let now = Instant::now();
+        let due: Vec<Attempt> = self
+            .in_flight()
+            .iter()
+            .filter(|(_, (_, claimed))| now.saturating_duration_since(*claimed) >= lease / 3)
+            .map(|(&id, &(attempt, _))| Attempt { id, attempt })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        match self.durable.backend.heartbeat(due.clone(), lease).await {
+            Ok(renewed) => {
+                let mut in_flight = self.in_flight();
+                for (id, _) in &renewed {
+                    if let Some(entry) = in_flight.get_mut(id) {
+                        entry.1 = now;
+                    }
+                }
+                // Not renewed and still running here: lost (a job that ended meanwhile is not).
+                let renewed: HashSet<u64> = renewed.iter().map(|&(id, _)| id).collect();
+                let lost = due
+                    .iter()
+                    .filter(|a| in_flight.contains_key(&a.id) && !renewed.contains(&a.id))
+                    .count();
+                drop(in_flight);
+                if lost > 0 {
+                    tracing::warn!(
+                        worker = %self.env.name,
+                        jobs = lost,
+                        "leases lost: these jobs may run again elsewhere, and their results will be stale"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(
+                worker = %self.env.name,
+                error = %crate::error::Chain(&*err),
+                "could not renew leases"
+            ),
+        }
+    }
+
+    pub(super) async fn maintain(&self) {
+        match self.durable.backend.maintain().await {
+            Ok(done) => {
+                self.channel
+                    .metrics
+                    .rescued
+                    .fetch_add(done.rescued, Relaxed);
+            }
+            Err(err) => tracing::warn!(
+                worker = %self.env.name,
+                error = %crate::error::Chain(&*err),
+                "queue maintenance failed"
+            ),
+        }
+    }
+
+    /// Keeps what the backend says of the queue, for `/metrics`.
+    pub(super) async fn stats(&self) {
+        match self.durable.backend.stats(&self.channel.name).await {
+            Ok(Some(stats)) => {
+                *self
+                    .channel
+                    .metrics
+                    .stats
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = stats;
+                // The dashboard's depth chart.
+                self.channel.sample(self.clock.unix_seconds(Instant::now()));
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(
+                worker = %self.env.name,
+                error = %crate::error::Chain(&*err),
+                "could not read the queue's counts"
+            ),
+        }
+    }
+}
+
+/// Sends the completions in batches until every sender is gone.
+pub(super) async fn complete(
+    backend: Arc<dyn Backend>,
+    channel: Arc<Channel>,
+    worker: Arc<str>,
+    mut done: mpsc::UnboundedReceiver<Attempt>,
+) {
+    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    while done.recv_many(&mut batch, COMPLETE_BATCH).await > 0 {
+        let sent: Vec<Attempt> = std::mem::take(&mut batch);
+        match backend.complete(sent.clone()).await {
+            Ok(completed) => {
+                let stale = sent.len().saturating_sub(completed.len()) as u64;
+                if stale > 0 {
+                    channel.metrics.stale.fetch_add(stale, Relaxed);
+                    tracing::warn!(
+                        worker = %worker,
+                        jobs = stale,
+                        "stale completions: these jobs' leases expired and they were claimed again"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(
+                worker = %worker,
+                jobs = sent.len(),
+                error = %crate::error::Chain(&*err),
+                "could not record completions; these jobs run again when their leases expire"
+            ),
+        }
+    }
+}
