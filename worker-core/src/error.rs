@@ -51,6 +51,8 @@ pub(crate) enum Kind {
     /// A queue worker's declaration does not hold together (its job argument, its hooks, a
     /// second consumer of its queue), or a worker on a schedule takes a job.
     Queue { worker: String, message: String },
+    /// A singleton worker's host has no backend that keeps leases.
+    Lease { worker: String, message: String },
     /// A producer asked for a queue nobody consumes.
     UnknownQueue { queue: String, known: Vec<String> },
     /// A producer asked for a queue with another payload type than its consumer's.
@@ -169,6 +171,12 @@ impl Error {
         matches!(self.kind, Kind::Queue { .. })
     }
 
+    /// A singleton worker's host has no backend to keep its lease in.
+    #[must_use]
+    pub fn is_lease_backend(&self) -> bool {
+        matches!(self.kind, Kind::Lease { .. })
+    }
+
     /// A producer asked for a queue that no worker consumes, or with another payload type than
     /// its consumer's ([`HostHandle::queue`](crate::HostHandle::queue)).
     #[must_use]
@@ -235,6 +243,7 @@ impl Error {
         match &self.kind {
             Kind::Config { worker, .. }
             | Kind::Queue { worker, .. }
+            | Kind::Lease { worker, .. }
             | Kind::QueueType { worker, .. }
             | Kind::Requeue { worker, .. }
             | Kind::Missing { worker, .. }
@@ -278,7 +287,9 @@ impl fmt::Display for Error {
                 argument,
                 message,
             } => write!(f, "worker `{worker}`: argument {argument}: {message}"),
-            Kind::Queue { worker, message } => write!(f, "worker `{worker}`: {message}"),
+            Kind::Queue { worker, message } | Kind::Lease { worker, message } => {
+                write!(f, "worker `{worker}`: {message}")
+            }
             Kind::UnknownQueue { queue, known } if known.is_empty() => write!(
                 f,
                 "no worker consumes a queue named `{queue}`: the host has no queue workers \

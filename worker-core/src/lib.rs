@@ -129,7 +129,7 @@ pub use crate::observe::outcome::Outcome;
 pub use crate::observe::skip::SkipReason;
 pub use crate::observe::state::WorkerState;
 pub use crate::observe::status::{
-    HostState, LastError, QueueStatus, Recent, RunRecord, Trigger, WorkerStatus,
+    HostState, LastError, LeaseStatus, QueueStatus, Recent, RunRecord, Trigger, WorkerStatus,
 };
 pub use crate::queue::{
     DeadJob, DeadJobRecord, Job, OnPanic, QUEUE_WAIT_BUCKETS, Queue, SendError,

@@ -180,6 +180,7 @@ impl Settings {
             return Err(Refusal::second_trigger(schedule.name, value, "`queue`"));
         }
         let durable = self.get("durable").is_some();
+        let singleton = self.get("singleton").is_some();
         for (key, value) in self.iter() {
             let applies = match key.applies {
                 Applies::Any => true,
@@ -191,11 +192,15 @@ impl Settings {
                 Applies::Queue => trigger.name == "queue",
                 Applies::InProcess => trigger.name == "queue" && !durable,
                 Applies::Durable => durable,
+                Applies::Repeating => matches!(trigger.name, "every" | "cron"),
+                Applies::Singleton => singleton,
+                Applies::Leased => durable || singleton,
             };
             if !applies {
                 let runs = match self.get("queue") {
                     Some(queue) if durable => format!("consumes the durable queue {queue}"),
                     Some(queue) => format!("consumes the queue {queue}"),
+                    None if singleton => format!("is a singleton on `{}`", trigger.name),
                     None => format!("runs on `{}`", trigger.name),
                 };
                 return Err(Refusal::new(
@@ -208,6 +213,14 @@ impl Settings {
                     ),
                 ));
             }
+        }
+        if singleton && let Some(missed @ Value::Choice("delay")) = self.get("missed") {
+            return Err(Refusal::new(
+                "missed",
+                missed,
+                "`skip` or `burst`: a singleton's ticks stay on the grid every replica shares, \
+                 which `delay` would move",
+            ));
         }
         #[cfg(feature = "cron")]
         if let Some(Value::Text(expression)) = self.get("cron") {

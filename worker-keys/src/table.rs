@@ -80,6 +80,12 @@ pub enum Applies {
     InProcess,
     /// Consumers of durable queues (`queue` with `durable`).
     Durable,
+    /// Workers on `every` or `cron`: the schedules a shared grid of instants can describe.
+    Repeating,
+    /// Singleton schedules (`singleton`).
+    Singleton,
+    /// What holds a lease in the backend: durable queue workers and singleton schedules.
+    Leased,
 }
 
 impl Applies {
@@ -93,6 +99,9 @@ impl Applies {
             Self::Queue => "queue workers (`queue = \"name\"`)",
             Self::InProcess => "in-process queue workers (`queue = \"name\"` without `durable`)",
             Self::Durable => "durable queue workers (`queue = \"name\", durable`)",
+            Self::Repeating => "workers on `every` or `cron`",
+            Self::Singleton => "singleton schedules (`singleton`)",
+            Self::Leased => "durable queue workers and singleton schedules",
         }
     }
 }
@@ -192,6 +201,9 @@ pub const DEFAULT_CONCURRENCY: u32 = 1;
 pub const DEFAULT_CAPACITY: u32 = 1024;
 /// How long a durable job's claim lasts without a heartbeat, unless `lease` says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The most missed ticks a new holder of a singleton's lease replays with `missed = "burst"`,
+/// unless `catch_up` says otherwise.
+pub const DEFAULT_CATCH_UP: u32 = 10;
 
 /// The choices of `escalate`.
 pub const ESCALATE: Choice = Choice {
@@ -258,7 +270,9 @@ pub const KEYS: &[Key] = &[
     row("gates_liveness", A::Any, Kind::Bool, D::Bool(false), "true", "whether `/healthz` depends on this worker"),
     row("concurrency", A::Queue, Kind::Count(count(1, 10_000)), D::Count(DEFAULT_CONCURRENCY), "8", "how many jobs of the queue run at once"),
     row("durable", A::Queue, Kind::Flag, D::None("in process"), "true", "keeps the queue's jobs in the database backend (worker-postgres), so they survive a crash and are shared by replicas; cannot be overridden"),
-    row("lease", A::Durable, Kind::Duration(LEASE), D::Duration(DEFAULT_LEASE), "\"30s\"", "how long a claimed job stays claimed without a heartbeat before another consumer may take it; renewed every third of it"),
+    row("lease", A::Leased, Kind::Duration(LEASE), D::Duration(DEFAULT_LEASE), "\"30s\"", "how long a claimed job, or a singleton's lease, stays held without a renewal before another replica may take it; renewed every third of it"),
+    row("singleton", A::Repeating, Kind::Flag, D::None("every replica runs it"), "true", "runs each tick on one replica only, the holder of the worker's lease in the database backend (worker-postgres); cannot be overridden"),
+    row("catch_up", A::Singleton, Kind::Count(count(0, 1_000)), D::Count(DEFAULT_CATCH_UP), "10", "the most ticks nobody ran that a new holder of the lease replays with `missed = \"burst\"`; older ones are skipped as missed"),
     row("capacity", A::InProcess, Kind::Count(count(1, 10_000_000)), D::Count(DEFAULT_CAPACITY), "1024", "how many jobs wait (buffered or in retry backoff) before `send` waits"),
     row("on_panic", A::Queue, Kind::Choice(&ON_PANIC), D::Choice("retry"), "discard", "what a job whose attempt panicked does: retried like a failure, or dead at once"),
     row("name", A::Any, Kind::Name, D::None("the function's name"), "\"sync-orders\"", "the worker's name, its `worker` metric label; cannot be overridden"),
@@ -291,10 +305,11 @@ impl Key {
 
     /// Whether a configuration file or environment variable may set it: every key but `name`,
     /// `queue` (producers find a queue by its name, and its consumer takes its jobs) and
-    /// `durable` (the payload's type must be stored, which the code decides).
+    /// `durable` (the payload's type must be stored, which the code decides) and `singleton`
+    /// (whether replicas share a worker is the code's decision, as its writes depend on it).
     #[must_use]
     pub fn is_overridable(&self) -> bool {
-        !matches!(self.name, "name" | "queue" | "durable")
+        !matches!(self.name, "name" | "queue" | "durable" | "singleton")
     }
 
     /// The key's range, for the kinds that have one.

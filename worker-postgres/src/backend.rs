@@ -3,9 +3,11 @@
 use std::time::{Duration, SystemTime};
 
 use worker_core::BoxError;
-use worker_core::durable::{Attempt, Backend, BoxFuture, Claimed, Maintained, QueueStats};
+use worker_core::durable::{
+    self, Attempt, Backend, BoxFuture, Claimed, Lease, Maintained, QueueStats,
+};
 
-use crate::{JobState, Postgres};
+use crate::{Error, Fence, JobState, Postgres};
 
 /// Expired leases taken back, at most, per maintenance pass.
 const RESCUE_BATCH: u32 = 500;
@@ -170,4 +172,65 @@ impl Backend for Postgres {
             Ok(Maintained::new(promoted, rescued, pruned))
         })
     }
+
+    fn keeps_leases(&self) -> bool {
+        true
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Lease, BoxError>> {
+        Box::pin(async move {
+            if let Some(taken) = self.acquire(name, holder, lease).await? {
+                let fence = durable::Fence::new(name, taken.fence.token())
+                    .with_backend(taken.fence.clone());
+                let last_tick = taken.last_tick.map(SystemTime::from);
+                return Ok(Lease::taken(fence, last_tick, taken.now.into()));
+            }
+            // Held by another replica: who, for the follower's status.
+            let record = self.lease(name).await?;
+            let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(crate::sql::NOW)
+                .fetch_one(self.pool())
+                .await
+                .map_err(Error::from)?;
+            Ok(Lease::held_by(record.and_then(|r| r.holder), now.into()))
+        })
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        fence: &'a durable::Fence,
+        holder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<SystemTime>, BoxError>> {
+        Box::pin(async move {
+            let now = self.renew(ours(fence)?, holder, lease).await?;
+            Ok(now.map(SystemTime::from))
+        })
+    }
+
+    fn claim_tick<'a>(
+        &'a self,
+        fence: &'a durable::Fence,
+        tick: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        Box::pin(async move { Ok(Postgres::claim_tick(self, ours(fence)?, tick.into()).await?) })
+    }
+
+    fn resign_lease<'a>(&'a self, fence: &'a durable::Fence) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            self.resign(ours(fence)?).await?;
+            Ok(())
+        })
+    }
+}
+
+/// The fence this backend made, inside the host's.
+fn ours(fence: &durable::Fence) -> Result<&Fence, BoxError> {
+    fence
+        .backend::<Fence>()
+        .ok_or_else(|| "a fence another backend made".into())
 }

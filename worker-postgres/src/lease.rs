@@ -1,6 +1,7 @@
 //! Singleton leases: one row per singleton worker, held by one replica at a time, with a fence
 //! bumped on every takeover and checked by the holder's own writes.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -30,14 +31,13 @@ pub struct LeaseRecord {
 
 /// A lease just acquired.
 #[derive(Debug, Clone)]
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the host's singleton workers are not wired yet")
-)]
 pub(crate) struct Acquired {
     pub(crate) fence: Fence,
     pub(crate) last_tick: Option<DateTime<Utc>>,
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests"))]
     pub(crate) last_done: Option<DateTime<Utc>>,
+    /// The database's time.
+    pub(crate) now: DateTime<Utc>,
 }
 
 /// The holder's proof that it holds a lease, for its own writes: [`check`](Self::check) inside
@@ -90,10 +90,6 @@ impl Fence {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the host's singleton workers are not wired yet")
-)]
 impl Postgres {
     /// Takes the lease `name` for `holder` for `lease` when it is free or expired.
     pub(crate) async fn acquire(
@@ -102,14 +98,19 @@ impl Postgres {
         holder: &str,
         lease: Duration,
     ) -> Result<Option<Acquired>, Error> {
-        type Row = (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        type Row = (
+            i64,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            DateTime<Utc>,
+        );
         let row: Option<Row> = sqlx::query_as(self.sql().acquire.clone())
             .bind(name)
             .bind(holder)
             .bind(micros(lease))
             .fetch_optional(self.pool())
             .await?;
-        Ok(row.map(|(token, last_tick, last_done)| Acquired {
+        Ok(row.map(|(token, last_tick, last_done, now)| Acquired {
             fence: Fence {
                 name: name.into(),
                 token,
@@ -117,24 +118,25 @@ impl Postgres {
             },
             last_tick,
             last_done,
+            now,
         }))
     }
 
-    /// Extends the lease held with `fence` by `lease`; `false` when it was lost.
+    /// Extends the lease held with `fence` by `lease`: the database's time, or `None` when
+    /// the lease was lost.
     pub(crate) async fn renew(
         &self,
         fence: &Fence,
         holder: &str,
         lease: Duration,
-    ) -> Result<bool, Error> {
-        let row: Option<DateTime<Utc>> = sqlx::query_scalar(self.sql().renew.clone())
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(sqlx::query_scalar(self.sql().renew.clone())
             .bind(fence.name())
             .bind(holder)
             .bind(fence.token)
             .bind(micros(lease))
             .fetch_optional(self.pool())
-            .await?;
-        Ok(row.is_some())
+            .await?)
     }
 
     /// Claims the scheduled instant `tick`: `false` when it, or a later one, was claimed
@@ -155,6 +157,7 @@ impl Postgres {
     }
 
     /// Records the scheduled instant `tick` as done.
+    #[cfg_attr(not(test), expect(dead_code, reason = "the host records no tick as done yet"))]
     pub(crate) async fn finish_tick(
         &self,
         fence: &Fence,
@@ -179,6 +182,49 @@ impl Postgres {
             .await?
             .rows_affected()
             == 1)
+    }
+}
+
+/// Checks a singleton run's fence ([`worker_core::Ctx::fence`]) inside the run's own
+/// transaction, so its writes commit only while this replica holds the lease:
+///
+/// ```no_run
+/// # async fn demo(ctx: worker_core::Ctx, pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+/// use worker_postgres::FenceCheck as _;
+///
+/// let fence = ctx.fence().ok_or("not a singleton's tick")?;
+/// let mut tx = pool.begin().await?;
+/// fence.check(&mut *tx).await?;                  // fails once another replica took over
+/// sqlx::query("UPDATE totals SET n = n + 1").execute(&mut *tx).await?;
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+pub trait FenceCheck {
+    /// Checks, inside the caller's transaction, that the lease is still held with this fence,
+    /// and locks it against takeover until the transaction ends ([`Fence::check`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LeaseLost`] when another replica took the lease over, or the fence was not
+    /// made by this backend; [`Error::Database`] when the statement fails.
+    fn check<'c, E>(&self, executor: E) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Postgres> + 'c;
+}
+
+impl FenceCheck for worker_core::durable::Fence {
+    fn check<'c, E>(&self, executor: E) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Postgres> + 'c,
+    {
+        let ours = self.backend::<Fence>().cloned();
+        let (name, token) = (self.name().to_owned(), self.token());
+        async move {
+            match ours {
+                Some(fence) => fence.check(executor).await,
+                None => Err(Error::LeaseLost { name, fence: token }),
+            }
+        }
     }
 }
 

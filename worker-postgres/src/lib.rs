@@ -47,7 +47,7 @@ mod store;
 pub use enqueue::{DurableQueue, Enqueued, Opts};
 pub use error::Error;
 pub use hazards::Hazards;
-pub use lease::{Fence, LeaseRecord};
+pub use lease::{Fence, FenceCheck, LeaseRecord};
 pub use postgres::Postgres;
 pub use store::{AttemptError, Cancelled, JobRecord, JobState, StateCount};
 

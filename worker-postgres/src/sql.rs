@@ -238,14 +238,14 @@ ON CONFLICT (name) DO UPDATE
   SET holder = EXCLUDED.holder, fence = l.fence + 1, acquired_at = now(),
       expires_at = EXCLUDED.expires_at, updated_at = now()
   WHERE l.expires_at < now()
-RETURNING fence, last_tick, last_done";
+RETURNING fence, last_tick, last_done, now()";
 
 /// Extends the holder's lease; no row when it was lost. Touches no key column, so fenced
 /// transactions never hold it up.
 const RENEW: &str = "
 UPDATE {schema}.leases SET expires_at = now() + $4 * interval '1 microsecond', updated_at = now()
 WHERE name = $1 AND holder = $2 AND fence = $3 AND expires_at > now()
-RETURNING expires_at";
+RETURNING now()";
 
 /// Claims the scheduled instant `$3` for the holder of fence `$2`: a compare-and-set on the
 /// last instant claimed, so no instant runs twice, whoever holds the lease.
@@ -272,6 +272,9 @@ const FENCE: &str = "
 SELECT 1 FROM {schema}.leases
 WHERE name = $1 AND fence = $2 AND expires_at > clock_timestamp()
 FOR KEY SHARE";
+
+/// The database's time, for a follower's clock.
+pub(crate) const NOW: &str = "SELECT now()";
 
 const LEASE: &str = "
 SELECT holder, fence, nullif(expires_at, '-infinity'), expires_at > now(), last_tick, last_done

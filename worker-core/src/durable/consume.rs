@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::durable::report::complete;
-use crate::durable::{Attempt, Backend, Claimed};
+use crate::durable::{Attempt, Backend, Claimed, identity};
 use crate::observe::Outcome;
 use crate::observe::WorkerState;
 use crate::observe::tracked::Tracked;
@@ -336,16 +336,6 @@ async fn drain(slots: &mut JoinSet<()>, until: Instant) -> bool {
     tokio::time::timeout_at(until, async { while slots.join_next().await.is_some() {} })
         .await
         .is_ok()
-}
-
-/// The consumer's identity in the backend: host, process, a random boot id, and worker.
-fn identity(worker: &str) -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
-    format!(
-        "{host}/{}/{:08x}/{worker}",
-        std::process::id(),
-        fastrand::u32(..)
-    )
 }
 
 /// The worker's loop; returns once every claimed job is finished or released.

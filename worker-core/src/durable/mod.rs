@@ -16,7 +16,10 @@
 //! is for in-process queues only.
 
 pub(crate) mod consume;
+mod lease;
 mod report;
+
+pub use self::lease::{Fence, Lease};
 
 use std::fmt;
 use std::future::Future;
@@ -192,4 +195,68 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// One maintenance pass: promotes due jobs, rescues expired leases, prunes old jobs. Every
     /// consumer runs it (about once a second); concurrent passes must not conflict.
     fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>>;
+
+    /// Whether the backend keeps singleton leases (the methods below). By default not: a host
+    /// with a singleton worker and such a backend refuses to build.
+    fn keeps_leases(&self) -> bool {
+        false
+    }
+
+    /// Takes the lease `name` for `holder`, for `lease`, when nobody holds it (or its holder's
+    /// lease expired), with a fence higher than any before; otherwise says who holds it.
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Lease, BoxError>> {
+        let _ = (name, holder, lease);
+        Box::pin(std::future::ready(Err(no_leases())))
+    }
+
+    /// Extends the lease held with `fence` by `lease`. Returns the database's time, or `None`
+    /// when the lease was lost (it expired and another replica took it).
+    fn renew_lease<'a>(
+        &'a self,
+        fence: &'a Fence,
+        holder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<SystemTime>, BoxError>> {
+        let _ = (fence, holder, lease);
+        Box::pin(std::future::ready(Err(no_leases())))
+    }
+
+    /// Claims the scheduled instant `tick` for the holder of `fence`: `false` when it, or a
+    /// later one, was claimed already, or the lease is no longer held with `fence`. Claims are
+    /// a compare-and-set on the last instant claimed, so no instant runs twice.
+    fn claim_tick<'a>(
+        &'a self,
+        fence: &'a Fence,
+        tick: SystemTime,
+    ) -> BoxFuture<'a, Result<bool, BoxError>> {
+        let _ = (fence, tick);
+        Box::pin(std::future::ready(Err(no_leases())))
+    }
+
+    /// Gives the lease held with `fence` up at once (graceful shutdown), so another replica
+    /// takes it over without waiting for it to expire.
+    fn resign_lease<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<(), BoxError>> {
+        let _ = fence;
+        Box::pin(std::future::ready(Err(no_leases())))
+    }
+}
+
+fn no_leases() -> BoxError {
+    "this durable backend keeps no singleton leases".into()
+}
+
+/// A replica's identity in the backend (as a job's claimer or a lease's holder): host,
+/// process, a random boot id, and worker.
+pub(crate) fn identity(worker: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+    format!(
+        "{host}/{}/{:08x}/{worker}",
+        std::process::id(),
+        fastrand::u32(..)
+    )
 }

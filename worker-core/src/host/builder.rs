@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::durable::Backend;
 use crate::durable::consume::Durable;
+use crate::supervise::singleton::Singleton;
 use crate::error::{BoxError, Error, Kind};
 #[cfg(feature = "http")]
 use crate::host::serving::Serving;
@@ -223,7 +224,7 @@ impl HostBuilder {
         let registry = Arc::new(registry);
         let workers: Vec<Prepared> = checked
             .into_iter()
-            .map(|(checked, _, launch, queue)| {
+            .map(|(checked, _, launch, queue, lease)| {
                 let tracked = Arc::new(Tracked::new(Declared {
                     name: &checked.spec.name,
                     schedule: checked.trigger.to_string(),
@@ -232,6 +233,7 @@ impl HostBuilder {
                     stale_after: checked.stale_after(now),
                     keep: keep_runs,
                     queue: queue.clone(),
+                    lease,
                 }));
                 Prepared {
                     env: Arc::new(WorkerEnv {
@@ -296,7 +298,13 @@ impl fmt::Debug for HostBuilder {
 }
 
 /// What [`HostBuilder::build`] made of each worker.
-type CheckedWorker = (Checked, Vec<Requirement>, Spawn, Option<Arc<Channel>>);
+type CheckedWorker = (
+    Checked,
+    Vec<Requirement>,
+    Spawn,
+    Option<Arc<Channel>>,
+    Option<Arc<Singleton>>,
+);
 
 /// Checks each worker's declaration and makes its queue, registered in `registry`; `None` when
 /// `shutdown` (if given) was cancelled meanwhile.
@@ -329,7 +337,8 @@ fn check_workers(
             registry.insert_queue(channel.clone());
             queues.push(channel.clone());
         }
-        checked.push((spec, requirements, launch, channel));
+        let lease = lease(&spec, backend)?;
+        checked.push((spec, requirements, launch, channel, lease));
     }
     Ok(Some(checked))
 }
@@ -420,6 +429,43 @@ fn channel(
         backend: Arc::clone(backend),
         decode,
     }))))
+}
+
+/// The lease of a singleton worker, in the host's backend; `None` for other workers.
+fn lease(
+    checked: &Checked,
+    backend: Option<&Arc<dyn Backend>>,
+) -> Result<Option<Arc<Singleton>>, Error> {
+    let spec = &checked.spec;
+    if !spec.singleton {
+        return Ok(None);
+    }
+    let backend = match backend {
+        Some(backend) if backend.keeps_leases() => backend,
+        Some(backend) => {
+            return Err(Error::new(Kind::Lease {
+                worker: spec.name.to_string(),
+                message: format!(
+                    "it is a singleton, but the host's backend ({backend:?}) keeps no leases: \
+                     use one that does, such as `worker_postgres::Postgres`"
+                ),
+            }));
+        }
+        None => {
+            return Err(Error::new(Kind::Lease {
+                worker: spec.name.to_string(),
+                message: "it is a singleton, but the host has no backend to keep its lease in: \
+                          add one with `Host::builder().backend(worker_postgres::Postgres::new(pool))`"
+                    .to_owned(),
+            }));
+        }
+    };
+    Ok(Some(Arc::new(Singleton::new(
+        Arc::clone(backend),
+        spec.name.clone(),
+        spec.lease(),
+        spec.catch_up(),
+    ))))
 }
 
 /// Checks a host setting against its range.

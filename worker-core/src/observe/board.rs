@@ -159,6 +159,7 @@ impl Board {
                 schedule: &w.schedule,
                 state: health::shown_state(w, now),
                 queue: w.queue.as_deref(),
+                lease: w.lease.as_deref(),
             }),
             &self.refused,
         );

@@ -1,5 +1,6 @@
 //! The Prometheus text exposition format (version 0.0.4) of every worker's series.
 
+use crate::supervise::singleton::Singleton;
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -107,6 +108,8 @@ pub(crate) struct Rendered<'a> {
     pub(crate) state: WorkerState,
     /// A queue worker's queue.
     pub(crate) queue: Option<&'a Channel>,
+    /// A singleton's lease.
+    pub(crate) lease: Option<&'a Singleton>,
 }
 
 /// Writes every series of `workers` in the Prometheus text format (version 0.0.4), one family
@@ -179,6 +182,11 @@ where
     }
     let with_queues: Vec<&Channel> = workers.clone().filter_map(|w| w.queue).collect();
     queues(out, &with_queues);
+    let singletons: Vec<(&WorkerMetrics, &Singleton)> = workers
+        .clone()
+        .filter_map(|w| Some((w.metrics, w.lease?)))
+        .collect();
+    leases(out, &singletons);
     INFO.header(out);
     for worker in workers.clone() {
         let (labels, schedule) = (&worker.metrics.labels, Escaped(worker.schedule));
@@ -267,6 +275,52 @@ const PG_NOTIFY_USAGE: Family = Family::new(
     "gauge",
     "Durable queues: how full the database's notification queue is (0 to 1).",
 );
+
+const LEASE_HELD: Family = Family::new(
+    "worker_lease_held",
+    "gauge",
+    "Singletons: 1 while this replica holds the worker's lease (and runs its ticks), else 0.",
+);
+const LEASE_FENCE: Family = Family::new(
+    "worker_lease_fence",
+    "gauge",
+    "Singletons: the fencing token this replica last took the lease with; it rises with every takeover.",
+);
+const LEASE_ACQUIRED: Family = Family::new(
+    "worker_lease_acquired_total",
+    "counter",
+    "Singletons: times this replica took the lease over.",
+);
+const LEASE_LOST: Family = Family::new(
+    "worker_lease_lost_total",
+    "counter",
+    "Singletons: times this replica found its lease taken over while it thought it held it.",
+);
+
+/// The families of singletons only.
+fn leases(out: &mut String, singletons: &[(&WorkerMetrics, &Singleton)]) {
+    if singletons.is_empty() {
+        return;
+    }
+    for (family, value) in [
+        (
+            &LEASE_HELD,
+            (|s: &Singleton| i64::from(s.metrics.held.load(Relaxed))) as fn(&Singleton) -> i64,
+        ),
+        (&LEASE_FENCE, |s| s.metrics.fence.load(Relaxed)),
+        (&LEASE_ACQUIRED, |s| {
+            i64::try_from(s.metrics.acquired.load(Relaxed)).unwrap_or(i64::MAX)
+        }),
+        (&LEASE_LOST, |s| {
+            i64::try_from(s.metrics.lost.load(Relaxed)).unwrap_or(i64::MAX)
+        }),
+    ] {
+        family.header(out);
+        for (m, singleton) in singletons {
+            single(out, family.name, m, value(singleton));
+        }
+    }
+}
 
 /// The families of durable queues only.
 fn durable_queues(out: &mut String, queues: &[&Channel]) {

@@ -18,17 +18,21 @@ pub enum SkipReason {
     Paused,
     /// The host was stopping; a trigger kept by `overlap = queue` is dropped.
     ShuttingDown,
+    /// A singleton's tick could not be claimed: another holder of the lease ran it already,
+    /// the lease was lost, or the database did not answer.
+    NotClaimed,
 }
 
 impl SkipReason {
     /// Every reason, in label order.
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         Self::Overlap,
         Self::Missed,
         Self::CircuitOpen,
         Self::Restarting,
         Self::Paused,
         Self::ShuttingDown,
+        Self::NotClaimed,
     ];
 
     /// The `reason` label value.
@@ -41,6 +45,7 @@ impl SkipReason {
             Self::Restarting => "restarting",
             Self::Paused => "paused",
             Self::ShuttingDown => "shutting_down",
+            Self::NotClaimed => "not_claimed",
         }
     }
 }

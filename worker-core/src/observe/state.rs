@@ -27,11 +27,13 @@ pub enum WorkerState {
     Failed,
     /// Stopped with the host, or disabled by configuration.
     Stopped,
+    /// A singleton whose lease another replica holds: that replica runs its ticks.
+    Follower,
 }
 
 impl WorkerState {
     /// Every state, in label order.
-    pub const ALL: [WorkerState; 8] = [
+    pub const ALL: [WorkerState; 9] = [
         Self::Starting,
         Self::Idle,
         Self::Running,
@@ -40,6 +42,7 @@ impl WorkerState {
         Self::Stale,
         Self::Failed,
         Self::Stopped,
+        Self::Follower,
     ];
 
     /// The `state` label value.
@@ -54,6 +57,7 @@ impl WorkerState {
             Self::Stale => "stale",
             Self::Failed => "failed",
             Self::Stopped => "stopped",
+            Self::Follower => "follower",
         }
     }
 

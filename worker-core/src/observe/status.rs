@@ -115,6 +115,24 @@ pub struct WorkerStatus {
     pub skipped: std::collections::BTreeMap<&'static str, u64>,
     /// A queue worker's queue.
     pub queue: Option<QueueStatus>,
+    /// A singleton's lease: whether this replica holds it, or who does.
+    pub lease: Option<LeaseStatus>,
+}
+
+/// A singleton's lease, as `/workers` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LeaseStatus {
+    /// This replica holds the lease (and trusts it now): it runs the ticks.
+    pub held: bool,
+    /// Who holds it: this replica's identity when `held`, another's when known.
+    pub holder: Option<String>,
+    /// The fence this replica holds, or last held, the lease with.
+    pub fence: Option<i64>,
+    /// Takeovers by this replica.
+    pub acquired: u64,
+    /// Leases this replica lost while it thought it held them.
+    pub lost: u64,
 }
 
 /// A queue worker's queue, as `/workers` and the dashboard show it.

@@ -14,6 +14,7 @@ use crate::observe::status::{LastError, Recent, RunRecord, WorkerStatus, unix_se
 use crate::observe::{Outcome, SkipReason};
 use crate::queue::channel::Channel;
 use crate::supervise::control::{Control, Replies};
+use crate::supervise::singleton::Singleton;
 
 pub(crate) use crate::observe::recent::RECENT_RUNS;
 
@@ -52,6 +53,8 @@ pub(crate) struct Tracked {
     pub(crate) quiet: Quiet,
     /// The queue a queue worker consumes.
     pub(crate) queue: Option<Arc<Channel>>,
+    /// A singleton's lease.
+    pub(crate) lease: Option<Arc<Singleton>>,
 }
 
 /// What [`Tracked::new`] needs to know.
@@ -63,6 +66,7 @@ pub(crate) struct Declared<'a> {
     pub(crate) stale_after: Option<Duration>,
     pub(crate) keep: usize,
     pub(crate) queue: Option<Arc<Channel>>,
+    pub(crate) lease: Option<Arc<Singleton>>,
 }
 
 impl Tracked {
@@ -87,6 +91,7 @@ impl Tracked {
             quiet: Quiet::default(),
             replies: Replies::default(),
             queue: declared.queue,
+            lease: declared.lease,
         }
     }
 
@@ -223,6 +228,7 @@ impl Tracked {
                 .queue
                 .as_ref()
                 .map(|queue| queue.status(tokio::time::Instant::now(), now)),
+            lease: self.lease.as_ref().map(|lease| lease.status()),
         }
     }
 }

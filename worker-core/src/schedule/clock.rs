@@ -40,13 +40,11 @@ impl Clock {
     }
 
     /// The wall-clock time of `at`.
-    #[cfg(feature = "cron")]
     pub(crate) fn system_time(&self, at: Instant) -> SystemTime {
         UNIX_EPOCH + self.unix(at)
     }
 
     /// The instant on tokio's clock of the wall-clock time `at`.
-    #[cfg(feature = "cron")]
     pub(crate) fn instant(&self, at: SystemTime) -> Instant {
         let unix = saturating_nanos(at.duration_since(UNIX_EPOCH).unwrap_or_default());
         if unix >= self.unix_nanos {

@@ -6,6 +6,7 @@
 pub(crate) mod clock;
 #[cfg(feature = "cron")]
 pub mod cron;
+mod shared;
 
 use std::time::Duration;
 
@@ -156,7 +157,7 @@ pub(crate) struct Fired {
 
 /// Late cron fires counted one by one stop being counted past this many.
 #[cfg(feature = "cron")]
-const MAX_COUNTED_FIRES: u64 = 100_000;
+pub(crate) const MAX_COUNTED_FIRES: u64 = 100_000;
 
 /// The sequence of due times of one trigger.
 #[derive(Debug)]

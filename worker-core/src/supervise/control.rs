@@ -6,7 +6,7 @@
 //! largest single cost of an empty run at 1000 workers.
 
 use std::future::{Future, poll_fn};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Poll, Waker};
 
 use std::collections::VecDeque;
@@ -32,6 +32,8 @@ pub(crate) struct Control {
     word: AtomicU64,
     /// `stop` leaves the token alone (a queue worker's).
     keep_runs: bool,
+    /// A singleton whose lease another replica holds: it rests as `follower`.
+    follower: AtomicBool,
 }
 
 /// Where to answer each run-now request, oldest first; touched only when a run is requested,
@@ -161,6 +163,15 @@ impl Control {
 
     pub(crate) fn is_paused(&self) -> bool {
         self.seen().is_paused()
+    }
+
+    /// Marks a singleton as following (another replica holds its lease) or holding.
+    pub(crate) fn set_follower(&self, follower: bool) {
+        self.follower.store(follower, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_follower(&self) -> bool {
+        self.follower.load(Ordering::Relaxed)
     }
 
     /// Asks the worker to start a run now; the answer comes on the receiver (which fails when

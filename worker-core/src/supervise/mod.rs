@@ -7,6 +7,7 @@ mod escalation;
 mod pass;
 mod requested;
 mod restart;
+pub(crate) mod singleton;
 
 pub use self::escalation::Escalation;
 use self::escalation::escalate;
@@ -99,8 +100,12 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
         host,
         queue: _,
     } = launch;
-    // The trigger is used up by the ticker: the loop's future does not hold it.
-    let ticker = Ticker::new(&trigger, started, spec.after, clock);
+    // The trigger is used up by the ticker: the loop's future does not hold it. A singleton's
+    // ticker waits for the database's clock.
+    let (ticker, shared) = match &tracked.lease {
+        None => (Some(Ticker::new(&trigger, started, spec.after, clock)), None),
+        Some(_) => (None, Some(Box::new(trigger))),
+    };
     // Read at start-up, on failures and at shutdown, so kept out of the loop's memory.
     let spec = Box::new(spec);
     async move {
@@ -111,6 +116,33 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
             metrics.set_state(WorkerState::Stopped);
             return;
         }
+        let (ticker, singleton) = match (ticker, shared, &tracked.lease) {
+            (Some(ticker), ..) => (ticker, None),
+            (None, Some(trigger), Some(singleton)) => {
+                let control = &tracked.control;
+                control.set_follower(true);
+                metrics.set_state(resting(control));
+                // Asks for the lease while it waits for the database's first answer.
+                let keeper = singleton.keep();
+                let answered = singleton.clock();
+                let stopped = control.token().cancelled();
+                let clock = tokio::select! {
+                    clock = answered => Some(clock),
+                    () = keeper => None,
+                    () = stopped => None,
+                };
+                let Some(clock) = clock else {
+                    singleton.resign().await;
+                    tracked.replies.close();
+                    metrics.set_state(WorkerState::Stopped);
+                    return;
+                };
+                let catch_up = singleton.catch_up;
+                let ticker = Ticker::shared(&trigger, spec.after, clock, catch_up);
+                (ticker, Some(singleton.clone()))
+            }
+            _ => unreachable!("a ticker, or a singleton's trigger"),
+        };
         let runner = Runner {
             body: &body,
             env: &env,
@@ -129,6 +161,7 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
             active: 0,
             seen: Seen::default(),
             registration: Registration::default(),
+            singleton: singleton.clone(),
         };
         // Stopped with the host (shutdown) or by the worker's own escalation.
         let control = &tracked.control;
@@ -136,34 +169,49 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
         tracked.started(clock.unix_seconds(first));
         let _alive = Alive(&tracked);
         metrics.set_state(resting(control));
-        let end = loop {
-            let result = AssertUnwindSafe(state.run(&runner, control, &host))
-                .catch_unwind()
-                .await;
-            match result {
-                Ok(end) => break end,
-                Err(payload) => {
-                    tracing::error!(
-                        worker = %env.name,
-                        panic = %panic_message(&*payload),
-                        "the worker's loop crashed; restarting it"
-                    );
-                    // The runs of the crashed pass were dropped (and counted as cancelled).
-                    state.active = 0;
-                    metrics.set_active(0);
-                    if state.pending.take().is_some() {
-                        metrics.skipped(SkipReason::Restarting, 1);
+        let passes = async {
+            loop {
+                let result = AssertUnwindSafe(state.run(&runner, control, &host))
+                    .catch_unwind()
+                    .await;
+                match result {
+                    Ok(end) => break end,
+                    Err(payload) => {
+                        tracing::error!(
+                            worker = %env.name,
+                            panic = %panic_message(&*payload),
+                            "the worker's loop crashed; restarting it"
+                        );
+                        // The runs of the crashed pass were dropped (and counted as cancelled).
+                        state.active = 0;
+                        metrics.set_active(0);
+                        if state.pending.take().is_some() {
+                            metrics.skipped(SkipReason::Restarting, 1);
+                        }
+                        metrics.restarted(RestartReason::Crash);
+                        if state.restarts_exhausted(Instant::now(), &spec) {
+                            escalate(&spec, &host);
+                            control.stop();
+                            let unanswered = tracked.replies.close();
+                            metrics.skipped(SkipReason::ShuttingDown, unanswered);
+                            break End::Failed;
+                        }
+                        metrics.set_state(resting(control));
                     }
-                    metrics.restarted(RestartReason::Crash);
-                    if state.restarts_exhausted(Instant::now(), &spec) {
-                        escalate(&spec, &host);
-                        control.stop();
-                        let unanswered = tracked.replies.close();
-                        metrics.skipped(SkipReason::ShuttingDown, unanswered);
-                        break End::Failed;
-                    }
-                    metrics.set_state(resting(control));
                 }
+            }
+        };
+        let end = match &singleton {
+            None => passes.await,
+            // The lease is kept while the loop runs, its runs included, and given up after.
+            Some(singleton) => {
+                let end = tokio::select! {
+                    biased;
+                    end = passes => end,
+                    () = singleton.keep() => unreachable!("the keeper never ends"),
+                };
+                singleton.resign().await;
+                end
             }
         };
         metrics.set_next_run(0);
@@ -188,6 +236,8 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
 pub(super) fn resting(control: &Control) -> WorkerState {
     if control.is_paused() {
         WorkerState::Paused
+    } else if control.is_follower() {
+        WorkerState::Follower
     } else {
         WorkerState::Idle
     }

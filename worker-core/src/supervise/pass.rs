@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Fuse, FusedFuture as _};
@@ -21,6 +22,8 @@ use crate::schedule::{Missed, Overlap, Ticker};
 use crate::supervise::Requested;
 use crate::supervise::control::{Control, Registration, Seen};
 use crate::supervise::escalation::escalate;
+use crate::durable::Fence;
+use crate::supervise::singleton::Singleton;
 use crate::supervise::{End, HostLink, resting};
 use crate::worker::handler::Body;
 
@@ -44,6 +47,8 @@ pub(super) struct Loop {
     /// when it starts.
     pub(super) seen: Seen,
     pub(super) registration: Registration,
+    /// A singleton's lease: only its holder runs ticks, each claimed first.
+    pub(super) singleton: Option<Arc<Singleton>>,
 }
 
 impl Loop {
@@ -65,6 +70,8 @@ impl Loop {
         let mut single = pin!(Fuse::terminated());
         let mut many = FuturesUnordered::new();
         let mut sleep = pin!(sleep_until(Instant::now()));
+        // A singleton's tick being claimed in the database; it starts when the claim succeeds.
+        let mut claiming = pin!(Fuse::terminated());
         // The deadline `sleep` is set to, if it has not fired yet: resetting a timer re-registers
         // it with the runtime's timer wheel, so it is only reset when the deadline changes.
         let mut armed = None;
@@ -91,12 +98,40 @@ impl Loop {
                 }
             }};
         }
+        // A scheduled tick: a singleton's holder claims it first; others start it at once.
+        macro_rules! begin {
+            ($this:expr, $scheduled:expr, $now:expr) => {{
+                match &$this.singleton {
+                    None => start!($this, Trigger::Schedule, $scheduled, $now),
+                    Some(singleton) => match singleton.trusted($now) {
+                        Some(fence) => {
+                            let singleton = Arc::clone(singleton);
+                            claiming.set(claim(singleton, fence, $scheduled).fuse());
+                        }
+                        None => metrics.skipped(SkipReason::NotClaimed, 1),
+                    },
+                }
+            }};
+        }
         loop {
             // The control signals, read once per pass with one load; the select below parks on
             // them only when nothing else is ready, so a busy pass registers no waker.
             let signals = control.seen();
             if signals.is_stopped() {
                 break;
+            }
+            if let Some(singleton) = &self.singleton {
+                let follower = !singleton.is_holder();
+                if follower != control.is_follower() {
+                    control.set_follower(follower);
+                    if self.active == 0 {
+                        metrics.set_state(resting(control));
+                    }
+                }
+                if let Some(last) = singleton.take_takeover() {
+                    let dropped = self.ticker.rewind(last, singleton.catch_up);
+                    metrics.skipped(SkipReason::Missed, dropped);
+                }
             }
             if signals != self.seen {
                 let requested = signals.requests_since(self.seen);
@@ -142,13 +177,27 @@ impl Loop {
                 biased;
                 outcome = &mut single, if !single.is_terminated() => outcome,
                 Some(outcome) = many.next(), if !many.is_empty() => outcome,
-                () = &mut sleep, if wake.is_some() && !defer => {
+                claimed = &mut claiming, if !claiming.is_terminated() => {
+                    let now = Instant::now();
+                    match claimed {
+                        // A run-now request may have taken the slot meanwhile.
+                        Some(_) if self.active >= limit => metrics.skipped(SkipReason::Overlap, 1),
+                        Some(scheduled) => start!(self, Trigger::Schedule, scheduled, now),
+                        None => metrics.skipped(SkipReason::NotClaimed, 1),
+                    }
+                    continue;
+                }
+                () = &mut sleep, if wake.is_some() && !defer && claiming.is_terminated() => {
                     armed = None;
                     let now = Instant::now();
                     if let Some(fired) = self.ticker.fire(now, missed) {
+                        // A follower's ticks are the holder's to run and count.
+                        if self.singleton.as_ref().is_some_and(|s| s.trusted(now).is_none()) {
+                            continue;
+                        }
                         metrics.skipped(SkipReason::Missed, fired.missed);
                         match self.offer(overlap, control, metrics, now) {
-                            Offer::Start => start!(self, Trigger::Schedule, fired.scheduled, now),
+                            Offer::Start => begin!(self, fired.scheduled, now),
                             Offer::Kept => {
                                 self.pending = Some((fired.scheduled, Trigger::Schedule));
                             }
@@ -160,6 +209,7 @@ impl Loop {
                 }
                 // Read again at the top of the loop.
                 _ = control.changed(self.seen, &mut self.registration) => continue,
+                () = lease_changed(self.singleton.as_deref()) => continue,
             };
             self.active -= 1;
             metrics.set_active(self.active);
@@ -185,7 +235,7 @@ impl Loop {
                 } else if self.resume_at.is_some_and(|resume| now < resume) {
                     metrics.skipped(SkipReason::Restarting, 1);
                 } else if self.admit(metrics, now) {
-                    start!(self, Trigger::Schedule, scheduled, now);
+                    begin!(self, scheduled, now);
                 }
             }
             if self.active == 0 {
@@ -201,7 +251,8 @@ impl Loop {
                 .map_or(0, |f| f.missed + 1),
             _ => 0,
         };
-        let kept = u64::from(self.pending.take().is_some());
+        let kept = u64::from(self.pending.take().is_some())
+            + u64::from(!claiming.is_terminated());
         // Every run-now request not handled yet, and any that comes later, is answered now.
         let unanswered = runner.env.tracked.replies.close();
         self.seen = control.seen();
@@ -297,6 +348,19 @@ impl Loop {
             return false;
         }
         true
+    }
+}
+
+/// Claims a singleton's tick; `Some(scheduled)` when it is this replica's to run.
+async fn claim(singleton: Arc<Singleton>, fence: Fence, scheduled: Instant) -> Option<Instant> {
+    singleton.claim(fence, scheduled).await
+}
+
+/// Resolves when a singleton's lease was taken or lost; never for other workers.
+async fn lease_changed(singleton: Option<&Singleton>) {
+    match singleton {
+        Some(singleton) => singleton.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -135,6 +135,27 @@ impl WorkerBuilder {
         self
     }
 
+    /// Runs each tick on one replica only (`singleton`): the replica that holds the worker's
+    /// lease in the host's [`Backend`](crate::durable::Backend) (`worker_postgres::Postgres`).
+    /// Only for `every` and `cron`, whose ticks are instants every replica agrees on: an
+    /// `every` grid starts at the Unix epoch, by the database's clock. Each tick is claimed in
+    /// the database before it runs, so no instant runs twice; a replica that takes the lease
+    /// over applies [`missed`](Self::missed) to the instants nobody ran (replaying at most
+    /// [`catch_up`](Self::catch_up) with `burst`). The other replicas show the state
+    /// `follower`. A host with a singleton and no backend refuses to build.
+    pub fn singleton(mut self) -> Self {
+        self.spec.singleton = true;
+        self
+    }
+
+    /// The most ticks nobody ran that a new holder of a singleton's lease replays with
+    /// `missed = "burst"` (`catch_up`), from 0 to 1000; default 10. Older ones are skipped, and
+    /// counted as `missed`.
+    pub fn catch_up(mut self, ticks: u32) -> Self {
+        self.spec.catch_up = Some(ticks);
+        self
+    }
+
     /// Waits `delay` after the host starts before the first run; default: run at once (`after`).
     pub fn after(mut self, delay: Duration) -> Self {
         self.spec.after = delay;

@@ -102,7 +102,9 @@ impl WorkerBuilder {
 
     /// How long a durable job stays claimed without a heartbeat before another consumer may
     /// take it (`lease`), from 2 s to a day; default 30 s. The consumer renews the leases of its
-    /// jobs every third of it, so only a consumer that died (or stalled) loses them.
+    /// jobs every third of it, so only a consumer that died (or stalled) loses them. For a
+    /// [`singleton`](Self::singleton), how long its lease lasts without a renewal: a successor
+    /// takes over within the lease and a second of the holder's crash.
     pub fn lease(mut self, lease: std::time::Duration) -> Self {
         self.spec.lease = Some(lease);
         self

@@ -1,6 +1,7 @@
 //! The per-attempt scope: the run's context, the host's shared state and the scoped resources
 //! built for this attempt alone.
 
+use crate::durable::Fence;
 use std::any::{Any, TypeId, type_name};
 use std::collections::HashMap;
 use std::fmt;
@@ -176,6 +177,7 @@ impl Ctx {
             stale_after: None,
             keep: 0,
             queue: None,
+            lease: None,
         });
         let env = WorkerEnv {
             name,
@@ -223,6 +225,15 @@ impl Ctx {
     /// Cancellation safe: dropping it before it completes loses nothing.
     pub async fn cancelled(&self) {
         self.env.tracked.control.token().cancelled().await;
+    }
+
+    /// For a singleton's run, the fence of the lease its tick was claimed under: check it inside
+    /// the transaction of the run's writes (`worker_postgres::FenceCheck`), so they commit only
+    /// while this replica holds the lease, and a new holder's takeover waits for them. `None`
+    /// for other workers, and for a singleton's run-now requests, which no tick claimed.
+    #[must_use]
+    pub fn fence(&self) -> Option<Fence> {
+        self.env.tracked.lease.as_ref()?.fence_of(self.scheduled_at)
     }
 
     /// The run's cancellation token, to hand to libraries or child tasks.

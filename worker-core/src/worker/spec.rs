@@ -11,7 +11,7 @@ use worker_keys::DEFAULT_TIME_ZONE;
 #[cfg(feature = "config")]
 use worker_keys::Key;
 use worker_keys::{
-    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY, DEFAULT_CONCURRENCY, DEFAULT_LEASE,
+    DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY, DEFAULT_CATCH_UP, DEFAULT_CONCURRENCY, DEFAULT_LEASE,
     DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS, MIN_DEFAULT_STALE_AFTER, Refusal, Settings,
     Value,
 };
@@ -107,8 +107,12 @@ pub(crate) struct Spec {
     pub(crate) on_panic: Option<OnPanic>,
     /// The queue's jobs live in the host's durable backend (`durable`).
     pub(crate) durable: bool,
-    /// `None`: not given, so [`DEFAULT_LEASE`] (only a durable queue worker reads it).
+    /// `None`: not given, so [`DEFAULT_LEASE`] (durable queue workers and singletons read it).
     pub(crate) lease: Option<Duration>,
+    /// One replica runs each tick, the holder of the worker's lease (`singleton`).
+    pub(crate) singleton: bool,
+    /// `None`: not given, so [`DEFAULT_CATCH_UP`].
+    pub(crate) catch_up: Option<u32>,
 }
 
 /// A checked [`Spec`]: what the supervisor runs.
@@ -191,12 +195,19 @@ impl Spec {
             on_panic: None,
             durable: false,
             lease: None,
+            singleton: false,
+            catch_up: None,
         }
     }
 
     /// How long a durable job's claim lasts without a heartbeat.
     pub(crate) fn lease(&self) -> Duration {
         self.lease.unwrap_or(DEFAULT_LEASE)
+    }
+
+    /// The most missed ticks a new holder of a singleton's lease replays.
+    pub(crate) fn catch_up(&self) -> u32 {
+        self.catch_up.unwrap_or(DEFAULT_CATCH_UP)
     }
 
     /// Jobs in flight at once, for a queue worker.
@@ -291,6 +302,12 @@ impl Spec {
         }
         if let Some(lease) = self.lease {
             add("lease", Value::Duration(lease));
+        }
+        if self.singleton {
+            add("singleton", Value::Flag);
+        }
+        if let Some(n) = self.catch_up {
+            add("catch_up", Value::Count(n));
         }
         settings
     }
@@ -391,11 +408,13 @@ impl Spec {
             "concurrency" => self.concurrency = n.or(self.concurrency),
             "capacity" => self.capacity = n.or(self.capacity),
             "lease" => self.lease = d.or(self.lease),
+            "catch_up" => self.catch_up = n.or(self.catch_up),
             "on_panic" => {
                 let all = [OnPanic::Retry, OnPanic::Discard];
                 self.on_panic = choose(&all, OnPanic::as_str, option).or(self.on_panic);
             }
-            // `name`, `queue` and `durable` are not overridable; a new key gets its arm here and in `settings`.
+            // `name`, `queue`, `durable` and `singleton` are not overridable; a new key gets its
+            // arm here and in `settings`.
             _ => {}
         }
     }
