@@ -277,7 +277,13 @@ impl<B: Body> Runner<'_, B> {
             job_id = job.as_ref().map(|job| job.id),
             result = tracing::field::Empty,
         );
-        let ctx = Ctx::new(Arc::clone(self.env), run.id, run.attempts, run.scheduled);
+        let ctx = Ctx::new(
+            Arc::clone(self.env),
+            run.id,
+            run.attempts,
+            run.scheduled,
+            self.clock.system_time(run.scheduled),
+        );
         let body = Guarded::new(self.body.call(Scope::new(ctx, job))).instrument(span.clone());
         let result = match self.spec.timeout {
             None => body.await,

@@ -116,8 +116,9 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
             metrics.set_state(WorkerState::Stopped);
             return;
         }
-        let (ticker, singleton) = match (ticker, shared, &tracked.lease) {
-            (Some(ticker), ..) => (ticker, None),
+        // A singleton keeps its schedule and its timestamps on the database's clock.
+        let (ticker, singleton, clock) = match (ticker, shared, &tracked.lease) {
+            (Some(ticker), ..) => (ticker, None, clock),
             (None, Some(trigger), Some(singleton)) => {
                 let control = &tracked.control;
                 control.set_follower(true);
@@ -139,7 +140,7 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
                 };
                 let catch_up = singleton.catch_up;
                 let ticker = Ticker::shared(&trigger, spec.after, clock, catch_up);
-                (ticker, Some(singleton.clone()))
+                (ticker, Some(singleton.clone()), clock)
             }
             _ => unreachable!("a ticker, or a singleton's trigger"),
         };

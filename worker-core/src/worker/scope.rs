@@ -8,6 +8,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -145,6 +146,7 @@ pub struct Ctx {
     run_id: u64,
     attempt: u32,
     scheduled_at: Instant,
+    scheduled_time: SystemTime,
 }
 
 impl Ctx {
@@ -153,12 +155,14 @@ impl Ctx {
         run_id: u64,
         attempt: u32,
         scheduled_at: Instant,
+        scheduled_time: SystemTime,
     ) -> Self {
         Self {
             env,
             run_id,
             attempt,
             scheduled_at,
+            scheduled_time,
         }
     }
 
@@ -184,7 +188,7 @@ impl Ctx {
             registry: Arc::new(Registry::new()),
             tracked: Arc::new(tracked),
         };
-        Self::new(Arc::new(env), 0, 1, Instant::now())
+        Self::new(Arc::new(env), 0, 1, Instant::now(), SystemTime::now())
     }
 
     /// The worker's name, as in the `worker` metric label.
@@ -209,6 +213,14 @@ impl Ctx {
     #[must_use]
     pub fn scheduled_at(&self) -> Instant {
         self.scheduled_at
+    }
+
+    /// When the trigger that started this run was due, by the wall clock: for a singleton, the
+    /// database's, and the instant its tick was claimed as, which every replica agrees on (a
+    /// nightly report can name its day by it).
+    #[must_use]
+    pub fn scheduled_time(&self) -> SystemTime {
+        self.scheduled_time
     }
 
     /// Whether the host asked this run to stop (shutdown). Check it between units of work.
