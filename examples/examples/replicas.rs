@@ -1,7 +1,9 @@
-//! One replica of a service whose orders are processed from a durable queue on PostgreSQL. Start
-//! several against the same database: they share the queue, each job runs on one of them, its
-//! effect and its completion commit together, and a replica that dies loses its jobs to the
-//! others once their leases expire.
+//! One replica of a service whose orders are processed from a durable queue on PostgreSQL, with
+//! a singleton that rolls up every second. Start several against the same database: they share
+//! the queue, each job runs on one of them, its effect and its completion commit together, and a
+//! replica that dies loses its jobs to the others once their leases expire. One replica at a
+//! time holds the roll-up's lease and runs its ticks; the others follow, and one of them takes
+//! over within the lease (3 s) and a second when the holder dies, replaying the ticks nobody ran.
 //!
 //! ```text
 //! export DATABASE_URL=postgres://user@127.0.0.1:5432/db
@@ -13,7 +15,9 @@
 //! `DATABASE_URL` is required. `WORKER_SCHEMA` (default `worker`) names the schema of the job
 //! tables and of this example's two tables: `effects`, one row per processed order under a
 //! primary key (so an order processed twice would fail to commit), and `runs`, one row per
-//! attempt with the replica that made it (so duplicates show). `REPLICAS_ENQUEUE=N` enqueues N
+//! attempt with the replica that made it (so duplicates show); and for the roll-up, `ticks`, one
+//! row per tick under a primary key on its instant, written in a transaction fenced by the lease,
+//! and `tick_runs`, one row per run of a tick. `REPLICAS_ENQUEUE=N` enqueues N
 //! orders at start-up, in transactions of 100. `REPLICA` names the replica in `runs` (default:
 //! its process id). An order takes 1 to `REPLICAS_WORK_MS` (default 5) milliseconds. `METRICS_ADDR` (default `127.0.0.1:9471`) serves the dashboard and
 //! `/metrics`. SIGTERM stops it gracefully: jobs still running at the end of the stop budget are
@@ -23,8 +27,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use worker_core::{BoxError, Host, Job, State, worker};
-use worker_postgres::Postgres;
+use worker_core::{BoxError, Ctx, Host, Job, State, worker};
+use worker_postgres::{FenceCheck as _, Postgres};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Order {
@@ -83,6 +87,34 @@ async fn process_order(
     Ok(())
 }
 
+/// The roll-up: one replica runs each tick. Its write commits only while this replica holds the
+/// lease (`check` inside the transaction), and a new holder's takeover waits for it.
+#[worker(every = "1s", singleton, lease = "3s", missed = burst)]
+async fn rollup(ctx: Ctx, pg: State<Postgres>, replica: State<Replica>) -> Result<(), BoxError> {
+    let schema = pg.schema_name();
+    let at = chrono::DateTime::<chrono::Utc>::from(ctx.scheduled_time());
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.tick_runs (at, replica) VALUES ($1, $2)"
+    )))
+    .bind(at)
+    .bind(replica.name())
+    .execute(pg.pool())
+    .await?;
+    let fence = ctx.fence().ok_or("a singleton's tick has a fence")?;
+    let mut tx = pg.pool().begin().await?;
+    fence.check(&mut *tx).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.ticks (at, replica, fence) VALUES ($1, $2, $3)"
+    )))
+    .bind(at)
+    .bind(replica.name())
+    .bind(fence.token())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -106,7 +138,9 @@ async fn main() -> anyhow::Result<()> {
     pg.migrate().await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE IF NOT EXISTS {schema}.effects (order_id bigint PRIMARY KEY, replica text NOT NULL);
-         CREATE TABLE IF NOT EXISTS {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);"
+         CREATE TABLE IF NOT EXISTS {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);
+         CREATE TABLE IF NOT EXISTS {schema}.ticks (at timestamptz PRIMARY KEY, replica text NOT NULL, fence bigint NOT NULL);
+         CREATE TABLE IF NOT EXISTS {schema}.tick_runs (at timestamptz NOT NULL, replica text NOT NULL, ran_at timestamptz NOT NULL DEFAULT clock_timestamp());"
     )))
     .execute(pg.pool())
     .await?;
@@ -137,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or(5),
         })
         .worker(process_order)
+        .worker(rollup)
         .shutdown_timeout(Duration::from_secs(5))
         .serve(addr)
         .build()?;

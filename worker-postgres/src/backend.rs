@@ -220,7 +220,10 @@ impl Backend for Postgres {
         Box::pin(async move { Ok(Postgres::claim_tick(self, ours(fence)?, tick.into()).await?) })
     }
 
-    fn resign_lease<'a>(&'a self, fence: &'a durable::Fence) -> BoxFuture<'a, Result<(), BoxError>> {
+    fn resign_lease<'a>(
+        &'a self,
+        fence: &'a durable::Fence,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             self.resign(ours(fence)?).await?;
             Ok(())

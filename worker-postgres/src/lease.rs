@@ -157,7 +157,10 @@ impl Postgres {
     }
 
     /// Records the scheduled instant `tick` as done.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the host records no tick as done yet"))]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the host records no tick as done yet")
+    )]
     pub(crate) async fn finish_tick(
         &self,
         fence: &Fence,

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use worker_core::{BoxError, Ctx, Host, HostHandle, IntoWorker, State, WorkerState, worker};
 use sqlx::AssertSqlSafe;
+use worker_core::{BoxError, Ctx, Host, HostHandle, IntoWorker, State, WorkerState, worker};
 use worker_postgres::{FenceCheck as _, Postgres};
 
 fn database_url() -> String {
@@ -153,7 +153,10 @@ async fn one_replica_runs_each_tick_the_other_follows_and_takes_over_at_a_gracef
     })
     .await;
     assert_eq!(status(&b).state, WorkerState::Follower);
-    assert!(metric(&b, "worker_state{worker=\"rollup\",state=\"follower\"} 1"));
+    assert!(metric(
+        &b,
+        "worker_state{worker=\"rollup\",state=\"follower\"} 1"
+    ));
     assert!(metric(&a, "worker_lease_held{worker=\"rollup\"} 1"));
     assert!(metric(&b, "worker_lease_held{worker=\"rollup\"} 0"));
     assert!(ticks(&pg).await.iter().all(|(_, r)| r == "a"));
@@ -168,19 +171,29 @@ async fn one_replica_runs_each_tick_the_other_follows_and_takes_over_at_a_gracef
         status(&b).lease.is_some_and(|l| l.held)
     })
     .await;
-    assert!(stopped.elapsed() < Duration::from_millis(1500), "{:?}", stopped.elapsed());
+    assert!(
+        stopped.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        stopped.elapsed()
+    );
     until("b's ticks", async || {
         ticks(&pg).await.iter().skip(before).any(|(_, r)| r == "b")
     })
     .await;
-    assert!(metric(&b, "worker_lease_acquired_total{worker=\"rollup\"} 1"));
+    assert!(metric(
+        &b,
+        "worker_lease_acquired_total{worker=\"rollup\"} 1"
+    ));
     assert!(metric(&b, "worker_lease_fence{worker=\"rollup\"} 2"));
     b.shutdown();
     running_b.await.expect("no panic").expect("stops cleanly");
 
     // Each instant once (the key), on whole seconds, and every run succeeded.
     let all = ticks(&pg).await;
-    assert!(all.iter().all(|(at, _)| at.timestamp_subsec_micros() == 0), "{all:?}");
+    assert!(
+        all.iter().all(|(at, _)| at.timestamp_subsec_micros() == 0),
+        "{all:?}"
+    );
     for handle in [&a, &b] {
         let runs = status(handle).runs;
         assert_eq!(runs["failure"], 0, "{runs:?}");
@@ -224,7 +237,11 @@ async fn a_crashed_holders_successor_takes_over_within_the_lease_and_replays_wha
     })
     .await;
     // Within the lease (2 s) and a second.
-    assert!(crashed.elapsed() < Duration::from_secs(3), "{:?}", crashed.elapsed());
+    assert!(
+        crashed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        crashed.elapsed()
+    );
     until("b's ticks to catch up", async || {
         let all = ticks(&pg).await;
         all.iter().filter(|(_, r)| r == "b").count() >= 4

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::durable::Backend;
 use crate::durable::consume::Durable;
-use crate::supervise::singleton::Singleton;
 use crate::error::{BoxError, Error, Kind};
 #[cfg(feature = "http")]
 use crate::host::serving::Serving;
@@ -19,6 +18,7 @@ use crate::host::{Host, Prepared, service_watchdog, signals};
 use crate::observe::board::Board;
 use crate::observe::tracked::{Declared, Tracked};
 use crate::queue::channel::Channel;
+use crate::supervise::singleton::Singleton;
 use crate::worker::handler::Requirement;
 use crate::worker::scope::{Ctx, Registry, WorkerEnv};
 use crate::worker::spec::Checked;

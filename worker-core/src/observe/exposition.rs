@@ -297,6 +297,12 @@ const LEASE_LOST: Family = Family::new(
     "Singletons: times this replica found its lease taken over while it thought it held it.",
 );
 
+const LEASE_MISSED: Family = Family::new(
+    "worker_lease_missed_ticks_total",
+    "counter",
+    "Singletons: instants nobody ran (their holder died) found by this replica as it took the lease over; the missed policy replays (burst, up to catch_up) or skips them.",
+);
+
 /// The families of singletons only.
 fn leases(out: &mut String, singletons: &[(&WorkerMetrics, &Singleton)]) {
     if singletons.is_empty() {
@@ -313,6 +319,9 @@ fn leases(out: &mut String, singletons: &[(&WorkerMetrics, &Singleton)]) {
         }),
         (&LEASE_LOST, |s| {
             i64::try_from(s.metrics.lost.load(Relaxed)).unwrap_or(i64::MAX)
+        }),
+        (&LEASE_MISSED, |s| {
+            i64::try_from(s.metrics.missed.load(Relaxed)).unwrap_or(i64::MAX)
         }),
     ] {
         family.header(out);

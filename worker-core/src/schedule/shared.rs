@@ -5,10 +5,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use crate::schedule::clock::{Clock, later, saturating_nanos};
-use crate::schedule::{Grid, Ticker};
 #[cfg(feature = "cron")]
 use crate::schedule::MAX_COUNTED_FIRES;
+use crate::schedule::clock::{Clock, later, saturating_nanos};
+use crate::schedule::{Grid, Ticker};
 use crate::worker::spec::Schedule;
 
 impl Ticker {
@@ -42,9 +42,10 @@ impl Ticker {
     /// The lease was taken over, and `last` is the last instant claimed before (`None`: none
     /// ever was): the next tick moves back to the first one after `last`, at most `cap` ticks
     /// back, and the `missed` policy then runs them (`burst`) or the latest of them (`skip`).
-    /// Returns how many instants the cap left out, to be counted as missed.
-    pub(crate) fn rewind(&mut self, last: Option<Instant>, cap: u32) -> u64 {
-        let Some(last) = last else { return 0 };
+    /// Returns how many instants nobody ran, and how many of them the cap left out (to be
+    /// counted as missed).
+    pub(crate) fn rewind(&mut self, last: Option<Instant>, cap: u32) -> (u64, u64) {
+        let Some(last) = last else { return (0, 0) };
         match self {
             Self::Every { grid, index, due } => {
                 // The first tick after `last`, and the instants before the grid begins.
@@ -55,16 +56,19 @@ impl Ticker {
                     (grid.last_due(last) + 1, 0)
                 };
                 if after_last >= *index {
-                    return 0;
+                    return (before, before);
                 }
                 let from = after_last.max(index.saturating_sub(u64::from(cap)));
+                let nobody = before + (*index - after_last);
                 *index = from;
                 *due = grid.at(from);
-                before + (from - after_last)
+                (nobody, before + (from - after_last))
             }
             #[cfg(feature = "cron")]
             Self::Cron { cron, clock, next } => {
-                let Some(upcoming) = *next else { return 0 };
+                let Some(upcoming) = *next else {
+                    return (0, 0);
+                };
                 let mut kept = std::collections::VecDeque::new();
                 let mut dropped = 0;
                 let mut at = clock.system_time(last);
@@ -83,9 +87,9 @@ impl Ticker {
                 if let Some(first) = kept.front() {
                     *next = Some(*first);
                 }
-                dropped
+                (dropped + kept.len() as u64, dropped)
             }
-            _ => 0,
+            _ => (0, 0),
         }
     }
 }
@@ -122,8 +126,8 @@ mod tests {
         let (_, mut ticker) = every(1, 10);
         let first = ticker.due().unwrap();
         // The last tick claimed was 4 s before the next one: 3 were missed.
-        let dropped = ticker.rewind(Some(first - Duration::from_secs(4)), 10);
-        assert_eq!(dropped, 0);
+        let rewound = ticker.rewind(Some(first - Duration::from_secs(4)), 10);
+        assert_eq!(rewound, (3, 0));
         assert_eq!(ticker.due(), Some(first - Duration::from_secs(3)));
         tokio::time::advance(first - Instant::now()).await;
         let now = Instant::now();
@@ -134,10 +138,15 @@ mod tests {
         // A cap of 2 leaves out the oldest missed tick, counted.
         let (_, mut ticker) = every(1, 10);
         let first = ticker.due().unwrap();
-        assert_eq!(ticker.rewind(Some(first - Duration::from_secs(4)), 2), 1);
+        assert_eq!(
+            ticker.rewind(Some(first - Duration::from_secs(4)), 2),
+            (3, 1)
+        );
         assert_eq!(ticker.due(), Some(first - Duration::from_secs(2)));
         // `skip` runs the latest and counts the other.
-        let fired = ticker.fire(first - Duration::from_millis(500), Missed::Skip).unwrap();
+        let fired = ticker
+            .fire(first - Duration::from_millis(500), Missed::Skip)
+            .unwrap();
         assert_eq!(fired.scheduled, first - Duration::from_secs(1));
         assert_eq!(fired.missed, 1);
     }
@@ -146,8 +155,11 @@ mod tests {
     async fn nothing_is_replayed_when_the_last_tick_is_recent_or_unknown() {
         let (_, mut ticker) = every(1, 10);
         let first = ticker.due().unwrap();
-        assert_eq!(ticker.rewind(None, 10), 0);
-        assert_eq!(ticker.rewind(Some(first - Duration::from_secs(1)), 10), 0);
+        assert_eq!(ticker.rewind(None, 10), (0, 0));
+        assert_eq!(
+            ticker.rewind(Some(first - Duration::from_secs(1)), 10),
+            (0, 0)
+        );
         assert_eq!(ticker.due(), Some(first));
     }
 
@@ -156,7 +168,10 @@ mod tests {
         let (_, mut ticker) = every(1, 0);
         let first = ticker.due().unwrap();
         // 5 instants between: 4 before the grid begins, and `first` itself is not missed.
-        assert_eq!(ticker.rewind(Some(first - Duration::from_secs(5)), 10), 4);
+        assert_eq!(
+            ticker.rewind(Some(first - Duration::from_secs(5)), 10),
+            (4, 4)
+        );
         assert_eq!(ticker.due(), Some(first));
     }
 }

@@ -10,25 +10,20 @@ mod restart;
 pub(crate) mod singleton;
 
 pub use self::escalation::Escalation;
-use self::escalation::escalate;
 use self::pass::Loop;
 pub use self::requested::Requested;
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use futures_util::FutureExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::observe::metrics::RestartReason;
+use crate::observe::WorkerState;
 use crate::observe::tracked::Tracked;
-use crate::observe::{SkipReason, WorkerState};
 use crate::run::Runner;
 use crate::run::circuit::Breaker;
-use crate::run::panics::message as panic_message;
 use crate::schedule::Ticker;
 use crate::schedule::clock::Clock;
 use crate::supervise::control::{Control, Registration, Seen};
@@ -103,7 +98,10 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
     // The trigger is used up by the ticker: the loop's future does not hold it. A singleton's
     // ticker waits for the database's clock.
     let (ticker, shared) = match &tracked.lease {
-        None => (Some(Ticker::new(&trigger, started, spec.after, clock)), None),
+        None => (
+            Some(Ticker::new(&trigger, started, spec.after, clock)),
+            None,
+        ),
         Some(_) => (None, Some(Box::new(trigger))),
     };
     // Read at start-up, on failures and at shutdown, so kept out of the loop's memory.
@@ -123,23 +121,15 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
                 let control = &tracked.control;
                 control.set_follower(true);
                 metrics.set_state(resting(control));
-                // Asks for the lease while it waits for the database's first answer.
-                let keeper = singleton.keep();
-                let answered = singleton.clock();
-                let stopped = control.token().cancelled();
-                let clock = tokio::select! {
-                    clock = answered => Some(clock),
-                    () = keeper => None,
-                    () = stopped => None,
-                };
-                let Some(clock) = clock else {
+                let Some((ticker, clock)) = singleton
+                    .ticker(&trigger, spec.after, control.token())
+                    .await
+                else {
                     singleton.resign().await;
                     tracked.replies.close();
                     metrics.set_state(WorkerState::Stopped);
                     return;
                 };
-                let catch_up = singleton.catch_up;
-                let ticker = Ticker::shared(&trigger, spec.after, clock, catch_up);
                 (ticker, Some(singleton.clone()), clock)
             }
             _ => unreachable!("a ticker, or a singleton's trigger"),
@@ -170,38 +160,7 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
         tracked.started(clock.unix_seconds(first));
         let _alive = Alive(&tracked);
         metrics.set_state(resting(control));
-        let passes = async {
-            loop {
-                let result = AssertUnwindSafe(state.run(&runner, control, &host))
-                    .catch_unwind()
-                    .await;
-                match result {
-                    Ok(end) => break end,
-                    Err(payload) => {
-                        tracing::error!(
-                            worker = %env.name,
-                            panic = %panic_message(&*payload),
-                            "the worker's loop crashed; restarting it"
-                        );
-                        // The runs of the crashed pass were dropped (and counted as cancelled).
-                        state.active = 0;
-                        metrics.set_active(0);
-                        if state.pending.take().is_some() {
-                            metrics.skipped(SkipReason::Restarting, 1);
-                        }
-                        metrics.restarted(RestartReason::Crash);
-                        if state.restarts_exhausted(Instant::now(), &spec) {
-                            escalate(&spec, &host);
-                            control.stop();
-                            let unanswered = tracked.replies.close();
-                            metrics.skipped(SkipReason::ShuttingDown, unanswered);
-                            break End::Failed;
-                        }
-                        metrics.set_state(resting(control));
-                    }
-                }
-            }
-        };
+        let passes = state.passes(&runner, control, &host, &tracked);
         let end = match &singleton {
             None => passes.await,
             // The lease is kept while the loop runs, its runs included, and given up after.

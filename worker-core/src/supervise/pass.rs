@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use futures_util::future::{Fuse, FusedFuture as _};
@@ -12,6 +13,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::time::{Instant, sleep_until};
 
+use crate::durable::Fence;
 use crate::observe::metrics::WorkerMetrics;
 use crate::observe::status::Trigger;
 use crate::observe::{SkipReason, WorkerState};
@@ -22,7 +24,6 @@ use crate::schedule::{Missed, Overlap, Ticker};
 use crate::supervise::Requested;
 use crate::supervise::control::{Control, Registration, Seen};
 use crate::supervise::escalation::escalate;
-use crate::durable::Fence;
 use crate::supervise::singleton::Singleton;
 use crate::supervise::{End, HostLink, resting};
 use crate::worker::handler::Body;
@@ -128,8 +129,10 @@ impl Loop {
                         metrics.set_state(resting(control));
                     }
                 }
-                if let Some(last) = singleton.take_takeover() {
-                    let dropped = self.ticker.rewind(last, singleton.catch_up);
+                if let Some(takeover) = singleton.take_takeover() {
+                    let (nobody, dropped) =
+                        self.ticker.rewind(takeover.last_tick, singleton.catch_up);
+                    singleton.metrics.missed.fetch_add(nobody, Relaxed);
                     metrics.skipped(SkipReason::Missed, dropped);
                 }
             }
@@ -251,8 +254,7 @@ impl Loop {
                 .map_or(0, |f| f.missed + 1),
             _ => 0,
         };
-        let kept = u64::from(self.pending.take().is_some())
-            + u64::from(!claiming.is_terminated());
+        let kept = u64::from(self.pending.take().is_some()) + u64::from(!claiming.is_terminated());
         // Every run-now request not handled yet, and any that comes later, is answered now.
         let unanswered = runner.env.tracked.replies.close();
         self.seen = control.seen();

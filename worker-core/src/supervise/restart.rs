@@ -1,18 +1,70 @@
 //! The restart policy of a worker's loop: the circuit breaker fed with every finished run,
 //! the restart backoff after a panic, and the restart intensity that escalates.
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
 use tokio::time::Instant;
 
 use crate::observe::Outcome;
+use crate::observe::SkipReason;
 use crate::observe::metrics::{RestartReason, WorkerMetrics};
 use crate::observe::status::Trigger;
+use crate::observe::tracked::Tracked;
+use crate::run::Runner;
 use crate::run::circuit::CircuitState;
+use crate::run::panics::message as panic_message;
 use crate::run::retry::BackoffKind;
 use crate::schedule::clock::later;
+use crate::supervise::control::Control;
+use crate::supervise::escalation::escalate;
 use crate::supervise::pass::Loop;
+use crate::supervise::{End, HostLink, resting};
+use crate::worker::handler::Body;
 use crate::worker::spec::Spec;
 
 impl Loop {
+    /// Runs passes of the loop until one ends, restarting a pass that crashed, up to the
+    /// restart intensity.
+    pub(super) async fn passes<B: Body>(
+        &mut self,
+        runner: &Runner<'_, B>,
+        control: &Control,
+        host: &HostLink,
+        tracked: &Tracked,
+    ) -> End {
+        let (metrics, spec) = (runner.metrics, runner.spec);
+        loop {
+            let result = AssertUnwindSafe(self.run(runner, control, host))
+                .catch_unwind()
+                .await;
+            let payload = match result {
+                Ok(end) => return end,
+                Err(payload) => payload,
+            };
+            tracing::error!(
+                worker = %runner.env.name,
+                panic = %panic_message(&*payload),
+                "the worker's loop crashed; restarting it"
+            );
+            // The runs of the crashed pass were dropped (and counted as cancelled).
+            self.active = 0;
+            metrics.set_active(0);
+            if self.pending.take().is_some() {
+                metrics.skipped(SkipReason::Restarting, 1);
+            }
+            metrics.restarted(RestartReason::Crash);
+            if self.restarts_exhausted(Instant::now(), spec) {
+                escalate(spec, host);
+                control.stop();
+                let unanswered = tracked.replies.close();
+                metrics.skipped(SkipReason::ShuttingDown, unanswered);
+                return End::Failed;
+            }
+            metrics.set_state(resting(control));
+        }
+    }
+
     /// Feeds a finished run to the breaker and the restart policy; true when the worker must
     /// escalate.
     pub(super) fn after_run(

@@ -23,11 +23,14 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::durable::{Backend, Fence, identity};
 use crate::error::Chain;
 use crate::observe::status::LeaseStatus;
+use crate::schedule::Ticker;
 use crate::schedule::clock::{Clock, later};
+use crate::worker::spec::Schedule;
 
 /// How long a follower waits between asking for the lease, at most.
 const ASK_EVERY: Duration = Duration::from_secs(1);
@@ -62,10 +65,16 @@ struct Held {
     trusted_until: Option<Instant>,
     /// Who holds it, when another replica does.
     other: Option<String>,
-    /// A takeover the loop has not applied yet: the last instant claimed before it.
-    takeover: Option<Option<SystemTime>>,
+    /// A takeover the loop has not applied yet.
+    takeover: Option<Takeover<SystemTime>>,
     /// The ticks claimed lately, with the fence each was claimed under.
     claimed: VecDeque<(Instant, Fence)>,
+}
+
+/// A takeover of the lease by this replica: the last instant claimed before it, if any was.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Takeover<T> {
+    pub(crate) last_tick: Option<T>,
 }
 
 /// The lease's series on `/metrics`.
@@ -75,6 +84,8 @@ pub(crate) struct LeaseMetrics {
     pub(crate) fence: AtomicI64,
     pub(crate) acquired: AtomicU64,
     pub(crate) lost: AtomicU64,
+    /// Instants nobody ran, found at takeovers.
+    pub(crate) missed: AtomicU64,
 }
 
 impl Singleton {
@@ -116,11 +127,29 @@ impl Singleton {
         self.trusted(Instant::now()).is_some()
     }
 
-    /// A takeover not applied yet: the last instant claimed before it, on tokio's clock.
-    pub(crate) fn take_takeover(&self) -> Option<Option<Instant>> {
-        let last = self.held().takeover.take()?;
+    /// A takeover not applied yet, on tokio's clock.
+    pub(crate) fn take_takeover(&self) -> Option<Takeover<Instant>> {
+        let takeover = self.held().takeover.take()?;
         let clock = self.clock.get()?;
-        Some(last.map(|at| clock.instant(at)))
+        Some(Takeover {
+            last_tick: takeover.last_tick.map(|at| clock.instant(at)),
+        })
+    }
+
+    /// The singleton's ticker, on the database's clock once it answered (the keeper asks for
+    /// the lease meanwhile); `None` when the worker was stopped first.
+    pub(crate) async fn ticker(
+        &self,
+        trigger: &Schedule,
+        after: Duration,
+        stopped: &CancellationToken,
+    ) -> Option<(Ticker, Clock)> {
+        let clock = tokio::select! {
+            clock = self.clock() => clock,
+            () = self.keep() => return None,
+            () = stopped.cancelled() => return None,
+        };
+        Some((Ticker::shared(trigger, after, clock, self.catch_up), clock))
     }
 
     /// Resolves when the lease was taken or lost since the last call.
@@ -217,7 +246,11 @@ impl Singleton {
 
     /// Renews the lease; how long to wait before the next try, at most.
     async fn renew(&self, fence: Fence, sent: Instant) -> Duration {
-        match self.backend.renew_lease(&fence, &self.holder, self.lease).await {
+        match self
+            .backend
+            .renew_lease(&fence, &self.holder, self.lease)
+            .await
+        {
             Ok(Some(now)) => {
                 self.answered_at(now, sent);
                 self.held().trusted_until = Some(self.window(sent));
@@ -278,7 +311,9 @@ impl Singleton {
                         held.fence = Some(fence);
                         held.trusted_until = Some(self.window(sent));
                         held.other = None;
-                        held.takeover = Some(lease.last_tick);
+                        held.takeover = Some(Takeover {
+                            last_tick: lease.last_tick,
+                        });
                         drop(held);
                         self.changed.notify_one();
                     }

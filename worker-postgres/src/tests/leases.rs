@@ -30,9 +30,17 @@ async fn one_holder_at_a_time_and_every_takeover_bumps_the_fence() {
             .is_none(),
         "held by a"
     );
-    assert!(pg.renew(&a.fence, "a", LEASE).await.expect("renews").is_some());
     assert!(
-        pg.renew(&a.fence, "b", LEASE).await.expect("runs").is_none(),
+        pg.renew(&a.fence, "a", LEASE)
+            .await
+            .expect("renews")
+            .is_some()
+    );
+    assert!(
+        pg.renew(&a.fence, "b", LEASE)
+            .await
+            .expect("runs")
+            .is_none(),
         "not b's"
     );
     let record = pg.lease("rollup").await.expect("reads").expect("exists");
@@ -55,7 +63,10 @@ async fn one_holder_at_a_time_and_every_takeover_bumps_the_fence() {
         .expect("free");
     assert_eq!(b.fence.token(), 2);
     assert!(
-        pg.renew(&a.fence, "a", LEASE).await.expect("runs").is_none(),
+        pg.renew(&a.fence, "a", LEASE)
+            .await
+            .expect("runs")
+            .is_none(),
         "a's fence is stale"
     );
     assert!(
@@ -65,10 +76,18 @@ async fn one_holder_at_a_time_and_every_takeover_bumps_the_fence() {
 
     // Expired: taken over.
     let short = Duration::from_millis(1);
-    assert!(pg.renew(&b.fence, "b", short).await.expect("renews").is_some());
+    assert!(
+        pg.renew(&b.fence, "b", short)
+            .await
+            .expect("renews")
+            .is_some()
+    );
     past(short).await;
     assert!(
-        pg.renew(&b.fence, "b", LEASE).await.expect("runs").is_none(),
+        pg.renew(&b.fence, "b", LEASE)
+            .await
+            .expect("runs")
+            .is_none(),
         "expired leases are not renewed"
     );
     let c = pg
@@ -164,7 +183,8 @@ async fn a_fenced_transaction_blocks_a_takeover_but_not_the_holders_renewals() {
         other
             .renew(&a.fence, "a", LEASE)
             .await
-            .expect("not blocked").is_some()
+            .expect("not blocked")
+            .is_some()
     );
     assert!(
         other
@@ -183,7 +203,8 @@ async fn a_fenced_transaction_blocks_a_takeover_but_not_the_holders_renewals() {
         other
             .renew(&a.fence, "a", Duration::ZERO)
             .await
-            .expect("not blocked").is_some()
+            .expect("not blocked")
+            .is_some()
     );
     past(Duration::ZERO).await;
     // but a takeover of the expired lease waits for the transaction.
