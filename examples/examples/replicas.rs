@@ -130,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = std::env::var("METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:9471".to_owned());
 
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(12)
+        .max_connections(16)
         .connect(&url)
         .await
         .with_context(|| format!("connecting to {url}"))?;

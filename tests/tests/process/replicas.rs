@@ -97,7 +97,9 @@ fn setup(rt: &tokio::runtime::Runtime, url: &str, schema: &str) -> (Postgres, BT
         pg.migrate().await.expect("migrates");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE TABLE IF NOT EXISTS {schema}.effects (order_id bigint PRIMARY KEY, replica text NOT NULL);
-             CREATE TABLE IF NOT EXISTS {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);"
+             CREATE TABLE IF NOT EXISTS {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);
+             CREATE TABLE IF NOT EXISTS {schema}.ticks (at timestamptz PRIMARY KEY, replica text NOT NULL, fence bigint NOT NULL);
+             CREATE TABLE IF NOT EXISTS {schema}.tick_runs (at timestamptz NOT NULL, replica text NOT NULL, ran_at timestamptz NOT NULL DEFAULT clock_timestamp());"
         )))
         .execute(pg.pool())
         .await

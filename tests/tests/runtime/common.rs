@@ -456,18 +456,19 @@ impl Snapshot {
 pub(crate) const RESULTS: [&str; 5] = ["success", "failure", "panic", "timeout", "cancelled"];
 
 /// The `state` label values.
-pub(crate) const STATES: [&str; 8] = [
-    "starting", "idle", "running", "backoff", "paused", "stale", "failed", "stopped",
+pub(crate) const STATES: [&str; 9] = [
+    "starting", "idle", "running", "backoff", "paused", "stale", "failed", "stopped", "follower",
 ];
 
 /// The `reason` label values of `worker_runs_skipped_total`.
-pub(crate) const REASONS: [&str; 6] = [
+pub(crate) const REASONS: [&str; 7] = [
     "overlap",
     "missed",
     "circuit_open",
     "restarting",
     "paused",
     "shutting_down",
+    "not_claimed",
 ];
 
 /// Asserts that `worker`'s runs ended as `expected` (`(result, count)`; other results zero).
@@ -594,5 +595,8 @@ impl worker_core::durable::Backend for Unused {
         Result<worker_core::durable::Maintained, worker_core::BoxError>,
     > {
         unreachable!("never run")
+    }
+    fn keeps_leases(&self) -> bool {
+        true
     }
 }

@@ -27,6 +27,9 @@ async fn invoices(job: worker_core::Job<u64>) {
     let _ = job;
 }
 
+#[worker(every = "1h", singleton)]
+async fn rollup() {}
+
 #[worker(queue = "mail")]
 async fn mailer(job: worker_core::Job<u64>) {
     let _ = job;
@@ -69,6 +72,7 @@ fn host() -> HostBuilder {
         .worker(sync_orders)
         .worker(cleanup)
         .worker(invoices)
+        .worker(rollup)
         .worker(mailer)
         .backend(Unused)
         .config_env(Vec::<(String, String)>::new())
@@ -257,6 +261,9 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         [workers.invoices]
         lease = "10s"
 
+        [workers.rollup]
+        catch_up = 3
+
         [workers.mailer]
         concurrency = 4
         capacity = "16"
@@ -300,6 +307,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         ("WORKER__CLEANUP__CRON", "0 */5 * * * *"),
         ("WORKER__CLEANUP__TIME_ZONE", "UTC"),
         ("WORKER__INVOICES__LEASE", "1m"),
+        ("WORKER__ROLLUP__CATCH_UP", "0"),
         ("WORKER__MAILER__CONCURRENCY", "2"),
         ("WORKER__MAILER__CAPACITY", "8"),
         ("WORKER__MAILER__ON_PANIC", "retry"),
@@ -312,7 +320,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
     assert_eq!(schedule_of(builder, "sync_orders"), "fixed_delay 30s");
     assert_eq!(
         worker_core::config::keys().count(),
-        31,
+        32,
         "the test sets every key"
     );
 

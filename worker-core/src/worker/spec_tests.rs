@@ -19,6 +19,7 @@ fn the_defaults_are_the_table_s() {
         Value::Count(u32::try_from(spec.capacity()).unwrap())
     );
     assert_eq!(queue("lease"), Value::Duration(spec.lease()));
+    assert_eq!(queue("catch_up"), Value::Count(spec.catch_up()));
     assert_eq!(
         queue("on_panic"),
         Value::Choice(OnPanic::default().as_str())
@@ -28,7 +29,11 @@ fn the_defaults_are_the_table_s() {
         k.name != "name"
             && !matches!(
                 k.applies,
-                Applies::Queue | Applies::InProcess | Applies::Durable
+                Applies::Queue
+                    | Applies::InProcess
+                    | Applies::Durable
+                    | Applies::Leased
+                    | Applies::Singleton
             )
     }) {
         let default = match key.default {

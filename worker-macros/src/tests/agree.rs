@@ -27,16 +27,25 @@ enum Base {
     Cron,
     Queue,
     Durable,
+    Singleton,
 }
 
 impl Base {
-    const ALL: [Base; 4] = [Base::Every, Base::Cron, Base::Queue, Base::Durable];
+    const ALL: [Base; 5] = [
+        Base::Every,
+        Base::Cron,
+        Base::Queue,
+        Base::Durable,
+        Base::Singleton,
+    ];
 
     fn attribute(self, key: &Key) -> &'static str {
         match self {
             // A schedule given to a queue worker is refused, everywhere.
             Self::Queue => "queue = \"q\", ",
             Self::Durable => "queue = \"q\", durable, ",
+            Self::Singleton if key.is_trigger() => "singleton, ",
+            Self::Singleton => "every = \"1h\", singleton, ",
             _ if key.is_trigger() => "",
             Self::Every => "every = \"1h\", ",
             Self::Cron => "cron = \"0 0 3 * * *\", ",
@@ -49,6 +58,9 @@ impl Base {
             Self::Cron => Worker::builder("w").cron("0 0 3 * * *"),
             Self::Queue => Worker::builder("w").queue::<u64>("q"),
             Self::Durable => Worker::builder("w").durable_queue::<u64>("q"),
+            Self::Singleton => Worker::builder("w")
+                .every(Duration::from_hours(1))
+                .singleton(),
         }
     }
 
@@ -168,6 +180,7 @@ fn builder(base: Base, key: &'static Key, text: &str) -> Option<Outcome> {
         "concurrency" => b.concurrency(n(&value)),
         "capacity" => b.capacity(n(&value)),
         "lease" => b.lease(d(&value)),
+        "catch_up" => b.catch_up(n(&value)),
         "on_panic" => b.on_panic(match option(&value) {
             "discard" => OnPanic::Discard,
             _ => OnPanic::Retry,
@@ -216,6 +229,10 @@ impl Backend for Unused {
     }
     fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>> {
         unreachable!("never run")
+    }
+
+    fn keeps_leases(&self) -> bool {
+        true
     }
 }
 
@@ -381,7 +398,8 @@ fn bases() -> impl Strategy<Value = Base> {
         Just(Base::Every),
         Just(Base::Cron),
         Just(Base::Queue),
-        Just(Base::Durable)
+        Just(Base::Durable),
+        Just(Base::Singleton)
     ]
 }
 

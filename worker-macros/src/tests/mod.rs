@@ -21,8 +21,12 @@ fn every_example_parses() {
             other if matches!(key.applies, Applies::Queue | Applies::InProcess) => {
                 format!("queue = \"q\", {other} = {}", key.example)
             }
-            other if key.applies == Applies::Durable => {
+            other if matches!(key.applies, Applies::Durable | Applies::Leased) => {
                 format!("queue = \"q\", durable, {other} = {}", key.example)
+            }
+            "singleton" => format!("every = \"1h\", singleton = {}", key.example),
+            other if key.applies == Applies::Singleton => {
+                format!("every = \"1h\", singleton, {other} = {}", key.example)
             }
             other => format!("every = \"1h\", {other} = {}", key.example),
         };
