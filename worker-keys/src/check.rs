@@ -200,7 +200,9 @@ impl Settings {
                 let runs = match self.get("queue") {
                     Some(queue) if durable => format!("consumes the durable queue {queue}"),
                     Some(queue) => format!("consumes the queue {queue}"),
-                    None if singleton => format!("is a singleton on `{}`", trigger.name),
+                    None if singleton && key.name != "singleton" => {
+                        format!("is a singleton on `{}`", trigger.name)
+                    }
                     None => format!("runs on `{}`", trigger.name),
                 };
                 return Err(Refusal::new(

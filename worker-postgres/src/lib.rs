@@ -1,10 +1,12 @@
 //! The PostgreSQL backend of [`worker_core`](https://docs.rs/worker-core): durable queues whose
 //! jobs survive a crash, enqueued inside the caller's own transaction (the outbox pattern).
 //!
-//! This release holds the storage half: the schema and its [`migrations`], the
-//! producer handle [`DurableQueue`], and the job table's state machine, in which every change of
-//! a claimed job is fenced by its attempt number, so a stale consumer can never finish a newer
-//! attempt. Consuming durable queues from `#[worker(queue = "..", durable)]` workers builds on it.
+//! It holds the schema and its [`migrations`], the producer handle [`DurableQueue`], the job
+//! table's state machine, in which every change of a claimed job is fenced by its attempt
+//! number, so a stale consumer can never finish a newer attempt, and the leases of singleton
+//! schedules with their [`Fence`]. [`Postgres`] is the host's backend
+//! (`Host::builder().backend(pg)`) for `#[worker(queue = "..", durable)]` and
+//! `#[worker(every = "..", singleton)]` workers.
 //!
 //! ```no_run
 //! # async fn demo(pool: sqlx::PgPool) -> Result<(), worker_postgres::Error> {
