@@ -20,14 +20,16 @@
 //! and `tick_runs`, one row per run of a tick. `REPLICAS_ENQUEUE=N` enqueues N
 //! orders at start-up, in transactions of 100. `REPLICA` names the replica in `runs` (default:
 //! its process id). An order takes 1 to `REPLICAS_WORK_MS` (default 5) milliseconds. `METRICS_ADDR` (default `127.0.0.1:9471`) serves the dashboard and
-//! `/metrics`. SIGTERM stops it gracefully: jobs still running at the end of the stop budget are
+//! `/metrics`, with the admin actions on when `WORKER_ADMIN_TOKEN` is set (retry, discard and
+//! cancel a durable job among them). An order with a negative id fails permanently and ends
+//! discarded. SIGTERM stops it gracefully: jobs still running at the end of the stop budget are
 //! handed back at once.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use worker_core::{BoxError, Ctx, Host, Job, State, worker};
+use worker_core::{BoxError, Ctx, Host, Job, Permanent, State, worker};
 use worker_postgres::{FenceCheck as _, Postgres};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +65,10 @@ async fn process_order(
     pg: State<Postgres>,
     replica: State<Replica>,
 ) -> Result<(), BoxError> {
+    if job.id < 0 {
+        // Not retried: the job ends discarded, with this error, on the dashboard.
+        return Err(Permanent::new(format!("order {} does not exist", job.id)).into());
+    }
     let schema = pg.schema_name();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {schema}.runs (order_id, replica, attempt) VALUES ($1, $2, $3)"
@@ -174,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
         .worker(rollup)
         .shutdown_timeout(Duration::from_secs(5))
         .serve(addr)
+        .admin_token(std::env::var("WORKER_ADMIN_TOKEN").unwrap_or_default())
         .build()?;
     host.run().await?;
     Ok(())

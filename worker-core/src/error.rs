@@ -68,6 +68,13 @@ pub(crate) enum Kind {
         job: u64,
         why: String,
     },
+    /// An admin action on a durable job could not be carried out.
+    JobAction {
+        worker: String,
+        job: u64,
+        action: &'static str,
+        why: String,
+    },
     /// Two workers share one name.
     DuplicateName(String),
     /// An admin action named a worker the host does not have.
@@ -246,6 +253,7 @@ impl Error {
             | Kind::Lease { worker, .. }
             | Kind::QueueType { worker, .. }
             | Kind::Requeue { worker, .. }
+            | Kind::JobAction { worker, .. }
             | Kind::Missing { worker, .. }
             | Kind::DuplicateName(worker)
             | Kind::UnknownWorker(worker)
@@ -314,6 +322,12 @@ impl fmt::Display for Error {
                 "the queue `{queue}` carries `{carries}` (its consumer `{worker}` takes \
                  `Job<{carries}>`), not `{asked}`"
             ),
+            Kind::JobAction {
+                worker,
+                job,
+                action,
+                why,
+            } => write!(f, "worker `{worker}`: cannot {action} job {job}: {why}"),
             Kind::Requeue { worker, job, why } => {
                 write!(
                     f,

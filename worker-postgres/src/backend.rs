@@ -4,10 +4,11 @@ use std::time::{Duration, SystemTime};
 
 use worker_core::BoxError;
 use worker_core::durable::{
-    self, Attempt, Backend, BoxFuture, Claimed, Lease, Maintained, QueueStats,
+    self, Attempt, Backend, BoxFuture, Claimed, Discarded, JobActed, JobAction, Lease, Maintained,
+    QueueStats,
 };
 
-use crate::{Error, Fence, JobState, Postgres};
+use crate::{Cancelled, Error, Fence, JobState, Postgres};
 
 /// Expired leases taken back, at most, per maintenance pass.
 const RESCUE_BATCH: u32 = 500;
@@ -170,6 +171,86 @@ impl Backend for Postgres {
             let rescued = self.rescue(RESCUE_BATCH).await?.len() as u64;
             let pruned = self.prune(self.retention(), PRUNE_BATCH).await?;
             Ok(Maintained::new(promoted, rescued, pruned))
+        })
+    }
+
+    fn discarded<'a>(
+        &'a self,
+        queue: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<Discarded>, BoxError>> {
+        type Row = (
+            i64,
+            i32,
+            String,
+            Option<chrono::DateTime<chrono::Utc>>,
+            String,
+        );
+        Box::pin(async move {
+            let rows: Vec<Row> = sqlx::query_as(self.sql().discarded.clone())
+                .bind(queue)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await
+                .map_err(Error::from)?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, attempt, error, at, payload)| {
+                    let at = at.map_or(SystemTime::UNIX_EPOCH, SystemTime::from);
+                    let attempts = u32::try_from(attempt).unwrap_or_default();
+                    Discarded::new(unsigned(id), attempts, error, at, payload)
+                })
+                .collect())
+        })
+    }
+
+    fn act_on_job<'a>(
+        &'a self,
+        queue: &'a str,
+        job: u64,
+        action: JobAction,
+    ) -> BoxFuture<'a, Result<JobActed, BoxError>> {
+        Box::pin(async move {
+            let state: Option<String> = sqlx::query_scalar(self.sql().job_state.clone())
+                .bind(id(job))
+                .bind(queue)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(Error::from)?;
+            let Some(state) = state else {
+                return Ok(JobActed::NotFound);
+            };
+            let refused = || Ok(JobActed::Refused(state.clone()));
+            match action {
+                JobAction::Retry => {
+                    let payload = crate::notify::payload(self.schema_name(), queue);
+                    let new: Option<(i64, bool)> = sqlx::query_as(self.sql().retry.clone())
+                        .bind(id(job))
+                        .bind(queue)
+                        .bind(payload)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(Error::from)?;
+                    new.map_or_else(refused, |(new, _)| {
+                        Ok(JobActed::Retried { id: unsigned(new) })
+                    })
+                }
+                JobAction::Discard => {
+                    let done: Option<i64> = sqlx::query_scalar(self.sql().discard.clone())
+                        .bind(id(job))
+                        .bind(queue)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(Error::from)?;
+                    done.map_or_else(refused, |_| Ok(JobActed::Discarded))
+                }
+                JobAction::Cancel => match self.cancel(self.pool(), id(job)).await? {
+                    Cancelled::Cancelled => Ok(JobActed::Cancelled),
+                    Cancelled::Requested => Ok(JobActed::CancelRequested),
+                    Cancelled::NotLive => refused(),
+                },
+                _ => Err(format!("unknown action {action}").into()),
+            }
         })
     }
 

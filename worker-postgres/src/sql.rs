@@ -40,6 +40,10 @@ pub(crate) struct Sql {
     pub(crate) lease: SqlStr,
     pub(crate) hazards: SqlStr,
     pub(crate) queue_counts: SqlStr,
+    pub(crate) discarded: SqlStr,
+    pub(crate) retry: SqlStr,
+    pub(crate) discard: SqlStr,
+    pub(crate) job_state: SqlStr,
 }
 
 impl Sql {
@@ -69,6 +73,10 @@ impl Sql {
             lease: sql(LEASE),
             hazards: sql(HAZARDS),
             queue_counts: sql(QUEUE_COUNTS),
+            discarded: sql(DISCARDED),
+            retry: sql(RETRY),
+            discard: sql(DISCARD),
+            job_state: sql(JOB_STATE),
         }
     }
 }
@@ -299,3 +307,36 @@ SELECT
 /// One queue's jobs by state (states with none are left out).
 const QUEUE_COUNTS: &str = "
 SELECT state::text, count(*) FROM {schema}.jobs WHERE queue = $1 GROUP BY 1";
+
+/// A queue's latest discarded jobs, newest first, with their last error and the start of
+/// their payload.
+const DISCARDED: &str = "
+SELECT id, attempt, coalesce(errors->0->>'error', ''), finalized_at, left(args::text, 500)
+FROM {schema}.jobs WHERE queue = $1 AND state = 'discarded'
+ORDER BY finalized_at DESC, id DESC LIMIT $2";
+
+/// An admin's retry: the discarded or cancelled job `$1` of queue `$2` is deleted and a new
+/// job with its payload and priority enqueued in the same statement, due now (with a
+/// notification at commit). A new job, so a stale consumer of the old one can change nothing
+/// of it, and its attempts start afresh.
+const RETRY: &str = "
+WITH old AS (
+  DELETE FROM {schema}.jobs WHERE id = $1 AND queue = $2 AND state IN ('discarded', 'cancelled')
+  RETURNING queue, args, priority
+), new AS (
+  INSERT INTO {schema}.jobs (queue, args, priority) SELECT queue, args, priority FROM old
+  RETURNING id
+)
+SELECT id, pg_notify('worker_jobs', $3) IS NULL FROM new";
+
+/// An admin's discard of a waiting job, recorded among its errors.
+const DISCARD: &str = "
+UPDATE {schema}.jobs
+SET state = 'discarded', finalized_at = now(), lease_expires_at = NULL, locked_by = NULL,
+    errors = (jsonb_build_array(jsonb_build_object(
+               'attempt', attempt, 'at', now(), 'error', 'discarded by an admin')) || errors) - 10
+WHERE id = $1 AND queue = $2 AND state IN ('available', 'scheduled', 'retryable')
+RETURNING id";
+
+/// A job's state, if queue `$2` has a job `$1`.
+const JOB_STATE: &str = "SELECT state::text FROM {schema}.jobs WHERE id = $1 AND queue = $2";

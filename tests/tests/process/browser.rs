@@ -737,3 +737,302 @@ async fn the_dashboard_shows_every_worker_and_runs_one_on_demand() {
     assert!(status.success(), "the quickstart exited with {status}");
     eprintln!("done after {:.1?}", started.elapsed());
 }
+
+/// An order of `examples/replicas.rs`.
+#[derive(serde::Serialize)]
+struct Order {
+    id: i64,
+}
+
+/// The durable queue worker of `examples/replicas.rs`.
+const DURABLE: &str = "process_order";
+
+/// `process_order`'s queue on `/workers`.
+fn durable_queue(addr: &str) -> Result<Value, String> {
+    Ok(worker(&workers_json(addr)?, DURABLE)["queue"].clone())
+}
+
+/// Whether `queue` lists `id` among its dead (discarded) jobs.
+fn lists(queue: &Value, id: u64) -> bool {
+    queue["dead_jobs"]
+        .as_array()
+        .is_some_and(|dead| dead.iter().any(|d| d["id"] == id))
+}
+
+/// Clicks `css` on the page, then waits for `#action-status` to say something starting with
+/// `expected`, in the `ok` tone; returns the text.
+async fn click_and_read(client: &Client, css: &str, expected: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("no {css}: {err}"))
+        .click()
+        .await
+        .expect("click");
+    wait_for(&format!("\"{expected}\" in #action-status"), async || {
+        let (text, tone) = read_page(client).await.status;
+        if tone == "ok" && text.starts_with(expected) {
+            Ok(text)
+        } else {
+            Err(format!("{text:?} ({tone})"))
+        }
+    })
+    .await
+}
+
+/// Types `id` into the job-id input of the durable queue's block.
+async fn type_job_id(client: &Client, id: i64) {
+    let css = format!("#workers tbody tr[data-worker=\"{DURABLE}\"] .queue input.job-id");
+    let input = client
+        .find(Locator::Css(&css))
+        .await
+        .expect("a job-id input");
+    input.clear().await.expect("clear");
+    input.send_keys(&id.to_string()).await.expect("type the id");
+}
+
+/// A durable queue on the dashboard of one replica of `examples/replicas.rs`: its jobs by
+/// state, its discarded jobs with their errors, and the token-guarded Retry, Cancel and Discard
+/// buttons, which change the jobs in the database.
+#[tokio::test(flavor = "multi_thread")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario, read top to bottom: the page, then each action and its effects"
+)]
+async fn the_dashboard_shows_a_durable_queue_and_retries_cancels_and_discards_its_jobs() {
+    let _turn = crate::support::module_turn(module_path!());
+    let chromium = installed("chromium");
+    let chromedriver = installed("chromedriver");
+    let url = std::env::var("WORKER_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("WORKER_TEST_DATABASE_URL is not set: run scripts/test, which starts PostgreSQL")
+    });
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .subsec_nanos();
+    let schema = format!("dashboard_{}_{nanos}", std::process::id());
+    let pool = sqlx::PgPool::connect(&url).await.expect("connects");
+    let pg = worker_postgres::Postgres::new(pool)
+        .schema(&schema)
+        .expect("valid");
+    pg.migrate().await.expect("migrates");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {schema}.effects (order_id bigint PRIMARY KEY, replica text NOT NULL);
+         CREATE TABLE {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);
+         CREATE TABLE {schema}.ticks (at timestamptz PRIMARY KEY, replica text NOT NULL, fence bigint NOT NULL);
+         CREATE TABLE {schema}.tick_runs (at timestamptz NOT NULL, replica text NOT NULL, ran_at timestamptz NOT NULL DEFAULT clock_timestamp());"
+    )))
+    .execute(pg.pool())
+    .await
+    .expect("creates the example's tables");
+    let orders = pg.queue::<Order>("orders").expect("valid");
+    // An order that does not exist: discarded at its first attempt.
+    let missing = orders
+        .enqueue(pg.pool(), &Order { id: -7 })
+        .await
+        .expect("enqueues")
+        .id;
+    // Two orders for later, to cancel and to discard.
+    let later = || worker_postgres::Opts::new().run_in(Duration::from_hours(1));
+    let to_cancel = orders
+        .enqueue_with(pg.pool(), &Order { id: 1 }, later())
+        .await
+        .expect("enqueues")
+        .id;
+    let to_discard = orders
+        .enqueue_with(pg.pool(), &Order { id: 2 }, later())
+        .await
+        .expect("enqueues")
+        .id;
+    let token = format!("t{nanos:x}");
+
+    let scratch = Scratch::new("browser-durable", &["replica", "chromedriver"]);
+    let addr = free_addr();
+    let (stdout, stderr) = scratch.log("replica");
+    let replica = Process {
+        child: Command::new(example("replicas"))
+            .env("DATABASE_URL", &url)
+            .env("WORKER_SCHEMA", &schema)
+            .env("REPLICA", "b1")
+            .env("METRICS_ADDR", &addr)
+            .env("WORKER_ADMIN_TOKEN", &token)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .env("NO_COLOR", "1")
+            .env_remove("REPLICAS_ENQUEUE")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("start the replica"),
+        group: false,
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while let Err(err) = workers_json(&addr) {
+        assert!(Instant::now() < deadline, "no /workers on {addr}: {err}");
+        std::thread::sleep(POLL);
+    }
+    let (driver, driver_url) = start_chromedriver(&scratch, &chromedriver);
+    let client = open_browser(&driver_url, &chromium).await;
+    client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("load the dashboard");
+
+    // The queue's jobs by state, and the discarded job with its error and a Retry button.
+    let missing = u64::try_from(missing).expect("positive");
+    let dead_css = |id: u64| {
+        format!(
+            "#workers tbody tr[data-dead-jobs-of=\"{DURABLE}\"] tr[data-dead-job=\"{id}\"] button.retry"
+        )
+    };
+    let count_css = |state: &str| {
+        format!(
+            "#workers tbody tr[data-worker=\"{DURABLE}\"] .queue [data-state-count=\"{state}\"]"
+        )
+    };
+    let count = async |state: &str| -> Option<u64> {
+        let element = client.find(Locator::Css(&count_css(state))).await.ok()?;
+        element.attr("data-count").await.ok()??.parse().ok()
+    };
+    wait_for(
+        "the scheduled jobs and the discarded one on the page",
+        async || {
+            let scheduled = count("scheduled").await;
+            let discarded = client.find(Locator::Css(&dead_css(missing))).await.is_ok();
+            if scheduled == Some(2) && discarded {
+                Ok(())
+            } else {
+                Err(format!(
+                    "scheduled {scheduled:?}, discarded job shown: {discarded}"
+                ))
+            }
+        },
+    )
+    .await;
+    let queue = durable_queue(&addr).expect("/workers");
+    let error = queue["dead_jobs"]
+        .as_array()
+        .and_then(|dead| dead.iter().find(|d| d["id"] == missing))
+        .map(|d| d["error"].clone());
+    assert_eq!(
+        error,
+        Some(json!("order -7 does not exist")),
+        "the discarded job's error on /workers: {queue}"
+    );
+
+    type_token(&client, &token).await;
+    // Retry: a new job, which is discarded in its turn (the order still does not exist).
+    let text = click_and_read(
+        &client,
+        &dead_css(missing),
+        &format!("job {missing} retried as job "),
+    )
+    .await;
+    let retried: u64 = text
+        .rsplit_once(" as job ")
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .and_then(|(id, _)| id.parse().ok())
+        .unwrap_or_else(|| panic!("the new job's id in {text:?}"));
+    assert_ne!(retried, missing);
+    assert!(
+        !lists(&durable_queue(&addr).expect("/workers"), missing),
+        "the retried job left the discarded list at once"
+    );
+    wait_for("the retried job discarded in its turn", async || {
+        let queue = durable_queue(&addr)?;
+        if lists(&queue, retried) {
+            Ok(())
+        } else {
+            Err(queue.to_string())
+        }
+    })
+    .await;
+
+    // Cancel and discard waiting jobs by id.
+    let queue_css = format!("#workers tbody tr[data-worker=\"{DURABLE}\"] .queue");
+    type_job_id(&client, to_cancel).await;
+    click_and_read(
+        &client,
+        &format!("{queue_css} button[data-action=cancel]"),
+        &format!("job {to_cancel} cancelled for {DURABLE}"),
+    )
+    .await;
+    type_job_id(&client, to_discard).await;
+    click_and_read(
+        &client,
+        &format!("{queue_css} button[data-action=discard]"),
+        &format!("job {to_discard} discarded for {DURABLE}"),
+    )
+    .await;
+    let discarded = u64::try_from(to_discard).expect("positive");
+    wait_for(
+        "the counts and the admin's discard on the page",
+        async || {
+            let (cancelled, scheduled) = (count("cancelled").await, count("scheduled").await);
+            let shown = client
+                .find(Locator::Css(&dead_css(discarded)))
+                .await
+                .is_ok();
+            if cancelled == Some(1) && scheduled.is_none() && shown {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cancelled {cancelled:?}, scheduled {scheduled:?}, shown {shown}"
+                ))
+            }
+        },
+    )
+    .await;
+    let queue = durable_queue(&addr).expect("/workers");
+    let by_admin = queue["dead_jobs"]
+        .as_array()
+        .and_then(|dead| dead.iter().find(|d| d["id"] == discarded))
+        .map(|d| d["error"].clone());
+    assert_eq!(by_admin, Some(json!("discarded by an admin")), "{queue}");
+    let state = |id| {
+        let pg = pg.clone();
+        async move { pg.job(id).await.expect("reads").expect("kept").state }
+    };
+    assert_eq!(state(to_cancel).await, worker_postgres::JobState::Cancelled);
+    assert_eq!(
+        state(to_discard).await,
+        worker_postgres::JobState::Discarded
+    );
+    // A job action on a job of no such id is a 404, shown on the page as a failure.
+    type_job_id(&client, 999_999_999).await;
+    client
+        .find(Locator::Css(&format!(
+            "{queue_css} button[data-action=cancel]"
+        )))
+        .await
+        .expect("the Cancel button")
+        .click()
+        .await
+        .expect("click");
+    wait_for("the refusal of an unknown job", async || {
+        let (text, tone) = read_page(&client).await.status;
+        if tone == "err" && text.contains("has no such job") {
+            Ok(())
+        } else {
+            Err(format!("{text:?} ({tone})"))
+        }
+    })
+    .await;
+    for action in ["retry", "cancel", "discard"] {
+        let series =
+            format!("worker_admin_actions_total{{worker=\"{DURABLE}\",action=\"{action}\"}}");
+        assert!(
+            (sample(&addr, &series) - 1.0).abs() < f64::EPSILON,
+            "one {action} counted"
+        );
+    }
+
+    client.close().await.expect("close the browser session");
+    drop(driver);
+    let status = replica.terminate();
+    assert!(status.success(), "the replica exited with {status}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(pg.pool())
+        .await
+        .expect("drops");
+}

@@ -15,11 +15,14 @@
 //! inside their own transactions if they like; [`HostHandle::queue`](crate::HostHandle::queue)
 //! is for in-process queues only.
 
+mod admin;
 pub(crate) mod consume;
 mod lease;
 mod report;
 
+pub use self::admin::{Discarded, JobActed, JobAction};
 pub use self::lease::{Fence, Lease};
+pub(crate) use self::report::refresh;
 
 use std::fmt;
 use std::future::Future;
@@ -195,6 +198,32 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// One maintenance pass: promotes due jobs, rescues expired leases, prunes old jobs. Every
     /// consumer runs it (about once a second); concurrent passes must not conflict.
     fn maintain(&self) -> BoxFuture<'_, Result<Maintained, BoxError>>;
+
+    /// The queue's latest discarded jobs (dead: out of attempts, a `Permanent` error, or
+    /// discarded by an admin), newest first, at most `limit`, for `/workers` and the
+    /// dashboard. By default none.
+    fn discarded<'a>(
+        &'a self,
+        queue: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<Discarded>, BoxError>> {
+        let _ = (queue, limit);
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// An admin action on the job `id` of `queue` (the dashboard's buttons). By default
+    /// refused.
+    fn act_on_job<'a>(
+        &'a self,
+        queue: &'a str,
+        id: u64,
+        action: JobAction,
+    ) -> BoxFuture<'a, Result<JobActed, BoxError>> {
+        let _ = (queue, id, action);
+        Box::pin(std::future::ready(Err(
+            "this durable backend takes no admin actions".into(),
+        )))
+    }
 
     /// Whether the backend keeps singleton leases (the methods below). By default not: a host
     /// with a singleton worker and such a backend refuses to build.

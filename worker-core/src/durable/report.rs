@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::durable::consume::{COMPLETE_BATCH, Consumer};
 use crate::durable::{Attempt, Backend};
+use crate::queue::DeadJobRecord;
 use crate::queue::channel::Channel;
 use crate::worker::handler::Body;
 
@@ -132,20 +133,58 @@ impl<B: Body> Consumer<B> {
 
     /// Keeps what the backend says of the queue, for `/metrics`.
     pub(super) async fn stats(&self) {
-        match self.durable.backend.stats(&self.channel.name).await {
+        refresh(&*self.durable.backend, &self.channel, &self.env.name).await;
+        self.channel.sample(self.clock.unix_seconds(Instant::now()));
+    }
+}
+
+/// Discarded jobs `/workers` shows for a durable queue.
+const DISCARDED_SHOWN: u32 = 20;
+
+/// Reads a durable queue's counts by state, the database's hazards and its latest discarded
+/// jobs from the backend, for `/metrics`, `/workers` and the dashboard.
+pub(crate) async fn refresh(backend: &dyn Backend, channel: &Channel, worker: &str) {
+    match backend.discarded(&channel.name, DISCARDED_SHOWN).await {
+        Ok(jobs) => {
+            let records = jobs
+                .into_iter()
+                .rev()
+                .map(|job| DeadJobRecord {
+                    id: job.id,
+                    attempts: job.attempts,
+                    error: job.error,
+                    at: job
+                        .at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                    payload: Some(job.payload),
+                })
+                .collect();
+            *channel
+                .metrics
+                .discarded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = records;
+        }
+        Err(err) => tracing::warn!(
+            worker,
+            error = %crate::error::Chain(&*err),
+            "could not read the queue's discarded jobs"
+        ),
+    }
+    {
+        match backend.stats(&channel.name).await {
             Ok(Some(stats)) => {
-                *self
-                    .channel
+                *channel
                     .metrics
                     .stats
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = stats;
-                // The dashboard's depth chart.
-                self.channel.sample(self.clock.unix_seconds(Instant::now()));
             }
             Ok(None) => {}
             Err(err) => tracing::warn!(
-                worker = %self.env.name,
+                worker,
                 error = %crate::error::Chain(&*err),
                 "could not read the queue's counts"
             ),

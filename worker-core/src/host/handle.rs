@@ -1,6 +1,7 @@
 //! [`HostHandle`]: reaching a host from anywhere, before and while it runs: stop it, act on its
 //! workers, read their status, health and metrics.
 
+use crate::durable::{JobActed, JobAction};
 use std::any::{TypeId, type_name};
 use std::fmt;
 use std::sync::Arc;
@@ -222,6 +223,87 @@ impl HostHandle {
         }
     }
 
+    /// An admin action on the job `job` of the durable queue that `worker` consumes: retry a
+    /// discarded or cancelled job (as a new job), discard a waiting one, or cancel one. Also
+    /// `POST /workers/{worker}/jobs/{job}/{retry|discard|cancel}`.
+    ///
+    /// # Errors
+    ///
+    /// When the host has no worker `worker`, or it consumes no durable queue, or the queue has
+    /// no job `job`, or the job's state does not allow the action, or the backend failed.
+    pub async fn act_on_job(
+        &self,
+        worker: &str,
+        job: u64,
+        action: JobAction,
+    ) -> Result<JobActed, Error> {
+        self.act_on_job_from(worker, job, action, Origin::Handle)
+            .await
+    }
+
+    pub(crate) async fn act_on_job_from(
+        &self,
+        worker: &str,
+        job: u64,
+        action: JobAction,
+        origin: Origin,
+    ) -> Result<JobActed, Error> {
+        let refused = |why: String| {
+            Error::new(Kind::JobAction {
+                worker: worker.to_owned(),
+                job,
+                action: action.as_str(),
+                why,
+            })
+        };
+        let tracked = self.tracked(worker)?;
+        let Some((channel, durable)) = tracked
+            .queue
+            .as_ref()
+            .and_then(|channel| Some((channel, channel.durable.as_ref()?)))
+        else {
+            return Err(refused("it consumes no durable queue".to_owned()));
+        };
+        let acted = durable
+            .backend
+            .act_on_job(&channel.name, job, action)
+            .await
+            .map_err(|err| refused(crate::error::Chain(&*err).to_string()))?;
+        match &acted {
+            JobActed::NotFound => {
+                return Err(refused(format!(
+                    "the queue `{}` has no such job",
+                    channel.name
+                )));
+            }
+            JobActed::Refused(state) => {
+                return Err(refused(format!("it is {state}")));
+            }
+            _ => {}
+        }
+        tracked.metrics.admin(Action::of(action));
+        // `/workers` shows the change at once.
+        crate::durable::refresh(&*durable.backend, channel, worker).await;
+        let log = {
+            let (worker, result) = (worker.to_owned(), format!("{acted:?}"));
+            move || {
+                tracing::info!(
+                    worker,
+                    action = action.as_str(),
+                    job,
+                    result,
+                    origin = origin.as_str(),
+                    "admin action"
+                );
+            }
+        };
+        match origin {
+            Origin::Handle => log(),
+            Origin::Http => crate::observe::message::log_aside(log),
+        }
+        Ok(acted)
+    }
+
     /// Carries out an admin action; a run request comes back to be awaited.
     pub(crate) fn act(
         &self,
@@ -238,7 +320,9 @@ impl HostHandle {
                     why: "it runs the jobs of its queue: send it a job instead".to_owned(),
                 }));
             }
-            Action::Requeue => unreachable!("re-enqueueing goes through `requeue`"),
+            Action::Requeue | Action::Retry | Action::Discard | Action::Cancel => {
+                unreachable!("job actions go through `requeue` and `act_on_job`")
+            }
             Action::Run => {
                 let host = self.board.state();
                 let state = worker.metrics.state();

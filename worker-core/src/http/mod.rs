@@ -1,5 +1,7 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/workers`, the dashboard at `/`, and
-//! the admin actions `POST /workers/{name}/{run|pause|resume}`.
+//! the admin actions `POST /workers/{name}/{run|pause|resume}`, `POST
+//! /workers/{name}/dead/{job}/requeue` and, for durable queues, `POST
+//! /workers/{name}/jobs/{job}/{retry|discard|cancel}`.
 
 pub(crate) mod limits;
 pub(crate) mod scrape;
@@ -40,6 +42,7 @@ pub(crate) fn router(handle: HostHandle) -> Router {
         .route("/workers", get(workers))
         .route("/workers/{name}/{action}", post(act))
         .route("/workers/{name}/dead/{job}/requeue", post(requeue))
+        .route("/workers/{name}/jobs/{job}/{action}", post(act_on_job))
         .with_state(handle)
         .layer(axum::middleware::map_response(secure))
 }
@@ -259,6 +262,73 @@ async fn requeue(
             StatusCode::NOT_FOUND,
             truncated(&err.to_string()).into_owned(),
         ),
+        Err(err) => error(
+            StatusCode::CONFLICT,
+            truncated(&err.to_string()).into_owned(),
+        ),
+    }
+}
+
+/// `POST /workers/{name}/jobs/{job}/{retry|discard|cancel}`: an admin action on a job of the
+/// durable queue the worker consumes. Answers 202 with what was done (`retried` with the new
+/// job's id, `discarded`, `cancelled`, or `cancel_requested` for a running job), 404 for an
+/// unknown worker, action or job, 409 when the job's state does not allow it or the worker
+/// consumes no durable queue. Guarded by the admin token like the other actions.
+async fn act_on_job(
+    State(handle): State<HostHandle>,
+    Path((name, job, action)): Path<(String, u64, String)>,
+    headers: HeaderMap,
+) -> Response {
+    use crate::durable::{JobActed, JobAction};
+
+    #[derive(Serialize)]
+    struct Acted<'a> {
+        worker: &'a str,
+        action: &'static str,
+        job: u64,
+        result: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        job_id: Option<u64>,
+    }
+    let Some(action) = JobAction::ALL.into_iter().find(|a| a.as_str() == action) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown job action `{}`: expected `retry`, `discard` or `cancel`",
+                truncated(&action)
+            ),
+        );
+    };
+    if let Err(refusal) = authorize(&handle, &headers, &name, Action::of(action)) {
+        return refusal;
+    }
+    match handle
+        .act_on_job_from(&name, job, action, Origin::Http)
+        .await
+    {
+        Ok(acted) => {
+            let (result, job_id) = match acted {
+                JobActed::Retried { id } => ("retried", Some(id)),
+                JobActed::Discarded => ("discarded", None),
+                JobActed::Cancelled => ("cancelled", None),
+                JobActed::CancelRequested => ("cancel_requested", None),
+                _ => ("done", None),
+            };
+            let body = Acted {
+                worker: &name,
+                action: action.as_str(),
+                job,
+                result,
+                job_id,
+            };
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+        Err(err) if err.is_unknown_worker() || err.to_string().contains("has no such job") => {
+            error(
+                StatusCode::NOT_FOUND,
+                truncated(&err.to_string()).into_owned(),
+            )
+        }
         Err(err) => error(
             StatusCode::CONFLICT,
             truncated(&err.to_string()).into_owned(),

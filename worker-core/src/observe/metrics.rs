@@ -47,10 +47,24 @@ pub(crate) enum Action {
     Resume,
     /// A dead job sent to its queue again.
     Requeue,
+    /// Durable queues: a discarded or cancelled job run again, as a new job.
+    Retry,
+    /// Durable queues: a waiting job discarded.
+    Discard,
+    /// Durable queues: a job cancelled.
+    Cancel,
 }
 
 impl Action {
-    pub(crate) const ALL: [Action; 4] = [Self::Run, Self::Pause, Self::Resume, Self::Requeue];
+    pub(crate) const ALL: [Action; 7] = [
+        Self::Run,
+        Self::Pause,
+        Self::Resume,
+        Self::Requeue,
+        Self::Retry,
+        Self::Discard,
+        Self::Cancel,
+    ];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -58,6 +72,18 @@ impl Action {
             Self::Pause => "pause",
             Self::Resume => "resume",
             Self::Requeue => "requeue",
+            Self::Retry => "retry",
+            Self::Discard => "discard",
+            Self::Cancel => "cancel",
+        }
+    }
+
+    /// The counted action of an admin action on a durable job.
+    pub(crate) fn of(action: crate::durable::JobAction) -> Self {
+        match action {
+            crate::durable::JobAction::Discard => Self::Discard,
+            crate::durable::JobAction::Cancel => Self::Cancel,
+            _ => Self::Retry,
         }
     }
 }

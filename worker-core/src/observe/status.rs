@@ -169,8 +169,12 @@ pub struct QueueStatus {
     pub throughput_per_second: f64,
     /// The depth over the last ten minutes, `[unix seconds, depth]`, oldest first.
     pub depth_history: Vec<(f64, usize)>,
-    /// The last dead jobs, oldest first.
+    /// The last dead jobs, oldest first; for a durable queue, its latest discarded jobs in the
+    /// database, whichever replica ran them.
     pub dead_jobs: Vec<crate::queue::DeadJobRecord>,
+    /// A durable queue's jobs in the database, by state, as last read (every 5 s); `None` for
+    /// an in-process queue.
+    pub states: Option<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// One of a worker's recent runs, as the dashboard's strip shows it.

@@ -47,6 +47,8 @@ pub(crate) struct QueueMetrics {
     pub(crate) rescued: AtomicU64,
     /// Durable queues: what the backend last reported.
     pub(crate) stats: std::sync::Mutex<crate::durable::QueueStats>,
+    /// Durable queues: the latest discarded jobs, as the backend last reported them.
+    pub(crate) discarded: std::sync::Mutex<Vec<crate::queue::DeadJobRecord>>,
     /// `worker="<name>"`, escaped once.
     pub(crate) labels: Box<str>,
 }
@@ -67,6 +69,7 @@ impl QueueMetrics {
             released: AtomicU64::new(0),
             rescued: AtomicU64::new(0),
             stats: std::sync::Mutex::default(),
+            discarded: std::sync::Mutex::default(),
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
         }
     }

@@ -101,7 +101,19 @@ impl Channel {
                 .collect(),
             throughput_per_second: throughput,
             depth_history: history.iter().map(|s| (s.at, s.depth)).collect(),
-            dead_jobs: self.dead.records(),
+            dead_jobs: match &self.durable {
+                None => self.dead.records(),
+                Some(_) => self
+                    .metrics
+                    .discarded
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone(),
+            },
+            states: self
+                .durable
+                .as_ref()
+                .map(|_| self.metrics.stats().states().into_iter().collect()),
         }
     }
 }
