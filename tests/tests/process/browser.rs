@@ -793,7 +793,7 @@ async fn type_job_id(client: &Client, id: i64) {
 
 /// A durable queue on the dashboard of one replica of `examples/replicas.rs`: its jobs by
 /// state, its discarded jobs with their errors, and the token-guarded Retry, Cancel and Discard
-/// buttons, which change the jobs in the database.
+/// buttons, which change the jobs in the database; and its singleton's lease.
 #[tokio::test(flavor = "multi_thread")]
 #[allow(
     clippy::too_many_lines,
@@ -908,6 +908,23 @@ async fn the_dashboard_shows_a_durable_queue_and_retries_cancels_and_discards_it
             }
         },
     )
+    .await;
+    // The replica is the roll-up's only replica: it holds its lease, and the page says so.
+    wait_for("the roll-up's lease on the page", async || {
+        let css =
+            "#workers tbody tr[data-worker=\"rollup\"] td.status .lease[data-lease-held=\"true\"]";
+        match client.find(Locator::Css(css)).await {
+            Ok(lease) => {
+                let text = lease.text().await.map_err(|err| err.to_string())?;
+                if text.starts_with("holds the lease (fence ") {
+                    Ok(())
+                } else {
+                    Err(text)
+                }
+            }
+            Err(err) => Err(err.to_string()),
+        }
+    })
     .await;
     let queue = durable_queue(&addr).expect("/workers");
     let error = queue["dead_jobs"]

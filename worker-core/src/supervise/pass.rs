@@ -125,6 +125,12 @@ impl Loop {
                 let follower = !singleton.is_holder();
                 if follower != control.is_follower() {
                     control.set_follower(follower);
+                    if !follower {
+                        // A new holder's staleness counts from its takeover, not from while
+                        // it followed.
+                        let now = runner.clock.unix_seconds(Instant::now());
+                        runner.env.tracked.resumed(now);
+                    }
                     if self.active == 0 {
                         metrics.set_state(resting(control));
                     }
