@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use worker_core::{BoxError, Ctx, Host, HostHandle, Job, Permanent, State, worker};
 use worker_postgres::{JobState, Postgres};
 
+mod common;
+use common::promtool;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Invoice {
     order: i64,
@@ -145,6 +148,19 @@ async fn committed_jobs_run_once_and_rolled_back_ones_never() {
     );
     assert!(
         metrics.contains("worker_runs_total{worker=\"render\",result=\"success\"} 40"),
+        "{metrics}"
+    );
+    // Every claim was timed, and none failed.
+    let claims: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("worker_jobs_fetch_duration_seconds_count{worker=\"render\"} ")
+        })
+        .and_then(|n| n.parse().ok())
+        .expect("the fetch histogram");
+    assert!(claims >= 1, "{metrics}");
+    assert!(
+        metrics.contains("worker_jobs_fetch_failed_total{worker=\"render\"} 0"),
         "{metrics}"
     );
 }
@@ -446,30 +462,5 @@ async fn complete_in_commits_each_effect_with_its_completion_exactly_once() {
     assert!(
         metrics.contains("worker_runs_total{worker=\"effect\",result=\"success\"} 29"),
         "{metrics}"
-    );
-}
-
-/// `promtool check metrics` accepts `page` (installed by scripts/test).
-fn promtool(page: &str) {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("`promtool` is on PATH: run the suite with scripts/test, which installs it");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(page.as_bytes())
-        .expect("writes");
-    let output = child.wait_with_output().expect("promtool ends");
-    assert!(
-        output.status.success(),
-        "promtool refused the page: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
     );
 }

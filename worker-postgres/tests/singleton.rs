@@ -11,6 +11,9 @@ use sqlx::AssertSqlSafe;
 use worker_core::{BoxError, Ctx, Host, HostHandle, IntoWorker, State, WorkerState, worker};
 use worker_postgres::{FenceCheck as _, Postgres};
 
+mod common;
+use common::promtool;
+
 fn database_url() -> String {
     std::env::var("WORKER_TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!(
@@ -160,6 +163,9 @@ async fn one_replica_runs_each_tick_the_other_follows_and_takes_over_at_a_gracef
     assert!(metric(&a, "worker_lease_held{worker=\"rollup\"} 1"));
     assert!(metric(&b, "worker_lease_held{worker=\"rollup\"} 0"));
     assert!(ticks(&pg).await.iter().all(|(_, r)| r == "a"));
+    // The lease's series pass Prometheus's own check, on the holder's page and a follower's.
+    promtool(&a.render_metrics());
+    promtool(&b.render_metrics());
 
     // A graceful stop gives the lease up: b takes over within its next ask (a second), not
     // after the lease.

@@ -261,6 +261,7 @@ impl<B: Body> Consumer<B> {
     /// Claims up to `free` jobs; returns them, or none when the claim failed (logged).
     async fn claim(&self, free: usize) -> Vec<Claimed> {
         let free = u32::try_from(free).unwrap_or(u32::MAX);
+        let began = Instant::now();
         let claimed = self
             .durable
             .backend
@@ -272,9 +273,12 @@ impl<B: Body> Consumer<B> {
                 self.spec.retry.saturating_add(1),
             )
             .await;
+        let metrics = &self.channel.metrics;
+        metrics.fetched(began.elapsed());
         match claimed {
             Ok(jobs) => jobs,
             Err(err) => {
+                metrics.fetch_failed.fetch_add(1, Relaxed);
                 tracing::warn!(
                     worker = %self.env.name,
                     queue = %self.channel.name,

@@ -10,6 +10,7 @@ use crate::observe::metrics::{
 use crate::observe::{outcome::Outcome, skip::SkipReason, state::WorkerState};
 use crate::queue::QUEUE_WAIT_BUCKETS;
 use crate::queue::channel::{Channel, Reject};
+use crate::queue::metrics::FETCH_BUCKETS;
 use crate::queue::metrics::QueueMetrics;
 use crate::run::circuit::CircuitState;
 
@@ -255,6 +256,17 @@ const JOBS_RESCUED: Family = Family::new(
     "Durable queues: jobs whose lease expired (their consumer died), taken back by this consumer's maintenance.",
 );
 
+const FETCH: Family = Family::new(
+    "worker_jobs_fetch_duration_seconds",
+    "histogram",
+    "Durable queues: how long each claim of jobs from the database took.",
+);
+const FETCH_FAILED: Family = Family::new(
+    "worker_jobs_fetch_failed_total",
+    "counter",
+    "Durable queues: claims that failed (the database did not answer, or refused); the consumer tries again at its next poll.",
+);
+
 const JOBS: Family = Family::new(
     "worker_jobs",
     "gauge",
@@ -348,11 +360,16 @@ fn durable_queues(out: &mut String, queues: &[&Channel]) {
         ),
         (&JOBS_RELEASED, |m| m.released.load(Relaxed)),
         (&JOBS_RESCUED, |m| m.rescued.load(Relaxed)),
+        (&FETCH_FAILED, |m| m.fetch_failed.load(Relaxed)),
     ] {
         family.header(out);
         for m in &durable {
             let _ = writeln!(out, "{}{{{}}} {}", family.name, m.labels, value(m));
         }
+    }
+    FETCH.header(out);
+    for m in &durable {
+        m.fetch.render(out, FETCH.name, &m.labels, FETCH_BUCKETS);
     }
     let stats: Vec<(&QueueMetrics, crate::durable::QueueStats)> =
         durable.iter().map(|m| (*m, m.stats())).collect();

@@ -16,6 +16,13 @@ pub const QUEUE_WAIT_BUCKETS: &[f64] = &[
 pub(crate) const WAIT_SLOTS: usize = QUEUE_WAIT_BUCKETS.len() + 1;
 const WAIT_BOUNDS: [u64; WAIT_SLOTS - 1] = nanos(QUEUE_WAIT_BUCKETS);
 
+/// Bucket bounds of `worker_jobs_fetch_duration_seconds`, in seconds: 0.5 ms to 10 s.
+pub(crate) const FETCH_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+pub(crate) const FETCH_SLOTS: usize = FETCH_BUCKETS.len() + 1;
+const FETCH_BOUNDS: [u64; FETCH_SLOTS - 1] = nanos(FETCH_BUCKETS);
+
 /// A counter on a cache line of its own: producers write one, the worker's slots the others.
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -45,6 +52,10 @@ pub(crate) struct QueueMetrics {
     pub(crate) released: AtomicU64,
     /// Durable queues: expired leases this consumer's maintenance took back.
     pub(crate) rescued: AtomicU64,
+    /// Durable queues: how long claims took.
+    pub(crate) fetch: Histogram<FETCH_SLOTS>,
+    /// Durable queues: claims that failed (the database did not answer, or refused).
+    pub(crate) fetch_failed: AtomicU64,
     /// Durable queues: what the backend last reported.
     pub(crate) stats: std::sync::Mutex<crate::durable::QueueStats>,
     /// Durable queues: the latest discarded jobs, as the backend last reported them.
@@ -68,6 +79,8 @@ impl QueueMetrics {
             stale: AtomicU64::new(0),
             released: AtomicU64::new(0),
             rescued: AtomicU64::new(0),
+            fetch: Histogram::new(),
+            fetch_failed: AtomicU64::new(0),
             stats: std::sync::Mutex::default(),
             discarded: std::sync::Mutex::default(),
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
@@ -86,6 +99,11 @@ impl QueueMetrics {
     /// A job ended; returns the jobs in flight before.
     pub(crate) fn ended(&self) -> u64 {
         self.in_flight.0.fetch_sub(1, Relaxed)
+    }
+
+    /// A durable queue's claim took `took`.
+    pub(crate) fn fetched(&self, took: Duration) {
+        self.fetch.record(&FETCH_BOUNDS, took);
     }
 
     /// A job waited `wait` from being accepted to its first attempt.
