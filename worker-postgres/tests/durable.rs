@@ -464,3 +464,118 @@ async fn complete_in_commits_each_effect_with_its_completion_exactly_once() {
         "{metrics}"
     );
 }
+
+#[worker(queue = "patient", durable, lease = "2s", stop_budget = "1s")]
+async fn patient(job: Job<Invoice>, ctx: Ctx, seen: State<Seen>) -> Result<(), BoxError> {
+    seen.push(job.order);
+    tokio::select! {
+        () = ctx.cancelled() => Err("stopped: cancelled".into()),
+        () = tokio::time::sleep(Duration::from_mins(1)) => Ok(()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_cancels_its_run_and_only_its_run() {
+    let pg = pg().await;
+    let queue = pg.queue::<Invoice>("patient").expect("valid");
+    let id = queue
+        .enqueue(pg.pool(), &Invoice { order: 1 })
+        .await
+        .expect("enqueues")
+        .id;
+    let seen = Seen::default();
+    let host = Host::builder()
+        .backend(pg.clone())
+        .state(seen.clone())
+        .worker(patient)
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    until("the job to run", async || !seen.orders().is_empty()).await;
+    assert_eq!(
+        pg.cancel(pg.pool(), id).await.expect("cancels"),
+        worker_postgres::Cancelled::Requested
+    );
+    // The next heartbeat (a third of the lease) sees the request and cancels the run's token.
+    let requested = Instant::now();
+    until("the job to end cancelled", async || {
+        pg.job(id)
+            .await
+            .expect("reads")
+            .is_some_and(|job| job.state == JobState::Cancelled)
+    })
+    .await;
+    assert!(
+        requested.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        requested.elapsed()
+    );
+    let metrics = handle.render_metrics();
+    assert!(
+        metrics.contains("worker_runs_total{worker=\"patient\",result=\"cancelled\"} 1"),
+        "{metrics}"
+    );
+    // The worker goes on: another job runs.
+    queue
+        .enqueue(pg.pool(), &Invoice { order: 2 })
+        .await
+        .expect("enqueues");
+    until("the next job", async || seen.orders().len() == 2).await;
+    // At shutdown, the stop budget's end cancels the running job's token too; it is released.
+    let stopping = Instant::now();
+    handle.shutdown();
+    running.await.expect("no panic").expect("stops cleanly");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let released = handle.render_metrics();
+    assert!(
+        released.contains("worker_jobs_released_total{worker=\"patient\"} 1"),
+        "{released}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_cancels_the_run_and_its_result_is_stale() {
+    let pg = pg().await;
+    let queue = pg.queue::<Invoice>("patient").expect("valid");
+    let id = queue
+        .enqueue(pg.pool(), &Invoice { order: 1 })
+        .await
+        .expect("enqueues")
+        .id;
+    let seen = Seen::default();
+    let host = Host::builder()
+        .backend(pg.clone())
+        .state(seen.clone())
+        .worker(patient)
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    until("the job to run", async || !seen.orders().is_empty()).await;
+    // Another consumer's claim, as after a rescue: the attempt moves on.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {}.jobs SET attempt = attempt + 1 WHERE id = $1",
+        pg.schema_name()
+    )))
+    .bind(id)
+    .execute(pg.pool())
+    .await
+    .expect("updates");
+    until("the lost lease to cancel the run", async || {
+        let page = handle.render_metrics();
+        page.contains("worker_jobs_lease_lost_total{worker=\"patient\"} 1")
+            && page.contains("worker_runs_total{worker=\"patient\",result=\"cancelled\"} 1")
+            && page.contains("worker_jobs_stale_total{worker=\"patient\"} 1")
+    })
+    .await;
+    // The newer attempt's job is untouched: still running, as the other consumer left it.
+    let job = pg.job(id).await.expect("reads").expect("kept");
+    assert_eq!((job.state, job.attempt), (JobState::Running, 2));
+    handle.shutdown();
+    running.await.expect("no panic").expect("stops cleanly");
+}

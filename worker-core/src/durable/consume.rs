@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::durable::report::complete;
 use crate::durable::{Attempt, Backend, Claimed, identity};
@@ -59,6 +60,17 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned + Send + Sync + 'static>(
         .map_err(|err| err.to_string())
 }
 
+/// One claimed job running here.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    pub(super) attempt: u32,
+    /// When its lease was last renewed (or claimed).
+    pub(super) renewed: Instant,
+    /// The job's own token: cancelled when its cancellation is requested or its lease lost,
+    /// and with the worker's.
+    pub(super) token: CancellationToken,
+}
+
 /// What every slot of one durable consumer shares.
 pub(super) struct Consumer<B> {
     pub(super) body: B,
@@ -70,8 +82,8 @@ pub(super) struct Consumer<B> {
     pub(super) durable: Durable,
     /// This consumer, as the backend records who holds a job: host, process, worker.
     pub(super) by: String,
-    /// The attempts in flight, with when each was claimed.
-    pub(super) in_flight: Mutex<HashMap<u64, (u32, Instant)>>,
+    /// The attempts in flight, by job id.
+    pub(super) in_flight: Mutex<HashMap<u64, InFlight>>,
     pub(super) completions: mpsc::UnboundedSender<Attempt>,
 }
 
@@ -87,21 +99,21 @@ impl<B: Body> Consumer<B> {
         }
     }
 
-    pub(super) fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (u32, Instant)>> {
+    pub(super) fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, InFlight>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs one claimed job's attempt and reports how it ended.
-    async fn run(self: Arc<Self>, job: Claimed) {
+    async fn run(self: Arc<Self>, job: Claimed, token: CancellationToken) {
         let attempt = job.attempt;
         let metrics = &self.channel.metrics;
         if metrics.started() == 0 {
             self.tracked.metrics.set_state(WorkerState::Running);
         }
         let dead_job = match (self.durable.decode)(job.payload) {
-            Ok(payload) => self.attempt(attempt, payload, job.enqueued_at).await,
+            Ok(payload) => self.attempt(attempt, payload, job.enqueued_at, token).await,
             Err(err) => {
                 let error = format!(
                     "the payload does not decode as `{}`: {err}",
@@ -135,6 +147,7 @@ impl<B: Body> Consumer<B> {
         attempt: Attempt,
         payload: Payload,
         enqueued_at: SystemTime,
+        token: CancellationToken,
     ) -> Option<(Envelope, String)> {
         let now = Instant::now();
         let age = SystemTime::now()
@@ -150,7 +163,10 @@ impl<B: Body> Consumer<B> {
             run: None,
             payload,
         };
-        let end = self.runner().job(&mut envelope, now).await;
+        let end = self
+            .runner()
+            .job(&mut envelope, now, Some(token.clone()))
+            .await;
         match end {
             JobEnd::Retry(delay, error) => {
                 self.fail(attempt, Some(delay), error.unwrap_or_default())
@@ -164,10 +180,18 @@ impl<B: Body> Consumer<B> {
                 let _ = self.completions.send(attempt);
                 None
             }
-            JobEnd::Ended(Outcome::Cancelled, _) => {
+            JobEnd::Ended(Outcome::Cancelled, _) if self.tracked.control.is_stopped() => {
                 // Cancelled at shutdown: someone else runs it.
                 self.channel.metrics.cancelled.fetch_add(1, Relaxed);
                 self.release(vec![(attempt, false)]).await;
+                None
+            }
+            JobEnd::Ended(Outcome::Cancelled, error) => {
+                // Its own token: its cancellation was requested (the job ends cancelled), or
+                // its lease was lost (the report is stale, and counted so).
+                self.channel.metrics.cancelled.fetch_add(1, Relaxed);
+                let error = error.unwrap_or_else(|| "cancelled".to_owned());
+                self.fail(attempt, None, error).await;
                 None
             }
             JobEnd::Ended(_, error) => {
@@ -224,8 +248,17 @@ impl<B: Body> Consumer<B> {
                 drained = jobs.is_empty();
                 let mut in_flight = self.in_flight();
                 for job in jobs {
-                    in_flight.insert(job.attempt.id, (job.attempt.attempt, now));
-                    slots.spawn(Arc::clone(self).run(job));
+                    let token = control.token().child_token();
+                    if job.cancel_requested {
+                        token.cancel();
+                    }
+                    let entry = InFlight {
+                        attempt: job.attempt.attempt,
+                        renewed: now,
+                        token: token.clone(),
+                    };
+                    in_flight.insert(job.attempt.id, entry);
+                    slots.spawn(Arc::clone(self).run(job, token));
                 }
             }
             let poll = tokio::time::sleep_until(next_poll);
@@ -401,7 +434,10 @@ pub(crate) fn run<B: Body>(
         let left: Vec<(Attempt, bool)> = consumer
             .in_flight()
             .drain()
-            .map(|(id, (attempt, _))| (Attempt { id, attempt }, false))
+            .map(|(id, job)| {
+                let attempt = job.attempt;
+                (Attempt { id, attempt }, false)
+            })
             .collect();
         consumer.release(left).await;
         let stale = channel.metrics.stale.load(Relaxed);

@@ -78,8 +78,11 @@ impl<B: Body> Consumer<B> {
         let due: Vec<Attempt> = self
             .in_flight()
             .iter()
-            .filter(|(_, (_, claimed))| now.saturating_duration_since(*claimed) >= lease / 3)
-            .map(|(&id, &(attempt, _))| Attempt { id, attempt })
+            .filter(|(_, job)| now.saturating_duration_since(job.renewed) >= lease / 3)
+            .map(|(&id, job)| Attempt {
+                id,
+                attempt: job.attempt,
+            })
             .collect();
         if due.is_empty() {
             return;
@@ -87,23 +90,43 @@ impl<B: Body> Consumer<B> {
         match self.durable.backend.heartbeat(due.clone(), lease).await {
             Ok(renewed) => {
                 let mut in_flight = self.in_flight();
-                for (id, _) in &renewed {
-                    if let Some(entry) = in_flight.get_mut(id) {
-                        entry.1 = now;
+                let (mut cancelled, mut lost) = (0, 0);
+                for &(id, cancel) in &renewed {
+                    if let Some(job) = in_flight.get_mut(&id) {
+                        job.renewed = now;
+                        if cancel && !job.token.is_cancelled() {
+                            job.token.cancel();
+                            cancelled += 1;
+                        }
                     }
                 }
-                // Not renewed and still running here: lost (a job that ended meanwhile is not).
+                // Not renewed and still running here: lost (a job that ended meanwhile is
+                // not). Its run is cancelled: whatever it does now is stale.
                 let renewed: HashSet<u64> = renewed.iter().map(|&(id, _)| id).collect();
-                let lost = due
-                    .iter()
-                    .filter(|a| in_flight.contains_key(&a.id) && !renewed.contains(&a.id))
-                    .count();
+                for attempt in &due {
+                    if let Some(job) = in_flight.get(&attempt.id)
+                        && job.attempt == attempt.attempt
+                        && !renewed.contains(&attempt.id)
+                    {
+                        job.token.cancel();
+                        lost += 1;
+                    }
+                }
                 drop(in_flight);
+                self.channel.metrics.lost.fetch_add(lost, Relaxed);
+                if cancelled > 0 {
+                    tracing::info!(
+                        worker = %self.env.name,
+                        jobs = cancelled,
+                        "cancellation requested: these jobs' runs are cancelled"
+                    );
+                }
                 if lost > 0 {
                     tracing::warn!(
                         worker = %self.env.name,
                         jobs = lost,
-                        "leases lost: these jobs may run again elsewhere, and their results will be stale"
+                        "leases lost: these jobs' runs are cancelled, may run again elsewhere, \
+                         and their results are stale"
                     );
                 }
             }

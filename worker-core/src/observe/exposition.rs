@@ -261,6 +261,11 @@ const FETCH: Family = Family::new(
     "histogram",
     "Durable queues: how long each claim of jobs from the database took.",
 );
+const JOBS_LEASE_LOST: Family = Family::new(
+    "worker_jobs_lease_lost_total",
+    "counter",
+    "Durable queues: jobs running here whose lease a heartbeat found lost (taken by another consumer); their runs are cancelled.",
+);
 const FETCH_FAILED: Family = Family::new(
     "worker_jobs_fetch_failed_total",
     "counter",
@@ -361,6 +366,7 @@ fn durable_queues(out: &mut String, queues: &[&Channel]) {
         (&JOBS_RELEASED, |m| m.released.load(Relaxed)),
         (&JOBS_RESCUED, |m| m.rescued.load(Relaxed)),
         (&FETCH_FAILED, |m| m.fetch_failed.load(Relaxed)),
+        (&JOBS_LEASE_LOST, |m| m.lost.load(Relaxed)),
     ] {
         family.header(out);
         for m in &durable {

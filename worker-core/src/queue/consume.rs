@@ -275,7 +275,7 @@ async fn slot<B: Body>(shared: Arc<Shared<B>>) {
                 .metrics
                 .waited(now.saturating_duration_since(job.enqueued));
         }
-        let end = runner.job(&mut job, now).await;
+        let end = runner.job(&mut job, now, None).await;
         let end_kind = match end {
             JobEnd::Retry(..) => Finished::No,
             JobEnd::Ended(..) => Finished::Yes,

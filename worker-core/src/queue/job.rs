@@ -18,6 +18,8 @@ pub(crate) struct JobInfo {
     pub(crate) attempt: u32,
     pub(crate) enqueued_at: SystemTime,
     pub(crate) payload: Payload,
+    /// A durable job's own token; `None` for an in-process job.
+    pub(crate) token: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// The job an attempt of a queue worker runs: its payload (`Job<T>` dereferences to `T`), its

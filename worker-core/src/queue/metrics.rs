@@ -52,6 +52,8 @@ pub(crate) struct QueueMetrics {
     pub(crate) released: AtomicU64,
     /// Durable queues: expired leases this consumer's maintenance took back.
     pub(crate) rescued: AtomicU64,
+    /// Durable queues: leases of jobs running here that a heartbeat found lost.
+    pub(crate) lost: AtomicU64,
     /// Durable queues: how long claims took.
     pub(crate) fetch: Histogram<FETCH_SLOTS>,
     /// Durable queues: claims that failed (the database did not answer, or refused).
@@ -79,6 +81,7 @@ impl QueueMetrics {
             stale: AtomicU64::new(0),
             released: AtomicU64::new(0),
             rescued: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
             fetch: Histogram::new(),
             fetch_failed: AtomicU64::new(0),
             stats: std::sync::Mutex::default(),

@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::observe::Outcome;
 use crate::observe::status::Trigger;
@@ -25,7 +26,12 @@ impl<B: Body> Runner<'_, B> {
     /// Makes the next attempt of `job`, starting `now`. The run (its id, when it started) is the job's from its
     /// first attempt to its last; an attempt that is dropped before it ends (the worker's stop
     /// budget ran out) ends the run as `cancelled`.
-    pub(crate) async fn job(&self, job: &mut Envelope, now: Instant) -> JobEnd {
+    pub(crate) async fn job(
+        &self,
+        job: &mut Envelope,
+        now: Instant,
+        token: Option<CancellationToken>,
+    ) -> JobEnd {
         let (id, started) = *job.run.get_or_insert_with(|| (next_run_id(), now));
         if job.attempts > 0 {
             // Counted when the attempt starts, as a scheduled run's retries are.
@@ -44,6 +50,7 @@ impl<B: Body> Runner<'_, B> {
             attempt: job.attempts,
             enqueued_at: self.system_time(job.enqueued),
             payload: job.payload.clone(),
+            token: token.clone(),
         };
         let mut guard = Dropped {
             runner: self,
@@ -55,7 +62,7 @@ impl<B: Body> Runner<'_, B> {
             .as_ref()
             .unwrap_or_else(|| unreachable!("set above"));
         let (result, span) = self.attempt(run, Some(info)).await;
-        let next = self.judge(run, result, &span);
+        let next = self.judge(run, result, &span, token.as_ref());
         let run = guard
             .run
             .take()

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, Span};
 
 use crate::error::{BoxError, Chain};
@@ -102,7 +103,7 @@ impl<B: Body> Runner<'_, B> {
         async move {
             let (outcome, last) = loop {
                 let (result, span) = self.attempt(&guard.run, None).await;
-                let (delay, failed) = match self.judge(&guard.run, result, &span) {
+                let (delay, failed) = match self.judge(&guard.run, result, &span, None) {
                     Next::Done(outcome, result) => break (outcome, result),
                     Next::Retry(delay, result) => (delay, result),
                 };
@@ -132,12 +133,23 @@ impl<B: Body> Runner<'_, B> {
     }
 
     /// How an attempt ended, and whether to retry it after which delay; logged in its span.
-    fn judge(&self, run: &Run, result: Attempt, span: &Span) -> Next {
+    fn judge(
+        &self,
+        run: &Run,
+        result: Attempt,
+        span: &Span,
+        job: Option<&CancellationToken>,
+    ) -> Next {
         let _entered = span.enter();
         let outcome = match &result {
             Attempt::Ok => Outcome::Success,
             Attempt::Panic(_) => Outcome::Panic,
-            _ if self.env.tracked.control.token().is_cancelled() => Outcome::Cancelled,
+            _ if job
+                .unwrap_or_else(|| self.env.tracked.control.token())
+                .is_cancelled() =>
+            {
+                Outcome::Cancelled
+            }
             Attempt::Err(_) => Outcome::Failure,
             Attempt::Timeout(_) => Outcome::Timeout,
         };
@@ -277,13 +289,15 @@ impl<B: Body> Runner<'_, B> {
             job_id = job.as_ref().map(|job| job.id),
             result = tracing::field::Empty,
         );
+        let token = job.as_ref().and_then(|job| job.token.clone());
         let ctx = Ctx::new(
             Arc::clone(self.env),
             run.id,
             run.attempts,
             run.scheduled,
             self.clock.system_time(run.scheduled),
-        );
+        )
+        .with_token(token);
         let body = Guarded::new(self.body.call(Scope::new(ctx, job))).instrument(span.clone());
         let result = match self.spec.timeout {
             None => body.await,

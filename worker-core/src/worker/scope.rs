@@ -147,6 +147,9 @@ pub struct Ctx {
     attempt: u32,
     scheduled_at: Instant,
     scheduled_time: SystemTime,
+    /// A durable job's own token (a child of the worker's), cancelled when the job's
+    /// cancellation is requested or its lease is lost; `None`: the worker's.
+    token: Option<CancellationToken>,
 }
 
 impl Ctx {
@@ -163,7 +166,14 @@ impl Ctx {
             attempt,
             scheduled_at,
             scheduled_time,
+            token: None,
         }
+    }
+
+    /// The context of a durable job's attempt, with the job's own token.
+    pub(crate) fn with_token(mut self, token: Option<CancellationToken>) -> Self {
+        self.token = token;
+        self
     }
 
     /// A context outside any host, for calling a worker function directly in a unit test.
@@ -229,14 +239,14 @@ impl Ctx {
     /// body that returns `Ok` counts as a `success`, cancelled or not.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.env.tracked.control.token().is_cancelled()
+        self.cancellation_token().is_cancelled()
     }
 
     /// Completes when the host asks this run to stop.
     ///
     /// Cancellation safe: dropping it before it completes loses nothing.
     pub async fn cancelled(&self) {
-        self.env.tracked.control.token().cancelled().await;
+        self.cancellation_token().cancelled().await;
     }
 
     /// For a singleton's run, the fence of the lease its tick was claimed under: check it inside
@@ -248,10 +258,14 @@ impl Ctx {
         self.env.tracked.lease.as_ref()?.fence_of(self.scheduled_at)
     }
 
-    /// The run's cancellation token, to hand to libraries or child tasks.
+    /// The run's cancellation token, to hand to libraries or child tasks. A durable job's is
+    /// also cancelled when its cancellation is requested (`Postgres::cancel`, the dashboard) or
+    /// its lease is lost to another consumer.
     #[must_use]
     pub fn cancellation_token(&self) -> &CancellationToken {
-        self.env.tracked.control.token()
+        self.token
+            .as_ref()
+            .unwrap_or_else(|| self.env.tracked.control.token())
     }
 
     /// Shared state registered on the host builder, if any of type `T` was.
