@@ -579,3 +579,42 @@ async fn a_lost_lease_cancels_the_run_and_its_result_is_stale() {
     handle.shutdown();
     running.await.expect("no panic").expect("stops cleanly");
 }
+
+#[worker(queue = "unreachable", durable, gates_readiness = true)]
+async fn unreachable(job: Job<Invoice>) {
+    let _ = job;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_out_of_reach_makes_the_durable_worker_unhealthy_and_the_host_not_ready() {
+    // Nothing listens on port 1.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(200))
+        .connect_lazy("postgres://worker@127.0.0.1:1/postgres")
+        .expect("a lazy pool");
+    let host = Host::builder()
+        .backend(Postgres::new(pool))
+        .worker(unreachable)
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    // Healthy while the grace (5 s) lasts, as through a database restart; unhealthy after.
+    until("the worker unhealthy", async || {
+        let status = handle.workers().pop().expect("one worker");
+        status
+            .reason
+            .is_some_and(|r| r.starts_with("no claim from the database has succeeded for "))
+    })
+    .await;
+    assert!(!handle.readiness().ok(), "{:?}", handle.readiness());
+    let page = handle.render_metrics();
+    let failed: u64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("worker_jobs_fetch_failed_total{worker=\"unreachable\"} "))
+        .and_then(|n| n.parse().ok())
+        .expect("the failed claims");
+    assert!(failed >= 2, "{page}");
+    handle.shutdown();
+    running.await.expect("no panic").expect("stops cleanly");
+}

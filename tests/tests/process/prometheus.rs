@@ -224,3 +224,27 @@ fn a_real_prometheus_scrapes_every_worker_of_the_quickstart() {
     let status = terminate(quickstart);
     assert!(status.success(), "the quickstart exited with {status}");
 }
+
+/// The alerting rules the README documents for the database hazards (`docs/prometheus`) load
+/// into Prometheus's own rule checker, and its unit tests show each one firing on the series
+/// that should fire it and quiet on healthy ones.
+#[test]
+fn the_documented_alerting_rules_fire_when_they_should() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/prometheus");
+    for args in [
+        &["check", "rules", "rules.yml"][..],
+        &["test", "rules", "rules_test.yml"][..],
+    ] {
+        let output = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("`promtool` is on PATH: run the suite with scripts/test, which installs it");
+        assert!(
+            output.status.success(),
+            "promtool {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -306,12 +306,13 @@ impl<B: Body> Consumer<B> {
                 self.spec.retry.saturating_add(1),
             )
             .await;
-        let metrics = &self.channel.metrics;
-        metrics.fetched(began.elapsed());
+        let failed = claimed
+            .is_err()
+            .then(|| self.clock.unix_seconds(Instant::now()));
+        self.channel.metrics.fetched(began.elapsed(), failed);
         match claimed {
             Ok(jobs) => jobs,
             Err(err) => {
-                metrics.fetch_failed.fetch_add(1, Relaxed);
                 tracing::warn!(
                     worker = %self.env.name,
                     queue = %self.channel.name,

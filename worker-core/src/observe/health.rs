@@ -113,6 +113,14 @@ pub(crate) fn evaluate(worker: &Tracked, last_run: Option<&RunRecord>, now: f64)
             (Health::Unhealthy, Some(reason))
         }
         WorkerState::Paused => (Health::Degraded, Some("paused".to_owned())),
+        // A durable queue whose claims keep failing: the database is out of reach.
+        _ if let Some(failing) = claims_failing(worker, now) => (
+            Health::Unhealthy,
+            Some(format!(
+                "no claim from the database has succeeded for {}",
+                human(failing)
+            )),
+        ),
         _ if worker.metrics.circuit() != crate::run::circuit::CircuitState::Closed => (
             Health::Degraded,
             Some(format!("circuit {}", worker.metrics.circuit().as_str())),
@@ -156,6 +164,17 @@ pub(crate) fn evaluate(worker: &Tracked, last_run: Option<&RunRecord>, now: f64)
         health,
         reason,
     }
+}
+
+/// How long a durable queue's claims may fail before its worker is unhealthy: a database
+/// restart or a failover takes about that long.
+pub(crate) const CLAIMS_FAILING: f64 = 5.0;
+
+/// How long a durable queue's claims have failed, when longer than [`CLAIMS_FAILING`].
+fn claims_failing(worker: &Tracked, now: f64) -> Option<f64> {
+    let queue = worker.queue.as_ref().filter(|q| q.durable.is_some())?;
+    let since = queue.metrics.failing_since()?;
+    Some(now - since).filter(|&failing| failing > CLAIMS_FAILING)
 }
 
 /// Whole seconds, readable: `1m 30s`.

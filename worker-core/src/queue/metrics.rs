@@ -58,6 +58,9 @@ pub(crate) struct QueueMetrics {
     pub(crate) fetch: Histogram<FETCH_SLOTS>,
     /// Durable queues: claims that failed (the database did not answer, or refused).
     pub(crate) fetch_failed: AtomicU64,
+    /// Durable queues: since when (Unix seconds, as `f64` bits) every claim failed; 0 while
+    /// the last one succeeded.
+    pub(crate) failing_since: AtomicU64,
     /// Durable queues: what the backend last reported.
     pub(crate) stats: std::sync::Mutex<crate::durable::QueueStats>,
     /// Durable queues: the latest discarded jobs, as the backend last reported them.
@@ -84,6 +87,7 @@ impl QueueMetrics {
             lost: AtomicU64::new(0),
             fetch: Histogram::new(),
             fetch_failed: AtomicU64::new(0),
+            failing_since: AtomicU64::new(0),
             stats: std::sync::Mutex::default(),
             discarded: std::sync::Mutex::default(),
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
@@ -104,9 +108,25 @@ impl QueueMetrics {
         self.in_flight.0.fetch_sub(1, Relaxed)
     }
 
-    /// A durable queue's claim took `took`.
-    pub(crate) fn fetched(&self, took: Duration) {
+    /// A durable queue's claim took `took`, and failed at `failed` (Unix seconds) if it did.
+    pub(crate) fn fetched(&self, took: Duration, failed: Option<f64>) {
         self.fetch.record(&FETCH_BOUNDS, took);
+        match failed {
+            Some(at) => {
+                self.fetch_failed.fetch_add(1, Relaxed);
+                // Only the first failure of a run of them sets it.
+                let _ = self
+                    .failing_since
+                    .compare_exchange(0, at.to_bits(), Relaxed, Relaxed);
+            }
+            None => self.failing_since.store(0, Relaxed),
+        }
+    }
+
+    /// Since when every claim of a durable queue failed, if the last one did.
+    pub(crate) fn failing_since(&self) -> Option<f64> {
+        let bits = self.failing_since.load(Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
     }
 
     /// A job waited `wait` from being accepted to its first attempt.
