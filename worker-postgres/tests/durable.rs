@@ -4,9 +4,8 @@
 //! discarded with their errors; panics stay with their job; shutdown hands unfinished jobs back.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use worker_core::{BoxError, Ctx, Host, HostHandle, Job, Permanent, State, worker};
@@ -36,30 +35,7 @@ impl Seen {
 
 /// A migrated schema of this test's own.
 async fn pg() -> Postgres {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let url = std::env::var("WORKER_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "WORKER_TEST_DATABASE_URL is not set: run scripts/test, which starts a throw-away \
-             PostgreSQL, or point it at a database the tests may create schemas in"
-        )
-    });
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
-        .connect(&url)
-        .await
-        .expect("the test database accepts connections");
-    let schema = format!(
-        "d_{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .expect("after 1970")
-            .subsec_nanos()
-    );
-    let pg = Postgres::new(pool).schema(&schema).expect("a valid name");
-    pg.migrate().await.expect("migrates");
-    pg
+    common::schema("d").await
 }
 
 /// Waits (on the real clock: the database's time is real) until `done` holds, for at most
@@ -474,16 +450,22 @@ async fn patient(job: Job<Invoice>, ctx: Ctx, seen: State<Seen>) -> Result<(), B
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_running_job_cancels_its_run_and_only_its_run() {
-    let pg = pg().await;
-    let queue = pg.queue::<Invoice>("patient").expect("valid");
-    let id = queue
+/// A host running `patient` on `pg`, with one job enqueued and running; its id.
+async fn patient_running(
+    pg: &Postgres,
+    seen: &Seen,
+) -> (
+    i64,
+    HostHandle,
+    tokio::task::JoinHandle<Result<(), worker_core::Error>>,
+) {
+    let id = pg
+        .queue::<Invoice>("patient")
+        .expect("valid")
         .enqueue(pg.pool(), &Invoice { order: 1 })
         .await
         .expect("enqueues")
         .id;
-    let seen = Seen::default();
     let host = Host::builder()
         .backend(pg.clone())
         .state(seen.clone())
@@ -493,6 +475,14 @@ async fn cancelling_a_running_job_cancels_its_run_and_only_its_run() {
         .expect("builds");
     let (handle, running) = start(host);
     until("the job to run", async || !seen.orders().is_empty()).await;
+    (id, handle, running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_cancels_its_run_and_only_its_run() {
+    let pg = pg().await;
+    let seen = Seen::default();
+    let (id, handle, running) = patient_running(&pg, &seen).await;
     assert_eq!(
         pg.cancel(pg.pool(), id).await.expect("cancels"),
         worker_postgres::Cancelled::Requested
@@ -517,7 +507,8 @@ async fn cancelling_a_running_job_cancels_its_run_and_only_its_run() {
         "{metrics}"
     );
     // The worker goes on: another job runs.
-    queue
+    pg.queue::<Invoice>("patient")
+        .expect("valid")
         .enqueue(pg.pool(), &Invoice { order: 2 })
         .await
         .expect("enqueues");
@@ -541,22 +532,8 @@ async fn cancelling_a_running_job_cancels_its_run_and_only_its_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_lease_cancels_the_run_and_its_result_is_stale() {
     let pg = pg().await;
-    let queue = pg.queue::<Invoice>("patient").expect("valid");
-    let id = queue
-        .enqueue(pg.pool(), &Invoice { order: 1 })
-        .await
-        .expect("enqueues")
-        .id;
     let seen = Seen::default();
-    let host = Host::builder()
-        .backend(pg.clone())
-        .state(seen.clone())
-        .worker(patient)
-        .env_overrides(false)
-        .build()
-        .expect("builds");
-    let (handle, running) = start(host);
-    until("the job to run", async || !seen.orders().is_empty()).await;
+    let (id, handle, running) = patient_running(&pg, &seen).await;
     // Another consumer's claim, as after a rescue: the attempt moves on.
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {}.jobs SET attempt = attempt + 1 WHERE id = $1",

@@ -3,8 +3,7 @@
 //! graceful stop hands the lease over at once; a crashed holder's successor takes over within
 //! the lease and replays what nobody ran; no instant ever runs twice (a primary key says so).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
@@ -12,36 +11,12 @@ use worker_core::{BoxError, Ctx, Host, HostHandle, IntoWorker, State, WorkerStat
 use worker_postgres::{FenceCheck as _, Postgres};
 
 mod common;
-use common::promtool;
-
-fn database_url() -> String {
-    std::env::var("WORKER_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "WORKER_TEST_DATABASE_URL is not set: run scripts/test, which starts a throw-away \
-             PostgreSQL, or point it at a database the tests may create schemas in"
-        )
-    })
-}
+use common::{database_url, promtool};
 
 /// A migrated schema of this test's own, with a table of the ticks run.
 async fn pg() -> Postgres {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
-        .connect(&database_url())
-        .await
-        .expect("the test database accepts connections");
-    let schema = format!(
-        "s_{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .expect("after 1970")
-            .subsec_nanos()
-    );
-    let pg = Postgres::new(pool).schema(&schema).expect("a valid name");
-    pg.migrate().await.expect("migrates");
+    let pg = common::schema("s").await;
+    let schema = pg.schema_name().to_owned();
     sqlx::query(AssertSqlSafe(format!(
         "CREATE TABLE {schema}.ticks (at timestamptz PRIMARY KEY, replica text NOT NULL, \
          fence bigint NOT NULL)"

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::support::{QUICKSTART_WORKERS, Scratch, example, free_addr, get};
+use crate::support::{QUICKSTART_WORKERS, Scratch, example, free_addr, get, replicas_tables};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -816,15 +816,10 @@ async fn the_dashboard_shows_a_durable_queue_and_retries_cancels_and_discards_it
         .schema(&schema)
         .expect("valid");
     pg.migrate().await.expect("migrates");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE {schema}.effects (order_id bigint PRIMARY KEY, replica text NOT NULL);
-         CREATE TABLE {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);
-         CREATE TABLE {schema}.ticks (at timestamptz PRIMARY KEY, replica text NOT NULL, fence bigint NOT NULL);
-         CREATE TABLE {schema}.tick_runs (at timestamptz NOT NULL, replica text NOT NULL, ran_at timestamptz NOT NULL DEFAULT clock_timestamp());"
-    )))
-    .execute(pg.pool())
-    .await
-    .expect("creates the example's tables");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(replicas_tables(&schema)))
+        .execute(pg.pool())
+        .await
+        .expect("creates the example's tables");
     let orders = pg.queue::<Order>("orders").expect("valid");
     // An order that does not exist: discarded at its first attempt.
     let missing = orders

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use worker_postgres::Postgres;
 
-use crate::support::{Scratch, example, free_addr, get, module_turn};
+use crate::support::{Scratch, example, free_addr, get, module_turn, replicas_tables};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Order {
@@ -95,15 +95,10 @@ fn setup(rt: &tokio::runtime::Runtime, url: &str, schema: &str) -> (Postgres, BT
             .expect("connects");
         let pg = Postgres::new(pool).schema(schema).expect("valid");
         pg.migrate().await.expect("migrates");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {schema}.effects (order_id bigint PRIMARY KEY, replica text NOT NULL);
-             CREATE TABLE IF NOT EXISTS {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);
-             CREATE TABLE IF NOT EXISTS {schema}.ticks (at timestamptz PRIMARY KEY, replica text NOT NULL, fence bigint NOT NULL);
-             CREATE TABLE IF NOT EXISTS {schema}.tick_runs (at timestamptz NOT NULL, replica text NOT NULL, ran_at timestamptz NOT NULL DEFAULT clock_timestamp());"
-        )))
-        .execute(pg.pool())
-        .await
-        .expect("creates");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(replicas_tables(schema)))
+            .execute(pg.pool())
+            .await
+            .expect("creates");
         pg
     });
     let mut committed = BTreeSet::new();
@@ -415,15 +410,10 @@ fn a_singleton_runs_each_instant_once_while_its_holder_is_killed_twice() {
             .expect("connects");
         let pg = Postgres::new(pool).schema(&schema).expect("valid");
         pg.migrate().await.expect("migrates");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE {schema}.effects (order_id bigint PRIMARY KEY, replica text NOT NULL);
-             CREATE TABLE {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);
-             CREATE TABLE {schema}.ticks (at timestamptz PRIMARY KEY, replica text NOT NULL, fence bigint NOT NULL);
-             CREATE TABLE {schema}.tick_runs (at timestamptz NOT NULL, replica text NOT NULL, ran_at timestamptz NOT NULL DEFAULT clock_timestamp());"
-        )))
-        .execute(pg.pool())
-        .await
-        .expect("creates");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(replicas_tables(&schema)))
+            .execute(pg.pool())
+            .await
+            .expect("creates");
         pg
     });
     let query = |sql: &str| -> Vec<(f64, String)> {

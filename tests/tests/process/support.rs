@@ -39,6 +39,17 @@ pub(crate) fn example(name: &str) -> PathBuf {
     profile_dir.join("examples").join(name)
 }
 
+/// The tables `examples/replicas.rs` writes, in `schema`: made before its replicas start, which
+/// would otherwise race to make them.
+pub(crate) fn replicas_tables(schema: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.effects (order_id bigint PRIMARY KEY, replica text NOT NULL);
+         CREATE TABLE IF NOT EXISTS {schema}.runs (order_id bigint NOT NULL, replica text NOT NULL, attempt int NOT NULL);
+         CREATE TABLE IF NOT EXISTS {schema}.ticks (at timestamptz PRIMARY KEY, replica text NOT NULL, fence bigint NOT NULL);
+         CREATE TABLE IF NOT EXISTS {schema}.tick_runs (at timestamptz NOT NULL, replica text NOT NULL, ran_at timestamptz NOT NULL DEFAULT clock_timestamp());"
+    )
+}
+
 /// A loopback address with a port that was free a moment ago.
 pub(crate) fn free_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");

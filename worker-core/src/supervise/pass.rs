@@ -200,8 +200,15 @@ impl Loop {
                     armed = None;
                     let now = Instant::now();
                     if let Some(fired) = self.ticker.fire(now, missed) {
-                        // A follower's ticks are the holder's to run and count.
-                        if self.singleton.as_ref().is_some_and(|s| s.trusted(now).is_none()) {
+                        if let Some(singleton) = &self.singleton
+                            && singleton.trusted(now).is_none()
+                        {
+                            // A follower's ticks are the holder's to run and count; a holder
+                            // past its trust window (the database did not answer) runs none,
+                            // and counts them.
+                            if singleton.has_fence() {
+                                metrics.skipped(SkipReason::NotClaimed, 1 + fired.missed);
+                            }
                             continue;
                         }
                         metrics.skipped(SkipReason::Missed, fired.missed);

@@ -122,6 +122,11 @@ impl Singleton {
         }
     }
 
+    /// Whether this replica took the lease and has not found it lost, trusted or not.
+    pub(crate) fn has_fence(&self) -> bool {
+        self.held().fence.is_some()
+    }
+
     /// Whether this replica holds the lease now.
     pub(crate) fn is_holder(&self) -> bool {
         self.trusted(Instant::now()).is_some()
