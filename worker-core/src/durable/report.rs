@@ -32,6 +32,7 @@ impl<B: Body> Consumer<B> {
                 false
             }
             Err(err) => {
+                self.channel.metrics.unrecorded.fetch_add(1, Relaxed);
                 tracing::warn!(
                     worker = %self.env.name,
                     job_id = attempt.id,
@@ -52,12 +53,15 @@ impl<B: Body> Consumer<B> {
             Ok(released) => {
                 self.channel.metrics.released.fetch_add(released, Relaxed);
             }
-            Err(err) => tracing::warn!(
-                worker = %self.env.name,
-                jobs = count,
-                error = %crate::error::Chain(&*err),
-                "could not release jobs at shutdown; they run again when their leases expire"
-            ),
+            Err(err) => {
+                self.channel.metrics.unrecorded.fetch_add(count, Relaxed);
+                tracing::warn!(
+                    worker = %self.env.name,
+                    jobs = count,
+                    error = %crate::error::Chain(&*err),
+                    "could not release jobs at shutdown; they run again when their leases expire"
+                );
+            }
         }
     }
 
@@ -237,12 +241,18 @@ pub(super) async fn complete(
                     );
                 }
             }
-            Err(err) => tracing::warn!(
-                worker = %worker,
-                jobs = sent.len(),
-                error = %crate::error::Chain(&*err),
-                "could not record completions; these jobs run again when their leases expire"
-            ),
+            Err(err) => {
+                channel
+                    .metrics
+                    .unrecorded
+                    .fetch_add(sent.len() as u64, Relaxed);
+                tracing::warn!(
+                    worker = %worker,
+                    jobs = sent.len(),
+                    error = %crate::error::Chain(&*err),
+                    "could not record completions; these jobs run again when their leases expire"
+                );
+            }
         }
     }
 }

@@ -266,6 +266,11 @@ const JOBS_LEASE_LOST: Family = Family::new(
     "counter",
     "Durable queues: jobs running here whose lease a heartbeat found lost (taken by another consumer); their runs are cancelled.",
 );
+const JOBS_UNRECORDED: Family = Family::new(
+    "worker_jobs_unrecorded_total",
+    "counter",
+    "Durable queues: outcomes (completions, failures, releases) the database did not record; those jobs run again when their leases expire.",
+);
 const FETCH_FAILED: Family = Family::new(
     "worker_jobs_fetch_failed_total",
     "counter",
@@ -367,6 +372,7 @@ fn durable_queues(out: &mut String, queues: &[&Channel]) {
         (&JOBS_RESCUED, |m| m.rescued.load(Relaxed)),
         (&FETCH_FAILED, |m| m.fetch_failed.load(Relaxed)),
         (&JOBS_LEASE_LOST, |m| m.lost.load(Relaxed)),
+        (&JOBS_UNRECORDED, |m| m.unrecorded.load(Relaxed)),
     ] {
         family.header(out);
         for m in &durable {

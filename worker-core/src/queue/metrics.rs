@@ -54,6 +54,9 @@ pub(crate) struct QueueMetrics {
     pub(crate) rescued: AtomicU64,
     /// Durable queues: leases of jobs running here that a heartbeat found lost.
     pub(crate) lost: AtomicU64,
+    /// Durable queues: outcomes the backend did not record (the database did not answer), so
+    /// the job runs again when its lease expires.
+    pub(crate) unrecorded: AtomicU64,
     /// Durable queues: how long claims took.
     pub(crate) fetch: Histogram<FETCH_SLOTS>,
     /// Durable queues: claims that failed (the database did not answer, or refused).
@@ -85,6 +88,7 @@ impl QueueMetrics {
             released: AtomicU64::new(0),
             rescued: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            unrecorded: AtomicU64::new(0),
             fetch: Histogram::new(),
             fetch_failed: AtomicU64::new(0),
             failing_since: AtomicU64::new(0),
