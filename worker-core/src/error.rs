@@ -397,7 +397,11 @@ impl fmt::Display for Chain<'_> {
         write!(f, "{}", self.0)?;
         let mut source = self.0.source();
         while let Some(err) = source {
-            write!(f, ": {err}")?;
+            // A `Permanent`'s marker says nothing of what went wrong; the log line says
+            // whether the error was permanent.
+            if !crate::run::retry::Permanent::is_marker(err) {
+                write!(f, ": {err}")?;
+            }
             source = err.source();
         }
         Ok(())

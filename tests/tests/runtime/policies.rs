@@ -271,3 +271,104 @@ async fn a_permanent_error_is_not_retried_even_in_a_source_chain() {
     assert_results(&snapshot, "transient", &[("failure", 1)]);
     assert_eq!(snapshot.retries("transient"), 5);
 }
+
+/// A library's error type written with thiserror, forwarding to what it wraps.
+#[derive(Debug, thiserror::Error)]
+enum ShopError {
+    #[error(transparent)]
+    Permanent(#[from] Permanent),
+    #[error("the shop refused the order")]
+    Refused(#[source] Permanent),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+fn bad_input() -> Permanent {
+    Permanent::new("order 7 does not exist")
+}
+
+/// The error shapes of the `Permanent` table: each is found, so the run makes one attempt of
+/// its six; the control shapes (a plain error, a message copied from a `Permanent`) use all
+/// six. The recorded error reads as the error does, without the marker.
+#[tokio::test(start_paused = true)]
+async fn a_permanent_error_is_found_in_every_shape_users_write_errors_in() {
+    use anyhow::Context as _;
+    use worker_core::Outcome;
+    use worker_core::testing::run_once;
+
+    type Shape = fn() -> BoxError;
+    let shapes: [(&str, Shape, Option<&str>); 10] = [
+        (
+            "into a BoxError",
+            || bad_input().into(),
+            Some("order 7 does not exist"),
+        ),
+        (
+            "into an anyhow::Error",
+            || anyhow::Error::from(bad_input()).into(),
+            Some("order 7 does not exist"),
+        ),
+        (
+            "`?` in anyhow::Result",
+            || {
+                let run = || -> anyhow::Result<()> { Err(bad_input())? };
+                run().unwrap_err().into()
+            },
+            Some("order 7 does not exist"),
+        ),
+        (
+            "anyhow context",
+            || {
+                let run = || -> anyhow::Result<()> { Err(bad_input()).context("importing orders") };
+                run().unwrap_err().into()
+            },
+            Some("importing orders: order 7 does not exist"),
+        ),
+        (
+            "thiserror transparent",
+            || ShopError::from(bad_input()).into(),
+            Some("order 7 does not exist"),
+        ),
+        (
+            "thiserror source",
+            || ShopError::Refused(bad_input()).into(),
+            Some("the shop refused the order: order 7 does not exist"),
+        ),
+        (
+            "io::Error::other",
+            || std::io::Error::other(bad_input()).into(),
+            Some("order 7 does not exist"),
+        ),
+        (
+            "transparent io::Error",
+            || ShopError::from(std::io::Error::other(bad_input())).into(),
+            Some("order 7 does not exist"),
+        ),
+        (
+            "a plain error",
+            || ShopError::from(std::io::Error::other("reset")).into(),
+            None,
+        ),
+        (
+            "only the message",
+            || anyhow::anyhow!("{}", bad_input()).into(),
+            None,
+        ),
+    ];
+    for (shape, error, permanent) in shapes {
+        let worker = Worker::builder("shaped")
+            .every(secs(3600))
+            .retry(5)
+            .backoff(ms(10))
+            .handler(move || async move { Err::<(), BoxError>(error()) });
+        let run = run_once(worker, Host::builder()).await.unwrap();
+        assert_eq!(run.result, Outcome::Failure, "{shape}");
+        match permanent {
+            Some(text) => {
+                assert_eq!(run.attempts, 1, "{shape}: a Permanent is not retried");
+                assert_eq!(run.error.as_deref(), Some(text), "{shape}");
+            }
+            None => assert_eq!(run.attempts, 6, "{shape}: retry = 5 makes six attempts"),
+        }
+    }
+}

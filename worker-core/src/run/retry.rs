@@ -72,21 +72,40 @@ pub(crate) fn backoff(kind: BackoffKind, base: Duration, max: Duration, retry: u
 /// }
 /// ```
 ///
-/// It is found wherever it sits in the error's `source()` chain. An `anyhow::Error` hides what
-/// it wraps once converted, so a worker that uses `Permanent` returns `Result<(), BoxError>` (or
-/// its own error type) rather than `anyhow::Result`.
-pub struct Permanent(BoxError);
+/// It is found wherever it sits in the error that the body returns, in every shape errors are
+/// usually written in:
+///
+/// | the body returns | found |
+/// |---|---|
+/// | `Err(Permanent::new(e).into())`, into `BoxError`, `anyhow::Error` or your own type | yes |
+/// | `Err(permanent)?` in a fn returning `anyhow::Result` | yes |
+/// | an `anyhow::Error` with `.context(..)` around a `Permanent` | yes |
+/// | your error type holding it as `source()` (thiserror's `#[source]` or `#[from]`) | yes |
+/// | your error type forwarding to it (thiserror's `#[error(transparent)]`) | yes |
+/// | `std::io::Error::other(permanent)` | yes |
+/// | an error built from its text only (`anyhow!("{permanent}")`) | no: the error is gone |
+///
+/// Wrappers such as thiserror's `transparent`, `anyhow::Error` converted into a boxed error
+/// and `std::io::Error` report the wrapped error's `source()` rather than the wrapped error,
+/// so a `Permanent` gives a marker as its own source (displayed as `permanent`) for the check
+/// to find. The run's logs and history leave the marker out of the error's text; other chain
+/// printers, such as anyhow's `{:#}`, show it last: `empty payload: permanent`.
+pub struct Permanent(Marker);
+
+/// The source of every [`Permanent`]: what a wrapper that skips the `Permanent` itself still
+/// hands on.
+struct Marker(BoxError);
 
 impl Permanent {
     /// Marks `error` as not worth retrying.
     pub fn new(error: impl Into<BoxError>) -> Self {
-        Self(error.into())
+        Self(Marker(error.into()))
     }
 
     /// The wrapped error.
     #[must_use]
     pub fn into_inner(self) -> BoxError {
-        self.0
+        self.0.0
     }
 
     /// Whether `error`, or any error in its `source()` chain, is [`Permanent`].
@@ -94,28 +113,52 @@ impl Permanent {
     pub fn is_permanent(error: &(dyn std::error::Error + 'static)) -> bool {
         let mut current = Some(error);
         while let Some(err) = current {
-            if err.is::<Permanent>() {
+            if err.is::<Permanent>() || err.is::<Marker>() {
                 return true;
             }
             current = err.source();
         }
         false
     }
+
+    /// Whether `error` is the marker a `Permanent` gives as its source, which the run's logs
+    /// leave out of an error's text.
+    pub(crate) fn is_marker(error: &(dyn std::error::Error + 'static)) -> bool {
+        error.is::<Marker>()
+    }
 }
 
 impl fmt::Debug for Permanent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Permanent").field(&self.0).finish()
+        f.debug_tuple("Permanent").field(&self.0.0).finish()
     }
 }
 
 impl fmt::Display for Permanent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        fmt::Display::fmt(&self.0.0, f)
     }
 }
 
 impl std::error::Error for Permanent {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl fmt::Debug for Marker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Permanent")
+    }
+}
+
+impl fmt::Display for Marker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("permanent")
+    }
+}
+
+impl std::error::Error for Marker {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.0.source()
     }
