@@ -223,7 +223,7 @@ fn split_attributes(attrs: Vec<Attribute>) -> (Vec<Attribute>, Vec<Attribute>, V
 }
 
 /// Tokens as a person would write them, for error messages.
-fn tidy(tokens: &impl ToTokens) -> String {
+pub(crate) fn tidy(tokens: &impl ToTokens) -> String {
     tokens
         .to_token_stream()
         .to_string()

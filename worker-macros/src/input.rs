@@ -66,11 +66,21 @@ pub(crate) fn check(item: &ItemFn) -> syn::Result<Vec<Argument>> {
                 "a worker cannot take `self`: put `#[worker]` on a free function and pass what it needs with `State<T>`",
             )),
             FnArg::Typed(typed) => {
-                if let Type::ImplTrait(_) = &*typed.ty {
-                    push(syn::Error::new_spanned(
+                match &*typed.ty {
+                    Type::ImplTrait(_) => push(syn::Error::new_spanned(
                         &typed.ty,
                         "a worker argument cannot be `impl Trait`: name an extractor type such as `Ctx` or `State<T>`",
-                    ));
+                    )),
+                    Type::Reference(reference) => push(syn::Error::new_spanned(
+                        &typed.ty,
+                        format!(
+                            "a worker argument cannot be a reference: each run extracts its \
+                             arguments as owned values; take `{}` (`Ctx` and `State<T>` are \
+                             cheap clones of what they share)",
+                            owned(&reference.elem)
+                        ),
+                    )),
+                    _ => {}
                 }
                 arguments.push(Argument {
                     pat: typed.pat.clone(),
@@ -79,10 +89,93 @@ pub(crate) fn check(item: &ItemFn) -> syn::Result<Vec<Argument>> {
             }
         }
     }
+    if let syn::ReturnType::Type(_, ty) = &sig.output
+        && let Some(error) = unsendable_box_error(ty)
+    {
+        push(syn::Error::new_spanned(
+            error,
+            "a worker's error must be `Send + Sync`, as its run may resume on another thread: \
+             return `Result<(), worker_core::BoxError>` (`Box<dyn std::error::Error + Send + \
+             Sync>`) or `anyhow::Result<()>`",
+        ));
+    }
+    for attr in &item.attrs {
+        if attr
+            .path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "worker")
+        {
+            push(syn::Error::new_spanned(
+                attr,
+                "`#[worker]` is applied twice to this function: keep one, with all its keys",
+            ));
+        }
+    }
     match errors {
         Some(errors) => Err(errors),
         None => Ok(arguments),
     }
+}
+
+/// What to take instead of `&ty`: an extractor by value (`Ctx` for `&Ctx`), other data shared
+/// through `State` (`State<String>` for `&str`, `State<Vec<T>>` for `&[T]`).
+fn owned(ty: &Type) -> String {
+    const EXTRACTORS: [&str; 6] = ["Ctx", "State", "Scoped", "Job", "Queue", "Option"];
+    match ty {
+        Type::Path(path) if path.path.is_ident("str") => "State<String>".to_owned(),
+        Type::Slice(slice) => format!("State<Vec<{}>>", crate::expand::tidy(&slice.elem)),
+        Type::Path(path)
+            if path
+                .path
+                .segments
+                .last()
+                .is_some_and(|last| EXTRACTORS.iter().any(|e| last.ident == e)) =>
+        {
+            crate::expand::tidy(ty)
+        }
+        _ => format!("State<{}>", crate::expand::tidy(ty)),
+    }
+}
+
+/// The `Box<dyn Error>` in a return type `Result<(), Box<dyn Error>>` whose trait object
+/// lacks `Send`: rustc's own report names neither the bound nor `BoxError`.
+fn unsendable_box_error(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(generics) = &last.arguments else {
+        return None;
+    };
+    let Some(GenericArgument::Type(error)) = generics.args.iter().nth(1) else {
+        return None;
+    };
+    let Type::Path(boxed) = error else {
+        return None;
+    };
+    let last = boxed.path.segments.last()?;
+    if last.ident != "Box" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(inner) = &last.arguments else {
+        return None;
+    };
+    let Some(GenericArgument::Type(Type::TraitObject(object))) = inner.args.first() else {
+        return None;
+    };
+    let mut is_error = false;
+    let mut sendable = false;
+    for bound in &object.bounds {
+        if let syn::TypeParamBound::Trait(bound) = bound
+            && let Some(segment) = bound.path.segments.last()
+        {
+            is_error |= segment.ident == "Error";
+            sendable |= segment.ident == "Send";
+        }
+    }
+    (is_error && !sendable).then_some(error)
 }
 
 /// The payload `T` of a `Job<T>` argument, as written.

@@ -15,7 +15,8 @@ use crate::worker::scope::{Registry, Scope};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a worker body",
     label = "not an async fn whose arguments are extractors",
-    note = "a worker body is an async fn or a closure returning a future; each argument implements `FromScope` and the output is `()` or `Result<(), E>`"
+    note = "a worker body is an async fn or a closure returning a future, of at most 12 arguments; each argument implements `FromScope` and the output is `()` or `Result<(), E>`",
+    note = "more than 12 arguments: group them in a struct that implements `FromScope`, or in one `State<T>`"
 )]
 pub trait Handler<Args>: Send + Sync + 'static {
     /// Extracts the arguments from the scope and runs the body.
