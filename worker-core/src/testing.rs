@@ -70,6 +70,11 @@ impl TestHost {
     /// even by zero. Stop it with [`stop`](Self::stop); dropping it leaves the host running
     /// until the runtime ends.
     ///
+    /// A test host sees only what the test says: it ignores the process's environment, the
+    /// `WORKER__*` overrides and the file named by `WORKER_CONFIG`, so a variable in the shell
+    /// that runs the tests changes nothing. To test overrides, give them to the builder with
+    /// [`config_env`](HostBuilder::config_env) or [`config_file`](HostBuilder::config_file).
+    ///
     /// # Errors
     ///
     /// What [`HostBuilder::build`] fails with.
@@ -80,6 +85,10 @@ impl TestHost {
     pub fn start(builder: HostBuilder) -> Result<Self, Error> {
         let mut builder = builder;
         builder.keep_runs = usize::MAX;
+        #[cfg(feature = "config")]
+        if builder.config.env.is_none() {
+            builder.config.env = Some(Vec::new());
+        }
         let host = builder.build()?;
         let handle = host.handle();
         let task = tokio::spawn(host.run_until(std::future::pending()));

@@ -680,3 +680,70 @@ fn a_check_on_a_declared_value_names_the_override_it_was_compared_with() {
         assert!(message.contains(part), "{part:?} not in: {message}");
     }
 }
+
+/// Two hosts in one process, each with its own prefix: each reads its own variables and file
+/// and none of the other's, which it would refuse as naming a worker it does not have.
+#[test]
+fn hosts_with_their_own_env_prefix_read_only_their_own_variables() {
+    let file = TempFile::new("[workers.cleanup]\nevery = \"7m\"\n");
+    let shared = [
+        ("WORKER__SYNC_ORDERS__EVERY", "45s".to_owned()),
+        ("BILLING__CLEANUP__EVERY", "3m".to_owned()),
+        ("BILLING__CLEANUP__RETRY", "5".to_owned()),
+        ("REPORTS_CONFIG", file.shown()),
+    ];
+    let env = || shared.iter().map(|(k, v)| (*k, v.clone()));
+    let orders = Host::builder()
+        .state(Runs::new())
+        .worker(sync_orders)
+        .config_env(env());
+    let billing = Host::builder()
+        .env_prefix("BILLING")
+        .worker(cleanup)
+        .config_env(env());
+    let reports = Host::builder()
+        .env_prefix("REPORTS")
+        .worker(cleanup)
+        .config_env(env());
+    // The default host refuses the variables of another prefix only when they start with its
+    // own: `BILLING__*` is not `WORKER__*`.
+    assert_eq!(schedule_of(orders, "sync_orders"), "every 45s");
+    assert_eq!(schedule_of(billing, "cleanup"), "every 3m");
+    assert_eq!(schedule_of(reports, "cleanup"), "every 7m");
+
+    // Without a prefix of its own, a host refuses another host's worker, naming the variable.
+    let mixed = Host::builder()
+        .worker(cleanup)
+        .config_env([("WORKER__SYNC_ORDERS__EVERY", "45s")]);
+    refused(
+        mixed,
+        &[
+            "environment variable WORKER__SYNC_ORDERS__EVERY",
+            "no worker's name gives `SYNC_ORDERS`",
+        ],
+    );
+    // An error under a prefix names the prefix.
+    let typo = Host::builder()
+        .env_prefix("BILLING")
+        .worker(cleanup)
+        .config_env([("BILLING__CLEANUP__EVERYY", "3m")]);
+    refused(typo, &["environment variable BILLING__CLEANUP__EVERYY"]);
+}
+
+#[test]
+fn an_env_prefix_that_cannot_name_variables_stops_the_build() {
+    for stem in ["", "billing", "BILLING_", "9LIVES", "BILL-ING"] {
+        let builder = Host::builder()
+            .env_prefix(stem)
+            .worker(cleanup)
+            .config_env(Vec::<(String, String)>::new());
+        refused(
+            builder,
+            &[
+                "the host's env_prefix",
+                &format!("{stem:?}"),
+                "expected capital letters",
+            ],
+        );
+    }
+}

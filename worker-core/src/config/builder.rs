@@ -32,6 +32,32 @@ impl HostBuilder {
         self
     }
 
+    /// Names this host's configuration variables after `stem` instead of `WORKER`:
+    /// `<STEM>__<NAME>__<KEY>` for the overrides and `<STEM>_CONFIG` for the file. Give each
+    /// host its own when a process runs several: every host fails to build on a variable that
+    /// names a worker it does not have, so hosts that shared the `WORKER__` variables would
+    /// refuse each other's.
+    ///
+    /// `stem` is capital letters, digits and `_`, starting with a letter; another stem makes
+    /// [`build`](Self::build) fail.
+    ///
+    /// ```
+    /// # use worker_core::{Host, Worker};
+    /// # use std::time::Duration;
+    /// let worker = || Worker::builder("sync_orders").every(Duration::from_secs(10)).handler(|| async {});
+    /// let billing = Host::builder()
+    ///     .env_prefix("BILLING")
+    ///     .worker(worker())
+    ///     // Not read by this host: it names another host's worker, `reports`.
+    ///     .config_env([("BILLING__SYNC_ORDERS__EVERY", "30s"), ("WORKER__REPORTS__EVERY", "1h")])
+    ///     .build()?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn env_prefix(mut self, stem: impl Into<String>) -> Self {
+        self.config.stem = Some(stem.into());
+        self
+    }
+
     /// Reads the configuration variables (`WORKER__<NAME>__<KEY>` and `WORKER_CONFIG`) from
     /// `vars` instead of the process environment; meant for tests, which should not change the
     /// environment of a process whose tests run in parallel.

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::Names;
 use super::apply::{Override, Raw, push, unknown_key};
-use super::{ENV_PREFIX, Names};
 use crate::error::Error;
 
 /// A worker's name as it appears in environment variables.
@@ -20,11 +20,11 @@ pub(crate) fn env_name(worker: &str) -> String {
         .collect()
 }
 
-/// The process's `WORKER__*` variables.
-pub(crate) fn process_vars() -> Result<Vec<(String, String)>, Error> {
+/// The process's variables that start with `prefix` (`WORKER__`).
+pub(crate) fn process_vars(prefix: &str) -> Result<Vec<(String, String)>, Error> {
     let mut vars = Vec::new();
     for (name, value) in std::env::vars_os() {
-        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+        let Some(name) = name.to_str().filter(|n| n.starts_with(prefix)) else {
             continue;
         };
         let value = value.into_string().map_err(|value| {
@@ -41,6 +41,7 @@ pub(crate) fn process_vars() -> Result<Vec<(String, String)>, Error> {
 }
 
 pub(crate) fn collect_env<'a>(
+    prefix: &str,
     vars: &'a [(String, String)],
     names: &Names<'_>,
     overrides: &mut Vec<Override<'a>>,
@@ -59,7 +60,7 @@ pub(crate) fn collect_env<'a>(
         let location = format!("environment variable {var}");
         let value = Raw::Env(text);
         let Some((name, key)) = var
-            .strip_prefix(ENV_PREFIX)
+            .strip_prefix(prefix)
             .and_then(|rest| rest.rsplit_once("__"))
         else {
             return Err(Error::overridden(
@@ -67,7 +68,7 @@ pub(crate) fn collect_env<'a>(
                 location,
                 Some(value.shown()),
                 format!(
-                    "expected a variable named {ENV_PREFIX}<NAME>__<KEY>, such as {ENV_PREFIX}SYNC_ORDERS__EVERY"
+                    "expected a variable named {prefix}<NAME>__<KEY>, such as {prefix}SYNC_ORDERS__EVERY"
                 ),
             ));
         };
@@ -92,7 +93,7 @@ pub(crate) fn collect_env<'a>(
                     Some(value.shown()),
                     format!(
                         "no worker's name gives `{name}`; {}",
-                        names.listed(|n| format!("`{n}` ({ENV_PREFIX}{}__<KEY>)", env_name(n)))
+                        names.listed(|n| format!("`{n}` ({prefix}{}__<KEY>)", env_name(n)))
                     ),
                 ));
             }

@@ -146,6 +146,8 @@ pub(crate) struct Sources {
     pub(crate) env: Option<Vec<(String, String)>>,
     /// `env_overrides(false)`: ignore `WORKER__*` variables.
     pub(crate) env_off: bool,
+    /// The stem given to `env_prefix`, instead of `WORKER`.
+    pub(crate) stem: Option<String>,
 }
 
 /// The registered workers, looked up by name.
@@ -192,7 +194,8 @@ impl Sources {
         mut workers: Vec<Worker>,
         now: SystemTime,
     ) -> Result<Vec<Worker>, Error> {
-        let vars = self.override_vars()?;
+        let prefix = self.prefix()?;
+        let vars = self.override_vars(&prefix)?;
         let file = match self.file_path() {
             Some((path, label)) => Some((file::read_file(&path, &label)?, label)),
             None => None,
@@ -205,7 +208,7 @@ impl Sources {
         if let Some((file, label)) = &file {
             file::collect_file(file, label, &names, &mut overrides)?;
         }
-        env::collect_env(&vars, &names, &mut overrides)?;
+        env::collect_env(&prefix, &vars, &names, &mut overrides)?;
         for (index, worker) in workers.iter_mut().enumerate() {
             let mine: Vec<&apply::Override<'_>> =
                 overrides.iter().filter(|o| o.worker == index).collect();
@@ -221,33 +224,59 @@ impl Sources {
         if let Some(path) = &self.file {
             return Some((path.clone(), path.display().to_string()));
         }
+        let var = match &self.stem {
+            Some(stem) => format!("{stem}_CONFIG"),
+            None => CONFIG_FILE_VAR.to_owned(),
+        };
         let path = match &self.env {
             Some(vars) => vars
                 .iter()
                 .rev()
-                .find(|(name, _)| name == CONFIG_FILE_VAR)
+                .find(|(name, _)| *name == var)
                 .map(|(_, value)| PathBuf::from(value)),
-            None => std::env::var_os(CONFIG_FILE_VAR).map(PathBuf::from),
+            None => std::env::var_os(&var).map(PathBuf::from),
         }?;
         if path.as_os_str().is_empty() {
             return None;
         }
-        let label = format!("{} (named by {CONFIG_FILE_VAR})", path.display());
+        let label = format!("{} (named by {var})", path.display());
         Some((path, label))
     }
 
-    /// The `WORKER__*` variables, sorted by name; none when they are turned off.
-    fn override_vars(&self) -> Result<Vec<(String, String)>, Error> {
+    /// The prefix of the override variables: `WORKER__`, or the `env_prefix` stem and `__`.
+    fn prefix(&self) -> Result<String, Error> {
+        let Some(stem) = &self.stem else {
+            return Ok(ENV_PREFIX.to_owned());
+        };
+        let valid = stem.starts_with(|c: char| c.is_ascii_uppercase())
+            && !stem.ends_with('_')
+            && stem
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(Error::overridden(
+                None,
+                "the host's env_prefix".to_owned(),
+                Some(format!("{stem:?}")),
+                "expected capital letters, digits and `_`, starting with a letter and not \
+                 ending with `_`, such as \"BILLING_WORKER\"",
+            ));
+        }
+        Ok(format!("{stem}__"))
+    }
+
+    /// The override variables, sorted by name; none when they are turned off.
+    fn override_vars(&self, prefix: &str) -> Result<Vec<(String, String)>, Error> {
         if self.env_off {
             return Ok(Vec::new());
         }
         let mut vars = if let Some(vars) = &self.env {
             vars.iter()
-                .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+                .filter(|(name, _)| name.starts_with(prefix))
                 .cloned()
                 .collect()
         } else {
-            env::process_vars()?
+            env::process_vars(prefix)?
         };
         vars.sort();
         Ok(vars)
