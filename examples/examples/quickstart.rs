@@ -199,11 +199,13 @@ async fn main() -> Result<(), worker_core::Error> {
         .worker(cleanup)
         .shutdown_timeout(Duration::from_secs(10))
         .serve(addr)
+        // What this program records with `metrics::counter!` is served on the same page.
+        .install_recorder()
         // Admin actions (run now, pause, resume) are off unless a token is set.
         .admin_token(std::env::var("WORKER_ADMIN_TOKEN").unwrap_or_default())
         .build()?;
-    // Building with `.serve(..)` installed the Prometheus recorder of the `metrics` facade, so
-    // this help text reaches the page.
+    // Building with `.install_recorder()` installed the Prometheus recorder of the `metrics`
+    // facade, so this help text reaches the page.
     metrics::describe_counter!("orders_shipped_total", "Orders shipped by sync_orders.");
     host.run().await
 }

@@ -96,6 +96,12 @@ pub(crate) enum Kind {
     Escalated(Vec<String>),
     /// Installing a signal handler failed.
     Signal(std::io::Error),
+    /// The `metrics` recorder asked for could not be installed.
+    #[cfg_attr(
+        not(feature = "prometheus"),
+        allow(dead_code, reason = "only `install_recorder` installs")
+    )]
+    Recorder(String),
 }
 
 impl Error {
@@ -217,6 +223,13 @@ impl Error {
     #[must_use]
     pub fn is_shutdown_timeout(&self) -> bool {
         matches!(self.kind, Kind::ShutdownTimeout { .. })
+    }
+
+    /// [`HostBuilder::install_recorder`](crate::HostBuilder::install_recorder) found a global
+    /// `metrics` recorder installed already.
+    #[must_use]
+    pub fn is_recorder(&self) -> bool {
+        matches!(self.kind, Kind::Recorder(_))
     }
 
     /// A worker escalated with `escalate = stop_host` and stopped the host; see
@@ -344,6 +357,7 @@ impl fmt::Display for Error {
                 write!(f, "worker `{worker}` cannot run now: {why}")
             }
             Kind::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
+            Kind::Recorder(why) => write!(f, "cannot install the metrics recorder: {why}"),
             Kind::ShutdownTimeout { timeout, overran } => write!(
                 f,
                 "shutdown timed out after {}; aborted workers that were still running: {}",

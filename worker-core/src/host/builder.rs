@@ -46,6 +46,9 @@ pub struct HostBuilder {
     pub(crate) keep_runs: usize,
     /// Where durable queues keep their jobs.
     backend: Option<Arc<dyn Backend>>,
+    /// The recorder of the application's own metrics, served on `/metrics`.
+    #[cfg(feature = "prometheus")]
+    pub(super) user_metrics: Option<crate::host::recorder::UserMetrics>,
 }
 
 impl HostBuilder {
@@ -67,6 +70,8 @@ impl HostBuilder {
             shutdown: CancellationToken::new(),
             keep_runs: crate::observe::tracked::RECENT_RUNS,
             backend: None,
+            #[cfg(feature = "prometheus")]
+            user_metrics: None,
         }
     }
 
@@ -182,6 +187,8 @@ impl HostBuilder {
             shutdown,
             keep_runs,
             backend,
+            #[cfg(feature = "prometheus")]
+            user_metrics,
         } = self;
         let now = start_time.unwrap_or_else(SystemTime::now);
         check_host("shutdown_timeout", shutdown_timeout)?;
@@ -216,11 +223,16 @@ impl HostBuilder {
         #[cfg(feature = "http")]
         let crate::host::serving::Bound {
             listener,
-            recorder,
             admin_token,
         } = serving.bind()?;
         #[cfg(not(feature = "http"))]
-        let (recorder, admin_token) = (None, None);
+        let admin_token = None;
+        #[cfg(feature = "prometheus")]
+        let recorder = user_metrics
+            .map(crate::host::recorder::UserMetrics::resolve)
+            .transpose()?;
+        #[cfg(not(feature = "prometheus"))]
+        let recorder = None;
         let registry = Arc::new(registry);
         let workers: Vec<Prepared> = checked
             .into_iter()

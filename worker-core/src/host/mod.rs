@@ -3,6 +3,8 @@
 pub(crate) mod builder;
 pub(crate) mod handle;
 mod log;
+#[cfg(feature = "prometheus")]
+pub(crate) mod recorder;
 #[cfg(feature = "http")]
 pub(crate) mod serving;
 pub(crate) mod signals;

@@ -1,5 +1,5 @@
 //! What [`HostBuilder::serve`] starts: the listener's address, the admin token and the HTTP
-//! limits, and the Prometheus recorder installed with it.
+//! limits.
 
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -7,7 +7,6 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use crate::error::{Error, Kind};
 use crate::host::HostBuilder;
 use crate::http::limits::HttpLimits;
-use crate::observe::board::Recorder;
 
 /// The HTTP settings of a builder.
 #[derive(Debug, Default)]
@@ -24,12 +23,11 @@ pub(crate) type Listener = (TcpListener, HttpLimits);
 /// What [`Serving::bind`] made.
 pub(super) struct Bound {
     pub(super) listener: Option<Listener>,
-    pub(super) recorder: Option<Recorder>,
     pub(super) admin_token: Option<String>,
 }
 
 impl Serving {
-    /// Binds the listener, if one was asked for, and installs the recorder that goes with it.
+    /// Binds the listener, if one was asked for.
     pub(super) fn bind(self) -> Result<Bound, Error> {
         let Self {
             addr,
@@ -39,7 +37,6 @@ impl Serving {
         let Some(addr) = addr else {
             return Ok(Bound {
                 listener: None,
-                recorder: None,
                 admin_token,
             });
         };
@@ -54,7 +51,6 @@ impl Serving {
             })?;
         Ok(Bound {
             listener: Some((listener, limits)),
-            recorder: install_prometheus(),
             admin_token,
         })
     }
@@ -88,10 +84,10 @@ impl HostBuilder {
     /// how long a client may take to send a request's headers and how long a connection may
     /// stay idle (see [`http_limits`](Self::http_limits)).
     ///
-    /// [`build`](Self::build) then installs a Prometheus recorder as the process's global
-    /// `metrics` recorder, so metrics your own code records with `metrics::counter!` and friends
-    /// appear on the same page, after the workers' series; describe them once the host is built.
-    /// When another global recorder is installed already, the page has the workers' series only.
+    /// The page has the workers' series; to serve what your own code records with
+    /// `metrics::counter!` and friends on it too, add
+    /// [`install_recorder`](Self::install_recorder) or hand over your own recorder's handle
+    /// with [`prometheus`](Self::prometheus). Serving installs no recorder by itself.
     pub fn serve(mut self, addr: impl ToSocketAddrs + fmt::Display) -> Self {
         let shown = addr.to_string();
         self.serving.addr = Some(
@@ -120,26 +116,4 @@ impl HostBuilder {
         self.serving.admin_token = (!token.is_empty()).then_some(token);
         self
     }
-}
-
-/// Installs a Prometheus recorder as the global `metrics` recorder, so metrics that user code
-/// records are served next to the workers'; a recorder that is already installed is left alone.
-#[cfg(feature = "prometheus")]
-fn install_prometheus() -> Option<Recorder> {
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    if ::metrics::set_global_recorder(recorder).is_ok() {
-        Some(handle)
-    } else {
-        tracing::info!(
-            "a global metrics recorder is already installed; /metrics serves the workers' \
-             series only"
-        );
-        None
-    }
-}
-
-#[cfg(not(feature = "prometheus"))]
-fn install_prometheus() -> Option<Recorder> {
-    None
 }

@@ -1,7 +1,14 @@
-//! Test hosts see only what the test says: `TestHost` and `run_once` ignore the `WORKER__*`
-//! variables and the `WORKER_CONFIG` file of the shell that runs the tests, which a host built
-//! for production reads. The test re-runs its own binary as a child with a hostile environment:
-//! the environment is the process's, and tests of one binary run in parallel threads.
+//! What belongs to the whole process: its environment and the `metrics` facade's global
+//! recorder. A test binary of its own, so that no other test sees what these set.
+//!
+//! - Test hosts see only what the test says: `TestHost` and `run_once` ignore the `WORKER__*`
+//!   variables and the `WORKER_CONFIG` file of the shell that runs the tests, which a host built
+//!   for production reads. The test re-runs its own binary as a child with a hostile
+//!   environment: the environment is the process's, and tests of one binary run in parallel
+//!   threads.
+//! - A host installs the global recorder only when asked (`install_recorder`), so an
+//!   application installs its own after building a host that serves, and hands its handle over
+//!   (`prometheus`) for one page.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -98,4 +105,52 @@ fn hostile() {
         host.stop().await.expect("stops");
     });
     println!("hostile environment: all checks passed");
+}
+
+#[test]
+fn a_host_installs_the_global_recorder_only_when_asked_and_serves_the_applications_own() {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    let (worker, _) = counting(Duration::from_secs(10));
+    let serving = Host::builder()
+        .worker(worker)
+        .serve("127.0.0.1:0")
+        .build()
+        .expect("a serving host builds");
+    // The application installs its own recorder after building the host: the host took none.
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("no recorder was installed by the host");
+    metrics::counter!("orders_shipped_total").increment(3);
+    drop(serving);
+
+    // Handed over, the application's page comes first on the host's, then the workers'.
+    let (worker, _) = counting(Duration::from_secs(10));
+    let host = Host::builder()
+        .worker(worker)
+        .prometheus(handle)
+        .build()
+        .expect("a host with the application's recorder builds");
+    let page = host.handle().render_metrics();
+    let user = page
+        .find("orders_shipped_total 3")
+        .expect("the application's series");
+    let workers = page
+        .find("worker_runs_total{worker=\"sync_orders\",result=\"success\"} 0")
+        .expect("the workers' series");
+    assert!(user < workers, "{page}");
+
+    // Asked to install one while another is installed, the build fails and says what to do.
+    let (worker, _) = counting(Duration::from_secs(10));
+    let err = Host::builder()
+        .worker(worker)
+        .install_recorder()
+        .build()
+        .expect_err("a second global recorder cannot be installed");
+    assert!(err.is_recorder(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("pass its `PrometheusHandle` to `.prometheus(handle)`"),
+        "{err}"
+    );
 }
