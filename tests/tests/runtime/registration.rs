@@ -288,3 +288,56 @@ async fn a_worker_function_can_still_be_called_directly() {
         "x"
     );
 }
+
+/// A dependency a worker knows by its trait.
+trait Notifier: Send + Sync {
+    fn notify(&self) -> u32;
+}
+
+impl Notifier for Present {
+    fn notify(&self) -> u32 {
+        self.0
+    }
+}
+
+#[worker(every = "10s")]
+async fn notifies(notifier: State<dyn Notifier>, seen: State<AtomicU32>) {
+    seen.store(notifier.notify(), Ordering::SeqCst);
+}
+
+/// `state_arc` registers an `Arc` the application holds, trait objects included: the worker
+/// gets that very `Arc` (no second one around it), and a host without it refuses to build,
+/// naming both ways to register it.
+#[tokio::test(start_paused = true)]
+async fn state_arc_shares_an_arc_the_application_holds_and_a_trait_object() {
+    use worker_core::testing::TestHost;
+
+    let notifier: Arc<dyn Notifier> = Arc::new(Present(42));
+    let seen = Arc::new(AtomicU32::new(0));
+    let host = TestHost::start(
+        Host::builder()
+            .state_arc(notifier.clone())
+            .state_arc(seen.clone())
+            .worker(notifies),
+    )
+    .unwrap();
+    host.advance(Duration::ZERO).await;
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        42,
+        "the worker ran with the trait object"
+    );
+    // Two holders: this test and the host's registry, which keeps a clone of this `Arc`.
+    assert_eq!(Arc::strong_count(&notifier), 2);
+    host.stop().await.unwrap();
+
+    let ctx = Ctx::for_test("notifies");
+    assert!(
+        ctx.state::<dyn Notifier>().is_none(),
+        "a test context has no state"
+    );
+
+    let err = build_err(Host::builder().state(AtomicU32::new(0)).worker(notifies));
+    assert!(err.is_missing_dependency(), "{err}");
+    assert_mentions(&err, &["State<dyn", "Notifier>", ".state(", ".state_arc("]);
+}

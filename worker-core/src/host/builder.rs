@@ -86,6 +86,38 @@ impl HostBuilder {
     /// Registers shared state, extracted by workers as [`State<T>`](crate::State). One value
     /// per type; a second value of the same type replaces the first.
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.registry.insert_state(Arc::new(value));
+        self
+    }
+
+    /// Registers shared state the application already holds in an `Arc`, extracted as
+    /// [`State<T>`](crate::State) without a second `Arc`; `T` may be a trait object, so
+    /// workers depend on a trait and tests hand them a fake. One value per type, as with
+    /// [`state`](Self::state).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use worker_core::{Host, State, worker};
+    ///
+    /// trait Mailer: Send + Sync {
+    ///     fn send(&self, to: &str);
+    /// }
+    ///
+    /// struct Smtp;
+    /// impl Mailer for Smtp {
+    ///     fn send(&self, _to: &str) {}
+    /// }
+    ///
+    /// #[worker(every = "1h")]
+    /// async fn digest(mailer: State<dyn Mailer>) {
+    ///     mailer.send("team@example.com");
+    /// }
+    ///
+    /// let mailer: Arc<dyn Mailer> = Arc::new(Smtp);
+    /// let host = Host::builder().state_arc(mailer).worker(digest).build()?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn state_arc<T: ?Sized + Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
         self.registry.insert_state(value);
         self
     }

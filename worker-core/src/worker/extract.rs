@@ -61,7 +61,9 @@ impl FromScope for Ctx {
     }
 }
 
-/// Shared state registered once on the host with [`HostBuilder::state`](crate::HostBuilder::state).
+/// Shared state registered once on the host with [`HostBuilder::state`](crate::HostBuilder::state),
+/// or [`HostBuilder::state_arc`](crate::HostBuilder::state_arc) for an `Arc` the application
+/// already holds or a trait object (`State<dyn Mailer>`).
 ///
 /// Dereferences to `T`. State lives as long as the host; wrap what you mutate in a lock or an
 /// atomic.
@@ -93,7 +95,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for State<T> {
     }
 }
 
-impl<T: Send + Sync + 'static> FromScope for State<T> {
+impl<T: ?Sized + Send + Sync + 'static> FromScope for State<T> {
     async fn from_scope(scope: &Scope) -> Result<Self, BoxError> {
         scope
             .state::<T>()
@@ -106,7 +108,8 @@ impl<T: Send + Sync + 'static> FromScope for State<T> {
         } else {
             Err(format!(
                 "needs state of type `{}`, which was never registered: add `.state(..)` with a \
-                 value of that type to the host builder",
+                 value of that type to the host builder (`.state_arc(..)` for an `Arc` you \
+                 already hold, or a `dyn Trait`)",
                 type_name::<T>()
             ))
         }

@@ -28,7 +28,8 @@ type Create =
 /// Extractors read it at build time (through [`FromScope::check`](crate::FromScope::check)) to
 /// refuse to start a host whose workers need something that was never registered.
 pub struct Registry {
-    states: HashMap<TypeId, AnyArc>,
+    /// Each value is the `Arc<T>` of its type `T`, which may be unsized (`dyn Trait`).
+    states: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     factories: HashMap<TypeId, Arc<Create>>,
     /// Every queue of the host, by payload type.
     queues: HashMap<TypeId, Vec<Arc<Channel>>>,
@@ -77,8 +78,8 @@ impl Registry {
         }
     }
 
-    pub(crate) fn insert_state<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.states.insert(TypeId::of::<T>(), Arc::new(value));
+    pub(crate) fn insert_state<T: ?Sized + Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        self.states.insert(TypeId::of::<T>(), Box::new(value));
     }
 
     pub(crate) fn insert_factory<T, F, Fut, E>(&mut self, create: F)
@@ -102,7 +103,7 @@ impl Registry {
 
     /// Whether state of type `T` was registered with [`HostBuilder::state`](crate::HostBuilder::state).
     #[must_use]
-    pub fn has_state<T: Send + Sync + 'static>(&self) -> bool {
+    pub fn has_state<T: ?Sized + Send + Sync + 'static>(&self) -> bool {
         self.states.contains_key(&TypeId::of::<T>())
     }
 
@@ -112,9 +113,9 @@ impl Registry {
         self.factories.contains_key(&TypeId::of::<T>())
     }
 
-    fn state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
-        let value = self.states.get(&TypeId::of::<T>())?.clone();
-        value.downcast::<T>().ok().map(State)
+    fn state<T: ?Sized + Send + Sync + 'static>(&self) -> Option<State<T>> {
+        let value = self.states.get(&TypeId::of::<T>())?;
+        value.downcast_ref::<Arc<T>>().cloned().map(State)
     }
 }
 
@@ -270,7 +271,7 @@ impl Ctx {
 
     /// Shared state registered on the host builder, if any of type `T` was.
     #[must_use]
-    pub fn state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+    pub fn state<T: ?Sized + Send + Sync + 'static>(&self) -> Option<State<T>> {
         self.env.registry.state()
     }
 
@@ -322,7 +323,7 @@ impl Scope {
 
     /// Shared state of type `T`, if it was registered.
     #[must_use]
-    pub fn state<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
+    pub fn state<T: ?Sized + Send + Sync + 'static>(&self) -> Option<State<T>> {
         self.ctx.state()
     }
 
