@@ -426,3 +426,62 @@ async fn a_dead_job_is_requeued_over_http_with_the_admin_token() {
     );
     host.stop().await.unwrap();
 }
+
+/// The application's own state, which its routes extract.
+#[derive(Clone)]
+struct AppState {
+    greeting: &'static str,
+}
+
+/// `handle.mount(app, "/ops")` mounts the host's routes in an app with a state of its own:
+/// every route answers under the prefix, and `/ops/` is the dashboard as `/ops` is. The
+/// router alone nests as any axum router does.
+#[tokio::test(start_paused = true)]
+async fn the_router_mounts_in_an_app_with_its_own_state() {
+    use axum::extract::State;
+    use axum::routing::get as route_get;
+
+    let worker = Worker::builder("mounted")
+        .every(secs(10))
+        .handler(|| async {});
+    let host = TestHost::start(Host::builder().worker(worker)).unwrap();
+    host.advance(Duration::ZERO).await;
+    let app = axum::Router::new().route(
+        "/hello",
+        route_get(|State(app): State<AppState>| async move { app.greeting }),
+    );
+    let app: axum::Router = host
+        .handle()
+        .mount(app, "/ops/")
+        .with_state(AppState { greeting: "hi" });
+    for (path, expected) in [
+        ("/hello", "hi"),
+        ("/ops", "<title>Workers</title>"),
+        ("/ops/", "<title>Workers</title>"),
+        (
+            "/ops/metrics",
+            "worker_runs_total{worker=\"mounted\",result=\"success\"} 1",
+        ),
+        ("/ops/healthz", "\"status\":\"ok\""),
+        ("/ops/workers", "\"name\":\"mounted\""),
+    ] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        let body = String::from_utf8_lossy(&bytes);
+        assert!(
+            body.contains(expected),
+            "{path}: {expected:?} not in {body}"
+        );
+    }
+    let nested: axum::Router = axum::Router::new()
+        .nest("/ops", host.handle().router())
+        .with_state(AppState { greeting: "hi" });
+    let request = Request::get("/ops/readyz").body(Body::empty()).unwrap();
+    let response = nested.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    host.stop().await.unwrap();
+}

@@ -416,14 +416,41 @@ impl HostHandle {
         self.board.render_metrics(self.board.now())
     }
 
-    /// The host's HTTP surface as an axum [`Router`](axum::Router), to mount in your own app
-    /// (`app.nest("/ops", handle.router())`): `/metrics`, `/healthz`, `/readyz`, `/workers`, the
-    /// dashboard at `/`, and the admin actions. See [`HostBuilder::serve`](crate::HostBuilder::serve)
-    /// for what each route answers.
+    /// The host's HTTP surface as an axum [`Router`](axum::Router): `/metrics`, `/healthz`,
+    /// `/readyz`, `/workers`, the dashboard at `/`, and the admin actions. See
+    /// [`HostBuilder::serve`](crate::HostBuilder::serve) for what each route answers.
+    ///
+    /// Its state type is yours, so it nests in an app with a state of its own. To mount it
+    /// under a prefix, prefer [`mount`](Self::mount), which also answers the prefix with its
+    /// trailing slash.
     #[cfg(feature = "http")]
     #[must_use = "a router does nothing until it is served or mounted"]
-    pub fn router(&self) -> axum::Router {
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         crate::http::router(self.clone())
+    }
+
+    /// Mounts the host's HTTP surface in your axum app under `prefix`: `/ops/metrics`,
+    /// `/ops/healthz`, ..., and the dashboard at `/ops` and `/ops/` alike. An empty prefix (or
+    /// `/`) merges the routes at the root.
+    ///
+    /// ```
+    /// use axum::{Router, extract::State, routing::get};
+    /// # fn app(handle: worker_core::HostHandle) -> Router {
+    /// #[derive(Clone)]
+    /// struct App { greeting: &'static str }
+    ///
+    /// let app = Router::new().route("/", get(|State(app): State<App>| async move { app.greeting }));
+    /// handle.mount(app, "/ops").with_state(App { greeting: "hello" })
+    /// # }
+    /// ```
+    #[cfg(feature = "http")]
+    #[must_use = "a router does nothing until it is served"]
+    pub fn mount<S: Clone + Send + Sync + 'static>(
+        &self,
+        app: axum::Router<S>,
+        prefix: &str,
+    ) -> axum::Router<S> {
+        crate::http::mount(self.clone(), app, prefix)
     }
 }
 

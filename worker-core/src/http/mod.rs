@@ -33,7 +33,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every route, with the host's handle as state, and the security headers on every answer.
-pub(crate) fn router(handle: HostHandle) -> Router {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(handle: HostHandle) -> Router<S> {
     Router::new()
         .route("/", get(dashboard))
         .route("/metrics", get(metrics))
@@ -45,6 +45,23 @@ pub(crate) fn router(handle: HostHandle) -> Router {
         .route("/workers/{name}/jobs/{job}/{action}", post(act_on_job))
         .with_state(handle)
         .layer(axum::middleware::map_response(secure))
+}
+
+/// `router` under `prefix` in `app`, the dashboard answering the prefix with and without its
+/// trailing slash (axum's `nest` routes `/ops` to the nested `/`, and `/ops/` nowhere).
+pub(crate) fn mount<S: Clone + Send + Sync + 'static>(
+    handle: HostHandle,
+    app: Router<S>,
+    prefix: &str,
+) -> Router<S> {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return app.merge(router(handle));
+    }
+    app.nest(prefix, router(handle)).route(
+        &format!("{prefix}/"),
+        get(dashboard).layer(axum::middleware::map_response(secure)),
+    )
 }
 
 /// The headers every answer carries: a content security policy that allows only the
