@@ -33,6 +33,8 @@ pub(crate) struct Setting {
 #[derive(Default)]
 pub(crate) struct Args {
     settings: Vec<Setting>,
+    /// `crate = "path"`: where the expansion finds worker-core, for a crate that re-exports it.
+    krate: Option<syn::Path>,
 }
 
 impl Parse for Args {
@@ -42,6 +44,14 @@ impl Parse for Args {
             // Any identifier, keywords included, so that `type = ..` gets "unknown key" too.
             let ident = Ident::parse_any(input)?;
             let written = ident.unraw().to_string();
+            if written == "crate" {
+                args.set_crate(&ident, input)?;
+                if input.is_empty() {
+                    break;
+                }
+                input.parse::<Token![,]>()?;
+                continue;
+            }
             let Some(key) = worker_keys::key(&written) else {
                 return Err(unknown_key(&ident));
             };
@@ -64,6 +74,43 @@ impl Parse for Args {
 }
 
 impl Args {
+    /// The path of worker-core in the expansion: `::worker_core`, or the `crate` key's.
+    pub(crate) fn krate(&self) -> TokenStream {
+        match &self.krate {
+            Some(path) => path.to_token_stream(),
+            None => quote::quote!(::worker_core),
+        }
+    }
+
+    /// Reads `crate = "path"`: the attribute's own key, not a worker setting.
+    fn set_crate(&mut self, ident: &Ident, input: ParseStream<'_>) -> syn::Result<()> {
+        const FORM: &str = "`crate` names where worker-core is, as a path in a string: \
+                            `crate = \"my_platform::worker_core\"`";
+        if self.krate.is_some() {
+            return Err(syn::Error::new(
+                ident.span(),
+                "duplicate key `crate`: each key may be given once",
+            ));
+        }
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(ident.span(), FORM));
+        }
+        input.parse::<Token![=]>()?;
+        let value: Expr = input.parse()?;
+        let Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(text),
+            ..
+        }) = &value
+        else {
+            return Err(syn::Error::new_spanned(&value, FORM));
+        };
+        let path = text
+            .parse_with(syn::Path::parse_mod_style)
+            .map_err(|_| syn::Error::new(text.span(), FORM))?;
+        self.krate = Some(path);
+        Ok(())
+    }
+
     /// The keys given, in order.
     pub(crate) fn settings(&self) -> &[Setting] {
         &self.settings

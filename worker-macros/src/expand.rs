@@ -32,6 +32,7 @@ pub(crate) fn expand(
         .map_or_else(|| ident.unraw().to_string(), str::to_owned);
     let (docs, cfgs, others) = split_attributes(attrs);
 
+    let krate = args.krate();
     let inner = format_ident!("__worker_{}", ident.unraw(), span = Span::mixed_site());
     sig.ident = inner.clone();
     let output: Type = match &sig.output {
@@ -55,7 +56,7 @@ pub(crate) fn expand(
         );
         // `Into::into`, not `format!`: a pattern such as `Config { .. }` holds braces.
         quote_spanned! {ty.span()=>
-            let #builder = ::worker_core::__private::require::<#ty>(
+            let #builder = #krate::__private::require::<#ty>(
                 #builder,
                 ::core::convert::Into::into(#label),
             );
@@ -69,23 +70,23 @@ pub(crate) fn expand(
     let extractions = arguments.iter().zip(&values).map(|(argument, value)| {
         let ty = &argument.ty;
         quote_spanned! {ty.span()=>
-            let #value = <#ty as ::worker_core::FromScope>::from_scope(&#scope).await?;
+            let #value = <#ty as #krate::FromScope>::from_scope(&#scope).await?;
         }
     });
     // `<#output as IntoRunResult>` puts the bound on the user's return type, so a bad one is
     // reported at the type rather than at the attribute.
     let result = quote_spanned! {output.span()=>
-        <#output as ::worker_core::IntoRunResult>::into_run_result(#inner(#(#values),*).await)
+        <#output as #krate::IntoRunResult>::into_run_result(#inner(#(#values),*).await)
     };
     let boxed = quote_spanned! {ident.span()=>
-        ::worker_core::__private::Box::pin(#inner(#(#values),*))
+        #krate::__private::Box::pin(#inner(#(#values),*))
     };
     // Spanned at the name, so lints on the struct (`missing_docs`, ...) point at the function.
     let unit_struct = quote_spanned!(ident.span()=> #vis struct #ident;);
     let call_type = quote! {
-        fn(#(#types),*) -> ::worker_core::__private::Pin<
-            ::worker_core::__private::Box<
-                dyn ::worker_core::__private::Future<Output = #output> + ::core::marker::Send
+        fn(#(#types),*) -> #krate::__private::Pin<
+            #krate::__private::Box<
+                dyn #krate::__private::Future<Output = #output> + ::core::marker::Send
             >
         >
     };
@@ -107,22 +108,22 @@ pub(crate) fn expand(
             )]
             #sig #block
 
-            impl ::worker_core::IntoWorker for #ident {
-                fn into_worker(self) -> ::worker_core::Worker {
+            impl #krate::IntoWorker for #ident {
+                fn into_worker(self) -> #krate::Worker {
                     // Checked before the requirements below, so that an argument that is not an
                     // extractor is reported by the extraction, not by a hidden builder method.
-                    let #body = |#scope: ::worker_core::Scope| async move {
+                    let #body = |#scope: #krate::Scope| async move {
                         #(#extractions)*
                         #result
                     };
-                    let #builder = ::worker_core::Worker::builder(#name) #config;
+                    let #builder = #krate::Worker::builder(#name) #config;
                     #queue
                     #(#requirements)*
-                    ::worker_core::__private::finish(#builder, #body)
+                    #krate::__private::finish(#builder, #body)
                 }
             }
 
-            impl ::worker_core::__private::Deref for #ident {
+            impl #krate::__private::Deref for #ident {
                 type Target = #call_type;
 
                 fn deref(&self) -> &Self::Target {
@@ -137,6 +138,7 @@ pub(crate) fn expand(
 /// A queue worker's payload is its `Job<T>`'s; its dead jobs show its `Debug` when it has one.
 /// A durable queue's payload must also be stored, which `__private::durable_queue` requires.
 fn queue(args: &Args, payload: Option<&Type>, builder: &Ident) -> TokenStream {
+    let krate = args.krate();
     let declare = if args.is_durable() {
         format_ident!("durable_queue")
     } else {
@@ -144,10 +146,10 @@ fn queue(args: &Args, payload: Option<&Type>, builder: &Ident) -> TokenStream {
     };
     match (args.queue(), payload) {
         (Some(queue), Some(payload)) => quote_spanned! {payload.span()=>
-            let #builder = ::worker_core::__private::#declare::<#payload>(#builder, #queue, {
+            let #builder = #krate::__private::#declare::<#payload>(#builder, #queue, {
                 #[allow(unused_imports)]
-                use ::worker_core::__private::{ViaDebug as _, ViaNothing as _};
-                (&::worker_core::__private::Payload::<#payload>(::core::marker::PhantomData))
+                use #krate::__private::{ViaDebug as _, ViaNothing as _};
+                (&#krate::__private::Payload::<#payload>(::core::marker::PhantomData))
                     .describer()
             });
         },
@@ -158,6 +160,7 @@ fn queue(args: &Args, payload: Option<&Type>, builder: &Ident) -> TokenStream {
 /// The builder calls for the keys that were given, in their order (each key is the builder
 /// method of the same name); the others keep the builder's defaults, so they live in one place.
 fn configuration(args: &Args) -> TokenStream {
+    let krate = args.krate();
     let mut calls = TokenStream::new();
     // `name` is the builder's argument, not a method; `queue` and `durable` need the payload
     // type.
@@ -171,13 +174,13 @@ fn configuration(args: &Args) -> TokenStream {
             let ty = format_ident!("{}", ty);
             let variant = format_ident!("{}", variant);
             let arg = arg.map(|arg| quote!((#arg)));
-            quote!(::worker_core::#ty::#variant #arg)
+            quote!(#krate::#ty::#variant #arg)
         };
         let value = match &setting.value {
             Value::Duration(duration) => {
                 let secs = duration.as_secs();
                 let nanos = duration.subsec_nanos();
-                quote!(::worker_core::__private::Duration::new(#secs, #nanos))
+                quote!(#krate::__private::Duration::new(#secs, #nanos))
             }
             Value::Count(number) => quote!(#number),
             // Checked to be in `(0, 1]`, so finite, as `f64_unsuffixed` requires.

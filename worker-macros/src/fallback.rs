@@ -9,7 +9,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt as _;
 use syn::{FnArg, ItemFn};
 
-pub(crate) fn expand(errors: &syn::Error, mut item: ItemFn) -> TokenStream {
+/// `krate` is where worker-core is (`#krate` unless `crate = ".."` said otherwise).
+pub(crate) fn expand(errors: &syn::Error, mut item: ItemFn, krate: &TokenStream) -> TokenStream {
     let errors = errors.to_compile_error();
     // A method: we are inside an `impl` or a trait, where a struct cannot be declared. Keep the
     // method as written, so its callers and its body see no error of ours.
@@ -52,8 +53,8 @@ pub(crate) fn expand(errors: &syn::Error, mut item: ItemFn) -> TokenStream {
         #unit_struct
 
         #(#cfgs)*
-        impl ::worker_core::IntoWorker for #ident {
-            fn into_worker(self) -> ::worker_core::Worker {
+        impl #krate::IntoWorker for #ident {
+            fn into_worker(self) -> #krate::Worker {
                 ::core::unreachable!("`#[worker]` reported a compile error")
             }
         }

@@ -66,14 +66,14 @@ pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
             out.into()
         }
         (parsed, Err(err)) => {
-            let errors = match parsed {
+            let (errors, krate) = match parsed {
                 Err(mut errors) => {
                     errors.combine(err);
-                    errors
+                    (errors, args::Args::default().krate())
                 }
-                Ok(_) => err,
+                Ok(args) => (err, args.krate()),
             };
-            fallback::expand(&errors, item).into()
+            fallback::expand(&errors, item, &krate).into()
         }
     }
 }

@@ -69,3 +69,56 @@ fn refusals_are_the_shared_wording_with_the_value_as_written() {
     );
     assert!(err("retry = 3").starts_with("missing trigger: expected"));
 }
+
+/// `crate = ".."` puts the given path wherever the expansion names worker-core, so a crate
+/// that re-exports it (and whose users do not depend on worker-core) can carry the attribute.
+#[test]
+fn the_crate_key_replaces_every_path_to_worker_core() {
+    let item: syn::ItemFn = syn::parse_quote! {
+        async fn sync_orders(job: Job<u32>, ctx: Ctx) -> Result<(), BoxError> { Ok(()) }
+    };
+    let arguments = crate::input::check(&item).expect("a valid worker");
+    let payload = syn::parse_quote!(u32);
+    let expanded = |attribute: &str| {
+        let args = parse(attribute).expect("valid keys");
+        crate::expand::expand(&args, item.clone(), &arguments, Some(&payload)).to_string()
+    };
+    let keys = r#"queue = "orders", overlap = skip, backoff = "2s""#;
+    let default = expanded(keys);
+    assert!(
+        default.contains(":: worker_core :: IntoWorker"),
+        "{default}"
+    );
+    let moved = expanded(&format!(r#"{keys}, crate = "platform::jobs""#));
+    assert!(!moved.contains("worker_core"), "{moved}");
+    for used in [
+        "IntoWorker",
+        "FromScope",
+        "__private :: queue",
+        "__private :: Duration",
+    ] {
+        assert!(
+            moved.contains(&format!("platform :: jobs :: {used}")),
+            "{used}: {moved}"
+        );
+    }
+
+    for (attribute, refused) in [
+        (r#"every = "1s", crate = platform"#, "as a path in a string"),
+        (
+            r#"every = "1s", crate = "not a path""#,
+            "as a path in a string",
+        ),
+        (r#"every = "1s", crate"#, "as a path in a string"),
+        (
+            r#"every = "1s", crate = "a", crate = "b""#,
+            "duplicate key `crate`",
+        ),
+    ] {
+        let message = parse(attribute)
+            .err()
+            .map(|err| err.to_string())
+            .unwrap_or_default();
+        assert!(message.contains(refused), "{attribute}: {message}");
+    }
+}
