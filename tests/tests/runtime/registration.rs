@@ -341,3 +341,59 @@ async fn state_arc_shares_an_arc_the_application_holds_and_a_trait_object() {
     assert!(err.is_missing_dependency(), "{err}");
     assert_mentions(&err, &["State<dyn", "Notifier>", ".state(", ".state_arc("]);
 }
+
+/// Per-worker state: each worker declared in code with `.state(..)` extracts its own value,
+/// before the host's of the same type; the build check counts a worker's own state, and still
+/// refuses a worker that has none.
+#[tokio::test(start_paused = true)]
+async fn a_worker_builders_state_is_that_workers_own_and_comes_before_the_hosts() {
+    use worker_core::testing::TestHost;
+
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<(String, u32)>::new()));
+    let tenant = |name: &str, own: Option<u32>| {
+        let builder = Worker::builder(name).every(secs(60));
+        let builder = match own {
+            Some(id) => builder.state(Present(id)),
+            None => builder,
+        };
+        builder.handler(
+            |tenant: State<Present>,
+             seen: State<std::sync::Mutex<Vec<(String, u32)>>>,
+             ctx: Ctx| async move {
+                seen.lock()
+                    .unwrap()
+                    .push((ctx.worker().to_owned(), tenant.0.0));
+            },
+        )
+    };
+    let host = TestHost::start(
+        Host::builder()
+            .state_arc(seen.clone())
+            .state(Present(0))
+            .worker(tenant("tenant-1", Some(1)))
+            .worker(tenant("tenant-2", Some(2)))
+            .worker(tenant("shared", None)),
+    )
+    .unwrap();
+    host.advance(Duration::ZERO).await;
+    host.stop().await.unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let expected = [("shared", 0), ("tenant-1", 1), ("tenant-2", 2)];
+    assert_eq!(seen, expected.map(|(n, id)| (n.to_owned(), id)));
+
+    // Its own state is enough for the build check; without it nor the host's, the build fails.
+    let built = Host::builder()
+        .state_arc(Arc::new(std::sync::Mutex::new(Vec::<(String, u32)>::new())))
+        .worker(tenant("tenant-3", Some(3)))
+        .build();
+    assert!(built.is_ok(), "{built:?}");
+    let err = build_err(
+        Host::builder()
+            .state_arc(Arc::new(std::sync::Mutex::new(Vec::<(String, u32)>::new())))
+            .worker(tenant("tenant-3", Some(3)))
+            .worker(tenant("bare", None)),
+    );
+    assert_eq!(err.worker(), Some("bare"), "{err}");
+    assert_mentions(&err, &["State<", "Present>"]);
+}

@@ -20,7 +20,7 @@ use crate::observe::tracked::{Declared, Tracked};
 use crate::queue::channel::Channel;
 use crate::supervise::singleton::Singleton;
 use crate::worker::handler::Requirement;
-use crate::worker::scope::{Ctx, Registry, WorkerEnv};
+use crate::worker::scope::{Ctx, Registry, StateMap, WorkerEnv};
 use crate::worker::spec::Checked;
 use crate::worker::{IntoWorker, QueueBinding, Spawn, Worker};
 
@@ -240,10 +240,18 @@ impl HostBuilder {
         else {
             return Ok(None);
         };
-        // Once every queue is known: a `Queue<T>` argument needs one.
-        for (spec, requirements, ..) in &checked {
-            for requirement in requirements {
-                (requirement.check)(&registry).map_err(|message| {
+        // Once every queue is known (a `Queue<T>` argument needs one), each worker's own
+        // registry: its state first, then the host's.
+        let registry = Arc::new(registry);
+        let mut checked_with_registries = Vec::with_capacity(checked.len());
+        for (spec, requirements, launch, queue, lease, states) in checked {
+            let own = if states.is_empty() {
+                Arc::clone(&registry)
+            } else {
+                Arc::new(Registry::layered(&registry, states))
+            };
+            for requirement in &requirements {
+                (requirement.check)(&own).map_err(|message| {
                     Error::new(Kind::Missing {
                         worker: spec.spec.name.to_string(),
                         argument: requirement.argument.clone(),
@@ -251,6 +259,7 @@ impl HostBuilder {
                     })
                 })?;
             }
+            checked_with_registries.push((spec, launch, queue, lease, own));
         }
         #[cfg(feature = "http")]
         let crate::host::serving::Bound {
@@ -265,10 +274,9 @@ impl HostBuilder {
             .transpose()?;
         #[cfg(not(feature = "prometheus"))]
         let recorder = None;
-        let registry = Arc::new(registry);
-        let workers: Vec<Prepared> = checked
+        let workers: Vec<Prepared> = checked_with_registries
             .into_iter()
-            .map(|(checked, _, launch, queue, lease)| {
+            .map(|(checked, launch, queue, lease, registry)| {
                 let tracked = Arc::new(Tracked::new(Declared {
                     name: &checked.spec.name,
                     schedule: checked.trigger.to_string(),
@@ -282,7 +290,7 @@ impl HostBuilder {
                 Prepared {
                     env: Arc::new(WorkerEnv {
                         name: checked.spec.name.clone(),
-                        registry: registry.clone(),
+                        registry,
                         tracked: tracked.clone(),
                     }),
                     tracked,
@@ -348,6 +356,7 @@ type CheckedWorker = (
     Spawn,
     Option<Arc<Channel>>,
     Option<Arc<Singleton>>,
+    StateMap,
 );
 
 /// Checks each worker's declaration and makes its queue, registered in `registry`; `None` when
@@ -371,6 +380,7 @@ fn check_workers(
             requirements,
             launch,
             queue,
+            states,
         } = worker;
         let spec = spec.check(now)?;
         if !names.insert(spec.spec.name.clone()) {
@@ -382,7 +392,7 @@ fn check_workers(
             queues.push(channel.clone());
         }
         let lease = lease(&spec, backend)?;
-        checked.push((spec, requirements, launch, channel, lease));
+        checked.push((spec, requirements, launch, channel, lease, states));
     }
     Ok(Some(checked))
 }

@@ -9,6 +9,7 @@ pub(crate) mod spec;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -22,7 +23,7 @@ use crate::schedule::{Missed, Overlap};
 use crate::supervise::{self, Escalation, Launch};
 use crate::worker::extract::FromScope;
 use crate::worker::handler::{Body, Handler, HandlerBody, RawBody, Requirement};
-use crate::worker::scope::Scope;
+use crate::worker::scope::{Scope, StateMap};
 use crate::worker::spec::{DeclaredSchedule, Spec};
 
 pub(crate) use self::queue::QueueBinding;
@@ -41,6 +42,8 @@ pub struct Worker {
     pub(crate) launch: Spawn,
     /// A queue worker's payload type and hooks.
     pub(crate) queue: QueueBinding,
+    /// The worker's own state, given to its builder.
+    pub(crate) states: StateMap,
 }
 
 impl Worker {
@@ -67,6 +70,7 @@ impl Worker {
             spec: Spec::new(name.into()),
             requirements: Vec::new(),
             queue: QueueBinding::default(),
+            states: StateMap::new(),
         }
     }
 
@@ -98,9 +102,45 @@ pub struct WorkerBuilder {
     spec: Spec,
     requirements: Vec<Requirement>,
     queue: QueueBinding,
+    states: StateMap,
 }
 
 impl WorkerBuilder {
+    /// Gives this worker its own value of type `T`, extracted as [`State<T>`](crate::State) by
+    /// this worker only; it comes before a value of the same type registered on the host. One
+    /// value per type: a second replaces the first.
+    ///
+    /// Data that differs between workers declared in code (a tenant, a shard) goes here rather
+    /// than into the worker's name.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use worker_core::{Host, State, Worker};
+    ///
+    /// struct Tenant { id: u32, region: &'static str }
+    ///
+    /// let tenants = [(1, "eu"), (2, "us")].map(|(id, region)| {
+    ///     Worker::builder(format!("sync-tenant-{id}"))
+    ///         .every(Duration::from_secs(60))
+    ///         .state(Tenant { id, region })
+    ///         .handler(|tenant: State<Tenant>| async move {
+    ///             tracing::info!(tenant = tenant.id, region = tenant.region, "syncing");
+    ///         })
+    /// });
+    /// let host = Host::builder().workers(tenants).build()?;
+    /// # Ok::<(), worker_core::Error>(())
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(self, value: T) -> Self {
+        self.state_arc(Arc::new(value))
+    }
+
+    /// Gives this worker an `Arc` it shares with the application, or a trait object, as its own
+    /// [`State<T>`](crate::State); see [`state`](Self::state).
+    pub fn state_arc<T: ?Sized + Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        crate::worker::scope::insert_state(&mut self.states, value);
+        self
+    }
+
     /// Runs every `period`, on a fixed grid: a slow run does not shift later runs (`every`).
     pub fn every(mut self, period: Duration) -> Self {
         self.spec.trigger = Some(DeclaredSchedule::Every(period));
@@ -347,6 +387,7 @@ impl WorkerBuilder {
             spec: self.spec,
             requirements: self.requirements,
             queue: self.queue,
+            states: self.states,
             launch: Box::new(move |launch, tracker| match launch.queue.clone() {
                 Some(channel) if channel.durable.is_some() => {
                     tracker.spawn(crate::durable::consume::run(body, launch, channel))

@@ -20,6 +20,9 @@ use crate::queue::job::JobInfo;
 use crate::worker::extract::{Scoped, State};
 
 type AnyArc = Arc<dyn Any + Send + Sync>;
+/// State by type: each value is the `Arc<T>` of its type `T`, which may be unsized
+/// (`dyn Trait`).
+pub(crate) type StateMap = HashMap<TypeId, AnyArc>;
 type Create =
     dyn Fn(Ctx) -> Pin<Box<dyn Future<Output = Result<AnyArc, BoxError>> + Send>> + Send + Sync;
 
@@ -28,11 +31,13 @@ type Create =
 /// Extractors read it at build time (through [`FromScope::check`](crate::FromScope::check)) to
 /// refuse to start a host whose workers need something that was never registered.
 pub struct Registry {
-    /// Each value is the `Arc<T>` of its type `T`, which may be unsized (`dyn Trait`).
-    states: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    states: StateMap,
     factories: HashMap<TypeId, Arc<Create>>,
     /// Every queue of the host, by payload type.
     queues: HashMap<TypeId, Vec<Arc<Channel>>>,
+    /// A worker's own registry (its `Worker::builder(..).state(..)`) has the host's as parent:
+    /// its state comes first, and the host's factories and queues are the parent's.
+    parent: Option<Arc<Registry>>,
 }
 
 impl Registry {
@@ -41,7 +46,26 @@ impl Registry {
             states: HashMap::new(),
             factories: HashMap::new(),
             queues: HashMap::new(),
+            parent: None,
         }
+    }
+
+    /// A worker's registry: its own `states` first, then everything of `host`.
+    pub(crate) fn layered(host: &Arc<Registry>, states: StateMap) -> Self {
+        Self {
+            states,
+            parent: Some(Arc::clone(host)),
+            ..Self::new()
+        }
+    }
+
+    /// The host's registry, which holds the factories and the queues.
+    fn root(&self) -> &Registry {
+        self.parent.as_deref().unwrap_or(self)
+    }
+
+    pub(crate) fn factory(&self, id: TypeId) -> Option<&Arc<Create>> {
+        self.root().factories.get(&id)
     }
 
     pub(crate) fn insert_queue(&mut self, channel: Arc<Channel>) {
@@ -53,7 +77,12 @@ impl Registry {
 
     /// The one queue whose jobs carry a `T`, for the `Queue<T>` extractor.
     pub(crate) fn queue_of<T: 'static>(&self) -> Result<Arc<Channel>, String> {
-        match self.queues.get(&TypeId::of::<T>()).map(Vec::as_slice) {
+        match self
+            .root()
+            .queues
+            .get(&TypeId::of::<T>())
+            .map(Vec::as_slice)
+        {
             Some([one]) if one.durable.is_some() => {
                 Err(crate::host::handle::durable_producer(&one.name))
             }
@@ -79,7 +108,7 @@ impl Registry {
     }
 
     pub(crate) fn insert_state<T: ?Sized + Send + Sync + 'static>(&mut self, value: Arc<T>) {
-        self.states.insert(TypeId::of::<T>(), Box::new(value));
+        insert_state(&mut self.states, value);
     }
 
     pub(crate) fn insert_factory<T, F, Fut, E>(&mut self, create: F)
@@ -105,18 +134,32 @@ impl Registry {
     #[must_use]
     pub fn has_state<T: ?Sized + Send + Sync + 'static>(&self) -> bool {
         self.states.contains_key(&TypeId::of::<T>())
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|host| host.has_state::<T>())
     }
 
     /// Whether a factory for `T` was registered with [`HostBuilder::scoped`](crate::HostBuilder::scoped).
     #[must_use]
     pub fn has_scoped<T: Send + Sync + 'static>(&self) -> bool {
-        self.factories.contains_key(&TypeId::of::<T>())
+        self.root().factories.contains_key(&TypeId::of::<T>())
     }
 
     fn state<T: ?Sized + Send + Sync + 'static>(&self) -> Option<State<T>> {
-        let value = self.states.get(&TypeId::of::<T>())?;
-        value.downcast_ref::<Arc<T>>().cloned().map(State)
+        match self.states.get(&TypeId::of::<T>()) {
+            Some(value) => value.downcast_ref::<Arc<T>>().cloned().map(State),
+            None => self.parent.as_ref()?.state(),
+        }
     }
+}
+
+/// Keeps `value` as the state of type `T`, replacing any earlier one.
+pub(crate) fn insert_state<T: ?Sized + Send + Sync + 'static>(
+    states: &mut StateMap,
+    value: Arc<T>,
+) {
+    states.insert(TypeId::of::<T>(), Arc::new(value));
 }
 
 impl fmt::Debug for Registry {
@@ -337,7 +380,7 @@ impl Scope {
         if let Some(found) = self.cached(id) {
             return Ok(Scoped(downcast(found)));
         }
-        let Some(create) = self.ctx.env.registry.factories.get(&id) else {
+        let Some(create) = self.ctx.env.registry.factory(id) else {
             return Err(format!("no factory registered for `{}`", type_name::<T>()).into());
         };
         let value = create(self.ctx.clone()).await?;
