@@ -76,10 +76,10 @@ impl Parse for Args {
 impl Args {
     /// The path of worker-core in the expansion: `::worker_core`, or the `crate` key's.
     pub(crate) fn krate(&self) -> TokenStream {
-        match &self.krate {
-            Some(path) => path.to_token_stream(),
-            None => quote::quote!(::worker_core),
-        }
+        self.krate.as_ref().map_or_else(
+            || quote::quote!(::worker_core),
+            quote::ToTokens::to_token_stream,
+        )
     }
 
     /// Reads `crate = "path"`: the attribute's own key, not a worker setting.

@@ -66,21 +66,8 @@ pub(crate) fn check(item: &ItemFn) -> syn::Result<Vec<Argument>> {
                 "a worker cannot take `self`: put `#[worker]` on a free function and pass what it needs with `State<T>`",
             )),
             FnArg::Typed(typed) => {
-                match &*typed.ty {
-                    Type::ImplTrait(_) => push(syn::Error::new_spanned(
-                        &typed.ty,
-                        "a worker argument cannot be `impl Trait`: name an extractor type such as `Ctx` or `State<T>`",
-                    )),
-                    Type::Reference(reference) => push(syn::Error::new_spanned(
-                        &typed.ty,
-                        format!(
-                            "a worker argument cannot be a reference: each run extracts its \
-                             arguments as owned values; take `{}` (`Ctx` and `State<T>` are \
-                             cheap clones of what they share)",
-                            owned(&reference.elem)
-                        ),
-                    )),
-                    _ => {}
+                if let Some(err) = argument_error(&typed.ty) {
+                    push(err);
                 }
                 arguments.push(Argument {
                     pat: typed.pat.clone(),
@@ -99,22 +86,40 @@ pub(crate) fn check(item: &ItemFn) -> syn::Result<Vec<Argument>> {
              Sync>`) or `anyhow::Result<()>`",
         ));
     }
-    for attr in &item.attrs {
-        if attr
-            .path()
+    if let Some(attr) = item.attrs.iter().find(|attr| {
+        attr.path()
             .segments
             .last()
             .is_some_and(|s| s.ident == "worker")
-        {
-            push(syn::Error::new_spanned(
-                attr,
-                "`#[worker]` is applied twice to this function: keep one, with all its keys",
-            ));
-        }
+    }) {
+        push(syn::Error::new_spanned(
+            attr,
+            "`#[worker]` is applied twice to this function: keep one, with all its keys",
+        ));
     }
     match errors {
         Some(errors) => Err(errors),
         None => Ok(arguments),
+    }
+}
+
+/// Why an argument of type `ty` cannot be extracted, when its form alone says so.
+fn argument_error(ty: &Type) -> Option<syn::Error> {
+    match ty {
+        Type::ImplTrait(_) => Some(syn::Error::new_spanned(
+            ty,
+            "a worker argument cannot be `impl Trait`: name an extractor type such as `Ctx` or `State<T>`",
+        )),
+        Type::Reference(reference) => Some(syn::Error::new_spanned(
+            ty,
+            format!(
+                "a worker argument cannot be a reference: each run extracts its arguments as \
+                 owned values; take `{}` (`Ctx` and `State<T>` are cheap clones of what they \
+                 share)",
+                owned(&reference.elem)
+            ),
+        )),
+        _ => None,
     }
 }
 

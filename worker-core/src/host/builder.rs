@@ -240,27 +240,8 @@ impl HostBuilder {
         else {
             return Ok(None);
         };
-        // Once every queue is known (a `Queue<T>` argument needs one), each worker's own
-        // registry: its state first, then the host's.
-        let registry = Arc::new(registry);
-        let mut checked_with_registries = Vec::with_capacity(checked.len());
-        for (spec, requirements, launch, queue, lease, states) in checked {
-            let own = if states.is_empty() {
-                Arc::clone(&registry)
-            } else {
-                Arc::new(Registry::layered(&registry, states))
-            };
-            for requirement in &requirements {
-                (requirement.check)(&own).map_err(|message| {
-                    Error::new(Kind::Missing {
-                        worker: spec.spec.name.to_string(),
-                        argument: requirement.argument.clone(),
-                        message,
-                    })
-                })?;
-            }
-            checked_with_registries.push((spec, launch, queue, lease, own));
-        }
+        // Once every queue is known: a `Queue<T>` argument needs one.
+        let checked_with_registries = check_requirements(checked, &Arc::new(registry))?;
         #[cfg(feature = "http")]
         let crate::host::serving::Bound {
             listener,
@@ -358,6 +339,42 @@ type CheckedWorker = (
     Option<Arc<Singleton>>,
     StateMap,
 );
+
+/// A checked worker with its registry.
+type ReadyWorker = (
+    Checked,
+    Spawn,
+    Option<Arc<Channel>>,
+    Option<Arc<Singleton>>,
+    Arc<Registry>,
+);
+
+/// Gives each worker its registry (its own state first, then the host's) and checks that
+/// every argument finds there what it needs.
+fn check_requirements(
+    checked: Vec<CheckedWorker>,
+    registry: &Arc<Registry>,
+) -> Result<Vec<ReadyWorker>, Error> {
+    let mut with_registries = Vec::with_capacity(checked.len());
+    for (spec, requirements, launch, queue, lease, states) in checked {
+        let own = if states.is_empty() {
+            Arc::clone(registry)
+        } else {
+            Arc::new(Registry::layered(registry, states))
+        };
+        for requirement in &requirements {
+            (requirement.check)(&own).map_err(|message| {
+                Error::new(Kind::Missing {
+                    worker: spec.spec.name.to_string(),
+                    argument: requirement.argument.clone(),
+                    message,
+                })
+            })?;
+        }
+        with_registries.push((spec, launch, queue, lease, own));
+    }
+    Ok(with_registries)
+}
 
 /// Checks each worker's declaration and makes its queue, registered in `registry`; `None` when
 /// `shutdown` (if given) was cancelled meanwhile.

@@ -168,6 +168,7 @@ impl fmt::Debug for Registry {
             .field("states", &self.states.len())
             .field("factories", &self.factories.len())
             .field("queues", &self.queues.values().map(Vec::len).sum::<usize>())
+            .field("host", &self.parent)
             .finish()
     }
 }
