@@ -228,3 +228,87 @@ async fn one_worker_run_span_per_attempt_with_its_fields() {
         "{inside:?}"
     );
 }
+
+/// Fails its first attempt; each attempt fetches in a span of its own.
+#[worker(every = "1h", retry = 1, backoff = "1s")]
+async fn exported(ctx: Ctx) -> Result<(), BoxError> {
+    let fetched = async { tracing::info!("fetching") };
+    tracing::Instrument::instrument(fetched, tracing::info_span!("fetch_orders")).await;
+    if ctx.attempt() == 1 {
+        return Err("not yet".into());
+    }
+    Ok(())
+}
+
+/// The spans reach OpenTelemetry through `tracing-opentelemetry`, wired as the README shows:
+/// one `worker.run` span per attempt with the run's fields as attributes, and the body's own
+/// spans as its children, in its trace.
+#[tokio::test(start_paused = true)]
+async fn worker_run_spans_export_through_tracing_opentelemetry() {
+    use opentelemetry::trace::{SpanId, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("worker-tests")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let host = TestHost::start(Host::builder().worker(exported)).unwrap();
+    host.advance(Duration::from_secs(10)).await;
+    let run_id = host.runs("exported")[0].run_id;
+    host.stop().await.unwrap();
+    provider.force_flush().unwrap();
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let attribute = |span: &opentelemetry_sdk::trace::SpanData, key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+            .unwrap_or_default()
+    };
+    let mut runs: Vec<_> = spans.iter().filter(|s| s.name == "worker.run").collect();
+    runs.sort_by_key(|s| attribute(s, "attempt"));
+    let fields: Vec<[String; 5]> = runs
+        .iter()
+        .map(|s| ["worker", "run_id", "attempt", "trigger", "result"].map(|k| attribute(s, k)))
+        .collect();
+    let expected = |attempt: &str, result: &str| {
+        [
+            "exported".to_owned(),
+            run_id.to_string(),
+            attempt.to_owned(),
+            "schedule".to_owned(),
+            result.to_owned(),
+        ]
+    };
+    assert_eq!(fields, [expected("1", "failure"), expected("2", "success")]);
+    for run in &runs {
+        assert_eq!(
+            run.parent_span_id,
+            SpanId::INVALID,
+            "an attempt's span is a root"
+        );
+    }
+
+    let fetches: Vec<_> = spans.iter().filter(|s| s.name == "fetch_orders").collect();
+    assert_eq!(fetches.len(), 2, "{spans:#?}");
+    for run in &runs {
+        let children: Vec<_> = fetches
+            .iter()
+            .filter(|f| f.parent_span_id == run.span_context.span_id())
+            .collect();
+        assert_eq!(
+            children.len(),
+            1,
+            "one fetch under attempt {}",
+            attribute(run, "attempt")
+        );
+        assert_eq!(
+            children[0].span_context.trace_id(),
+            run.span_context.trace_id()
+        );
+    }
+}
