@@ -19,6 +19,8 @@
 #![forbid(unsafe_code)]
 
 mod check;
+#[cfg(feature = "cron")]
+mod cron;
 mod parse;
 mod range;
 mod table;
@@ -27,9 +29,11 @@ mod table;
 use std::time::SystemTime;
 
 pub use crate::check::{Refusal, Settings};
-pub use crate::parse::{CRON_FORMS, DURATION_FORMS, Value, ZONE_FORMS, expected, parse, validate};
 #[cfg(feature = "cron")]
-pub use crate::parse::{cron, cron_parser};
+pub use crate::cron::Cron;
+#[cfg(feature = "cron")]
+pub use crate::parse::cron;
+pub use crate::parse::{CRON_FORMS, DURATION_FORMS, Value, ZONE_FORMS, expected, parse, validate};
 pub use crate::range::{Expected, HOST_RANGES, MAX_DURATION, MIN_PERIOD, Range, range};
 pub use crate::table::{
     Applies, BACKOFF_KIND, Choice, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY,
@@ -52,7 +56,7 @@ pub const CRON_HORIZON_YEARS: u32 = 10;
 #[cfg(feature = "cron")]
 #[must_use]
 pub fn never_fires(
-    cron: &croner::Cron,
+    cron: &Cron,
     expression: &str,
     zone: chrono_tz::Tz,
     now: SystemTime,
@@ -62,8 +66,8 @@ pub fn never_fires(
     let horizon = now.checked_add_signed(chrono::Duration::days(
         365 * i64::from(CRON_HORIZON_YEARS) + 3,
     ));
-    match cron.find_next_occurrence(&now, false) {
-        Ok(next) if horizon.is_none_or(|horizon| next <= horizon) => None,
+    match cron.next_after(&now) {
+        Some(next) if horizon.is_none_or(|horizon| next <= horizon) => None,
         _ => Some(format!(
             "an expression that fires: {expression:?} has no fire time in the next \
              {CRON_HORIZON_YEARS} years"

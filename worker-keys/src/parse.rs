@@ -6,10 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 #[cfg(feature = "cron")]
-use croner::Cron;
 #[cfg(feature = "cron")]
-use croner::parser::{CronParser, Seconds};
-
 use crate::check::Refusal;
 use crate::range::Range;
 use crate::table::{Choice, Key, Kind, OVERLAP};
@@ -74,8 +71,8 @@ pub const DURATION_FORMS: &str = "a duration such as \"250ms\", \"10s\", \"5m\" 
 
 /// How a cron expression is written, after "expected".
 pub const CRON_FORMS: &str = "a cron expression of 5 fields (minute, hour, day of month, month, \
-                              day of week), 6 with seconds first, 7 with a year last, or a \
-                              nickname such as `@daily`";
+                              day of week) as in Unix cron, 6 with seconds first as in Spring, \
+                              7 with a year last as in Quartz, or a nickname such as `@daily`";
 
 /// How a time zone is written, after "expected".
 pub const ZONE_FORMS: &str = "an IANA time zone name such as `UTC` or `Europe/Berlin` (names are \
@@ -233,38 +230,9 @@ fn duration(text: &str) -> Result<Duration, Option<String>> {
 pub const NO_CRON: &str = "no cron schedule: this build of worker-core has its `cron` feature \
                            off; turn it on, or use `every` or `fixed_delay`";
 
-/// The parser `worker_core::cron` uses: 5 fields, 6 with seconds first, 7 with a year last.
+/// Parses a cron expression in its dialect (see [`Cron`](crate::Cron)); the error is a
+/// rustc-style clause.
 #[cfg(feature = "cron")]
-#[must_use]
-pub fn cron_parser() -> CronParser {
-    CronParser::builder().seconds(Seconds::Optional).build()
-}
-
-/// Parses a cron expression; the error is croner's reason as a rustc-style clause.
-#[cfg(feature = "cron")]
-pub fn cron(expression: &str) -> Result<Cron, String> {
-    cron_parser().parse(expression).map_err(cron_reason)
-}
-
-/// croner's reason, as a rustc-style clause: its messages are sentences under a category
-/// ("Component error: Number out of bounds."), and call the expression a `CronPattern`.
-#[cfg(feature = "cron")]
-fn cron_reason(err: croner::errors::CronError) -> String {
-    use croner::errors::CronError;
-
-    let reason = match err {
-        CronError::InvalidPattern(reason)
-        | CronError::IllegalCharacters(reason)
-        | CronError::ComponentError(reason) => reason,
-        other => other.to_string(),
-    };
-    let reason = reason
-        .trim()
-        .trim_end_matches('.')
-        .replace("CronPattern", "the expression");
-    let mut chars = reason.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => reason,
-    }
+pub fn cron(expression: &str) -> Result<crate::cron::Cron, String> {
+    crate::cron::Cron::parse(expression)
 }

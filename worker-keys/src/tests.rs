@@ -44,13 +44,7 @@ fn bounds_are_included_and_worded_as_keys_are_written() {
 
 #[test]
 fn a_schedule_that_never_fires_is_named() {
-    let parse = |expression| {
-        croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .build()
-            .parse(expression)
-            .unwrap()
-    };
+    let parse = |expression| crate::cron(expression).unwrap();
     #[allow(
         clippy::duration_suboptimal_units,
         reason = "a Unix timestamp reads in seconds"

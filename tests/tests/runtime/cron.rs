@@ -228,3 +228,230 @@ async fn an_hourly_job_keeps_one_hour_of_real_time_across_both_transitions() {
         );
     }
 }
+
+/// The next three fire times of `expression` in UTC after Thursday 2026-01-01 00:00:30, as
+/// `"Mon 01-05 00:00:00"`.
+fn next_three(expression: &str) -> Vec<String> {
+    let schedule = worker_core::cron::CronSchedule::parse(expression, "UTC")
+        .unwrap_or_else(|err| panic!("{expression:?} is refused: {err}"));
+    let mut at: SystemTime = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 30).unwrap().into();
+    (0..3)
+        .map(|_| {
+            at = schedule.next_after(at).expect("a next fire time");
+            DateTime::<Utc>::from(at)
+                .format("%a %m-%d %H:%M:%S")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Expressions and their next three fire times after Thursday 2026-01-01 00:00:30 UTC.
+const DIALECT_CASES: [(&str, [&str; 3]); 23] = [
+    // Spring's documented examples.
+    (
+        "0 0 * * * *",
+        [
+            "Thu 01-01 01:00:00",
+            "Thu 01-01 02:00:00",
+            "Thu 01-01 03:00:00",
+        ],
+    ),
+    (
+        "*/10 * * * * *",
+        [
+            "Thu 01-01 00:00:40",
+            "Thu 01-01 00:00:50",
+            "Thu 01-01 00:01:00",
+        ],
+    ),
+    (
+        "0 0 8-10 * * *",
+        [
+            "Thu 01-01 08:00:00",
+            "Thu 01-01 09:00:00",
+            "Thu 01-01 10:00:00",
+        ],
+    ),
+    (
+        "0 0 6,19 * * *",
+        [
+            "Thu 01-01 06:00:00",
+            "Thu 01-01 19:00:00",
+            "Fri 01-02 06:00:00",
+        ],
+    ),
+    (
+        "0 0/30 8-10 * * *",
+        [
+            "Thu 01-01 08:00:00",
+            "Thu 01-01 08:30:00",
+            "Thu 01-01 09:00:00",
+        ],
+    ),
+    (
+        "0 0 9-17 * * MON-FRI",
+        [
+            "Thu 01-01 09:00:00",
+            "Thu 01-01 10:00:00",
+            "Thu 01-01 11:00:00",
+        ],
+    ),
+    (
+        "0 0 0 25 12 ?",
+        [
+            "Fri 12-25 00:00:00",
+            "Sat 12-25 00:00:00",
+            "Mon 12-25 00:00:00",
+        ],
+    ),
+    (
+        "0 0 0 L * *",
+        [
+            "Sat 01-31 00:00:00",
+            "Sat 02-28 00:00:00",
+            "Tue 03-31 00:00:00",
+        ],
+    ),
+    (
+        "0 0 0 L-3 * *",
+        [
+            "Wed 01-28 00:00:00",
+            "Wed 02-25 00:00:00",
+            "Sat 03-28 00:00:00",
+        ],
+    ),
+    (
+        "0 0 0 1W * *",
+        [
+            "Mon 02-02 00:00:00",
+            "Mon 03-02 00:00:00",
+            "Wed 04-01 00:00:00",
+        ],
+    ),
+    (
+        "0 0 0 LW * *",
+        [
+            "Fri 01-30 00:00:00",
+            "Fri 02-27 00:00:00",
+            "Tue 03-31 00:00:00",
+        ],
+    ),
+    (
+        "0 0 0 * * 5L",
+        [
+            "Fri 01-30 00:00:00",
+            "Fri 02-27 00:00:00",
+            "Fri 03-27 00:00:00",
+        ],
+    ),
+    (
+        "0 0 0 * * THUL",
+        [
+            "Thu 01-29 00:00:00",
+            "Thu 02-26 00:00:00",
+            "Thu 03-26 00:00:00",
+        ],
+    ),
+    (
+        "0 0 0 ? * 5#2",
+        [
+            "Fri 01-09 00:00:00",
+            "Fri 02-13 00:00:00",
+            "Fri 03-13 00:00:00",
+        ],
+    ),
+    (
+        "0 0 0 ? * MON#1",
+        [
+            "Mon 01-05 00:00:00",
+            "Mon 02-02 00:00:00",
+            "Mon 03-02 00:00:00",
+        ],
+    ),
+    // `N/step` counts from N to the field's end.
+    (
+        "0/30 * * * * *",
+        [
+            "Thu 01-01 00:01:00",
+            "Thu 01-01 00:01:30",
+            "Thu 01-01 00:02:00",
+        ],
+    ),
+    (
+        "57/2 * * * * *",
+        [
+            "Thu 01-01 00:00:57",
+            "Thu 01-01 00:00:59",
+            "Thu 01-01 00:01:57",
+        ],
+    ),
+    (
+        "0 0 0 1 1/3 *",
+        [
+            "Wed 04-01 00:00:00",
+            "Wed 07-01 00:00:00",
+            "Thu 10-01 00:00:00",
+        ],
+    ),
+    // Both day fields must match: Friday the 13th.
+    (
+        "0 0 0 13 * FRI",
+        [
+            "Fri 02-13 00:00:00",
+            "Fri 03-13 00:00:00",
+            "Fri 11-13 00:00:00",
+        ],
+    ),
+    (
+        "@midnight",
+        [
+            "Fri 01-02 00:00:00",
+            "Sat 01-03 00:00:00",
+            "Sun 01-04 00:00:00",
+        ],
+    ),
+    // A day-of-week range from 7 starts on Sunday: Sunday to Friday.
+    (
+        "0 0 0 * * 7-5",
+        [
+            "Fri 01-02 00:00:00",
+            "Sun 01-04 00:00:00",
+            "Mon 01-05 00:00:00",
+        ],
+    ),
+    // Unix cron, five fields: either day field.
+    (
+        "0 0 13 * 5",
+        [
+            "Fri 01-02 00:00:00",
+            "Fri 01-09 00:00:00",
+            "Tue 01-13 00:00:00",
+        ],
+    ),
+    (
+        "30 2 * * *",
+        [
+            "Thu 01-01 02:30:00",
+            "Fri 01-02 02:30:00",
+            "Sat 01-03 02:30:00",
+        ],
+    ),
+];
+
+/// Six fields mean what they mean in Spring's `CronExpression`: its documented examples, then
+/// the forms Spring users write that a plain cron reading gets wrong (`N/step`, both day fields
+/// together, `L-n`, `@midnight`, a day-of-week range from 7). Five fields keep Unix cron's
+/// meaning.
+#[test]
+fn six_fields_read_as_spring_and_five_as_unix_cron() {
+    for (expression, expected) in DIALECT_CASES {
+        assert_eq!(next_three(expression), expected, "{expression:?}");
+    }
+    // `L` alone in the day of week names no day, as in Spring.
+    let err = worker_core::cron::CronSchedule::parse("0 0 0 ? * L", "UTC").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`L` alone in the day-of-week field"),
+        "{err}"
+    );
+}

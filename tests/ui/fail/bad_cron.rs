@@ -11,6 +11,10 @@ async fn too_few_fields() {}
 #[worker(cron = "0 0 12 * * FUN")]
 async fn words() {}
 
+// `L` alone names no day of the week (Spring refuses it too).
+#[worker(cron = "0 0 0 ? * L")]
+async fn last_of_nothing() {}
+
 #[worker(cron = 5)]
 async fn not_a_string() {}
 
@@ -19,6 +23,7 @@ fn main() {
         .worker(out_of_range)
         .worker(too_few_fields)
         .worker(words)
+        .worker(last_of_nothing)
         .worker(not_a_string)
         .build();
 }

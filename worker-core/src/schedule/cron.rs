@@ -11,20 +11,20 @@ use std::time::SystemTime;
 
 use chrono::Utc;
 use chrono_tz::Tz;
-use croner::Cron;
 
 /// A parsed cron expression and the time zone it is read in.
 #[derive(Clone)]
 pub struct CronSchedule {
     expression: String,
     zone: Tz,
-    cron: Cron,
+    cron: worker_keys::Cron,
 }
 
 impl CronSchedule {
-    /// Parses `expression` (5 fields, or 6 with seconds first, 7 with a year last, or a
-    /// nickname such as `@daily`) in the IANA time zone `zone` (`"UTC"`, `"Europe/Berlin"`,
-    /// ...), with the parser `#[worker(cron = ..)]` checks at compile time. Use it to preview
+    /// Parses `expression` (5 fields read as Unix cron, 6 with seconds first as Spring's
+    /// `CronExpression`, 7 with a year last as Quartz, or a nickname such as `@daily`; the
+    /// attribute's manual has the table) in the IANA time zone `zone` (`"UTC"`,
+    /// `"Europe/Berlin"`, ...), with the parser `#[worker(cron = ..)]` checks at compile time. Use it to preview
     /// a schedule with [`next_after`](Self::next_after).
     ///
     /// ```
@@ -58,7 +58,7 @@ impl CronSchedule {
     #[must_use]
     pub fn next_after(&self, after: SystemTime) -> Option<SystemTime> {
         let local = worker_keys::utc(after)?.with_timezone(&self.zone);
-        let next = self.cron.find_next_occurrence(&local, false).ok()?;
+        let next = self.cron.next_after(&local)?;
         Some(next.with_timezone(&Utc).into())
     }
 
