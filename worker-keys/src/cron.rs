@@ -21,7 +21,8 @@
 use chrono::{DateTime, Datelike as _, Duration, NaiveTime, TimeZone};
 use croner::parser::{CronParser, Seconds};
 
-/// A parsed cron expression; see the [module](self) for its dialects.
+/// A parsed cron expression, in the dialect its number of fields says: 5 read as Unix cron,
+/// 6 (seconds first) as Spring's `CronExpression`, 7 (a year last) as Quartz.
 #[derive(Debug, Clone)]
 pub struct Cron {
     croner: croner::Cron,

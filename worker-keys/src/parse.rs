@@ -5,8 +5,6 @@
 use std::fmt;
 use std::time::Duration;
 
-#[cfg(feature = "cron")]
-#[cfg(feature = "cron")]
 use crate::check::Refusal;
 use crate::range::Range;
 use crate::table::{Choice, Key, Kind, OVERLAP};
