@@ -818,3 +818,47 @@ fn a_queue_s_name_cannot_be_overridden_by_configuration() {
         "{schedule}"
     );
 }
+
+/// `on_leftovers` is called once, after the runs in flight ended: a run that ended between the
+/// stop and its cancellation with a failure would have retried, so its job is a leftover too
+/// and must be in that one call (in the quickstart, one such job used to make a second call).
+#[tokio::test(start_paused = true)]
+async fn on_leftovers_is_called_once_after_the_runs_in_flight_ended() {
+    let events = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (kept, ran) = (events.clone(), events.clone());
+    let worker = Worker::builder("late")
+        .queue::<u32>("late")
+        .concurrency(1)
+        .retry(3)
+        .stop_budget(ms(100))
+        .on_leftovers(move |jobs: Vec<u32>| kept.lock().unwrap().push(format!("left {jobs:?}")))
+        // The attempt outlives the stop budget and ignores the cancellation.
+        .handler(move |job: Job<u32>| {
+            let ran = ran.clone();
+            async move {
+                tokio::time::sleep(ms(500)).await;
+                ran.lock().unwrap().push(format!("ended {}", *job));
+                Err::<(), BoxError>("failed".into())
+            }
+        });
+    let metrics = Metrics::new();
+    let host = metrics.build(Host::builder().worker(worker)).unwrap();
+    let queue = host.handle().queue::<u32>("late").unwrap();
+    let running = Running::start(host);
+    for job in 1..=3 {
+        queue.send(job).await.unwrap();
+    }
+    tokio::time::sleep(ms(10)).await;
+    running.stop().await.result.unwrap();
+    assert_eq!(*events.lock().unwrap(), ["ended 1", "left [2, 3]"]);
+    let snapshot = metrics.snapshot();
+    let count = |name| snapshot.counter(name, &[("worker", "late")]);
+    assert_eq!(count("worker_jobs_left_over_total"), 2);
+    assert_eq!(
+        snapshot.counter(
+            "worker_runs_total",
+            &[("worker", "late"), ("result", "cancelled")]
+        ),
+        1
+    );
+}

@@ -67,6 +67,9 @@ struct Inner {
     closed: bool,
     /// No more jobs for the slots: the worker stopped taking them.
     finished: bool,
+    /// Jobs that would have waited out a retry backoff after the queue finished (their attempt
+    /// was in flight then): left over, handed over with the others once the runs ended.
+    late: Vec<Envelope>,
     /// The worker is paused: jobs wait.
     paused: bool,
     /// Slots waiting for a job, and sends waiting for room: told only when someone waits.
@@ -319,12 +322,14 @@ impl Channel {
     }
 
     /// Puts a job back after a failed attempt, to be ready again in `delay`; it counts against
-    /// the capacity meanwhile. Once the worker finished, the job is handed back instead.
-    pub(crate) fn delay(&self, job: Envelope, delay: Duration) -> Result<(), Envelope> {
+    /// the capacity meanwhile. Once the worker finished, the job is kept as a leftover instead
+    /// (see [`take_late`](Self::take_late)).
+    pub(crate) fn delay(&self, job: Envelope, delay: Duration) {
         let due = Instant::now() + delay;
         let mut inner = self.lock();
         if inner.finished {
-            return Err(job);
+            inner.late.push(job);
+            return;
         }
         if delay.is_zero() {
             inner.ready.push_front(job);
@@ -335,7 +340,12 @@ impl Channel {
             drop(inner);
             self.changed.notify_one();
         }
-        Ok(())
+    }
+
+    /// The jobs whose retry came after the queue finished, for the one hand-over of every
+    /// leftover once the runs ended.
+    pub(crate) fn take_late(&self) -> Vec<Envelope> {
+        std::mem::take(&mut self.lock().late)
     }
 
     /// Moves the jobs whose backoff ended by `now` to the front of the buffer; returns when the

@@ -173,10 +173,10 @@ async fn stop(
             () = sleep_until(due.unwrap_or(deadline)), if due.is_some() => {}
         }
     }
-    // No more jobs start. What never got a slot is handed over now; the runs in flight see
-    // their token cancelled and get until the host's deadline (less a margin) to end.
-    let left = channel.finish();
-    let left_over = hand_over(channel, left, &tracked.name);
+    // No more jobs start; the runs in flight see their token cancelled and get until the
+    // host's deadline (less a margin) to end. Then what never got a slot, and what a run in
+    // flight put back for a retry meanwhile, is handed over in one call.
+    let mut left = channel.finish();
     control.cancel_runs();
     let ended =
         tokio::time::timeout_at(hard, async { while slots.join_next().await.is_some() {} }).await;
@@ -195,7 +195,9 @@ async fn stop(
             .cancelled
             .fetch_add(aborted, Ordering::Relaxed);
     }
-    left_over
+    left.extend(channel.take_late());
+    left.sort_by_key(|job| job.id);
+    hand_over(channel, left, &tracked.name)
 }
 
 /// An instant no schedule reaches.
@@ -281,12 +283,8 @@ async fn slot<B: Body>(shared: Arc<Shared<B>>) {
             JobEnd::Ended(..) => Finished::Yes,
         };
         match end {
-            JobEnd::Retry(delay, _) => {
-                if let Err(job) = channel.delay(job, delay) {
-                    // The queue finished meanwhile: the job is a leftover of its own.
-                    hand_over(channel, vec![job], &shared.env.name);
-                }
-            }
+            // Once the queue finished, the job is a leftover, handed over with the others.
+            JobEnd::Retry(delay, _) => channel.delay(job, delay),
             JobEnd::Ended(outcome, error) => {
                 if matches!(
                     outcome,

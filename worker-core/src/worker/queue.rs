@@ -143,8 +143,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// Called once at shutdown with every job that never got a slot (buffered, or waiting out
-    /// a retry backoff), oldest first; without it they are counted in
+    /// Called once at shutdown, after the runs in flight ended, with every job that never got
+    /// a slot (buffered, waiting out a retry backoff, or put back for a retry by a run that
+    /// failed as the worker stopped), oldest first; without it they are counted in
     /// `worker_jobs_dropped_total{reason="shutdown"}` and logged. Keep it quick: it runs
     /// within the shutdown deadline (write them to a file or a durable store).
     pub fn on_leftovers<T, F>(mut self, hook: F) -> Self
