@@ -95,7 +95,8 @@
 //! Every series exists, at zero, as soon as the host is built. The host keeps them itself, in one
 //! block of atomics per worker, and serves them with [`HostBuilder::serve`] or renders them with
 //! [`HostHandle::render_metrics`]; metrics your own code records through the `metrics` facade are
-//! served on the same page when `.serve(..)` installed its recorder.
+//! served on the same page with [`HostBuilder::install_recorder`] or
+//! [`HostBuilder::prometheus`]. The host installs no recorder unless asked.
 #![warn(
     missing_docs,
     missing_debug_implementations,

@@ -410,7 +410,8 @@ impl HostHandle {
 
     /// The page `/metrics` serves, in the Prometheus text format (version 0.0.4): every
     /// worker's series, after the metrics your code records through the `metrics` facade when
-    /// the host installed its recorder (see [`HostBuilder::serve`](crate::HostBuilder::serve)).
+    /// the host has their recorder (see
+    /// [`HostBuilder::install_recorder`](crate::HostBuilder::install_recorder)).
     #[must_use]
     pub fn render_metrics(&self) -> String {
         self.board.render_metrics(self.board.now())

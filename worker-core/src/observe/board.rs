@@ -10,8 +10,8 @@ use crate::observe::status::{HostState, WorkerStatus, unix_seconds};
 use crate::observe::tracked::Tracked;
 use crate::schedule::clock::Clock;
 
-/// The recorder of the `metrics` facade the host installed, whose page is served before the
-/// workers' series.
+/// The recorder of the application's own metrics (installed by the host when asked, or handed
+/// over), whose page is served before the workers' series.
 #[cfg(feature = "prometheus")]
 pub(crate) type Recorder = metrics_exporter_prometheus::PrometheusHandle;
 /// Without the `prometheus` feature the host installs no recorder.
