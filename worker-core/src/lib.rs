@@ -143,6 +143,7 @@ pub use crate::schedule::{Missed, Overlap};
 pub use crate::supervise::Escalation;
 pub use crate::supervise::Requested;
 pub use crate::worker::extract::{FromScope, IntoRunResult, Scoped, State};
+pub use crate::worker::finish::ScopedMut;
 pub use crate::worker::handler::{Handler, Requirement};
 pub use crate::worker::scope::{Ctx, Registry, Scope};
 pub use crate::worker::{IntoWorker, Worker, WorkerBuilder};

@@ -126,7 +126,15 @@ fn argument_error(ty: &Type) -> Option<syn::Error> {
 /// What to take instead of `&ty`: an extractor by value (`Ctx` for `&Ctx`), other data shared
 /// through `State` (`State<String>` for `&str`, `State<Vec<T>>` for `&[T]`).
 fn owned(ty: &Type) -> String {
-    const EXTRACTORS: [&str; 6] = ["Ctx", "State", "Scoped", "Job", "Queue", "Option"];
+    const EXTRACTORS: [&str; 7] = [
+        "Ctx",
+        "State",
+        "Scoped",
+        "ScopedMut",
+        "Job",
+        "Queue",
+        "Option",
+    ];
     match ty {
         Type::Path(path) if path.path.is_ident("str") => "State<String>".to_owned(),
         Type::Slice(slice) => format!("State<Vec<{}>>", crate::expand::tidy(&slice.elem)),

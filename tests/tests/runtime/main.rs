@@ -10,6 +10,7 @@ mod cancellation;
 mod circuit;
 mod config;
 mod cron;
+mod finish;
 mod hardening;
 mod health;
 mod keys;

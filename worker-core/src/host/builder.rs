@@ -146,6 +146,51 @@ impl HostBuilder {
         self
     }
 
+    /// Registers an async factory and an async finish step for a resource that one attempt's
+    /// body holds alone, extracted as [`ScopedMut<T>`](crate::ScopedMut): built on first use
+    /// within an attempt, and handed to `finish` with the attempt's [`Outcome`](crate::Outcome)
+    /// when the attempt ends, whatever it was. A per-run transaction is the model case:
+    ///
+    /// ```
+    /// # struct Tx;
+    /// # impl Tx { async fn commit(self) -> Result<(), std::io::Error> { Ok(()) }
+    /// #           async fn rollback(self) -> Result<(), std::io::Error> { Ok(()) } }
+    /// # async fn begin() -> Result<Tx, std::io::Error> { Ok(Tx) }
+    /// use worker_core::{Ctx, Host, Outcome};
+    ///
+    /// let builder = Host::builder().scoped_mut(
+    ///     |_ctx: Ctx| begin(),
+    ///     |tx: Tx, outcome: Outcome| async move {
+    ///         match outcome {
+    ///             Outcome::Success => tx.commit().await,
+    ///             _ => tx.rollback().await,
+    ///         }
+    ///     },
+    /// );
+    /// ```
+    ///
+    /// The finish step runs in the attempt's `worker.run` span, within the worker's `timeout`
+    /// again when it has one. After a successful body, a finish step that fails, panics or
+    /// times out makes the attempt a failure, panic or timeout, retried like any other (the
+    /// commit is part of the attempt); after any other outcome its failure is logged. Several
+    /// resources finish newest first. A body that takes the value with
+    /// [`ScopedMut::into_inner`](crate::ScopedMut::into_inner) finishes it itself; a handle moved
+    /// into a task that outlives the attempt is not finished (see [`ScopedMut`](crate::ScopedMut)).
+    pub fn scoped_mut<T, C, CFut, CE, F, FFut, FE>(mut self, create: C, finish: F) -> Self
+    where
+        T: Send + 'static,
+        C: Fn(Ctx) -> CFut + Send + Sync + 'static,
+        CFut: Future<Output = Result<T, CE>> + Send + 'static,
+        CE: Into<BoxError>,
+        F: Fn(T, crate::Outcome) -> FFut + Send + Sync + 'static,
+        FFut: Future<Output = Result<(), FE>> + Send + 'static,
+        FE: Into<BoxError>,
+    {
+        self.registry
+            .insert_finishing(crate::worker::finish::Factory::new(create, finish));
+        self
+    }
+
     /// Registers a worker: the name of a `#[worker]` function, or a [`Worker`].
     pub fn worker(mut self, worker: impl IntoWorker) -> Self {
         self.workers.push(worker.into_worker());

@@ -25,6 +25,7 @@ use crate::queue::job::JobInfo;
 use crate::run::panics::{Caught, Guarded};
 use crate::run::retry::{Permanent, backoff};
 use crate::schedule::clock::Clock;
+use crate::worker::finish::{Closed, Finishing};
 use crate::worker::handler::Body;
 use crate::worker::scope::{Ctx, Scope, WorkerEnv};
 use crate::worker::spec::Spec;
@@ -141,18 +142,7 @@ impl<B: Body> Runner<'_, B> {
         job: Option<&CancellationToken>,
     ) -> Next {
         let _entered = span.enter();
-        let outcome = match &result {
-            Attempt::Ok => Outcome::Success,
-            Attempt::Panic(_) => Outcome::Panic,
-            _ if job
-                .unwrap_or_else(|| self.env.tracked.control.token())
-                .is_cancelled() =>
-            {
-                Outcome::Cancelled
-            }
-            Attempt::Err(_) => Outcome::Failure,
-            Attempt::Timeout(_) => Outcome::Timeout,
-        };
+        let outcome = self.outcome(&result, job);
         span.record("result", outcome.as_str());
         let permanent = matches!(&result, Attempt::Err(err) if Permanent::is_permanent(&**err));
         let spec = self.spec;
@@ -297,30 +287,109 @@ impl<B: Body> Runner<'_, B> {
             run.scheduled,
             self.clock.system_time(run.scheduled),
         )
-        .with_token(token);
-        let body = Guarded::new(self.body.call(Scope::new(ctx, job))).instrument(span.clone());
+        .with_token(token.clone());
+        let finishing = self
+            .env
+            .registry
+            .has_finishing()
+            .then(|| Arc::new(Finishing::default()));
+        let body = self.body.call(Scope::new(ctx, job, finishing.clone()));
+        let attempt = self.limited(body).instrument(span.clone()).await;
+        let attempt = match finishing {
+            None => attempt,
+            Some(finishing) => {
+                let outcome = self.outcome(&attempt, token.as_ref());
+                self.finish_resources(&finishing, outcome, attempt)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
+        (attempt, span)
+    }
+
+    /// Runs `body` catching its panics, within the worker's timeout if it has one. The body's
+    /// future is dropped before this returns, whatever happened.
+    async fn limited(&self, body: impl Future<Output = Result<(), BoxError>>) -> Attempt {
+        let body = Guarded::new(body);
         let result = match self.spec.timeout {
             None => body.await,
             Some(limit) => {
                 let began = Instant::now();
                 match tokio::time::timeout(limit, body).await {
-                    Err(_elapsed) => return (Attempt::Timeout(limit), span),
+                    Err(_elapsed) => return Attempt::Timeout(limit),
                     // A body that blocked its thread past the timeout (and so was never
                     // interrupted) ended late: it timed out, whatever it returned. A panic is
                     // a panic, however late.
-                    Ok(Ok(_)) if began.elapsed() > limit => {
-                        return (Attempt::Timeout(limit), span);
-                    }
+                    Ok(Ok(_)) if began.elapsed() > limit => return Attempt::Timeout(limit),
                     Ok(result) => result,
                 }
             }
         };
-        let attempt = match result {
+        match result {
             Ok(Ok(())) => Attempt::Ok,
             Ok(Err(err)) => Attempt::Err(err),
             Err(caught) => Attempt::Panic(caught),
-        };
-        (attempt, span)
+        }
+    }
+
+    /// Hands the attempt's [`ScopedMut`](crate::ScopedMut) resources to their finish steps,
+    /// newest first. After a success, the first finish step that does not succeed decides the
+    /// attempt (a failed commit fails it); otherwise their failures are only logged.
+    async fn finish_resources(
+        &self,
+        finishing: &Finishing,
+        outcome: Outcome,
+        mut attempt: Attempt,
+    ) -> Attempt {
+        for closed in finishing.close(outcome) {
+            let (resource, finish) = match closed {
+                Closed::Nothing => continue,
+                Closed::Leaked(resource) => {
+                    tracing::warn!(
+                        resource,
+                        "a `ScopedMut` outlived its attempt (moved into a task?): it is not \
+                         finished, and its value is dropped with the handle"
+                    );
+                    continue;
+                }
+                Closed::Finish(resource, finish) => (resource, finish),
+            };
+            let finished = self.limited(finish).await;
+            match (&attempt, finished) {
+                (_, Attempt::Ok) => {}
+                (Attempt::Ok, Attempt::Err(err)) => {
+                    attempt = Attempt::Err(Box::new(FinishFailed {
+                        resource,
+                        source: err,
+                    }));
+                }
+                (Attempt::Ok, failed) => attempt = failed,
+                (_, failed) => tracing::warn!(
+                    resource,
+                    result = outcome.as_str(),
+                    error = failed.error().as_deref().unwrap_or_default(),
+                    "finishing a resource after the attempt failed"
+                ),
+            }
+        }
+        attempt
+    }
+
+    /// The outcome of an attempt, before retries: a failure while the run's token is
+    /// cancelled is a cancellation.
+    fn outcome(&self, attempt: &Attempt, job: Option<&CancellationToken>) -> Outcome {
+        match attempt {
+            Attempt::Ok => Outcome::Success,
+            Attempt::Panic(_) => Outcome::Panic,
+            _ if job
+                .unwrap_or_else(|| self.env.tracked.control.token())
+                .is_cancelled() =>
+            {
+                Outcome::Cancelled
+            }
+            Attempt::Err(_) => Outcome::Failure,
+            Attempt::Timeout(_) => Outcome::Timeout,
+        }
     }
 }
 
@@ -370,5 +439,25 @@ impl Attempt {
                 humantime::format_duration(*limit)
             )),
         }
+    }
+}
+
+/// A finish step that failed after a successful body: the attempt's error, naming the
+/// resource; its source is the finish step's error, so a `Permanent` one is not retried.
+#[derive(Debug)]
+struct FinishFailed {
+    resource: &'static str,
+    source: BoxError,
+}
+
+impl std::fmt::Display for FinishFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "finishing the scoped `{}` failed", self.resource)
+    }
+}
+
+impl std::error::Error for FinishFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
     }
 }

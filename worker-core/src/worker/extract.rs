@@ -121,7 +121,10 @@ impl<T: ?Sized + Send + Sync + 'static> FromScope for State<T> {
 /// whatever its outcome (success, error, panic, timeout or cancellation).
 ///
 /// Built on first use; later uses within the same attempt share it. Dereferences to `T`; use
-/// interior mutability for what the body changes.
+/// interior mutability for what the body changes. A clone the body keeps past the attempt (in
+/// a spawned task) keeps the value alive until it is dropped. For a resource the body must hold
+/// alone and that is finished with the attempt's outcome (a transaction), see
+/// [`ScopedMut`](crate::ScopedMut).
 pub struct Scoped<T: ?Sized>(pub Arc<T>);
 
 impl<T: ?Sized> Clone for Scoped<T> {
@@ -151,6 +154,12 @@ impl<T: Send + Sync + 'static> FromScope for Scoped<T> {
     fn check(registry: &Registry) -> Result<(), String> {
         if registry.has_scoped::<T>() {
             Ok(())
+        } else if registry.finishing::<T>().is_some() {
+            Err(format!(
+                "needs a `Scoped<{0}>`, but `{0}` is registered with `.scoped_mut(..)`, which \
+                 hands it to one body at a time: take it as `ScopedMut<{0}>`",
+                type_name::<T>()
+            ))
         } else {
             Err(format!(
                 "needs a scoped `{}`, but no factory builds one: add `.scoped(|ctx| async {{ .. }})` \

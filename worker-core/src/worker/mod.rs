@@ -1,6 +1,7 @@
 //! Declaring a worker in code: [`Worker::builder`]. `#[worker]` expands to the same builder.
 
 pub(crate) mod extract;
+pub(crate) mod finish;
 pub(crate) mod handler;
 mod queue;
 pub(crate) mod scope;

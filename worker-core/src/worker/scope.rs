@@ -18,6 +18,7 @@ use crate::observe::tracked::{Declared, Tracked};
 use crate::queue::channel::Channel;
 use crate::queue::job::JobInfo;
 use crate::worker::extract::{Scoped, State};
+use crate::worker::finish::{Factory, Finishing, ScopedMut};
 
 type AnyArc = Arc<dyn Any + Send + Sync>;
 /// State by type: each value is the `Arc<T>` of its type `T`, which may be unsized
@@ -33,6 +34,8 @@ type Create =
 pub struct Registry {
     states: StateMap,
     factories: HashMap<TypeId, Arc<Create>>,
+    /// The factories of [`ScopedMut`] resources, by type: each value is an `Arc<Factory<T>>`.
+    finishing: HashMap<TypeId, AnyArc>,
     /// Every queue of the host, by payload type.
     queues: HashMap<TypeId, Vec<Arc<Channel>>>,
     /// A worker's own registry (its `Worker::builder(..).state(..)`) has the host's as parent:
@@ -45,6 +48,7 @@ impl Registry {
         Self {
             states: HashMap::new(),
             factories: HashMap::new(),
+            finishing: HashMap::new(),
             queues: HashMap::new(),
             parent: None,
         }
@@ -66,6 +70,23 @@ impl Registry {
 
     pub(crate) fn factory(&self, id: TypeId) -> Option<&Arc<Create>> {
         self.root().factories.get(&id)
+    }
+
+    /// The factory of a [`ScopedMut<T>`] resource, if one was registered.
+    pub(crate) fn finishing<T: Send + 'static>(&self) -> Option<Arc<Factory<T>>> {
+        let found = self.root().finishing.get(&TypeId::of::<T>())?;
+        Arc::clone(found).downcast::<Factory<T>>().ok()
+    }
+
+    /// Whether any [`ScopedMut`] factory was registered: attempts then keep a list of the
+    /// resources to finish.
+    pub(crate) fn has_finishing(&self) -> bool {
+        !self.root().finishing.is_empty()
+    }
+
+    pub(crate) fn insert_finishing<T: Send + 'static>(&mut self, factory: Factory<T>) {
+        self.finishing
+            .insert(TypeId::of::<T>(), Arc::new(factory) as AnyArc);
     }
 
     pub(crate) fn insert_queue(&mut self, channel: Arc<Channel>) {
@@ -142,7 +163,7 @@ impl Registry {
 
     /// Whether a factory for `T` was registered with [`HostBuilder::scoped`](crate::HostBuilder::scoped).
     #[must_use]
-    pub fn has_scoped<T: Send + Sync + 'static>(&self) -> bool {
+    pub fn has_scoped<T: 'static>(&self) -> bool {
         self.root().factories.contains_key(&TypeId::of::<T>())
     }
 
@@ -166,7 +187,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("states", &self.states.len())
-            .field("factories", &self.factories.len())
+            .field("factories", &(self.factories.len() + self.finishing.len()))
             .field("queues", &self.queues.values().map(Vec::len).sum::<usize>())
             .field("host", &self.parent)
             .finish()
@@ -344,14 +365,18 @@ pub struct Scope {
     resources: Mutex<Vec<(TypeId, AnyArc)>>,
     /// The job of a queue worker's attempt.
     job: Option<JobInfo>,
+    /// The attempt's [`ScopedMut`] resources, which the runner finishes after the attempt;
+    /// `None` when the host registered no factory for one.
+    finishing: Option<Arc<Finishing>>,
 }
 
 impl Scope {
-    pub(crate) fn new(ctx: Ctx, job: Option<JobInfo>) -> Self {
+    pub(crate) fn new(ctx: Ctx, job: Option<JobInfo>, finishing: Option<Arc<Finishing>>) -> Self {
         Self {
             ctx,
             resources: Mutex::new(Vec::new()),
             job,
+            finishing,
         }
     }
 
@@ -390,6 +415,20 @@ impl Scope {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((id, value.clone()));
         Ok(Scoped(downcast(value)))
+    }
+
+    /// The [`ScopedMut`] resource of type `T` for this attempt, built by its factory on first
+    /// use. Fails while another handle of this attempt holds it, and after the body consumed
+    /// it with [`ScopedMut::into_inner`].
+    pub async fn scoped_mut<T: Send + 'static>(&self) -> Result<ScopedMut<T>, BoxError> {
+        match &self.finishing {
+            Some(finishing) => finishing.take(self).await,
+            None => Err(format!(
+                "no `scoped_mut` factory registered for `{}`",
+                type_name::<T>()
+            )
+            .into()),
+        }
     }
 
     fn cached(&self, id: TypeId) -> Option<AnyArc> {

@@ -38,6 +38,7 @@ pub(crate) async fn schema(prefix: &str) -> Postgres {
 }
 
 /// `promtool check metrics` accepts `page` (installed by scripts/test).
+#[allow(dead_code, reason = "not every test binary checks a page")]
 pub(crate) fn promtool(page: &str) {
     use std::io::Write as _;
     let mut child = std::process::Command::new("promtool")
