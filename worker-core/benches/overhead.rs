@@ -46,6 +46,11 @@
 //! is usually set up (a page of 10,000 workers takes about 0.4 s of CPU to render). The allocator counts every allocation for the whole run (a few atomic adds per
 //! allocation, on both variants; the allocations per tick are printed beside the CPU).
 //!
+//! The hosts run the bridge to the `metrics` facade as a host does by default: every second it
+//! publishes the workers' counters and gauges into that recorder, and each run records its
+//! duration and lag there too. `OVERHEAD_FACADE=off` runs them without it
+//! (`without_metrics_facade`), which is what the bridge costs by difference.
+//!
 //! `OVERHEAD_SAMPLES` (default 5) and `OVERHEAD_WINDOW_MS` (default 2000) shorten a run, for
 //! example under a profiler; `OVERHEAD_ROWS` (default all: `cpu,subscriber,ten_thousand,
 //! big_body,memory,shutdown`) picks rows. The targets are printed as PASS/FAIL, never asserted: a
@@ -157,11 +162,13 @@ struct RunningHost {
 impl RunningHost {
     /// Builds a host of `workers` and spawns `run_until` on the runtime.
     fn start(rt: &Runtime, workers: impl IntoIterator<Item = Worker>) -> Self {
-        let host = Host::builder()
+        let mut builder = Host::builder()
             .workers(workers)
-            .shutdown_timeout(Duration::from_secs(10))
-            .build()
-            .expect("the benchmark's host is valid");
+            .shutdown_timeout(Duration::from_secs(10));
+        if std::env::var("OVERHEAD_FACADE").as_deref() == Ok("off") {
+            builder = builder.without_metrics_facade();
+        }
+        let host = builder.build().expect("the benchmark's host is valid");
         let stop = host.handle();
         let join = rt.spawn(host.run_until(pending()));
         Self { stop, join }

@@ -97,6 +97,11 @@
 //! [`HostHandle::render_metrics`]; metrics your own code records through the `metrics` facade are
 //! served on the same page with [`HostBuilder::install_recorder`] or
 //! [`HostBuilder::prometheus`]. The host installs no recorder unless asked.
+//!
+//! Every series also reaches the recorder the application installed through the `metrics`
+//! facade (its own Prometheus exporter, `StatsD`, OpenTelemetry), with the same names and labels:
+//! counters and gauges published every second, histograms sample by sample (see
+//! [`HostBuilder::metrics_facade_every`] and [`worker_buckets`]).
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -121,6 +126,8 @@ mod worker;
 
 pub use crate::error::{BoxError, Error};
 pub use crate::host::handle::{HostHandle, RunRequest};
+#[cfg(feature = "prometheus")]
+pub use crate::host::recorder::worker_buckets;
 pub use crate::host::{Host, HostBuilder};
 #[cfg(feature = "http")]
 pub use crate::http::limits::HttpLimits;

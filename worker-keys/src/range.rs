@@ -46,6 +46,7 @@ pub const HOST_RANGES: &[(&str, Range)] = &[
     ),
     ("http_header_timeout", PERIOD),
     ("http_idle_timeout", PERIOD),
+    ("metrics_facade_every", PERIOD),
 ];
 
 /// The range of `key`, a worker key or a host setting, if it has one.

@@ -46,6 +46,8 @@ pub struct HostBuilder {
     pub(crate) keep_runs: usize,
     /// Where durable queues keep their jobs.
     backend: Option<Arc<dyn Backend>>,
+    /// How often the bridge publishes to the `metrics` facade.
+    pub(crate) facade: crate::observe::facade::Publish,
     /// The recorder of the application's own metrics, served on `/metrics`.
     #[cfg(feature = "prometheus")]
     pub(super) user_metrics: Option<crate::host::recorder::UserMetrics>,
@@ -70,9 +72,30 @@ impl HostBuilder {
             shutdown: CancellationToken::new(),
             keep_runs: crate::observe::tracked::RECENT_RUNS,
             backend: None,
+            facade: crate::observe::facade::Publish::Unset,
             #[cfg(feature = "prometheus")]
             user_metrics: None,
         }
+    }
+
+    /// How often the workers' counters and gauges are published to the `metrics` facade while
+    /// the host runs (and once more after its workers stopped); default 1 s, from 1 ms to 365
+    /// days. Every recorder the application installed (its own Prometheus exporter, `StatsD`,
+    /// OpenTelemetry) sees every `worker_*` series of the host's page, with the same names,
+    /// labels and help texts. Histograms are recorded sample by sample instead, through handles
+    /// fetched when the host starts: install the recorder before, as with any `metrics` code,
+    /// and give a Prometheus recorder the page's buckets with
+    /// [`worker_buckets`](crate::worker_buckets).
+    pub fn metrics_facade_every(mut self, every: Duration) -> Self {
+        self.facade = crate::observe::facade::Publish::Every(every);
+        self
+    }
+
+    /// Publishes nothing to the `metrics` facade: the workers' series are on the host's page
+    /// only.
+    pub fn without_metrics_facade(mut self) -> Self {
+        self.facade = crate::observe::facade::Publish::Never;
+        self
     }
 
     /// Keeps the jobs of durable queue workers (`#[worker(queue = "..", durable)]`) in
@@ -264,11 +287,16 @@ impl HostBuilder {
             shutdown,
             keep_runs,
             backend,
+            facade,
             #[cfg(feature = "prometheus")]
             user_metrics,
         } = self;
         let now = start_time.unwrap_or_else(SystemTime::now);
         check_host("shutdown_timeout", shutdown_timeout)?;
+        let facade = facade.every();
+        if let Some(every) = facade {
+            check_host("metrics_facade_every", every)?;
+        }
         crate::run::panics::install();
         #[cfg(feature = "http")]
         serving.limits.check()?;
@@ -340,6 +368,7 @@ impl HostBuilder {
             start_time,
             watchdog,
             shutdown,
+            facade,
         }))
     }
 

@@ -57,6 +57,8 @@ pub struct Host {
     pub(super) start_time: Option<SystemTime>,
     pub(super) watchdog: Option<bool>,
     pub(super) shutdown: CancellationToken,
+    /// How often the bridge publishes to the `metrics` facade; `None`: never.
+    pub(super) facade: Option<Duration>,
 }
 
 /// The watchdog of a service's `run`: on unless the builder turned it off.
@@ -168,6 +170,7 @@ impl Host {
             start_time,
             watchdog: _,
             shutdown,
+            facade,
         } = self;
         watchdog.watch(board.clone());
         // Armed by whatever asks for the stop: a signal, the handle, an escalation.
@@ -189,6 +192,8 @@ impl Host {
             watchdog: Some(watchdog.clone()),
             shutdown_timeout,
         };
+        // Before the workers, so their first samples reach the facade's histograms.
+        let facade = facade.map(|every| crate::observe::facade::start(board.clone(), every));
         let tracker = TaskTracker::new();
         let running = start_workers(workers, &tracker, &link, started, clock, &shutdown);
         tracker.close();
@@ -222,6 +227,10 @@ impl Host {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         let (result, stuck) = outcome(report, stopped.is_ok(), running, shutdown_timeout).await;
+        // The final counts, after the last run ended.
+        if let Some(facade) = facade {
+            facade.finish(&board);
+        }
         board.set_state(HostState::Stopped);
         #[cfg(feature = "http")]
         if let Some(server) = server {

@@ -2,7 +2,7 @@
 //! workers' series: installed by the host when asked ([`HostBuilder::install_recorder`]), or
 //! the application's own ([`HostBuilder::prometheus`]). The host never installs one on its own.
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::error::{Error, Kind};
 use crate::host::HostBuilder;
@@ -54,7 +54,7 @@ impl UserMetrics {
         match self {
             Self::Given(handle) => Ok(handle),
             Self::Install => {
-                let recorder = PrometheusBuilder::new().build_recorder();
+                let recorder = worker_buckets(PrometheusBuilder::new()).build_recorder();
                 let handle = recorder.handle();
                 metrics::set_global_recorder(recorder).map_err(|_| {
                     Error::new(Kind::Recorder(
@@ -68,4 +68,33 @@ impl UserMetrics {
             }
         }
     }
+}
+
+/// `builder` with the bucket bounds of the host's page for every `worker_*` histogram, so the
+/// series the bridge records into your Prometheus recorder have the same buckets as the host's
+/// `/metrics` (see [`HostBuilder::metrics_facade_every`]). Other histograms keep what `builder`
+/// says.
+///
+/// ```
+/// use metrics_exporter_prometheus::PrometheusBuilder;
+///
+/// let recorder = worker_core::worker_buckets(PrometheusBuilder::new()).build_recorder();
+/// ```
+#[must_use]
+pub fn worker_buckets(builder: PrometheusBuilder) -> PrometheusBuilder {
+    [
+        ("worker_run_duration_seconds", crate::RUN_DURATION_BUCKETS),
+        ("worker_schedule_lag_seconds", crate::SCHEDULE_LAG_BUCKETS),
+        ("worker_queue_wait_seconds", crate::QUEUE_WAIT_BUCKETS),
+        (
+            "worker_jobs_fetch_duration_seconds",
+            crate::queue::metrics::FETCH_BUCKETS,
+        ),
+    ]
+    .into_iter()
+    .fold(builder, |builder, (name, buckets)| {
+        builder
+            .set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)
+            .unwrap_or_else(|_| unreachable!("the bucket lists are not empty"))
+    })
 }

@@ -134,10 +134,13 @@ impl Board {
     /// host installed the recorder, then every worker's series.
     pub(crate) fn render_metrics(&self, now: f64) -> String {
         #[cfg(feature = "prometheus")]
+        // The bridge published the workers' series to the recorder too: written once, below.
         let user = self
             .recorder
             .as_ref()
-            .map(Recorder::render)
+            .map(|recorder| {
+                crate::observe::facade::without_worker_series(&recorder.render()).into_owned()
+            })
             .unwrap_or_default();
         #[cfg(not(feature = "prometheus"))]
         let user = match self.recorder {
@@ -152,8 +155,21 @@ impl Board {
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
         }
+        self.render_workers_into(&mut out, now);
+        self.last_page.store(out.len(), Ordering::Relaxed);
+        out
+    }
+
+    /// Every worker's series in the text exposition, as on the page.
+    pub(crate) fn render_workers(&self, now: f64) -> String {
+        let mut out = String::with_capacity(self.last_page.load(Ordering::Relaxed));
+        self.render_workers_into(&mut out, now);
+        out
+    }
+
+    fn render_workers_into(&self, out: &mut String, now: f64) {
         exposition::render(
-            &mut out,
+            out,
             self.workers.iter().map(|w| Rendered {
                 metrics: &w.metrics,
                 schedule: &w.schedule,
@@ -163,7 +179,5 @@ impl Board {
             }),
             &self.refused,
         );
-        self.last_page.store(out.len(), Ordering::Relaxed);
-        out
     }
 }

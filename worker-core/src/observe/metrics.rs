@@ -1,12 +1,11 @@
 //! The Prometheus series of every worker, kept in one block of atomics per worker (written out
 //! by [`exposition`](super::exposition)).
 //!
-//! The `worker_*` series do not go through the `metrics` facade: a recorder keeps every series
-//! as a separate allocation behind a hash map (about 35 per worker, 14 KiB), and a run would
-//! touch a dozen of them. Here one worker's series share one allocation of about 1 KiB, a run
-//! touches a few adjacent cache lines, and a scrape reads them all without locking. Metrics
-//! that user code records through the facade are served on the same page (see
-//! [`HostBuilder::serve`](crate::HostBuilder::serve)).
+//! The `worker_*` series are not kept by the `metrics` facade: a recorder keeps every series as
+//! a separate allocation behind a hash map (about 35 per worker, 14 KiB), and a run would touch
+//! a dozen of them. Here one worker's series share one allocation of about 1 KiB, a run touches
+//! a few adjacent cache lines, and a scrape reads them all without locking. The bridge
+//! ([`facade`](super::facade)) publishes them to the facade's recorder as well.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -215,6 +214,8 @@ pub(crate) struct WorkerMetrics {
     pub(super) admin: [AtomicU64; Action::ALL.len()],
     pub(super) lag: Histogram<LAG_SLOTS>,
     pub(super) durations: [Histogram<RUN_SLOTS>; Outcome::ALL.len()],
+    /// The histograms' handles in the `metrics` facade, once the host started its bridge.
+    pub(crate) facade: std::sync::OnceLock<crate::observe::facade::RunHistograms>,
     /// `worker="<name>"`, escaped once.
     pub(super) labels: Box<str>,
 }
@@ -225,6 +226,7 @@ impl WorkerMetrics {
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
             runs: Default::default(),
             durations: std::array::from_fn(|_| Histogram::new()),
+            facade: std::sync::OnceLock::new(),
             retries: AtomicU64::new(0),
             skipped: Default::default(),
             lag: Histogram::new(),
@@ -243,11 +245,17 @@ impl WorkerMetrics {
         let index = outcome as usize;
         add(&self.runs[index], 1);
         self.durations[index].record(&RUN_BOUNDS, took);
+        if let Some(facade) = self.facade.get() {
+            facade.durations[index].record(took.as_secs_f64());
+        }
     }
 
     /// A run started `lag` after it was due.
     pub(crate) fn started(&self, lag: Duration) {
         self.lag.record(&LAG_BOUNDS, lag);
+        if let Some(facade) = self.facade.get() {
+            facade.lag.record(lag.as_secs_f64());
+        }
     }
 
     pub(crate) fn retried(&self) {

@@ -3,6 +3,7 @@
 
 pub(crate) mod board;
 pub(crate) mod exposition;
+pub(crate) mod facade;
 pub(crate) mod health;
 pub(crate) mod message;
 pub(crate) mod metrics;

@@ -68,6 +68,8 @@ pub(crate) struct QueueMetrics {
     pub(crate) stats: std::sync::Mutex<crate::durable::QueueStats>,
     /// Durable queues: the latest discarded jobs, as the backend last reported them.
     pub(crate) discarded: std::sync::Mutex<Vec<crate::queue::DeadJobRecord>>,
+    /// The histograms' handles in the `metrics` facade, once the host started its bridge.
+    pub(crate) facade: std::sync::OnceLock<crate::observe::facade::QueueHistograms>,
     /// `worker="<name>"`, escaped once.
     pub(crate) labels: Box<str>,
 }
@@ -94,6 +96,7 @@ impl QueueMetrics {
             failing_since: AtomicU64::new(0),
             stats: std::sync::Mutex::default(),
             discarded: std::sync::Mutex::default(),
+            facade: std::sync::OnceLock::new(),
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
         }
     }
@@ -115,6 +118,9 @@ impl QueueMetrics {
     /// A durable queue's claim took `took`, and failed at `failed` (Unix seconds) if it did.
     pub(crate) fn fetched(&self, took: Duration, failed: Option<f64>) {
         self.fetch.record(&FETCH_BOUNDS, took);
+        if let Some(facade) = self.facade.get() {
+            facade.fetch.record(took.as_secs_f64());
+        }
         match failed {
             Some(at) => {
                 self.fetch_failed.fetch_add(1, Relaxed);
@@ -136,6 +142,9 @@ impl QueueMetrics {
     /// A job waited `wait` from being accepted to its first attempt.
     pub(crate) fn waited(&self, wait: Duration) {
         self.wait.record(&WAIT_BOUNDS, wait);
+        if let Some(facade) = self.facade.get() {
+            facade.wait.record(wait.as_secs_f64());
+        }
     }
 
     pub(crate) fn rejected(&self, reason: Reject) {
