@@ -198,6 +198,7 @@ fn a_scheduled_and_a_queue_worker() -> [Worker; 2] {
 async fn run_the_two_workers() -> String {
     let host = Host::builder()
         .workers(a_scheduled_and_a_queue_worker())
+        .metrics_facade()
         .build()
         .expect("builds");
     let handle = host.handle();

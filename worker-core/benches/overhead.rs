@@ -46,10 +46,10 @@
 //! is usually set up (a page of 10,000 workers takes about 0.4 s of CPU to render). The allocator counts every allocation for the whole run (a few atomic adds per
 //! allocation, on both variants; the allocations per tick are printed beside the CPU).
 //!
-//! The hosts run the bridge to the `metrics` facade as a host does by default: every second it
-//! publishes the workers' counters and gauges into that recorder, and each run records its
-//! duration and lag there too. `OVERHEAD_FACADE=off` runs them without it
-//! (`without_metrics_facade`), which is what the bridge costs by difference.
+//! `OVERHEAD_FACADE=on` runs the hosts with the bridge to the `metrics` facade
+//! (`.metrics_facade()`): every second it publishes the workers' counters and gauges into that
+//! recorder, and each run records its duration and lag there too. The difference with a run
+//! without it is what the bridge costs.
 //!
 //! `OVERHEAD_SAMPLES` (default 5) and `OVERHEAD_WINDOW_MS` (default 2000) shorten a run, for
 //! example under a profiler; `OVERHEAD_ROWS` (default all: `cpu,subscriber,ten_thousand,
@@ -165,8 +165,8 @@ impl RunningHost {
         let mut builder = Host::builder()
             .workers(workers)
             .shutdown_timeout(Duration::from_secs(10));
-        if std::env::var("OVERHEAD_FACADE").as_deref() == Ok("off") {
-            builder = builder.without_metrics_facade();
+        if std::env::var("OVERHEAD_FACADE").as_deref() == Ok("on") {
+            builder = builder.metrics_facade();
         }
         let host = builder.build().expect("the benchmark's host is valid");
         let stop = host.handle();

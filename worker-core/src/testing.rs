@@ -74,8 +74,6 @@ impl TestHost {
     /// `WORKER__*` overrides and the file named by `WORKER_CONFIG`, so a variable in the shell
     /// that runs the tests changes nothing. To test overrides, give them to the builder with
     /// [`config_env`](HostBuilder::config_env) or [`config_file`](HostBuilder::config_file).
-    /// Nor does it publish to the `metrics` facade unless the builder says how often
-    /// ([`metrics_facade_every`](HostBuilder::metrics_facade_every)).
     ///
     /// # Errors
     ///
@@ -87,10 +85,6 @@ impl TestHost {
     pub fn start(builder: HostBuilder) -> Result<Self, Error> {
         let mut builder = builder;
         builder.keep_runs = usize::MAX;
-        // The bridge's ticks would move along with the paused clock, every simulated second.
-        if matches!(builder.facade, crate::observe::facade::Publish::Unset) {
-            builder.facade = crate::observe::facade::Publish::Never;
-        }
         #[cfg(feature = "config")]
         if builder.config.env.is_none() {
             builder.config.env = Some(Vec::new());

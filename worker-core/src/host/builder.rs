@@ -46,8 +46,8 @@ pub struct HostBuilder {
     pub(crate) keep_runs: usize,
     /// Where durable queues keep their jobs.
     backend: Option<Arc<dyn Backend>>,
-    /// How often the bridge publishes to the `metrics` facade.
-    pub(crate) facade: crate::observe::facade::Publish,
+    /// How often the bridge publishes to the `metrics` facade; `None`: it does not run.
+    facade: Option<Duration>,
     /// The recorder of the application's own metrics, served on `/metrics`.
     #[cfg(feature = "prometheus")]
     pub(super) user_metrics: Option<crate::host::recorder::UserMetrics>,
@@ -72,29 +72,31 @@ impl HostBuilder {
             shutdown: CancellationToken::new(),
             keep_runs: crate::observe::tracked::RECENT_RUNS,
             backend: None,
-            facade: crate::observe::facade::Publish::Unset,
+            facade: None,
             #[cfg(feature = "prometheus")]
             user_metrics: None,
         }
     }
 
-    /// How often the workers' counters and gauges are published to the `metrics` facade while
-    /// the host runs (and once more after its workers stopped); default 1 s, from 1 ms to 365
-    /// days. Every recorder the application installed (its own Prometheus exporter, `StatsD`,
-    /// OpenTelemetry) sees every `worker_*` series of the host's page, with the same names,
-    /// labels and help texts. Histograms are recorded sample by sample instead, through handles
-    /// fetched when the host starts: install the recorder before, as with any `metrics` code,
-    /// and give a Prometheus recorder the page's buckets with
-    /// [`worker_buckets`](crate::worker_buckets).
-    pub fn metrics_facade_every(mut self, every: Duration) -> Self {
-        self.facade = crate::observe::facade::Publish::Every(every);
-        self
+    /// Publishes every `worker_*` series to the `metrics` facade as well, so the recorder the
+    /// application installed (its own Prometheus exporter, `StatsD`, OpenTelemetry) sees them
+    /// with the names, labels and help texts of the host's page: counters and gauges every
+    /// second while the host runs and once more after its workers stopped, histograms sample by
+    /// sample. Install the recorder before the host runs: the bridge fetches its handles when
+    /// the host starts, as `metrics` code does. Give a Prometheus recorder the page's buckets
+    /// with [`worker_buckets`](crate::worker_buckets).
+    ///
+    /// Off by default: it costs CPU on every run and every second (the README's figures). The
+    /// bridge waits at least twenty times as long as its last publication took, so it never
+    /// takes more than a twentieth of one core.
+    pub fn metrics_facade(self) -> Self {
+        self.metrics_facade_every(crate::observe::facade::DEFAULT_EVERY)
     }
 
-    /// Publishes nothing to the `metrics` facade: the workers' series are on the host's page
-    /// only.
-    pub fn without_metrics_facade(mut self) -> Self {
-        self.facade = crate::observe::facade::Publish::Never;
+    /// [`metrics_facade`](Self::metrics_facade), publishing counters and gauges every `every`
+    /// (from 1 ms to 365 days) rather than every second.
+    pub fn metrics_facade_every(mut self, every: Duration) -> Self {
+        self.facade = Some(every);
         self
     }
 
@@ -293,7 +295,6 @@ impl HostBuilder {
         } = self;
         let now = start_time.unwrap_or_else(SystemTime::now);
         check_host("shutdown_timeout", shutdown_timeout)?;
-        let facade = facade.every();
         if let Some(every) = facade {
             check_host("metrics_facade_every", every)?;
         }

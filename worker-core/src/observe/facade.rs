@@ -16,7 +16,7 @@
 //! A recorder configured with [`worker_buckets`](crate::worker_buckets) has the page's bucket
 //! bounds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -28,24 +28,10 @@ use crate::observe::outcome::Outcome;
 /// How often counters and gauges are published by default: 1 s.
 pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(1);
 
-/// How often a host's bridge publishes, as its builder was told.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Publish {
-    /// Every [`DEFAULT_EVERY`]; never under the test harness, whose clock is paused.
-    Unset,
-    Every(Duration),
-    Never,
-}
-
-impl Publish {
-    pub(crate) fn every(self) -> Option<Duration> {
-        match self {
-            Self::Unset => Some(DEFAULT_EVERY),
-            Self::Every(every) => Some(every),
-            Self::Never => None,
-        }
-    }
-}
+/// The bridge waits at least this many times as long as its last publication took, so it never
+/// takes more than a twentieth of one core (with thousands of workers, publications are spaced
+/// out beyond the interval asked for).
+const MAX_SHARE: u32 = 20;
 
 /// A worker's histogram handles: run durations by result, and the schedule's lag.
 pub(crate) struct RunHistograms {
@@ -115,16 +101,19 @@ pub(crate) fn start(board: Arc<Board>, every: Duration) -> Bridge {
             let mut publisher = Publisher::default();
             let (flag, wake) = &*stopped;
             let mut flag = flag.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut wait = every;
             loop {
                 flag = wake
-                    .wait_timeout(flag, every)
+                    .wait_timeout(flag, wait)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
                 if *flag {
                     return publisher;
                 }
                 drop(flag);
+                let began = std::time::Instant::now();
                 publisher.publish(&board.render_workers(board.now()));
+                wait = every.max(began.elapsed().saturating_mul(MAX_SHARE));
                 flag = stopped.0.lock().unwrap_or_else(PoisonError::into_inner);
             }
         });
@@ -171,6 +160,14 @@ impl Drop for Bridge {
 struct Publisher {
     /// Families described to the recorder already.
     described: HashSet<String>,
+    /// Every series' handle, by its text on the page (`name{labels}`): fetched from the
+    /// recorder once, on the first publication.
+    handles: HashMap<Box<str>, Handle>,
+}
+
+enum Handle {
+    Counter(metrics::Counter),
+    Gauge(metrics::Gauge),
 }
 
 /// What a family's samples are published as.
@@ -198,17 +195,26 @@ impl Publisher {
                 };
                 self.describe(name, kind, help);
             } else if kind != Kind::Histogram
-                && let Some((name, labels, value)) = sample(line)
+                && let Some((series, value)) = line.rsplit_once(' ')
+                && let Ok(value) = value.parse::<f64>()
             {
-                if kind == Kind::Counter {
+                if !self.handles.contains_key(series) {
+                    let Some(handle) = register(kind, series) else {
+                        continue;
+                    };
+                    self.handles.insert(series.into(), handle);
+                }
+                let Some(handle) = self.handles.get(series) else {
+                    continue;
+                };
+                match handle {
                     #[allow(
                         clippy::cast_possible_truncation,
                         clippy::cast_sign_loss,
                         reason = "counters are written as whole non-negative numbers"
                     )]
-                    metrics::counter!(name.to_owned(), labels).absolute(value as u64);
-                } else {
-                    metrics::gauge!(name.to_owned(), labels).set(value);
+                    Handle::Counter(counter) => counter.absolute(value as u64),
+                    Handle::Gauge(gauge) => gauge.set(value),
                 }
             }
         }
@@ -227,12 +233,19 @@ impl Publisher {
     }
 }
 
-/// One sample line, `name{key="value",...} number`, with its label values unescaped.
-fn sample(line: &str) -> Option<(&str, Vec<Label>, f64)> {
-    let (series, value) = line.rsplit_once(' ')?;
-    let value = value.parse().ok()?;
+/// The recorder's handle of `series`, as written on the page.
+fn register(kind: Kind, series: &str) -> Option<Handle> {
+    let (name, labels) = series_labels(series)?;
+    Some(match kind {
+        Kind::Counter => Handle::Counter(metrics::counter!(name.to_owned(), labels)),
+        _ => Handle::Gauge(metrics::gauge!(name.to_owned(), labels)),
+    })
+}
+
+/// A series as written on the page, `name{key="value",...}`, with its label values unescaped.
+fn series_labels(series: &str) -> Option<(&str, Vec<Label>)> {
     let Some((name, mut rest)) = series.split_once('{') else {
-        return Some((series, Vec::new(), value));
+        return Some((series, Vec::new()));
     };
     let mut labels = Vec::new();
     while let Some((key, after)) = rest.split_once("=\"") {
@@ -251,7 +264,7 @@ fn sample(line: &str) -> Option<(&str, Vec<Label>, f64)> {
         labels.push(Label::new(key.to_owned(), text));
         rest = after[end + 1..].trim_start_matches(',');
     }
-    Some((name, labels, value))
+    Some((name, labels))
 }
 
 /// `page` without the families named `worker_*`: the application's page, when the bridge
@@ -280,17 +293,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn samples_are_read_back_with_their_labels_unescaped() {
-        let (name, labels, value) =
-            sample(r#"worker_runs_total{worker="a\"b\\c\nd",result="success"} 7"#).unwrap();
-        assert_eq!((name, value), ("worker_runs_total", 7.0));
+    fn series_are_read_back_with_their_labels_unescaped() {
+        let (name, labels) =
+            series_labels(r#"worker_runs_total{worker="a\"b\\c\nd",result="success"}"#).unwrap();
+        assert_eq!(name, "worker_runs_total");
         let labels: Vec<(&str, &str)> = labels.iter().map(|l| (l.key(), l.value())).collect();
         assert_eq!(labels, [("worker", "a\"b\\c\nd"), ("result", "success")]);
         assert_eq!(
-            sample("worker_up 1.5").map(|(n, l, v)| (n, l.len(), v)),
-            Some(("worker_up", 0, 1.5))
+            series_labels("worker_up").map(|(n, l)| (n, l.len())),
+            Some(("worker_up", 0))
         );
-        assert!(sample("worker_runs_total{worker=\"open").is_none());
+        assert!(series_labels("worker_runs_total{worker=\"open").is_none());
     }
 
     #[cfg(feature = "prometheus")]
