@@ -329,3 +329,47 @@ async fn a_host_without_the_factory_refuses_to_build_and_says_which_registration
         "{err}"
     );
 }
+
+/// A second transactional resource of the same fake database, built after [`Tx`].
+#[derive(Debug)]
+struct Outbox(Tx);
+
+#[worker(every = "1h")]
+async fn writes_twice(mut tx: ScopedMut<Tx>, mut outbox: ScopedMut<Outbox>) {
+    tx.write("order 1");
+    outbox.0.write("order 1 shipped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_commit_rolls_back_the_resources_finished_after_it() {
+    let ledger = Arc::new(Ledger::default());
+    ledger.failing_commits.store(1, Ordering::SeqCst);
+    let begin = Arc::clone(&ledger);
+    let builder = transactional(&ledger).scoped_mut(
+        move |ctx: Ctx| {
+            let ledger = Arc::clone(&begin);
+            async move {
+                Ok::<_, BoxError>(Outbox(Tx {
+                    ledger,
+                    attempt: ctx.attempt(),
+                    writes: Vec::new(),
+                    done: false,
+                }))
+            }
+        },
+        |outbox: Outbox, outcome: Outcome| async move {
+            match outcome {
+                Outcome::Success => outbox.0.commit().await,
+                other => outbox.0.rollback(other).await,
+            }
+        },
+    );
+    let run = run_once(writes_twice, builder).await.unwrap();
+    assert_eq!(run.result, Outcome::Failure);
+    assert_eq!(
+        ledger.events(),
+        ["a1 commit failed", "a1 rollback after failure"],
+        "the newest first; the older one sees the failed commit"
+    );
+    assert!(ledger.committed().is_empty());
+}

@@ -298,8 +298,7 @@ impl<B: Body> Runner<'_, B> {
         let attempt = match finishing {
             None => attempt,
             Some(finishing) => {
-                let outcome = self.outcome(&attempt, token.as_ref());
-                self.finish_resources(&finishing, outcome, attempt)
+                self.finish_resources(&finishing, token.as_ref(), attempt)
                     .instrument(span.clone())
                     .await
             }
@@ -334,15 +333,17 @@ impl<B: Body> Runner<'_, B> {
 
     /// Hands the attempt's [`ScopedMut`](crate::ScopedMut) resources to their finish steps,
     /// newest first. After a success, the first finish step that does not succeed decides the
-    /// attempt (a failed commit fails it); otherwise their failures are only logged.
+    /// attempt (a failed commit fails it), and the older resources are finished with that
+    /// outcome; the failures of later finish steps are only logged.
     async fn finish_resources(
         &self,
         finishing: &Finishing,
-        outcome: Outcome,
+        job: Option<&CancellationToken>,
         mut attempt: Attempt,
     ) -> Attempt {
-        for closed in finishing.close(outcome) {
-            let (resource, finish) = match closed {
+        for slot in finishing.slots() {
+            let outcome = self.outcome(&attempt, job);
+            let (resource, finish) = match slot.close(outcome) {
                 Closed::Nothing => continue,
                 Closed::Leaked(resource) => {
                     tracing::warn!(

@@ -85,6 +85,16 @@ trait Close: Send + Sync {
     fn close(&self, outcome: Outcome) -> Closed;
 }
 
+/// A slot of an attempt that has ended.
+pub(crate) struct Closing(Arc<dyn Close>);
+
+impl Closing {
+    /// Closes the slot: what it held is finished with `outcome`, or was not there.
+    pub(crate) fn close(&self, outcome: Outcome) -> Closed {
+        self.0.close(outcome)
+    }
+}
+
 /// What closing a slot found.
 pub(crate) enum Closed {
     /// The value was back: its finish step.
@@ -121,14 +131,15 @@ pub(crate) struct Finishing {
 }
 
 impl Finishing {
-    /// Closes every slot, newest first: the finish steps to run, and the handles that leaked.
-    pub(crate) fn close(&self, outcome: Outcome) -> Vec<Closed> {
+    /// Every slot, newest first, to close one after the other: each with the outcome the
+    /// attempt has once the newer ones are finished (a failed commit fails it).
+    pub(crate) fn slots(&self) -> Vec<Closing> {
         let entries =
             std::mem::take(&mut *self.entries.lock().unwrap_or_else(PoisonError::into_inner));
         entries
-            .iter()
+            .into_iter()
             .rev()
-            .map(|entry| entry.close.close(outcome))
+            .map(|entry| Closing(entry.close))
             .collect()
     }
 
