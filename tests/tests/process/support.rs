@@ -22,13 +22,13 @@ pub(crate) const QUICKSTART_WORKERS: &[&str] = &[
     "cache_cleanup",
 ];
 
-/// Builds the examples once per test binary (cargo makes this a no-op when they are fresh) and
-/// returns the path of `name`.
+/// Builds the examples once per test binary and returns the path of `name`. The command is the
+/// one `scripts/test` runs before the tests, so cargo finds them fresh there and builds nothing.
 pub(crate) fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "worker-examples", "--examples"])
+            .args(["build", "--quiet", "--workspace", "--examples", "--all-features"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the examples failed");
