@@ -28,7 +28,13 @@ pub(crate) fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--workspace", "--examples", "--all-features"])
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--examples",
+                "--all-features",
+            ])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the examples failed");
