@@ -193,8 +193,8 @@ fn a_scheduled_and_a_queue_worker() -> [Worker; 2] {
     [scheduled, queue]
 }
 
-/// Runs the two workers for 55 simulated seconds with 5 jobs sent, then stops; the host's own
-/// page at the end.
+/// Runs the two workers for 55 simulated seconds with 5 jobs sent, and a third one added once
+/// the host runs, then stops; the host's own page at the end.
 async fn run_the_two_workers() -> String {
     let host = Host::builder()
         .workers(a_scheduled_and_a_queue_worker())
@@ -207,6 +207,10 @@ async fn run_the_two_workers() -> String {
     for n in 0..5 {
         emails.send(n).await.expect("sent");
     }
+    let added = Worker::builder("tenant_acme")
+        .every(Duration::from_secs(10))
+        .handler(|| async {});
+    handle.add_worker(added).await.expect("added");
     running.await.expect("joins").expect("stops cleanly");
     handle.render_metrics()
 }
@@ -410,6 +414,15 @@ fn check_captured(captured: &Captured) {
         counter("worker_admin_refused_total{reason=unauthorized}"),
         Some(0)
     );
+    assert_eq!(
+        counter("worker_runs_total{worker=tenant_acme,result=success}"),
+        Some(6),
+        "a worker added at run time reaches the recorder too"
+    );
+    assert_eq!(
+        counter("worker_workers_changed_total{change=added}"),
+        Some(1)
+    );
 
     let gauge = |series: &str| {
         let gauges = captured.gauges.lock().unwrap();
@@ -455,6 +468,10 @@ fn check_captured(captured: &Captured) {
     assert_eq!(
         samples("worker_queue_wait_seconds{worker=send_email}"),
         Some(5)
+    );
+    assert_eq!(
+        samples("worker_run_duration_seconds{worker=tenant_acme,result=success}"),
+        Some(6)
     );
 
     let described = captured.described.lock().unwrap();

@@ -81,6 +81,19 @@ pub(crate) enum Kind {
     UnknownWorker(String),
     /// Run now was asked of a worker that cannot run: failed, stopped, or its host stopping.
     NotRunning { worker: String, why: String },
+    /// A worker could not be added to or removed from its host: the host stopped, or the
+    /// worker is being removed already.
+    Roster {
+        worker: String,
+        action: &'static str,
+        why: String,
+    },
+    /// A removed worker's runs were still going at the shutdown timeout and were aborted.
+    RemoveTimeout {
+        timeout: std::time::Duration,
+        /// The one worker removed.
+        overran: Vec<String>,
+    },
     /// The HTTP listener could not be bound.
     #[cfg_attr(not(feature = "http"), allow(dead_code, reason = "only `serve` binds"))]
     Bind {
@@ -213,16 +226,22 @@ impl Error {
     }
 
     /// Run now was asked of a worker that cannot run: it failed or stopped, or its host is
-    /// stopping.
+    /// stopping. Also: a worker was to be added to or removed from a host that stopped (or is
+    /// stopping), or removed while it is being removed already.
     #[must_use]
     pub fn is_not_running(&self) -> bool {
-        matches!(self.kind, Kind::NotRunning { .. })
+        matches!(self.kind, Kind::NotRunning { .. } | Kind::Roster { .. })
     }
 
-    /// Shutdown hit its deadline and aborted the workers named by [`Error::overran`].
+    /// Shutdown hit its deadline and aborted the workers named by [`Error::overran`]; or
+    /// [`HostHandle::remove_worker`](crate::HostHandle::remove_worker) did, for the worker
+    /// it removed.
     #[must_use]
     pub fn is_shutdown_timeout(&self) -> bool {
-        matches!(self.kind, Kind::ShutdownTimeout { .. })
+        matches!(
+            self.kind,
+            Kind::ShutdownTimeout { .. } | Kind::RemoveTimeout { .. }
+        )
     }
 
     /// [`HostBuilder::install_recorder`](crate::HostBuilder::install_recorder) found a global
@@ -252,7 +271,7 @@ impl Error {
     #[must_use]
     pub fn overran(&self) -> &[String] {
         match &self.kind {
-            Kind::ShutdownTimeout { overran, .. } => overran,
+            Kind::ShutdownTimeout { overran, .. } | Kind::RemoveTimeout { overran, .. } => overran,
             _ => &[],
         }
     }
@@ -270,7 +289,9 @@ impl Error {
             | Kind::Missing { worker, .. }
             | Kind::DuplicateName(worker)
             | Kind::UnknownWorker(worker)
-            | Kind::NotRunning { worker, .. } => Some(worker),
+            | Kind::NotRunning { worker, .. }
+            | Kind::Roster { worker, .. } => Some(worker),
+            Kind::RemoveTimeout { overran, .. } => overran.first().map(String::as_str),
             #[cfg(feature = "config")]
             Kind::Override {
                 worker: Some(worker),
@@ -356,6 +377,18 @@ impl fmt::Display for Error {
             Kind::NotRunning { worker, why } => {
                 write!(f, "worker `{worker}` cannot run now: {why}")
             }
+            Kind::Roster {
+                worker,
+                action,
+                why,
+            } => write!(f, "cannot {action} the worker `{worker}`: {why}"),
+            Kind::RemoveTimeout { timeout, overran } => write!(
+                f,
+                "removed the worker `{}` after aborting its runs: they overran its stop budget \
+                 or the host's shutdown timeout ({})",
+                overran.join(", "),
+                humantime::format_duration(*timeout)
+            ),
             Kind::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
             Kind::Recorder(why) => write!(f, "cannot install the metrics recorder: {why}"),
             Kind::ShutdownTimeout { timeout, overran } => write!(

@@ -286,7 +286,7 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    fn parse(page: &str) -> Self {
+    pub(crate) fn parse(page: &str) -> Self {
         let mut samples = HashMap::new();
         let mut types = HashMap::new();
         let mut described = Vec::new();

@@ -22,6 +22,7 @@ mod properties;
 mod queues;
 mod registration;
 mod retry;
+mod roster;
 mod run_ids;
 mod schedule;
 mod scope;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::durable::Backend;
 use crate::durable::consume::Durable;
 use crate::error::{BoxError, Error, Kind};
+use crate::host::roster::{Checks, Roster};
 #[cfg(feature = "http")]
 use crate::host::serving::Serving;
 use crate::host::signals::Target;
@@ -315,7 +316,8 @@ impl HostBuilder {
             return Ok(None);
         };
         // Once every queue is known: a `Queue<T>` argument needs one.
-        let checked_with_registries = check_requirements(checked, &Arc::new(registry))?;
+        let registry = Arc::new(registry);
+        let checked_with_registries = check_requirements(checked, &registry)?;
         #[cfg(feature = "http")]
         let crate::host::serving::Bound {
             listener,
@@ -331,28 +333,8 @@ impl HostBuilder {
         let recorder = None;
         let workers: Vec<Prepared> = checked_with_registries
             .into_iter()
-            .map(|(checked, launch, queue, lease, registry)| {
-                let tracked = Arc::new(Tracked::new(Declared {
-                    name: &checked.spec.name,
-                    schedule: checked.trigger.to_string(),
-                    gates_readiness: checked.spec.gates_readiness,
-                    gates_liveness: checked.spec.gates_liveness,
-                    stale_after: checked.stale_after(now),
-                    keep: keep_runs,
-                    queue: queue.clone(),
-                    lease,
-                }));
-                Prepared {
-                    env: Arc::new(WorkerEnv {
-                        name: checked.spec.name.clone(),
-                        registry,
-                        tracked: tracked.clone(),
-                    }),
-                    tracked,
-                    checked,
-                    launch,
-                    queue,
-                }
+            .map(|(checked, launch, queue, lease, own)| {
+                prepare(checked, launch, queue, lease, own, keep_runs, now)
             })
             .collect();
         let board = Arc::new(Board::new(
@@ -360,9 +342,16 @@ impl HostBuilder {
             recorder,
             admin_token,
         ));
+        let roster = Arc::new(Roster::new(Checks {
+            registry,
+            backend,
+            keep_runs,
+            facade: facade.is_some(),
+        }));
         Ok(Some(Host {
             workers,
             board,
+            roster: crate::host::roster::Ended(roster),
             shutdown_timeout,
             #[cfg(feature = "http")]
             listener,
@@ -432,23 +421,68 @@ fn check_requirements(
 ) -> Result<Vec<ReadyWorker>, Error> {
     let mut with_registries = Vec::with_capacity(checked.len());
     for (spec, requirements, launch, queue, lease, states) in checked {
-        let own = if states.is_empty() {
-            Arc::clone(registry)
-        } else {
-            Arc::new(Registry::layered(registry, states))
-        };
-        for requirement in &requirements {
-            (requirement.check)(&own).map_err(|message| {
-                Error::new(Kind::Missing {
-                    worker: spec.spec.name.to_string(),
-                    argument: requirement.argument.clone(),
-                    message,
-                })
-            })?;
-        }
+        let own = own_registry(&spec, &requirements, states, registry)?;
         with_registries.push((spec, launch, queue, lease, own));
     }
     Ok(with_registries)
+}
+
+/// A worker's registry, its own state first and then the host's, after checking that every
+/// argument finds there what it needs.
+pub(super) fn own_registry(
+    checked: &Checked,
+    requirements: &[Requirement],
+    states: StateMap,
+    registry: &Arc<Registry>,
+) -> Result<Arc<Registry>, Error> {
+    let own = if states.is_empty() {
+        Arc::clone(registry)
+    } else {
+        Arc::new(Registry::layered(registry, states))
+    };
+    for requirement in requirements {
+        (requirement.check)(&own).map_err(|message| {
+            Error::new(Kind::Missing {
+                worker: checked.spec.name.to_string(),
+                argument: requirement.argument.clone(),
+                message,
+            })
+        })?;
+    }
+    Ok(own)
+}
+
+/// A checked worker with what it is tracked by, ready to start.
+pub(super) fn prepare(
+    checked: Checked,
+    launch: Spawn,
+    queue: Option<Arc<Channel>>,
+    lease: Option<Arc<Singleton>>,
+    registry: Arc<Registry>,
+    keep_runs: usize,
+    now: SystemTime,
+) -> Prepared {
+    let tracked = Arc::new(Tracked::new(Declared {
+        name: &checked.spec.name,
+        schedule: checked.trigger.to_string(),
+        gates_readiness: checked.spec.gates_readiness,
+        gates_liveness: checked.spec.gates_liveness,
+        stale_after: checked.stale_after(now),
+        keep: keep_runs,
+        queue: queue.clone(),
+        lease,
+    }));
+    Prepared {
+        env: Arc::new(WorkerEnv {
+            name: checked.spec.name.clone(),
+            registry,
+            tracked: tracked.clone(),
+        }),
+        tracked,
+        checked,
+        launch,
+        queue,
+    }
 }
 
 /// Checks each worker's declaration and makes its queue, registered in `registry`; `None` when
@@ -492,7 +526,7 @@ fn check_workers(
 /// The queue of a queue worker, after checking that its body takes the queue's jobs, that its
 /// hooks take its payload type, and that no other worker consumes a queue of that name; `None`
 /// for a worker on a schedule, which must take no job.
-fn channel(
+pub(super) fn channel(
     checked: &Checked,
     requirements: &[Requirement],
     binding: QueueBinding,
@@ -578,7 +612,7 @@ fn channel(
 }
 
 /// The lease of a singleton worker, in the host's backend; `None` for other workers.
-fn lease(
+pub(super) fn lease(
     checked: &Checked,
     backend: Option<&Arc<dyn Backend>>,
 ) -> Result<Option<Arc<Singleton>>, Error> {

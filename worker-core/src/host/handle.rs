@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Kind};
+use crate::host::roster::Roster;
 use crate::observe::board::Board;
 use crate::observe::health::{self, Probe};
 use crate::observe::metrics::Action;
@@ -17,6 +18,7 @@ use crate::observe::tracked::Tracked;
 use crate::observe::{SkipReason, WorkerState};
 use crate::queue::Queue;
 use crate::supervise::Requested;
+use crate::worker::IntoWorker;
 
 /// A handle to a [`Host`](crate::Host), made by [`Host::handle`](crate::Host::handle); cloning is
 /// cheap.
@@ -28,6 +30,7 @@ use crate::supervise::Requested;
 pub struct HostHandle {
     shutdown: CancellationToken,
     pub(crate) board: Arc<Board>,
+    roster: Arc<Roster>,
 }
 
 /// Who asked for an admin action, for its log line.
@@ -51,8 +54,12 @@ impl Origin {
 }
 
 impl HostHandle {
-    pub(crate) fn new(shutdown: CancellationToken, board: Arc<Board>) -> Self {
-        Self { shutdown, board }
+    pub(crate) fn new(shutdown: CancellationToken, board: Arc<Board>, roster: Arc<Roster>) -> Self {
+        Self {
+            shutdown,
+            board,
+            roster,
+        }
     }
 
     /// Asks the host to stop gracefully; returns at once.
@@ -105,6 +112,75 @@ impl HostHandle {
         self.act(name, Action::Resume, Origin::Handle).map(drop)
     }
 
+    /// Adds a worker to the running host: a tenant onboarded, a shard more. It is checked as
+    /// [`HostBuilder::build`](crate::HostBuilder::build) checks the workers it is given (its
+    /// declaration, a unique name, its queue, the state and resources its arguments need), then
+    /// started, its schedule counting from now; its series, health checks and dashboard row
+    /// appear at once, and `worker_workers_changed_total{change="added"}` counts it.
+    ///
+    /// Asked before the host runs, it waits for the host to start: await it from a task of its
+    /// own, not before calling `run`.
+    ///
+    /// ```
+    /// use worker_core::{Ctx, Host, Worker};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), worker_core::Error> {
+    /// let host = Host::builder().build()?;
+    /// let handle = host.handle();
+    /// let onboarding = tokio::spawn(async move {
+    ///     let tenant = Worker::builder("invoices-acme")
+    ///         .every(Duration::from_secs(60))
+    ///         .handler(|ctx: Ctx| async move { tracing::info!(run = ctx.run_id(), "invoicing") });
+    ///     handle.add_worker(tenant).await?;
+    ///     // ... and when the tenant leaves:
+    ///     handle.remove_worker("invoices-acme").await?;
+    ///     handle.shutdown();
+    ///     Ok::<_, worker_core::Error>(())
+    /// });
+    /// host.run_until(std::future::pending()).await?;
+    /// onboarding.await.expect("onboarding ran")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Configuration overrides (file and environment) are read when the host is built, for the
+    /// workers it is built with: an added worker runs as declared. A `Queue<T>` argument of an
+    /// added worker finds the queues of the workers the host was built with.
+    ///
+    /// # Errors
+    ///
+    /// What [`build`](crate::HostBuilder::build) refuses: an invalid declaration, a name the
+    /// host has already ([`is_duplicate_name`](Error::is_duplicate_name)), a queue another
+    /// worker consumes, an argument whose state or factory was never registered, a durable or
+    /// singleton worker on a host without a backend. And when the host stopped, or stops,
+    /// before the worker could start ([`is_not_running`](Error::is_not_running)).
+    pub async fn add_worker(&self, worker: impl IntoWorker) -> Result<(), Error> {
+        self.roster.add(worker.into_worker(), &self.board).await
+    }
+
+    /// Removes the worker `name` from the running host, as the host's shutdown would stop it:
+    /// no new runs start, its runs in flight see their cancellation token cancelled and get
+    /// its `stop_budget` (or the host's shutdown timeout) to end, a queue worker drains and
+    /// hands over its queue, a singleton gives up its lease. Returns once it stopped; its
+    /// series, health checks and dashboard row are gone then, and
+    /// `worker_workers_changed_total{change="removed"}` counts it.
+    ///
+    /// The removal goes on if the returned future is dropped; the host's shutdown waits for it.
+    /// Asked before the host runs, it waits for the host to start.
+    ///
+    /// # Errors
+    ///
+    /// When the host has no worker `name` ([`is_unknown_worker`](Error::is_unknown_worker)), it
+    /// is being removed already, or the host stopped or stops
+    /// ([`is_not_running`](Error::is_not_running)); when its runs overran and were aborted
+    /// ([`is_shutdown_timeout`](Error::is_shutdown_timeout)), the worker is removed all the
+    /// same.
+    pub async fn remove_worker(&self, name: &str) -> Result<(), Error> {
+        self.roster.remove(name, &self.board).await
+    }
+
     /// The producer's end of the queue `name`, whose jobs carry a `T`.
     ///
     /// ```
@@ -132,7 +208,8 @@ impl HostHandle {
     /// When no worker consumes a queue of that name, or its jobs carry another type
     /// ([`is_unknown_queue`](Error::is_unknown_queue)); the error names both.
     pub fn queue<T: Send + Sync + 'static>(&self, name: &str) -> Result<Queue<T>, Error> {
-        let queues = || self.board.workers().iter().filter_map(|w| w.queue.as_ref());
+        let workers = self.board.workers();
+        let queues = || workers.iter().filter_map(|w| w.queue.as_ref());
         let Some(channel) = queues().find(|q| &*q.name == name) else {
             return Err(Error::new(Kind::UnknownQueue {
                 queue: name.to_owned(),
@@ -374,7 +451,7 @@ impl HostHandle {
         Ok(request)
     }
 
-    fn tracked(&self, name: &str) -> Result<&Arc<Tracked>, Error> {
+    fn tracked(&self, name: &str) -> Result<Arc<Tracked>, Error> {
         self.board
             .worker(name)
             .ok_or_else(|| Error::new(Kind::UnknownWorker(name.to_owned())))

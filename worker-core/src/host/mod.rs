@@ -5,6 +5,7 @@ pub(crate) mod handle;
 mod log;
 #[cfg(feature = "prometheus")]
 pub(crate) mod recorder;
+pub(crate) mod roster;
 #[cfg(feature = "http")]
 pub(crate) mod serving;
 pub(crate) mod signals;
@@ -17,7 +18,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,6 +51,8 @@ pub(super) struct Prepared {
 pub struct Host {
     pub(super) workers: Vec<Prepared>,
     pub(super) board: Arc<Board>,
+    /// Where workers are added and removed once the host runs.
+    pub(super) roster: roster::Ended,
     pub(super) shutdown_timeout: Duration,
     #[cfg(feature = "http")]
     pub(super) listener: Option<serving::Listener>,
@@ -88,7 +90,11 @@ impl Host {
     /// its metrics. Cloning is cheap.
     #[must_use]
     pub fn handle(&self) -> HostHandle {
-        HostHandle::new(self.shutdown.clone(), self.board.clone())
+        HostHandle::new(
+            self.shutdown.clone(),
+            self.board.clone(),
+            self.roster.0.clone(),
+        )
     }
 
     #[cfg(feature = "http")]
@@ -164,6 +170,7 @@ impl Host {
         let Self {
             workers,
             board,
+            roster,
             shutdown_timeout,
             #[cfg(feature = "http")]
             listener,
@@ -178,7 +185,7 @@ impl Host {
         #[cfg(feature = "http")]
         let server = match listener {
             Some((listener, limits)) => {
-                let handle = HostHandle::new(shutdown.clone(), board.clone());
+                let handle = HostHandle::new(shutdown.clone(), board.clone(), roster.0.clone());
                 Some(crate::http::serve::start(listener, &handle, limits)?)
             }
             None => None,
@@ -197,8 +204,15 @@ impl Host {
         let tracker = TaskTracker::new();
         let running = start_workers(workers, &tracker, &link, started, clock, &shutdown);
         tracker.close();
+        let count = running.len();
+        roster.0.run(roster::Live {
+            tracker: tracker.clone(),
+            link: link.clone(),
+            clock,
+            loops: running,
+        });
         board.set_state(HostState::Running);
-        tracing::info!(workers = running.len(), "host started");
+        tracing::info!(workers = count, "host started");
 
         shutdown.cancelled().await;
         if let Some(signal) = subscription
@@ -216,7 +230,9 @@ impl Host {
             "stopping: no new runs start, in-flight runs are cancelled"
         );
         board.set_state(HostState::Stopping);
-        for worker in board.workers() {
+        // No worker comes or goes from now on; those being removed stop on their own.
+        let running = roster.0.end();
+        for worker in board.workers().iter() {
             worker.control.stop();
         }
         let stopped = tokio::time::timeout(shutdown_timeout, tracker.wait()).await;
@@ -266,8 +282,8 @@ fn start_workers(
     started: Instant,
     clock: Clock,
     shutdown: &CancellationToken,
-) -> Vec<(Arc<str>, JoinHandle<()>)> {
-    let mut running: Vec<(Arc<str>, JoinHandle<()>)> = Vec::with_capacity(workers.len());
+) -> Vec<roster::Loop> {
+    let mut running: Vec<roster::Loop> = Vec::with_capacity(workers.len());
     let mut not_started = 0_usize;
     for (i, prepared) in workers.into_iter().enumerate() {
         // A stop asked for while thousands of workers start stops the start.
@@ -276,25 +292,7 @@ fn start_workers(
             not_started += 1;
             continue;
         }
-        let Prepared {
-            checked,
-            launch: spawn,
-            env,
-            tracked,
-            queue,
-        } = prepared;
-        log_worker(&checked);
-        let name = env.name.clone();
-        let launch = Launch {
-            env,
-            queue,
-            checked,
-            tracked,
-            started,
-            clock,
-            host: link.clone(),
-        };
-        running.push((name, spawn(launch, tracker)));
+        running.push(start(prepared, tracker, link, started, clock));
     }
     if not_started > 0 {
         tracing::info!(
@@ -303,6 +301,35 @@ fn start_workers(
         );
     }
     running
+}
+
+/// Spawns a worker's loop on `tracker`, its schedule counting from `started`.
+pub(super) fn start(
+    prepared: Prepared,
+    tracker: &TaskTracker,
+    link: &HostLink,
+    started: Instant,
+    clock: Clock,
+) -> roster::Loop {
+    let Prepared {
+        checked,
+        launch: spawn,
+        env,
+        tracked,
+        queue,
+    } = prepared;
+    log_worker(&checked);
+    let name = env.name.clone();
+    let launch = Launch {
+        env,
+        queue,
+        checked,
+        tracked,
+        started,
+        clock,
+        host: link.clone(),
+    };
+    (name, spawn(launch, tracker))
 }
 
 /// Accounts for a worker the host stopped before starting it: it shows `stopped`, and its first
@@ -335,7 +362,7 @@ fn never_started(prepared: &Prepared) {
 async fn outcome(
     report: Report,
     drained: bool,
-    running: Vec<(Arc<str>, JoinHandle<()>)>,
+    running: Vec<roster::Loop>,
     shutdown_timeout: Duration,
 ) -> (Result<(), Error>, bool) {
     if !report.escalated.is_empty() && drained {
@@ -383,7 +410,7 @@ async fn outcome(
 
 /// How long the host waits for the runs it aborted at the deadline to be dropped: well within
 /// [`SHUTDOWN_GRACE`].
-const ABORT_WAIT: Duration = Duration::from_millis(500);
+pub(super) const ABORT_WAIT: Duration = Duration::from_millis(500);
 
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -167,8 +167,8 @@ pub(crate) fn running(board: Option<&Board>) -> String {
     let Some(board) = board else {
         return "none: the host was still being built".to_owned();
     };
-    let names: Vec<&str> = board
-        .workers()
+    let workers = board.workers();
+    let names: Vec<&str> = workers
         .iter()
         .filter(|worker| worker.metrics.active() > 0)
         .map(|worker| &*worker.name)

@@ -1,7 +1,7 @@
 //! Every worker of a host, with the host's state: what the handle and the HTTP surface read.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use crate::observe::exposition::{self, Rendered};
@@ -21,7 +21,11 @@ pub(crate) type Recorder = std::convert::Infallible;
 /// Every worker of a host, in registration order, with the host's state, its admin token and
 /// the recorder of user metrics.
 pub(crate) struct Board {
-    workers: Vec<Arc<Tracked>>,
+    /// Replaced (copied on write) when a worker is added or removed while the host runs:
+    /// readers take the list in one step and never hold the lock.
+    workers: RwLock<Arc<Vec<Arc<Tracked>>>>,
+    /// Workers added and removed while the host ran: [`Change`] indexes it.
+    pub(crate) changes: [AtomicU64; 2],
     recorder: Option<Recorder>,
     pub(crate) admin_token: Option<String>,
     state: AtomicU8,
@@ -44,7 +48,7 @@ pub(crate) struct Board {
 impl std::fmt::Debug for Board {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Board")
-            .field("workers", &self.workers.len())
+            .field("workers", &self.workers().len())
             .field("state", &self.state())
             .field(
                 "admin_token",
@@ -61,7 +65,8 @@ impl Board {
         admin_token: Option<String>,
     ) -> Self {
         Self {
-            workers,
+            workers: RwLock::new(Arc::new(workers)),
+            changes: Default::default(),
             recorder,
             admin_token,
             state: AtomicU8::new(HostState::Starting as u8),
@@ -101,12 +106,27 @@ impl Board {
         )
     }
 
-    pub(crate) fn workers(&self) -> &[Arc<Tracked>] {
-        &self.workers
+    /// Every worker now, in registration order (workers added while the host runs last).
+    pub(crate) fn workers(&self) -> Arc<Vec<Arc<Tracked>>> {
+        Arc::clone(&self.workers.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub(crate) fn worker(&self, name: &str) -> Option<&Arc<Tracked>> {
-        self.workers.iter().find(|w| &*w.name == name)
+    pub(crate) fn worker(&self, name: &str) -> Option<Arc<Tracked>> {
+        self.workers().iter().find(|w| &*w.name == name).cloned()
+    }
+
+    /// Shows one more worker on every page, probe and list, and counts it.
+    pub(crate) fn add(&self, worker: Arc<Tracked>) {
+        let mut workers = self.workers.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::make_mut(&mut workers).push(worker);
+        self.changes[Change::Added as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes a worker off every page, probe and list, and counts it.
+    pub(crate) fn remove(&self, worker: &Arc<Tracked>) {
+        let mut workers = self.workers.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::make_mut(&mut workers).retain(|w| !Arc::ptr_eq(w, worker));
+        self.changes[Change::Removed as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     #[cfg(all(feature = "http", feature = "prometheus"))]
@@ -127,7 +147,7 @@ impl Board {
 
     /// Every worker's status at `now` (Unix seconds).
     pub(crate) fn statuses(&self, now: f64) -> Vec<WorkerStatus> {
-        self.workers.iter().map(|w| w.status(now)).collect()
+        self.workers().iter().map(|w| w.status(now)).collect()
     }
 
     /// The Prometheus text exposition: metrics recorded through the `metrics` facade, when the
@@ -168,9 +188,10 @@ impl Board {
     }
 
     fn render_workers_into(&self, out: &mut String, now: f64) {
+        let workers = self.workers();
         exposition::render(
             out,
-            self.workers.iter().map(|w| Rendered {
+            workers.iter().map(|w| Rendered {
                 metrics: &w.metrics,
                 schedule: &w.schedule,
                 state: health::shown_state(w, now),
@@ -178,6 +199,25 @@ impl Board {
                 lease: w.lease.as_deref(),
             }),
             &self.refused,
+            &self.changes,
         );
+    }
+}
+
+/// A change of a running host's workers, as `worker_workers_changed_total` counts it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change {
+    Added,
+    Removed,
+}
+
+impl Change {
+    pub(crate) const ALL: [Change; 2] = [Self::Added, Self::Removed];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Removed => "removed",
+        }
     }
 }

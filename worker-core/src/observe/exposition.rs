@@ -4,6 +4,7 @@ use crate::supervise::singleton::Singleton;
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::observe::board::Change;
 use crate::observe::metrics::{
     Action, REFUSALS, RUN_DURATION_BUCKETS, RestartReason, SCHEDULE_LAG_BUCKETS, WorkerMetrics,
 };
@@ -93,6 +94,11 @@ const REFUSED: Family = Family::new(
     "counter",
     "Admin requests refused: admin actions disabled, or a missing or wrong token.",
 );
+const CHANGED: Family = Family::new(
+    "worker_workers_changed_total",
+    "counter",
+    "Workers added to and removed from the running host through its handle, by change.",
+);
 const INFO: Family = Family::new(
     "worker_info",
     "gauge",
@@ -115,8 +121,12 @@ pub(crate) struct Rendered<'a> {
 
 /// Writes every series of `workers` in the Prometheus text format (version 0.0.4), one family
 /// at a time, each worker with the state it shows (stale or not).
-pub(crate) fn render<'a, I>(out: &mut String, workers: I, refused: &[AtomicU64; 2])
-where
+pub(crate) fn render<'a, I>(
+    out: &mut String,
+    workers: I,
+    refused: &[AtomicU64; 2],
+    changes: &[AtomicU64; 2],
+) where
     I: IntoIterator<Item = Rendered<'a>>,
     I::IntoIter: Clone,
 {
@@ -199,6 +209,16 @@ where
             out,
             "{}{{reason=\"{reason}\"}} {}",
             REFUSED.name,
+            count.load(Relaxed)
+        );
+    }
+    CHANGED.header(out);
+    for (change, count) in Change::ALL.iter().zip(changes) {
+        let _ = writeln!(
+            out,
+            "{}{{change=\"{}\"}} {}",
+            CHANGED.name,
+            change.as_str(),
             count.load(Relaxed)
         );
     }

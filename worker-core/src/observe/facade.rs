@@ -24,6 +24,7 @@ use metrics::{Histogram, Label, histogram};
 
 use crate::observe::board::Board;
 use crate::observe::outcome::Outcome;
+use crate::observe::tracked::Tracked;
 
 /// How often counters and gauges are published by default: 1 s.
 pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(1);
@@ -58,26 +59,25 @@ pub(crate) struct QueueHistograms {
     pub(crate) fetch: Histogram,
 }
 
-/// Fetches every worker's histogram handles from the current recorder.
-fn register_histograms(board: &Board) {
-    for worker in board.workers() {
-        let name = worker.name.to_string();
-        let _ = worker.metrics.facade.set(RunHistograms {
-            durations: Outcome::ALL.map(|outcome| {
-                histogram!(
-                    "worker_run_duration_seconds",
-                    "worker" => name.clone(),
-                    "result" => outcome.as_str()
-                )
-            }),
-            lag: histogram!("worker_schedule_lag_seconds", "worker" => name.clone()),
+/// Fetches a worker's histogram handles from the current recorder: when the host starts, or
+/// when the worker is added to the running host.
+pub(crate) fn register(worker: &Tracked) {
+    let name = worker.name.to_string();
+    let _ = worker.metrics.facade.set(RunHistograms {
+        durations: Outcome::ALL.map(|outcome| {
+            histogram!(
+                "worker_run_duration_seconds",
+                "worker" => name.clone(),
+                "result" => outcome.as_str()
+            )
+        }),
+        lag: histogram!("worker_schedule_lag_seconds", "worker" => name.clone()),
+    });
+    if let Some(queue) = &worker.queue {
+        let _ = queue.metrics.facade.set(QueueHistograms {
+            wait: histogram!("worker_queue_wait_seconds", "worker" => name.clone()),
+            fetch: histogram!("worker_jobs_fetch_duration_seconds", "worker" => name.clone()),
         });
-        if let Some(queue) = &worker.queue {
-            let _ = queue.metrics.facade.set(QueueHistograms {
-                wait: histogram!("worker_queue_wait_seconds", "worker" => name.clone()),
-                fetch: histogram!("worker_jobs_fetch_duration_seconds", "worker" => name.clone()),
-            });
-        }
     }
 }
 
@@ -92,7 +92,9 @@ pub(crate) struct Bridge {
 /// Fetches the histograms' handles, then publishes the workers' series every `every` until
 /// [`Bridge::finish`].
 pub(crate) fn start(board: Arc<Board>, every: Duration) -> Bridge {
-    register_histograms(&board);
+    for worker in board.workers().iter() {
+        register(worker);
+    }
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let stopped = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -161,8 +163,11 @@ struct Publisher {
     /// Families described to the recorder already.
     described: HashSet<String>,
     /// Every series' handle, by its text on the page (`name{labels}`): fetched from the
-    /// recorder once, on the first publication.
-    handles: HashMap<Box<str>, Handle>,
+    /// recorder once, on the first publication that has the series, with the number of the
+    /// last publication that had it.
+    handles: HashMap<Box<str>, (Handle, u64)>,
+    /// Publications so far.
+    publications: u64,
 }
 
 enum Handle {
@@ -181,6 +186,9 @@ enum Kind {
 
 impl Publisher {
     fn publish(&mut self, page: &str) {
+        self.publications += 1;
+        let publication = self.publications;
+        let mut published = 0_usize;
         let mut help = "";
         let mut kind = Kind::Histogram;
         for line in page.lines() {
@@ -199,14 +207,16 @@ impl Publisher {
                 && let Ok(value) = value.parse::<f64>()
             {
                 if !self.handles.contains_key(series) {
-                    let Some(handle) = register(kind, series) else {
+                    let Some(handle) = handle(kind, series) else {
                         continue;
                     };
-                    self.handles.insert(series.into(), handle);
+                    self.handles.insert(series.into(), (handle, publication));
                 }
-                let Some(handle) = self.handles.get(series) else {
+                let Some((handle, last)) = self.handles.get_mut(series) else {
                     continue;
                 };
+                *last = publication;
+                published += 1;
                 match handle {
                     #[allow(
                         clippy::cast_possible_truncation,
@@ -217,6 +227,11 @@ impl Publisher {
                     Handle::Gauge(gauge) => gauge.set(value),
                 }
             }
+        }
+        // The series of workers removed from the running host: their handles are let go (the
+        // recorder keeps their last values for as long as it keeps idle series).
+        if self.handles.len() > published {
+            self.handles.retain(|_, (_, last)| *last == publication);
         }
     }
 
@@ -234,7 +249,7 @@ impl Publisher {
 }
 
 /// The recorder's handle of `series`, as written on the page.
-fn register(kind: Kind, series: &str) -> Option<Handle> {
+fn handle(kind: Kind, series: &str) -> Option<Handle> {
     let (name, labels) = series_labels(series)?;
     Some(match kind {
         Kind::Counter => Handle::Counter(metrics::counter!(name.to_owned(), labels)),
@@ -304,6 +319,27 @@ mod tests {
             Some(("worker_up", 0))
         );
         assert!(series_labels("worker_runs_total{worker=\"open").is_none());
+    }
+
+    #[test]
+    fn the_handles_of_series_gone_from_the_page_are_let_go() {
+        let page = |workers: &[&str]| {
+            let mut page = String::from("# HELP worker_up Up.\n# TYPE worker_up gauge\n");
+            for worker in workers {
+                page.push_str(&format!("worker_up{{worker=\"{worker}\"}} 1\n"));
+            }
+            page
+        };
+        let mut publisher = Publisher::default();
+        publisher.publish(&page(&["a", "b", "c"]));
+        assert_eq!(publisher.handles.len(), 3);
+        // `b` was removed from the running host.
+        publisher.publish(&page(&["a", "c"]));
+        let mut kept: Vec<&str> = publisher.handles.keys().map(|k| &**k).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["worker_up{worker=\"a\"}", "worker_up{worker=\"c\"}"]);
+        publisher.publish(&page(&["a", "c", "d"]));
+        assert_eq!(publisher.handles.len(), 3);
     }
 
     #[cfg(feature = "prometheus")]

@@ -275,7 +275,7 @@ pub(crate) fn liveness(board: &Board, now: f64) -> Probe {
     }
     let mut failing = 0_usize;
     if host == HostState::Running {
-        for worker in board.workers() {
+        for worker in board.workers().iter() {
             let state = worker.metrics.state();
             // Loops not started yet (`starting`) and those ended by policy are not gone.
             let ended = matches!(

@@ -63,7 +63,8 @@ pub enum SendError<T> {
     /// The queue holds `capacity` jobs waiting to start ([`Queue::try_send`]), or still did
     /// when [`Queue::send_timeout`]'s timeout passed.
     Full(T),
-    /// The host is stopping (or stopped): the queue takes no more jobs.
+    /// The host is stopping (or stopped), or the queue's worker was removed from it: the queue
+    /// takes no more jobs.
     Closed(T),
 }
 
