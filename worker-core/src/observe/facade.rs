@@ -326,7 +326,9 @@ mod tests {
         let page = |workers: &[&str]| {
             let mut page = String::from("# HELP worker_up Up.\n# TYPE worker_up gauge\n");
             for worker in workers {
-                page.push_str(&format!("worker_up{{worker=\"{worker}\"}} 1\n"));
+                page.push_str("worker_up{worker=\"");
+                page.push_str(worker);
+                page.push_str("\"} 1\n");
             }
             page
         };
