@@ -168,6 +168,8 @@ pub mod __private {
     pub use std::ops::Deref;
     pub use std::pin::Pin;
     pub use std::result::Result;
+    #[cfg(feature = "macros")]
+    pub use worker_macros::__items as items;
 
     use crate::{BoxError, FromScope, Scope, Worker, WorkerBuilder};
 

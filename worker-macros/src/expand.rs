@@ -91,13 +91,12 @@ pub(crate) fn expand(
         >
     };
 
+    // The rest is written out by the struct's attribute: in an `impl` block, where a struct
+    // cannot be, the struct is the one error, at the function's name.
     quote! {
         #(#cfgs)*
         #(#docs)*
-        #[allow(non_camel_case_types, reason = "`#[worker]` keeps the function's name for `.worker(name)`")]
-        #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
-        #unit_struct
-
+        #[#krate::__private::items(
         #(#cfgs)*
         const _: () = {
             #(#others)*
@@ -132,6 +131,10 @@ pub(crate) fn expand(
                 }
             }
         };
+        )]
+        #[allow(non_camel_case_types, reason = "`#[worker]` keeps the function's name for `.worker(name)`")]
+        #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
+        #unit_struct
     }
 }
 

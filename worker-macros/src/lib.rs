@@ -18,6 +18,18 @@ mod tests;
 use proc_macro::TokenStream;
 use syn::ItemFn;
 
+/// Not public API: writes out the rest of a `#[worker]` expansion after the unit struct it is
+/// put on. The struct carries everything else, so that `#[worker]` on an associated function,
+/// where no struct can be, is one error at the function's name rather than one per item the
+/// expansion makes.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn __items(rest: TokenStream, item: TokenStream) -> TokenStream {
+    let mut out = item;
+    out.extend(rest);
+    out
+}
+
 #[doc = include_str!("worker.md")]
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
