@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use worker_core::{BoxError, Ctx, Host, HostHandle, Job, Permanent, State, worker};
+use worker_core::{BoxError, Ctx, Host, HostHandle, Job, Permanent, State, Worker, worker};
 use worker_postgres::{JobState, Postgres};
 
 mod common;
@@ -324,6 +324,81 @@ async fn shutdown_hands_unfinished_jobs_back_at_once() {
         metrics.contains("worker_jobs_released_total{worker=\"slow\"} 2"),
         "{metrics}"
     );
+}
+
+/// A tenant's durable consumer whose runs wait for their cancellation, which comes at its stop
+/// budget; each tells `seen`.
+fn waiting_for_cancellation(seen: &Seen) -> Worker {
+    Worker::builder("invoices-acme")
+        .durable_queue::<Invoice>("tenant-acme")
+        .concurrency(2)
+        .stop_budget(Duration::from_secs(1))
+        .state(seen.clone())
+        .handler(
+            |job: Job<Invoice>, ctx: Ctx, seen: State<Seen>| async move {
+                seen.push(job.order);
+                ctx.cancelled().await;
+                Err::<(), BoxError>("cancelled by the removal".into())
+            },
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_worker_added_at_run_time_runs_jobs_and_hands_them_back_when_removed() {
+    let pg = pg().await;
+    let queue = pg.queue::<Invoice>("tenant-acme").expect("valid");
+    let mut ids = BTreeSet::new();
+    for order in 0..3 {
+        let enqueued = queue
+            .enqueue(pg.pool(), &Invoice { order })
+            .await
+            .expect("enqueues");
+        ids.insert(enqueued.id);
+    }
+    let host = Host::builder()
+        .backend(pg.clone())
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    let seen = Seen::default();
+    handle
+        .add_worker(waiting_for_cancellation(&seen))
+        .await
+        .expect("added");
+    until("both slots to take a job", async || {
+        seen.orders().len() == 2
+    })
+    .await;
+    handle
+        .remove_worker("invoices-acme")
+        .await
+        .expect("removed");
+    assert!(handle.workers().is_empty());
+    assert!(!handle.render_metrics().contains("invoices-acme"));
+    // The two that ran are available again (their attempt used), the third never left.
+    let mut attempts = Vec::new();
+    for &id in &ids {
+        let job = pg.job(id).await.expect("reads").expect("kept");
+        assert_eq!(job.state, JobState::Available, "{job:?}");
+        attempts.push(job.attempt);
+    }
+    attempts.sort_unstable();
+    assert_eq!(attempts, [0, 1, 1]);
+
+    // The tenant comes back: every job runs, none was lost.
+    let done = Seen::default();
+    let finishing = Worker::builder("invoices-acme")
+        .durable_queue::<Invoice>("tenant-acme")
+        .state(done.clone())
+        .handler(|job: Job<Invoice>, done: State<Seen>| async move { done.push(job.order) });
+    handle.add_worker(finishing).await.expect("added again");
+    until("the three jobs to run", async || done.orders().len() == 3).await;
+    let mut orders = done.orders();
+    orders.sort_unstable();
+    assert_eq!(orders, [0, 1, 2]);
+    handle.shutdown();
+    running.await.expect("no panic").expect("stops cleanly");
 }
 
 #[tokio::test]

@@ -161,9 +161,11 @@ impl HostHandle {
     }
 
     /// Removes the worker `name` from the running host, as the host's shutdown would stop it:
-    /// no new runs start, its runs in flight see their cancellation token cancelled and get
-    /// its `stop_budget` (or the host's shutdown timeout) to end, a queue worker drains and
-    /// hands over its queue, a singleton gives up its lease. Returns once it stopped; its
+    /// no new runs start; a scheduled worker's runs see their cancellation token cancelled and
+    /// get its `stop_budget` to end; a queue worker drains its queue until its `stop_budget`,
+    /// then its runs are cancelled and what is left is handed over (a durable queue's jobs go
+    /// back to the database); a singleton gives up its lease; runs still going at the host's
+    /// shutdown timeout are aborted. Returns once it stopped; its
     /// series, health checks and dashboard row are gone then, and
     /// `worker_workers_changed_total{change="removed"}` counts it.
     ///
