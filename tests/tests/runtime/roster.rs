@@ -241,6 +241,14 @@ async fn a_removal_goes_on_when_its_future_is_dropped_and_the_shutdown_waits_for
             .is_not_running(),
         "it is being removed already"
     );
+    let err = handle
+        .add_worker(counting("slow", secs(1), &Arc::new(AtomicU64::new(0))))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is being removed: add it once"),
+        "{err}"
+    );
     handle.shutdown();
     running.await.unwrap().unwrap();
     assert!(
@@ -291,17 +299,41 @@ async fn a_queue_worker_added_at_run_time_takes_jobs_and_drains_its_queue_when_r
             .is_unknown_queue()
     );
 
+    // A queue the host was built with stays the one its `Queue<T>` arguments hold: once its
+    // worker is removed, no other may consume a queue of that name.
+    handle.remove_worker("emails").await.unwrap();
+    let again = Worker::builder("emails")
+        .queue::<u32>("emails")
+        .handler(|_: Job<u32>| async {});
+    let err = handle.add_worker(again).await.unwrap_err();
+    assert!(err.is_queue_declaration(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("was consumed by a worker the host was built with"),
+        "{err}"
+    );
+    let built = TestHost::start(
+        Host::builder().worker(
+            Worker::builder("emails")
+                .queue::<u32>("emails")
+                .handler(|_: Job<u32>| async {}),
+        ),
+    )
+    .unwrap();
+    let handle_built = built.handle().clone();
+
     // A second consumer of a queue is refused, as by the builder.
     let second = Worker::builder("emails-2")
         .queue::<u32>("emails")
         .handler(|_: Job<u32>| async {});
-    let err = handle.add_worker(second).await.unwrap_err();
+    let err = handle_built.add_worker(second).await.unwrap_err();
     assert!(err.is_queue_declaration(), "{err}");
     assert!(
         err.to_string()
             .contains("the queue `emails` is already consumed by the worker `emails`"),
         "{err}"
     );
+    built.stop().await.unwrap();
     host.stop().await.unwrap();
 }
 

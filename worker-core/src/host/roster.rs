@@ -121,6 +121,10 @@ impl Roster {
         let Phase::Running(live) = &mut *phase else {
             return Err(ended(&name, "add"));
         };
+        // Asked to stop, and not yet stopping its workers: one more would only be stopped.
+        if live.link.shutdown.is_cancelled() {
+            return Err(ended(&name, "add"));
+        }
         let Worker {
             spec,
             requirements,
@@ -133,7 +137,32 @@ impl Roster {
         let checked = spec.check(now)?;
         let workers = board.workers();
         if workers.iter().any(|w| *w.name == *name) {
+            if !live.loops.iter().any(|(n, _)| **n == *name) {
+                return Err(Error::new(Kind::Roster {
+                    worker: name.to_string(),
+                    action: "add",
+                    why: "a worker of that name is being removed: add it once `remove_worker` \
+                          returned"
+                        .to_owned(),
+                }));
+            }
             return Err(Error::new(Kind::DuplicateName(name.to_string())));
+        }
+        // The host's `Queue<T>` arguments hold the queues it was built with, for good.
+        if let Some(queue) = &checked.spec.queue
+            && self.checks.registry.has_queue(queue)
+            && !workers
+                .iter()
+                .any(|w| w.queue.as_ref().is_some_and(|q| *q.name == **queue))
+        {
+            return Err(Error::new(Kind::Queue {
+                worker: name.to_string(),
+                message: format!(
+                    "the queue `{queue}` was consumed by a worker the host was built with, which \
+                     was removed: the `Queue<T>` arguments of the other workers hold that \
+                     queue, closed; consume a queue of another name"
+                ),
+            }));
         }
         let queues: Vec<Arc<Channel>> = workers.iter().filter_map(|w| w.queue.clone()).collect();
         let backend = self.checks.backend.as_ref();

@@ -100,7 +100,9 @@ impl<T> fmt::Display for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Full(_) => f.write_str("the queue is full"),
-            Self::Closed(_) => f.write_str("the queue is closed: the host is stopping"),
+            Self::Closed(_) => {
+                f.write_str("the queue is closed: the host is stopping, or its worker was removed")
+            }
         }
     }
 }

@@ -96,6 +96,15 @@ impl Registry {
             .push(channel);
     }
 
+    /// Whether the host was built with a queue named `name`.
+    pub(crate) fn has_queue(&self, name: &str) -> bool {
+        self.root()
+            .queues
+            .values()
+            .flatten()
+            .any(|channel| *channel.name == *name)
+    }
+
     /// The one queue whose jobs carry a `T`, for the `Queue<T>` extractor.
     pub(crate) fn queue_of<T: 'static>(&self) -> Result<Arc<Channel>, String> {
         match self
