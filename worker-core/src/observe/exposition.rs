@@ -29,7 +29,19 @@ impl Family {
 
     fn header(&self, out: &mut String) {
         let Self { name, kind, help } = self;
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for piece in [
+            "# HELP ",
+            name,
+            " ",
+            help,
+            "\n# TYPE ",
+            name,
+            " ",
+            kind,
+            "\n",
+        ] {
+            out.push_str(piece);
+        }
     }
 }
 
@@ -141,11 +153,12 @@ pub(crate) fn render<'a, I>(
         let values = Outcome::ALL.map(|o| (o.as_str(), m.runs(o)));
         by_label(out, RUNS.name, m, "result", values);
     });
+    let run_les = bounds(RUN_DURATION_BUCKETS);
     family(&DURATION, &|out, m, _| {
         for outcome in Outcome::ALL {
-            let labels = format!("{},result=\"{}\"", m.labels, outcome.as_str());
             let histogram = &m.durations[outcome as usize];
-            histogram.render(out, DURATION.name, &labels, RUN_DURATION_BUCKETS);
+            let result = Some(("result", outcome.as_str()));
+            histogram.render(out, DURATION.name, &m.labels, result, &run_les);
         }
     });
     family(&RETRIES, &|out, m, _| {
@@ -155,8 +168,9 @@ pub(crate) fn render<'a, I>(
         let values = SkipReason::ALL.map(|r| (r.as_str(), m.skipped[r as usize].load(Relaxed)));
         by_label(out, SKIPPED.name, m, "reason", values);
     });
+    let lag_les = bounds(SCHEDULE_LAG_BUCKETS);
     family(&LAG, &|out, m, _| {
-        m.lag.render(out, LAG.name, &m.labels, SCHEDULE_LAG_BUCKETS);
+        m.lag.render(out, LAG.name, &m.labels, None, &lag_les);
     });
     family(&LAST_SUCCESS, &|out, m, _| {
         single(out, LAST_SUCCESS.name, m, m.last_success.get());
@@ -200,27 +214,19 @@ pub(crate) fn render<'a, I>(
     leases(out, &singletons);
     INFO.header(out);
     for worker in workers.clone() {
-        let (labels, schedule) = (&worker.metrics.labels, Escaped(worker.schedule));
-        let _ = writeln!(out, "{}{{{labels},schedule=\"{schedule}\"}} 1", INFO.name);
+        let schedule = Escaped(worker.schedule).to_string();
+        let schedule = [("schedule", schedule.as_str())];
+        sample(out, INFO.name, "", &worker.metrics.labels, &schedule, 1_u8);
     }
     REFUSED.header(out);
     for (reason, count) in REFUSALS.iter().zip(refused) {
-        let _ = writeln!(
-            out,
-            "{}{{reason=\"{reason}\"}} {}",
-            REFUSED.name,
-            count.load(Relaxed)
-        );
+        let reason = [("reason", *reason)];
+        sample(out, REFUSED.name, "", "", &reason, count.load(Relaxed));
     }
     CHANGED.header(out);
     for (change, count) in Change::ALL.iter().zip(changes) {
-        let _ = writeln!(
-            out,
-            "{}{{change=\"{}\"}} {}",
-            CHANGED.name,
-            change.as_str(),
-            count.load(Relaxed)
-        );
+        let change = [("change", change.as_str())];
+        sample(out, CHANGED.name, "", "", &change, count.load(Relaxed));
     }
 }
 
@@ -396,47 +402,53 @@ fn durable_queues(out: &mut String, queues: &[&Channel]) {
     ] {
         family.header(out);
         for m in &durable {
-            let _ = writeln!(out, "{}{{{}}} {}", family.name, m.labels, value(m));
+            sample(out, family.name, "", &m.labels, &[], value(m));
         }
     }
     FETCH.header(out);
+    let fetch_les = bounds(FETCH_BUCKETS);
     for m in &durable {
-        m.fetch.render(out, FETCH.name, &m.labels, FETCH_BUCKETS);
+        m.fetch.render(out, FETCH.name, &m.labels, None, &fetch_les);
     }
     let stats: Vec<(&QueueMetrics, crate::durable::QueueStats)> =
         durable.iter().map(|m| (*m, m.stats())).collect();
     JOBS.header(out);
     for (m, stats) in &stats {
         for (state, count) in stats.states() {
-            let _ = writeln!(
-                out,
-                "{}{{{},state=\"{state}\"}} {count}",
-                JOBS.name, m.labels
-            );
+            sample(out, JOBS.name, "", &m.labels, &[("state", state)], count);
         }
     }
     PG_DEAD_TUPLES.header(out);
     for (m, stats) in &stats {
-        let _ = writeln!(
+        sample(
             out,
-            "{}{{{}}} {}",
-            PG_DEAD_TUPLES.name, m.labels, stats.dead_tuples
+            PG_DEAD_TUPLES.name,
+            "",
+            &m.labels,
+            &[],
+            stats.dead_tuples,
         );
     }
     PG_XMIN_AGE.header(out);
     for (m, stats) in &stats {
-        let _ = writeln!(
+        sample(
             out,
-            "{}{{{}}} {}",
-            PG_XMIN_AGE.name, m.labels, stats.oldest_xmin_age_seconds
+            PG_XMIN_AGE.name,
+            "",
+            &m.labels,
+            &[],
+            stats.oldest_xmin_age_seconds,
         );
     }
     PG_NOTIFY_USAGE.header(out);
     for (m, stats) in &stats {
-        let _ = writeln!(
+        sample(
             out,
-            "{}{{{}}} {}",
-            PG_NOTIFY_USAGE.name, m.labels, stats.notify_queue_usage
+            PG_NOTIFY_USAGE.name,
+            "",
+            &m.labels,
+            &[],
+            stats.notify_queue_usage,
         );
     }
 }
@@ -453,7 +465,7 @@ fn queues(out: &mut String, queues: &[&Channel]) {
         }
     };
     let one = |out: &mut String, name: &str, m: &QueueMetrics, value: u64| {
-        let _ = writeln!(out, "{name}{{{}}} {value}", m.labels);
+        sample(out, name, "", &m.labels, &[], value);
     };
     family(&QUEUE_DEPTH, &|out, m, q| {
         one(out, QUEUE_DEPTH.name, m, q.waiting().0 as u64);
@@ -461,20 +473,16 @@ fn queues(out: &mut String, queues: &[&Channel]) {
     family(&QUEUE_IN_FLIGHT, &|out, m, _| {
         one(out, QUEUE_IN_FLIGHT.name, m, m.in_flight());
     });
+    let wait_les = bounds(QUEUE_WAIT_BUCKETS);
     family(&QUEUE_WAIT, &|out, m, _| {
         m.wait
-            .render(out, QUEUE_WAIT.name, &m.labels, QUEUE_WAIT_BUCKETS);
+            .render(out, QUEUE_WAIT.name, &m.labels, None, &wait_les);
     });
     family(&QUEUE_REJECTED, &|out, m, _| {
         for reason in Reject::ALL {
             let count = m.rejected[reason as usize].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "{}{{{},reason=\"{}\"}} {count}",
-                QUEUE_REJECTED.name,
-                m.labels,
-                reason.as_str()
-            );
+            let reason = [("reason", reason.as_str())];
+            sample(out, QUEUE_REJECTED.name, "", &m.labels, &reason, count);
         }
     });
     family(&JOBS_ENQUEUED, &|out, m, _| {
@@ -488,17 +496,14 @@ fn queues(out: &mut String, queues: &[&Channel]) {
     });
     family(&JOBS_DROPPED, &|out, m, _| {
         let dropped = m.dropped.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "{}{{{},reason=\"shutdown\"}} {dropped}",
-            JOBS_DROPPED.name, m.labels
-        );
+        let reason = [("reason", "shutdown")];
+        sample(out, JOBS_DROPPED.name, "", &m.labels, &reason, dropped);
     });
     durable_queues(out, queues);
 }
 
 /// One line per label value: `name{worker="..",key="value"} x`.
-fn by_label<T: fmt::Display>(
+fn by_label<T: Value>(
     out: &mut String,
     name: &str,
     metrics: &WorkerMetrics,
@@ -506,13 +511,69 @@ fn by_label<T: fmt::Display>(
     values: impl IntoIterator<Item = (&'static str, T)>,
 ) {
     for (value, x) in values {
-        let _ = writeln!(out, "{name}{{{},{key}=\"{value}\"}} {x}", metrics.labels);
+        sample(out, name, "", &metrics.labels, &[(key, value)], x);
     }
 }
 
 /// The one line of a series labelled by worker only.
-fn single(out: &mut String, name: &str, metrics: &WorkerMetrics, value: impl fmt::Display) {
-    let _ = writeln!(out, "{name}{{{}}} {value}", metrics.labels);
+fn single(out: &mut String, name: &str, metrics: &WorkerMetrics, value: impl Value) {
+    sample(out, name, "", &metrics.labels, &[], value);
+}
+
+/// A sample's value, as the text format writes it.
+pub(crate) trait Value {
+    fn write(self, out: &mut String);
+}
+
+macro_rules! integer_value {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            fn write(self, out: &mut String) {
+                out.push_str(itoa::Buffer::new().format(self));
+            }
+        }
+    )*};
+}
+integer_value!(u8, u64, i64);
+
+impl Value for f64 {
+    fn write(self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+/// One sample line: `{name}{suffix}{labels,key="value",..} value`. The page is written with
+/// plain appends (a 10,000-worker page has more than a million lines): `labels` is escaped
+/// already, and the extra label values are the host's own words.
+pub(crate) fn sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    extra: &[(&str, &str)],
+    value: impl Value,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    out.push('{');
+    out.push_str(labels);
+    for (key, label) in extra {
+        if !out.ends_with('{') {
+            out.push(',');
+        }
+        out.push_str(key);
+        out.push_str("=\"");
+        out.push_str(label);
+        out.push('"');
+    }
+    out.push_str("} ");
+    value.write(out);
+    out.push('\n');
+}
+
+/// The `le` label values of a histogram's bounds, written once per page.
+pub(crate) fn bounds(seconds: &[f64]) -> Vec<String> {
+    seconds.iter().map(f64::to_string).collect()
 }
 
 /// A label value escaped for the text format: backslash, double quote and line feed.

@@ -7,11 +7,10 @@
 //! a few adjacent cache lines, and a scrape reads them all without locking. The bridge
 //! ([`facade`](super::facade)) publishes them to the facade's recorder as well.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::observe::exposition::Escaped;
+use crate::observe::exposition::{Escaped, sample};
 use crate::observe::{outcome::Outcome, skip::SkipReason, state::WorkerState};
 use crate::run::circuit::CircuitState;
 use crate::schedule::clock::saturating_nanos;
@@ -149,21 +148,29 @@ impl<const SLOTS: usize> Histogram<SLOTS> {
         add(&self.sum_nanos, nanos);
     }
 
-    /// Writes the `_bucket`, `_sum` and `_count` lines of one series.
-    pub(crate) fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+    /// Writes the `_bucket`, `_sum` and `_count` lines of one series: its labels, then
+    /// `extra` if given; `les` are the bounds as [`exposition::bounds`] writes them.
+    pub(crate) fn render(
+        &self,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+        extra: Option<(&str, &str)>,
+        les: &[String],
+    ) {
         let mut cumulative = 0;
         for (slot, count) in self.counts.iter().enumerate() {
             cumulative += count.load(Relaxed);
-            let _ = match bounds.get(slot) {
-                Some(bound) => {
-                    writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}")
-                }
-                None => writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}"),
-            };
+            let le = ("le", les.get(slot).map_or("+Inf", String::as_str));
+            match extra {
+                Some(extra) => sample(out, name, "_bucket", labels, &[extra, le], cumulative),
+                None => sample(out, name, "_bucket", labels, &[le], cumulative),
+            }
         }
+        let extra = extra.as_slice();
         let sum = Duration::from_nanos(self.sum_nanos.load(Relaxed)).as_secs_f64();
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+        sample(out, name, "_sum", labels, extra, sum);
+        sample(out, name, "_count", labels, extra, cumulative);
     }
 }
 
@@ -348,15 +355,22 @@ mod tests {
         for millis in [50, 100, 500, 2000] {
             histogram.record(&bounds, Duration::from_millis(millis));
         }
+        let les = crate::observe::exposition::bounds(&[0.1, 1.0]);
         let mut out = String::new();
-        histogram.render(&mut out, "h", "w=\"x\"", &[0.1, 1.0]);
+        histogram.render(&mut out, "h", "w=\"x\"", None, &les);
+        histogram.render(&mut out, "h", "w=\"x\"", Some(("result", "ok")), &les);
         assert_eq!(
             out,
             "h_bucket{w=\"x\",le=\"0.1\"} 2\n\
              h_bucket{w=\"x\",le=\"1\"} 3\n\
              h_bucket{w=\"x\",le=\"+Inf\"} 4\n\
              h_sum{w=\"x\"} 2.65\n\
-             h_count{w=\"x\"} 4\n"
+             h_count{w=\"x\"} 4\n\
+             h_bucket{w=\"x\",result=\"ok\",le=\"0.1\"} 2\n\
+             h_bucket{w=\"x\",result=\"ok\",le=\"1\"} 3\n\
+             h_bucket{w=\"x\",result=\"ok\",le=\"+Inf\"} 4\n\
+             h_sum{w=\"x\",result=\"ok\"} 2.65\n\
+             h_count{w=\"x\",result=\"ok\"} 4\n"
         );
     }
 }
