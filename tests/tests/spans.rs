@@ -3,9 +3,10 @@
 //! inside it. Checked with a capturing
 //! subscriber layer.
 //!
-//! A test binary of its own: the layer is the thread's default subscriber only, but whether a
-//! callsite is enabled is cached process-wide, and other tests' threads hitting the same
-//! callsites at the same moment could leave them disabled for this one.
+//! A test binary of its own, its tests one at a time ([`SERIAL`]): each layer is its thread's
+//! default subscriber only, but whether a callsite is enabled is cached process-wide, from the
+//! subscribers alive when it is computed, so two tests with different filters at the same
+//! moment would see each other's verdicts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -15,12 +16,16 @@ use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use worker_core::testing::TestHost;
 use worker_core::{BoxError, Ctx, Host, Job, worker};
 
 type Fields = BTreeMap<String, String>;
+
+/// Held by each test for its whole run: see the module's docs.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A span as the layer saw it: its name and every field recorded on it.
 #[derive(Debug, Clone)]
@@ -139,6 +144,7 @@ async fn traced_job(job: Job<u32>) -> Result<(), BoxError> {
 
 #[tokio::test(start_paused = true)]
 async fn one_worker_run_span_per_attempt_with_its_fields() {
+    let _serial = SERIAL.lock().await;
     let capture = Capture::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
@@ -229,6 +235,132 @@ async fn one_worker_run_span_per_attempt_with_its_fields() {
     );
 }
 
+/// At the default `span_level` (debug): fails its first attempt, then succeeds.
+#[worker(every = "1h", retry = 1, backoff = "1s")]
+async fn quiet_span(ctx: Ctx) -> Result<(), BoxError> {
+    tracing::info!("inside the quiet body");
+    if ctx.attempt() == 1 {
+        return Err("first attempt".into());
+    }
+    Ok(())
+}
+
+/// `span_level = info`: recorded by a subscriber at INFO.
+#[worker(every = "1h", span_level = info)]
+async fn loud_span() {
+    tracing::info!("inside the loud body");
+}
+
+/// At the default `span_level`, panics on its one run.
+#[worker(every = "1h")]
+async fn quiet_panic() {
+    panic!("quiet panic");
+}
+
+/// Under a subscriber filtered at INFO, as services run: a worker at the default `span_level`
+/// has no `worker.run` span (its body's lines carry none), yet its failure and panic lines are
+/// logged in a `worker.run` span with the run's fields; at `span_level = info` every attempt has
+/// its span, as at any level, and the span's target lets a filter enable them alone.
+#[tokio::test(start_paused = true)]
+async fn at_info_only_span_level_info_records_runs_and_failures_keep_the_run_fields() {
+    let _serial = SERIAL.lock().await;
+    let capture = Capture::default();
+    let guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(capture.clone().with_filter(LevelFilter::INFO)),
+    );
+    let host = TestHost::start(
+        Host::builder()
+            .worker(quiet_span)
+            .worker(loud_span)
+            .worker(quiet_panic),
+    )
+    .unwrap();
+    host.advance(Duration::from_mins(1)).await;
+    let quiet_run = host.runs("quiet_span")[0].run_id.to_string();
+    let panic_run = host.runs("quiet_panic")[0].run_id.to_string();
+    assert_eq!(host.runs("quiet_span")[0].attempts, 2);
+    host.stop().await.unwrap();
+    let field = |fields: &Fields, name: &str| fields.get(name).cloned().unwrap_or_default();
+    let of = |worker: &str| -> Vec<[String; 5]> {
+        capture
+            .runs()
+            .iter()
+            .filter(|f| field(f, "worker") == worker)
+            .map(|f| ["run_id", "attempt", "trigger", "result", "job_id"].map(|n| field(f, n)))
+            .collect()
+    };
+    let line = |run: &str, attempt: &str, result: &str| {
+        [run, attempt, "schedule", result, ""].map(str::to_owned)
+    };
+    // The failed attempt's line only: the successful retry has no span.
+    assert_eq!(of("quiet_span"), [line(&quiet_run, "1", "failure")]);
+    assert_eq!(
+        capture.span_of("attempt failed; retrying"),
+        [Some(
+            capture
+                .runs()
+                .into_iter()
+                .find(|f| field(f, "worker") == "quiet_span")
+                .unwrap()
+        )]
+    );
+    assert_eq!(capture.span_of("inside the quiet body"), [None, None]);
+    assert_eq!(of("quiet_panic"), [line(&panic_run, "1", "panic")]);
+    assert_eq!(capture.span_of("worker panicked").len(), 1);
+    assert!(capture.span_of("worker panicked")[0].is_some());
+    // `span_level = info`: its one run's span, with the body's line inside.
+    let loud = of("loud_span");
+    assert_eq!(loud.len(), 1, "{loud:?}");
+    assert_eq!(loud[0][3], "success");
+    let inside = capture.span_of("inside the loud body");
+    assert!(
+        matches!(&inside[..], [Some(f)] if field(f, "worker") == "loud_span"),
+        "{inside:?}"
+    );
+    drop(guard);
+
+    // The spans' target enables them alone: `worker_core::span=debug` over INFO.
+    let capture = Capture::default();
+    let filter = Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target("worker_core::span", LevelFilter::DEBUG);
+    let guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(capture.clone().with_filter(filter)),
+    );
+    let host = TestHost::start(Host::builder().worker(quiet_span)).unwrap();
+    host.advance(Duration::from_mins(1)).await;
+    host.stop().await.unwrap();
+    let results: Vec<String> = capture.runs().iter().map(|f| field(f, "result")).collect();
+    assert_eq!(results, ["failure", "success"]);
+    assert_eq!(
+        capture
+            .span_of("inside the quiet body")
+            .iter()
+            .flatten()
+            .count(),
+        2
+    );
+    assert!(
+        capture.span_of("run succeeded").is_empty(),
+        "no other DEBUG line"
+    );
+    drop(guard);
+
+    // The configuration sets it too.
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(capture.clone().with_filter(LevelFilter::INFO)),
+    );
+    let overridden = Host::builder()
+        .worker(quiet_span)
+        .config_env([("WORKER__QUIET_SPAN__SPAN_LEVEL", "info")]);
+    let host = TestHost::start(overridden).unwrap();
+    host.advance(Duration::from_mins(1)).await;
+    host.stop().await.unwrap();
+    let results: Vec<String> = capture.runs().iter().map(|f| field(f, "result")).collect();
+    assert_eq!(results, ["failure", "success"]);
+}
+
 /// Fails its first attempt; each attempt fetches in a span of its own.
 #[worker(every = "1h", retry = 1, backoff = "1s")]
 async fn exported(ctx: Ctx) -> Result<(), BoxError> {
@@ -247,6 +379,7 @@ async fn exported(ctx: Ctx) -> Result<(), BoxError> {
 async fn worker_run_spans_export_through_tracing_opentelemetry() {
     use opentelemetry::trace::{SpanId, TracerProvider as _};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    let _serial = SERIAL.lock().await;
 
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()

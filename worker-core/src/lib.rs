@@ -144,6 +144,7 @@ pub use crate::queue::{
 };
 pub use crate::run::circuit::{CircuitBreaker, CircuitState};
 pub use crate::run::retry::{BackoffKind, Permanent};
+pub use crate::run::span::SpanLevel;
 #[cfg(feature = "cron")]
 pub use crate::schedule::cron;
 pub use crate::schedule::{Missed, Overlap};

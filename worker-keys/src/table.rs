@@ -195,6 +195,12 @@ pub const ON_PANIC: Choice = Choice {
     options: &[("retry", "Retry"), ("discard", "Discard")],
 };
 
+/// The choices of `span_level`.
+pub const SPAN_LEVEL: Choice = Choice {
+    ty: "SpanLevel",
+    options: &[("info", "Info"), ("debug", "Debug"), ("trace", "Trace")],
+};
+
 /// Jobs a queue worker runs at once unless `concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: u32 = 1;
 /// Jobs a queue buffers before `send` waits, unless `capacity` says otherwise.
@@ -275,6 +281,7 @@ pub const KEYS: &[Key] = &[
     row("catch_up", A::Singleton, Kind::Count(count(0, 1_000)), D::Count(DEFAULT_CATCH_UP), "10", "the most ticks nobody ran that a new holder of the lease replays with `missed = \"burst\"`; older ones are skipped as missed"),
     row("capacity", A::InProcess, Kind::Count(count(1, 10_000_000)), D::Count(DEFAULT_CAPACITY), "1024", "how many jobs wait (buffered or in retry backoff) before `send` waits"),
     row("on_panic", A::Queue, Kind::Choice(&ON_PANIC), D::Choice("retry"), "discard", "what a job whose attempt panicked does: retried like a failure, or dead at once"),
+    row("span_level", A::Any, Kind::Choice(&SPAN_LEVEL), D::Choice("debug"), "info", "the level of each attempt's `worker.run` span: a subscriber records it when its filter enables that level"),
     row("name", A::Any, Kind::Name, D::None("the function's name"), "\"sync-orders\"", "the worker's name, its `worker` metric label; cannot be overridden"),
 ];
 

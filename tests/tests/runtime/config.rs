@@ -253,6 +253,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         stale_after = "10m"
         gates_readiness = true
         gates_liveness = true
+        span_level = "info"
 
         [workers.cleanup]
         cron = "0 0 3 * * *"
@@ -304,6 +305,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
         ("WORKER__SYNC_ORDERS__STALE_AFTER", "2m"),
         ("WORKER__SYNC_ORDERS__GATES_READINESS", "false"),
         ("WORKER__SYNC_ORDERS__GATES_LIVENESS", "false"),
+        ("WORKER__SYNC_ORDERS__SPAN_LEVEL", "trace"),
         ("WORKER__CLEANUP__CRON", "0 */5 * * * *"),
         ("WORKER__CLEANUP__TIME_ZONE", "UTC"),
         ("WORKER__INVOICES__LEASE", "1m"),
@@ -320,7 +322,7 @@ fn every_key_can_be_set_from_a_file_and_from_the_environment() {
     assert_eq!(schedule_of(builder, "sync_orders"), "fixed_delay 30s");
     assert_eq!(
         worker_core::config::keys().count(),
-        32,
+        33,
         "the test sets every key"
     );
 

@@ -15,6 +15,9 @@ async fn quoted() {}
 #[worker(every = "10s", overlap = allow)]
 async fn allow_without_limit() {}
 
+#[worker(every = "10s", span_level = warn)]
+async fn span_level() {}
+
 fn main() {
     let _ = Host::builder()
         .worker(overlap)
@@ -22,5 +25,6 @@ fn main() {
         .worker(escalate)
         .worker(quoted)
         .worker(allow_without_limit)
+        .worker(span_level)
         .build();
 }

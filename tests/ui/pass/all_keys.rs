@@ -25,6 +25,7 @@ use worker_core::{Ctx, Host, worker};
     stale_after = "10m",
     gates_readiness = true,
     gates_liveness = true,
+    span_level = info,
     name = "sync-orders",
 )]
 async fn sync_orders(ctx: Ctx) -> Result<(), std::io::Error> {

@@ -62,7 +62,7 @@ impl<B: Body> Runner<'_, B> {
             .as_ref()
             .unwrap_or_else(|| unreachable!("set above"));
         let (result, span) = self.attempt(run, Some(info)).await;
-        let next = self.judge(run, result, &span, token.as_ref());
+        let next = self.judge(run, result, &span, token.as_ref(), Some(job.id));
         let run = guard
             .run
             .take()

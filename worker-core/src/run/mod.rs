@@ -5,6 +5,7 @@ pub(crate) mod circuit;
 pub(crate) mod job;
 pub(crate) mod panics;
 pub(crate) mod retry;
+pub(crate) mod span;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,6 +69,17 @@ struct Run {
     attempts: u32,
 }
 
+/// How an attempt ended, as its log line says.
+struct Line<'a> {
+    /// The attempt's span (recorded or not).
+    span: &'a Span,
+    fields: span::Fields<'a>,
+    outcome: Outcome,
+    /// The delay before the retry, if there is one.
+    retry: Option<Duration>,
+    permanent: bool,
+}
+
 /// What an attempt's outcome calls for.
 enum Next {
     Done(Outcome, Attempt),
@@ -104,7 +116,7 @@ impl<B: Body> Runner<'_, B> {
         async move {
             let (outcome, last) = loop {
                 let (result, span) = self.attempt(&guard.run, None).await;
-                let (delay, failed) = match self.judge(&guard.run, result, &span, None) {
+                let (delay, failed) = match self.judge(&guard.run, result, &span, None, None) {
                     Next::Done(outcome, result) => break (outcome, result),
                     Next::Retry(delay, result) => (delay, result),
                 };
@@ -140,8 +152,8 @@ impl<B: Body> Runner<'_, B> {
         result: Attempt,
         span: &Span,
         job: Option<&CancellationToken>,
+        job_id: Option<u64>,
     ) -> Next {
-        let _entered = span.enter();
         let outcome = self.outcome(&result, job);
         span.record("result", outcome.as_str());
         let permanent = matches!(&result, Attempt::Err(err) if Permanent::is_permanent(&**err));
@@ -160,7 +172,14 @@ impl<B: Body> Runner<'_, B> {
                 run.attempts,
             )
         });
-        self.log_attempt(&result, outcome, delay, permanent);
+        let line = Line {
+            span,
+            fields: self.fields(run, job_id),
+            outcome,
+            retry: delay,
+            permanent,
+        };
+        self.log_attempt(&result, &line);
         match delay {
             Some(delay) => Next::Retry(delay, result),
             None => Next::Done(outcome, result),
@@ -169,16 +188,17 @@ impl<B: Body> Runner<'_, B> {
 
     /// Logs how an attempt ended; a line identical to the worker's last one within
     /// [`REPEAT_WINDOW`](crate::observe::quiet::REPEAT_WINDOW) is counted instead (see `quiet`).
-    fn log_attempt(
-        &self,
-        result: &Attempt,
-        outcome: Outcome,
-        retry: Option<Duration>,
-        permanent: bool,
-    ) {
+    fn log_attempt(&self, result: &Attempt, line: &Line<'_>) {
+        let Line {
+            outcome,
+            retry,
+            permanent,
+            ..
+        } = *line;
         let kind = (outcome as u8) << 2 | u8::from(retry.is_some()) << 1 | u8::from(permanent);
         let key = match result {
             Attempt::Ok => {
+                let _entered = line.span.enter();
                 tracing::debug!("run succeeded");
                 return;
             }
@@ -194,6 +214,8 @@ impl<B: Body> Runner<'_, B> {
         };
         let delay = retry.map(|d| humantime::format_duration(d).to_string());
         let result_label = outcome.as_str();
+        let span = span::for_line(line.span, line.fields, result_label);
+        let _entered = span.enter();
         match result {
             Attempt::Ok => {}
             Attempt::Panic(caught) => tracing::error!(
@@ -264,20 +286,24 @@ impl<B: Body> Runner<'_, B> {
         self.env.tracked.record(&entry, error);
     }
 
+    /// What the `worker.run` span of `run`'s attempt says.
+    fn fields(&self, run: &Run, job_id: Option<u64>) -> span::Fields<'_> {
+        span::Fields {
+            worker: &self.env.name,
+            run_id: run.id,
+            attempt: run.attempts,
+            trigger: run.trigger,
+            job_id,
+        }
+    }
+
     /// One attempt in its `worker.run` span, with its timeout, catching panics. The attempt's
     /// scope is dropped before this returns, whatever happened, which tears down its scoped
     /// resources.
     async fn attempt(&self, run: &Run, job: Option<JobInfo>) -> (Attempt, Span) {
-        let span = tracing::info_span!(
-            "worker.run",
-            worker = %self.env.name,
-            run_id = run.id,
-            attempt = run.attempts,
-            trigger = run.trigger.as_str(),
-            // Set at creation (empty for scheduled runs): a later `record` costs a subscriber
-            // like fmt's a second formatting pass.
-            job_id = job.as_ref().map(|job| job.id),
-            result = tracing::field::Empty,
+        let span = span::attempt(
+            self.spec.span_level.unwrap_or_default(),
+            self.fields(run, job.as_ref().map(|job| job.id)),
         );
         let token = job.as_ref().and_then(|job| job.token.clone());
         let ctx = Ctx::new(

@@ -20,6 +20,7 @@ use crate::error::BoxError;
 use crate::queue::consume;
 use crate::run::circuit::CircuitBreaker;
 use crate::run::retry::BackoffKind;
+use crate::run::span::SpanLevel;
 use crate::schedule::{Missed, Overlap};
 use crate::supervise::{self, Escalation, Launch};
 use crate::worker::extract::FromScope;
@@ -353,6 +354,14 @@ impl WorkerBuilder {
     /// answers 503, so an orchestrator restarts the process. Default false.
     pub fn gates_liveness(mut self, gates: bool) -> Self {
         self.spec.gates_liveness = gates;
+        self
+    }
+
+    /// The level of each attempt's `worker.run` span (`span_level`); default
+    /// [`SpanLevel::Debug`], so a subscriber at INFO records no span per run. See
+    /// [`SpanLevel`].
+    pub fn span_level(mut self, level: SpanLevel) -> Self {
+        self.spec.span_level = Some(level);
         self
     }
 

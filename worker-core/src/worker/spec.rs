@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::queue::OnPanic;
 use crate::run::circuit::CircuitBreaker;
 use crate::run::retry::BackoffKind;
+use crate::run::span::SpanLevel;
 #[cfg(feature = "cron")]
 use crate::schedule::cron::CronSchedule;
 use crate::schedule::{Missed, Overlap};
@@ -105,6 +106,8 @@ pub(crate) struct Spec {
     pub(crate) capacity: Option<u32>,
     /// `None`: not given, so [`OnPanic::Retry`].
     pub(crate) on_panic: Option<OnPanic>,
+    /// `None`: not given, so [`SpanLevel::Debug`].
+    pub(crate) span_level: Option<SpanLevel>,
     /// The queue's jobs live in the host's durable backend (`durable`).
     pub(crate) durable: bool,
     /// `None`: not given, so [`DEFAULT_LEASE`] (durable queue workers and singletons read it).
@@ -193,6 +196,7 @@ impl Spec {
             concurrency: None,
             capacity: None,
             on_panic: None,
+            span_level: None,
             durable: false,
             lease: None,
             singleton: false,
@@ -297,6 +301,9 @@ impl Spec {
         if let Some(on_panic) = self.on_panic {
             add("on_panic", Value::Choice(on_panic.as_str()));
         }
+        if let Some(level) = self.span_level {
+            add("span_level", Value::Choice(level.as_str()));
+        }
         if self.durable {
             add("durable", Value::Flag);
         }
@@ -348,10 +355,6 @@ impl Spec {
             "time_zone" => self.time_zone = text.or(self.time_zone.take()),
             "after" => self.after = d.unwrap_or(self.after),
             "jitter" => self.jitter = d.unwrap_or(self.jitter),
-            "missed" => {
-                let all = [Missed::Skip, Missed::Burst, Missed::Delay];
-                self.missed = choose(&all, Missed::as_str, option).unwrap_or(self.missed);
-            }
             "overlap" => {
                 self.overlap = match value {
                     Value::Allow(n) => Overlap::Allow(*n),
@@ -362,15 +365,6 @@ impl Spec {
             }
             "enabled" => self.enabled = b.unwrap_or(self.enabled),
             "retry" => self.retry = n.unwrap_or(self.retry),
-            "backoff_kind" => {
-                let all = [
-                    BackoffKind::Constant,
-                    BackoffKind::Linear,
-                    BackoffKind::Exponential,
-                ];
-                self.backoff_kind =
-                    choose(&all, BackoffKind::as_str, option).unwrap_or(self.backoff_kind);
-            }
             "backoff" => self.backoff = d.unwrap_or(self.backoff),
             "backoff_max" => self.backoff_max = d.unwrap_or(self.backoff_max),
             "timeout" => self.timeout = d.or(self.timeout),
@@ -397,10 +391,6 @@ impl Spec {
             "restart_backoff" => self.restart_backoff = d.unwrap_or(self.restart_backoff),
             "max_restarts" => self.max_restarts = n.or(self.max_restarts),
             "restart_window" => self.restart_window = d.unwrap_or(self.restart_window),
-            "escalate" => {
-                let all = [Escalation::StopWorker, Escalation::StopHost];
-                self.escalate = choose(&all, Escalation::as_str, option).unwrap_or(self.escalate);
-            }
             "stop_budget" => self.stop_budget = d.or(self.stop_budget),
             "stale_after" => self.stale_after = d.or(self.stale_after),
             "gates_readiness" => self.gates_readiness = b.unwrap_or(self.gates_readiness),
@@ -409,12 +399,47 @@ impl Spec {
             "capacity" => self.capacity = n.or(self.capacity),
             "lease" => self.lease = d.or(self.lease),
             "catch_up" => self.catch_up = n.or(self.catch_up),
+            "missed" | "backoff_kind" | "escalate" | "on_panic" | "span_level" => {
+                if let Some(option) = option {
+                    self.set_policy(key.name, option);
+                }
+            }
+            // `name`, `queue`, `durable` and `singleton` are not overridable; a new key gets its
+            // arm here and in `settings`.
+            _ => {}
+        }
+    }
+
+    /// Sets the policy `key` to `option`, one of its choices (checked by the shared parser).
+    #[cfg(feature = "config")]
+    fn set_policy(&mut self, key: &str, option: &str) {
+        let option = Some(option);
+        match key {
+            "missed" => {
+                let all = [Missed::Skip, Missed::Burst, Missed::Delay];
+                self.missed = choose(&all, Missed::as_str, option).unwrap_or(self.missed);
+            }
+            "backoff_kind" => {
+                let all = [
+                    BackoffKind::Constant,
+                    BackoffKind::Linear,
+                    BackoffKind::Exponential,
+                ];
+                self.backoff_kind =
+                    choose(&all, BackoffKind::as_str, option).unwrap_or(self.backoff_kind);
+            }
+            "escalate" => {
+                let all = [Escalation::StopWorker, Escalation::StopHost];
+                self.escalate = choose(&all, Escalation::as_str, option).unwrap_or(self.escalate);
+            }
             "on_panic" => {
                 let all = [OnPanic::Retry, OnPanic::Discard];
                 self.on_panic = choose(&all, OnPanic::as_str, option).or(self.on_panic);
             }
-            // `name`, `queue`, `durable` and `singleton` are not overridable; a new key gets its
-            // arm here and in `settings`.
+            "span_level" => {
+                let all = [SpanLevel::Info, SpanLevel::Debug, SpanLevel::Trace];
+                self.span_level = choose(&all, SpanLevel::as_str, option).or(self.span_level);
+            }
             _ => {}
         }
     }

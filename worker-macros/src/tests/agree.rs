@@ -10,7 +10,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use worker_core::durable::{Attempt, Backend, BoxFuture, Claimed, Maintained};
 use worker_core::{
-    BackoffKind, BoxError, Escalation, Host, Job, Missed, OnPanic, Overlap, Worker, WorkerBuilder,
+    BackoffKind, BoxError, Escalation, Host, Job, Missed, OnPanic, Overlap, SpanLevel, Worker,
+    WorkerBuilder,
 };
 use worker_keys::{KEYS, Key, Kind, Range, Value};
 
@@ -184,6 +185,11 @@ fn builder(base: Base, key: &'static Key, text: &str) -> Option<Outcome> {
         "on_panic" => b.on_panic(match option(&value) {
             "discard" => OnPanic::Discard,
             _ => OnPanic::Retry,
+        }),
+        "span_level" => b.span_level(match option(&value) {
+            "info" => SpanLevel::Info,
+            "trace" => SpanLevel::Trace,
+            _ => SpanLevel::Debug,
         }),
         other => panic!("no builder method for `{other}`: add it here"),
     };
