@@ -11,9 +11,11 @@
 //! - `subscriber`: 1000 workers on `every = "10ms"`, empty body, with an INFO
 //!   `tracing_subscriber::fmt()` subscriber writing to `std::io::sink()` as the global default.
 //!   A global default cannot be removed once set, so this row runs in a child process of the
-//!   benchmark binary (re-executed with `OVERHEAD_CHILD=subscriber`), bare and framework alike;
-//!   the child first checks that the framework's `worker.run` span is the current span inside
-//!   the body (so the row measures spans that reach the subscriber) and reports it.
+//!   benchmark binary (re-executed with `OVERHEAD_CHILD=subscriber`), bare and framework alike.
+//!   It runs twice: with the workers at the default `span_level` (debug: the span does not reach
+//!   the INFO subscriber; the target's row) and at `span_level = info` (it does: what opting in
+//!   costs). The child first checks whether the framework's `worker.run` span is the current
+//!   span inside the body, and the report says whether that is as the level says.
 //! - `ten_thousand`: 10,000 workers on `every = "1s"`, empty body: 10,000 ticks a second, in
 //!   bursts of 10,000 (the bare tasks share one start instant, as the framework's workers share
 //!   one grid anchor). The warm-up starts once every worker has ticked once, so neither the
@@ -73,7 +75,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use worker_core::{Handler, Host, IntoWorker as _, Worker, worker};
+use worker_core::{Handler, Host, IntoWorker as _, SpanLevel, Worker, WorkerBuilder, worker};
 
 const PERIOD: Duration = Duration::from_millis(10);
 const CONCURRENCY: [usize; 3] = [1, 100, 1000];
@@ -100,6 +102,8 @@ const TARGET_SHUTDOWN: Duration = Duration::from_millis(30);
 /// Selects the row a child process of the benchmark measures.
 const CHILD_ENV: &str = "OVERHEAD_CHILD";
 /// Starts the child's result line on its standard output.
+/// The `span_level` of the subscriber child's workers: `info`, or the default.
+const SPAN_LEVEL_ENV: &str = "OVERHEAD_SPAN_LEVEL";
 const CHILD_RESULT: &str = "OVERHEAD_RESULT";
 
 const ROWS: [&str; 6] = [
@@ -207,18 +211,35 @@ fn ticking_workers(n: usize, period: Duration, body: Body) -> Vec<Worker> {
     fn built<H: Handler<()> + Clone>(n: usize, period: Duration, body: &H) -> Vec<Worker> {
         (0..n)
             .map(|i| {
-                Worker::builder(format!("w{i}"))
-                    .every(period)
+                with_span_level(Worker::builder(format!("w{i}")).every(period))
                     .handler(body.clone())
             })
             .collect()
     }
     match body {
-        Body::Empty if period == PERIOD && n > 0 => std::iter::once(attribute_tick.into_worker())
-            .chain(built(n - 1, period, &empty_body))
-            .collect(),
+        Body::Empty if period == PERIOD && n > 0 && span_level().is_none() => {
+            std::iter::once(attribute_tick.into_worker())
+                .chain(built(n - 1, period, &empty_body))
+                .collect()
+        }
         Body::Empty => built(n, period, &empty_body),
         Body::Big => built(n, period, &big_body),
+    }
+}
+
+/// The `span_level` the subscriber child gives its workers (`OVERHEAD_SPAN_LEVEL=info`);
+/// `None`: the default.
+fn span_level() -> Option<SpanLevel> {
+    match std::env::var(SPAN_LEVEL_ENV).ok()?.as_str() {
+        "info" => Some(SpanLevel::Info),
+        _ => None,
+    }
+}
+
+fn with_span_level(builder: WorkerBuilder) -> WorkerBuilder {
+    match span_level() {
+        Some(level) => builder.span_level(level),
+        None => builder,
     }
 }
 
@@ -516,14 +537,12 @@ fn measure_cpu(rt: &Runtime, samples: usize, load: Load, label: String) -> CpuRo
 fn span_reaches_subscriber(rt: &Runtime) -> bool {
     static SEEN: AtomicBool = AtomicBool::new(false);
     SEEN.store(false, Ordering::SeqCst);
-    let probe = Worker::builder("span-probe")
-        .every(PERIOD)
-        .handler(|| async {
-            let current = tracing::Span::current();
-            if current.metadata().map(tracing::Metadata::name) == Some("worker.run") {
-                SEEN.store(true, Ordering::SeqCst);
-            }
-        });
+    let probe = with_span_level(Worker::builder("span-probe").every(PERIOD)).handler(|| async {
+        let current = tracing::Span::current();
+        if current.metadata().map(tracing::Metadata::name) == Some("worker.run") {
+            SEEN.store(true, Ordering::SeqCst);
+        }
+    });
     let host = RunningHost::start(rt, [probe]);
     thread::sleep(Duration::from_millis(100));
     host.shut_down(rt);
@@ -551,12 +570,7 @@ fn child_subscriber(settings: &Settings) {
         window: settings.window,
         after_first_ticks: false,
     };
-    let row = measure_cpu(
-        &rt,
-        settings.samples,
-        load,
-        "1000 x 10ms, INFO fmt subscriber".into(),
-    );
+    let row = measure_cpu(&rt, settings.samples, load, subscriber_label(span_level()));
     println!(
         "{CHILD_RESULT} {} {} {}",
         row.bare.fields(),
@@ -565,12 +579,20 @@ fn child_subscriber(settings: &Settings) {
     );
 }
 
-/// Runs the subscriber row in a child process of this binary and reads its result: the row,
-/// and whether the `worker.run` span reached the subscriber.
-fn measure_subscriber() -> (CpuRow, bool) {
+fn subscriber_label(level: Option<SpanLevel>) -> String {
+    match level {
+        Some(level) => format!("1000 x 10ms, INFO fmt, span {}", level.as_str()),
+        None => "1000 x 10ms, INFO fmt subscriber".to_owned(),
+    }
+}
+
+/// Runs the subscriber row in a child process of this binary, its workers at `level`, and
+/// reads its result: the row, and whether the `worker.run` span reached the subscriber.
+fn measure_subscriber(level: Option<SpanLevel>) -> SubscriberRow {
     let exe = std::env::current_exe().expect("the benchmark binary's path");
     let output = Command::new(exe)
         .env(CHILD_ENV, "subscriber")
+        .env(SPAN_LEVEL_ENV, level.map_or("default", SpanLevel::as_str))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -584,11 +606,30 @@ fn measure_subscriber() -> (CpuRow, bool) {
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields.len(), 11, "the subscriber child's result: {line}");
     let row = CpuRow {
-        label: "1000 x 10ms, INFO fmt subscriber".into(),
+        label: subscriber_label(level),
         bare: Sample::parse(&fields[0..5]),
         framework: Sample::parse(&fields[5..10]),
     };
-    (row, fields[10] == "true")
+    SubscriberRow {
+        row,
+        level,
+        reached: fields[10] == "true",
+    }
+}
+
+/// A subscriber row: at the default `span_level` (the target's row: the span does not reach an
+/// INFO subscriber), or at `span_level = info` (it does: what opting in costs).
+struct SubscriberRow {
+    row: CpuRow,
+    level: Option<SpanLevel>,
+    reached: bool,
+}
+
+impl SubscriberRow {
+    /// Whether the span reached the subscriber as the level says it should.
+    fn as_expected(&self) -> bool {
+        self.reached == (self.level == Some(SpanLevel::Info))
+    }
 }
 
 /// Waits until at least `tasks` tasks are alive and the runtime has gone quiet: nothing queued,
@@ -715,7 +756,7 @@ fn measure_shutdown(rt: &Runtime) -> (Duration, Duration) {
 #[derive(Default)]
 struct Report {
     cpu: Vec<CpuRow>,
-    subscriber: Option<(CpuRow, bool)>,
+    subscriber: Vec<SubscriberRow>,
     many: Option<CpuRow>,
     big: Option<CpuRow>,
     memory: Option<Memory>,
@@ -781,19 +822,21 @@ fn print_report(settings: &Settings, report: &Report) {
     let rows = report
         .cpu
         .iter()
-        .chain(report.subscriber.as_ref().map(|(row, _)| row))
+        .chain(report.subscriber.iter().map(|s| &s.row))
         .chain(&report.many)
         .chain(&report.big);
     for row in rows {
         print_cpu_row(row);
     }
-    if let Some((_, reached)) = &report.subscriber {
+    for subscriber in &report.subscriber {
         println!(
-            "  INFO subscriber: worker.run span current in the body: {}",
-            if *reached {
-                "yes"
+            "  {}: worker.run span current in the body: {}{}",
+            subscriber.row.label,
+            if subscriber.reached { "yes" } else { "no" },
+            if subscriber.as_expected() {
+                ""
             } else {
-                "NO (the row measures nothing)"
+                " (NOT as its span_level says: the row measures the wrong thing)"
             }
         );
     }
@@ -846,13 +889,13 @@ fn print_targets(report: &Report) {
         value,
         pass,
     );
-    let subscriber = report.subscriber.as_ref();
-    let (value, pass) = ratio(subscriber.map(|(row, _)| row), TARGET_SUBSCRIBER_RATIO);
-    let reached = subscriber.is_some_and(|(_, reached)| *reached);
+    let subscriber = report.subscriber.iter().find(|s| s.level.is_none());
+    let (value, pass) = ratio(subscriber.map(|s| &s.row), TARGET_SUBSCRIBER_RATIO);
+    let expected = subscriber.is_some_and(SubscriberRow::as_expected);
     print_target(
         &format!("CPU 1000 x 10ms, INFO fmt subscriber <= {TARGET_SUBSCRIBER_RATIO:.1}"),
         value,
-        pass.map(|pass| pass && reached),
+        pass.map(|pass| pass && expected),
     );
     let (value, pass) = ratio(report.many.as_ref(), TARGET_MANY_RATIO);
     print_target(
@@ -929,7 +972,10 @@ fn main() {
             .collect();
     }
     if settings.runs("subscriber") {
-        report.subscriber = Some(measure_subscriber());
+        report.subscriber = vec![
+            measure_subscriber(None),
+            measure_subscriber(Some(SpanLevel::Info)),
+        ];
     }
     if settings.runs("ten_thousand") {
         let load = Load {

@@ -28,7 +28,7 @@ pub(super) fn log_worker(Checked { spec, trigger }: &Checked) {
             backoff = %backoff,
             timeout = %timeout,
             stop_budget = %stop_budget,
-            span_level = spec.span_level.unwrap_or_default().as_str(),
+            span_level = spec.span_level.as_str(),
             "worker configured"
         );
         return;
@@ -64,7 +64,7 @@ pub(super) fn log_worker(Checked { spec, trigger }: &Checked) {
         max_restarts = %restarts,
         escalate = spec.escalate.as_str(),
         stop_budget = %stop_budget,
-        span_level = spec.span_level.unwrap_or_default().as_str(),
+        span_level = spec.span_level.as_str(),
         "worker configured"
     );
 }

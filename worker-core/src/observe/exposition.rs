@@ -2,11 +2,13 @@
 
 use crate::supervise::singleton::Singleton;
 use std::fmt::{self, Write as _};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::observe::board::Change;
 use crate::observe::metrics::{
-    Action, REFUSALS, RUN_DURATION_BUCKETS, RestartReason, SCHEDULE_LAG_BUCKETS, WorkerMetrics,
+    Action, Histogram, REFUSALS, RUN_DURATION_BUCKETS, RUN_SLOTS, RestartReason,
+    SCHEDULE_LAG_BUCKETS, WorkerMetrics,
 };
 use crate::observe::{outcome::Outcome, skip::SkipReason, state::WorkerState};
 use crate::queue::QUEUE_WAIT_BUCKETS;
@@ -117,6 +119,9 @@ const INFO: Family = Family::new(
     "Always 1; the labels carry the worker's effective schedule.",
 );
 
+/// The series of an outcome no run had yet: zero in every bucket.
+static EMPTY_RUN_HISTOGRAM: LazyLock<Histogram<RUN_SLOTS>> = LazyLock::new(Histogram::new);
+
 /// What [`render`] writes for one worker.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rendered<'a> {
@@ -156,8 +161,8 @@ pub(crate) fn render<'a, I>(
     let run_les = bounds(RUN_DURATION_BUCKETS);
     family(&DURATION, &|out, m, _| {
         for outcome in Outcome::ALL {
-            let histogram = &m.durations[outcome as usize];
             let result = Some(("result", outcome.as_str()));
+            let histogram = m.durations(outcome).unwrap_or(&EMPTY_RUN_HISTOGRAM);
             histogram.render(out, DURATION.name, &m.labels, result, &run_les);
         }
     });
@@ -591,6 +596,21 @@ impl fmt::Display for Escaped<'_> {
         }
         Ok(())
     }
+}
+
+/// The page of one idle worker, for tests.
+#[cfg(test)]
+pub(crate) fn page_of(metrics: &WorkerMetrics) -> String {
+    let mut out = String::new();
+    let worker = Rendered {
+        metrics,
+        schedule: "every 1s",
+        state: WorkerState::Idle,
+        queue: None,
+        lease: None,
+    };
+    render(&mut out, [worker], &Default::default(), &Default::default());
+    out
 }
 
 #[cfg(test)]

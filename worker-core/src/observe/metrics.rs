@@ -99,7 +99,7 @@ pub const SCHEDULE_LAG_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 600.0,
 ];
 
-const RUN_SLOTS: usize = RUN_DURATION_BUCKETS.len() + 1;
+pub(crate) const RUN_SLOTS: usize = RUN_DURATION_BUCKETS.len() + 1;
 const LAG_SLOTS: usize = SCHEDULE_LAG_BUCKETS.len() + 1;
 const RUN_BOUNDS: [u64; RUN_SLOTS - 1] = nanos(RUN_DURATION_BUCKETS);
 const LAG_BOUNDS: [u64; LAG_SLOTS - 1] = nanos(SCHEDULE_LAG_BUCKETS);
@@ -220,7 +220,11 @@ pub(crate) struct WorkerMetrics {
     pub(super) restarts: [AtomicU64; RestartReason::ALL.len()],
     pub(super) admin: [AtomicU64; Action::ALL.len()],
     pub(super) lag: Histogram<LAG_SLOTS>,
-    pub(super) durations: [Histogram<RUN_SLOTS>; Outcome::ALL.len()],
+    /// The durations of successful and failed runs.
+    durations: [Histogram<RUN_SLOTS>; 2],
+    /// Those of panicked, timed-out and cancelled runs, allocated at the first: most workers
+    /// never have one, and each histogram is an eighth of the worker's idle memory.
+    rare: std::sync::OnceLock<Box<[Histogram<RUN_SLOTS>; 3]>>,
     /// The histograms' handles in the `metrics` facade, once the host started its bridge.
     pub(crate) facade: std::sync::OnceLock<crate::observe::facade::RunHistograms>,
     /// `worker="<name>"`, escaped once.
@@ -233,6 +237,7 @@ impl WorkerMetrics {
             labels: format!("worker=\"{}\"", Escaped(worker)).into(),
             runs: Default::default(),
             durations: std::array::from_fn(|_| Histogram::new()),
+            rare: std::sync::OnceLock::new(),
             facade: std::sync::OnceLock::new(),
             retries: AtomicU64::new(0),
             skipped: Default::default(),
@@ -251,10 +256,24 @@ impl WorkerMetrics {
     pub(crate) fn finished(&self, outcome: Outcome, took: Duration) {
         let index = outcome as usize;
         add(&self.runs[index], 1);
-        self.durations[index].record(&RUN_BOUNDS, took);
+        let histogram = match self.durations.get(index) {
+            Some(histogram) => histogram,
+            None => &self
+                .rare
+                .get_or_init(|| Box::new(std::array::from_fn(|_| Histogram::new())))[index - 2],
+        };
+        histogram.record(&RUN_BOUNDS, took);
         if let Some(facade) = self.facade.get() {
             facade.durations[index].record(took.as_secs_f64());
         }
+    }
+
+    /// The durations of the runs that ended with `outcome`; `None`: none did yet.
+    pub(super) fn durations(&self, outcome: Outcome) -> Option<&Histogram<RUN_SLOTS>> {
+        let index = outcome as usize;
+        self.durations
+            .get(index)
+            .or_else(|| Some(&self.rare.get()?[index - 2]))
     }
 
     /// A run started `lag` after it was due.
@@ -347,6 +366,38 @@ impl WorkerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rare outcomes' histograms are allocated at their first run, and the page shows
+    /// each outcome's series either way.
+    #[test]
+    fn each_outcome_s_durations_are_kept_apart() {
+        let metrics = WorkerMetrics::new("w");
+        assert!(metrics.durations(Outcome::Panic).is_none());
+        metrics.finished(Outcome::Success, Duration::from_millis(1));
+        metrics.finished(Outcome::Panic, Duration::from_secs(2));
+        metrics.finished(Outcome::Panic, Duration::from_secs(3));
+        let count = |outcome| {
+            metrics
+                .durations(outcome)
+                .map(|h| h.counts.iter().map(|c| c.load(Relaxed)).sum::<u64>())
+        };
+        assert_eq!(
+            Outcome::ALL.map(count),
+            [Some(1), Some(0), Some(2), Some(0), Some(0)]
+        );
+        let page = crate::observe::exposition::page_of(&metrics);
+        for (result, n) in [
+            ("success", 1),
+            ("failure", 0),
+            ("panic", 2),
+            ("cancelled", 0),
+        ] {
+            let line = format!(
+                "worker_run_duration_seconds_count{{worker=\"w\",result=\"{result}\"}} {n}\n"
+            );
+            assert!(page.contains(&line), "{line} in {page}");
+        }
+    }
 
     #[test]
     fn histograms_are_cumulative_with_sum_and_count() {

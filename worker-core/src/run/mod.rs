@@ -3,6 +3,7 @@
 
 pub(crate) mod circuit;
 pub(crate) mod job;
+mod limited;
 pub(crate) mod panics;
 pub(crate) mod retry;
 pub(crate) mod span;
@@ -23,7 +24,8 @@ use crate::observe::recent::Entry;
 use crate::observe::status::Trigger;
 use crate::observe::{Outcome, WorkerState};
 use crate::queue::job::JobInfo;
-use crate::run::panics::{Caught, Guarded};
+use crate::run::limited::Limited;
+use crate::run::panics::Caught;
 use crate::run::retry::{Permanent, backoff};
 use crate::schedule::clock::Clock;
 use crate::worker::finish::{Closed, Finishing};
@@ -302,7 +304,7 @@ impl<B: Body> Runner<'_, B> {
     /// resources.
     async fn attempt(&self, run: &Run, job: Option<JobInfo>) -> (Attempt, Span) {
         let span = span::attempt(
-            self.spec.span_level.unwrap_or_default(),
+            self.spec.span_level,
             self.fields(run, job.as_ref().map(|job| job.id)),
         );
         let token = job.as_ref().and_then(|job| job.token.clone());
@@ -334,27 +336,8 @@ impl<B: Body> Runner<'_, B> {
 
     /// Runs `body` catching its panics, within the worker's timeout if it has one. The body's
     /// future is dropped before this returns, whatever happened.
-    async fn limited(&self, body: impl Future<Output = Result<(), BoxError>>) -> Attempt {
-        let body = Guarded::new(body);
-        let result = match self.spec.timeout {
-            None => body.await,
-            Some(limit) => {
-                let began = Instant::now();
-                match tokio::time::timeout(limit, body).await {
-                    Err(_elapsed) => return Attempt::Timeout(limit),
-                    // A body that blocked its thread past the timeout (and so was never
-                    // interrupted) ended late: it timed out, whatever it returned. A panic is
-                    // a panic, however late.
-                    Ok(Ok(_)) if began.elapsed() > limit => return Attempt::Timeout(limit),
-                    Ok(result) => result,
-                }
-            }
-        };
-        match result {
-            Ok(Ok(())) => Attempt::Ok,
-            Ok(Err(err)) => Attempt::Err(err),
-            Err(caught) => Attempt::Panic(caught),
-        }
+    fn limited<F: Future<Output = Result<(), BoxError>>>(&self, body: F) -> Limited<F> {
+        Limited::new(body, self.spec.timeout)
     }
 
     /// Hands the attempt's [`ScopedMut`](crate::ScopedMut) resources to their finish steps,

@@ -121,11 +121,12 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
                 let control = &tracked.control;
                 control.set_follower(true);
                 metrics.set_state(resting(control));
-                let Some((ticker, clock)) = singleton
-                    .ticker(&trigger, spec.after, control.token())
-                    .await
+                // Boxed, as every singleton-only future here: inline, they would make every
+                // worker's loop future larger (idle memory), singleton or not.
+                let Some((ticker, clock)) =
+                    Box::pin(singleton.ticker(&trigger, spec.after, control.token())).await
                 else {
-                    singleton.resign().await;
+                    Box::pin(singleton.resign()).await;
                     tracked.replies.close();
                     metrics.set_state(WorkerState::Stopped);
                     return;
@@ -163,16 +164,8 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
         let passes = state.passes(&runner, control, &host, &tracked);
         let end = match &singleton {
             None => passes.await,
-            // The lease is kept while the loop runs, its runs included, and given up after.
-            Some(singleton) => {
-                let end = tokio::select! {
-                    biased;
-                    end = passes => end,
-                    () = singleton.keep() => unreachable!("the keeper never ends"),
-                };
-                singleton.resign().await;
-                end
-            }
+            // Boxed, as the singleton's other futures above.
+            Some(singleton) => Box::pin(holding(singleton, passes)).await,
         };
         metrics.set_next_run(0);
         let repeated = tracked.quiet.take_repeated();
@@ -192,6 +185,18 @@ pub(crate) fn run<B: Body>(body: B, launch: Launch) -> impl Future<Output = ()> 
         }
     }
 }
+/// A singleton's passes, with its lease kept while they run, their runs included, and given
+/// up after.
+async fn holding(singleton: &singleton::Singleton, passes: impl Future<Output = End>) -> End {
+    let end = tokio::select! {
+        biased;
+        end = passes => end,
+        () = singleton.keep() => unreachable!("the keeper never ends"),
+    };
+    singleton.resign().await;
+    end
+}
+
 /// The state of a worker with no run in progress.
 pub(super) fn resting(control: &Control) -> WorkerState {
     if control.is_paused() {

@@ -107,7 +107,8 @@ impl Loop {
                     Some(singleton) => match singleton.trusted($now) {
                         Some(fence) => {
                             let singleton = Arc::clone(singleton);
-                            claiming.set(claim(singleton, fence, $scheduled).fuse());
+                            // Boxed: a claim's future would make every loop larger.
+                            claiming.set(Box::pin(claim(singleton, fence, $scheduled)).fuse());
                         }
                         None => metrics.skipped(SkipReason::NotClaimed, 1),
                     },
@@ -282,7 +283,9 @@ impl Loop {
         };
         match spec.stop_budget {
             Some(budget) => {
-                if tokio::time::timeout(budget, drain).await.is_err() {
+                // Boxed, once in the loop's life: inline, its timer would make every idle
+                // worker's future larger.
+                if Box::pin(tokio::time::timeout(budget, drain)).await.is_err() {
                     tracing::warn!(
                         worker = %runner.env.name,
                         budget = %humantime::format_duration(budget),

@@ -361,7 +361,7 @@ impl WorkerBuilder {
     /// [`SpanLevel::Debug`], so a subscriber at INFO records no span per run. See
     /// [`SpanLevel`].
     pub fn span_level(mut self, level: SpanLevel) -> Self {
-        self.spec.span_level = Some(level);
+        self.spec.span_level = level;
         self
     }
 

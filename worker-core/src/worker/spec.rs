@@ -106,8 +106,7 @@ pub(crate) struct Spec {
     pub(crate) capacity: Option<u32>,
     /// `None`: not given, so [`OnPanic::Retry`].
     pub(crate) on_panic: Option<OnPanic>,
-    /// `None`: not given, so [`SpanLevel::Debug`].
-    pub(crate) span_level: Option<SpanLevel>,
+    pub(crate) span_level: SpanLevel,
     /// The queue's jobs live in the host's durable backend (`durable`).
     pub(crate) durable: bool,
     /// `None`: not given, so [`DEFAULT_LEASE`] (durable queue workers and singletons read it).
@@ -196,7 +195,7 @@ impl Spec {
             concurrency: None,
             capacity: None,
             on_panic: None,
-            span_level: None,
+            span_level: SpanLevel::default(),
             durable: false,
             lease: None,
             singleton: false,
@@ -301,9 +300,7 @@ impl Spec {
         if let Some(on_panic) = self.on_panic {
             add("on_panic", Value::Choice(on_panic.as_str()));
         }
-        if let Some(level) = self.span_level {
-            add("span_level", Value::Choice(level.as_str()));
-        }
+        add("span_level", Value::Choice(self.span_level.as_str()));
         if self.durable {
             add("durable", Value::Flag);
         }
@@ -438,7 +435,8 @@ impl Spec {
             }
             "span_level" => {
                 let all = [SpanLevel::Info, SpanLevel::Debug, SpanLevel::Trace];
-                self.span_level = choose(&all, SpanLevel::as_str, option).or(self.span_level);
+                self.span_level =
+                    choose(&all, SpanLevel::as_str, option).unwrap_or(self.span_level);
             }
             _ => {}
         }
