@@ -20,7 +20,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use worker_core::testing::TestHost;
-use worker_core::{BoxError, Ctx, Host, Job, worker};
+use worker_core::{BoxError, Ctx, Host, Job, Outcome, ScopedMut, worker};
 
 type Fields = BTreeMap<String, String>;
 
@@ -359,6 +359,80 @@ async fn at_info_only_span_level_info_records_runs_and_failures_keep_the_run_fie
     host.stop().await.unwrap();
     let results: Vec<String> = capture.runs().iter().map(|f| field(f, "result")).collect();
     assert_eq!(results, ["failure", "success"]);
+}
+
+/// A resource whose finish step fails after a failed attempt.
+#[derive(Debug)]
+struct Handle;
+
+/// Fails, so its resource's finish step is told so, and fails too.
+#[worker(every = "1h")]
+async fn fails_then_finish_fails(_handle: ScopedMut<Handle>) -> Result<(), BoxError> {
+    Err("the body failed".into())
+}
+
+/// Moves its resource into a task, which holds it past the attempt.
+#[worker(every = "1h")]
+async fn leaks_its_handle(handle: ScopedMut<Handle>) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(handle);
+    });
+}
+
+/// The finish step's warnings, like the attempt's failure line, are logged in a `worker.run`
+/// span with the run's fields under an INFO subscriber, where the attempt's own span at the
+/// default `span_level` is not recorded.
+#[tokio::test(start_paused = true)]
+async fn finish_step_warnings_keep_the_run_fields_at_info() {
+    let _serial = SERIAL.lock().await;
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(capture.clone().with_filter(LevelFilter::INFO)),
+    );
+    let builder = Host::builder()
+        .scoped_mut(
+            |_: Ctx| async { Ok::<_, BoxError>(Handle) },
+            |_: Handle, outcome: Outcome| async move {
+                match outcome {
+                    Outcome::Success => Ok(()),
+                    _ => Err::<(), BoxError>("the rollback failed".into()),
+                }
+            },
+        )
+        .worker(fails_then_finish_fails)
+        .worker(leaks_its_handle);
+    let host = TestHost::start(builder).unwrap();
+    host.advance(Duration::from_mins(1)).await;
+    let failed_run = host.runs("fails_then_finish_fails")[0].run_id.to_string();
+    let leaked_run = host.runs("leaks_its_handle")[0].run_id.to_string();
+    host.stop().await.unwrap();
+    let field = |fields: &Option<Fields>, name: &str| {
+        fields
+            .as_ref()
+            .and_then(|f| f.get(name).cloned())
+            .unwrap_or_default()
+    };
+    let fields = |message: &str| -> Vec<[String; 4]> {
+        capture
+            .span_of(message)
+            .iter()
+            .map(|f| ["worker", "run_id", "attempt", "result"].map(|n| field(f, n)))
+            .collect()
+    };
+    let expected =
+        |worker: &str, run: &str, result: &str| [worker, run, "1", result].map(str::to_owned);
+    assert_eq!(
+        fields("finishing a resource after the attempt failed"),
+        [expected("fails_then_finish_fails", &failed_run, "failure")]
+    );
+    assert_eq!(
+        fields(
+            "a `ScopedMut` outlived its attempt (moved into a task?): it is not finished, and \
+             its value is dropped with the handle"
+        ),
+        [expected("leaks_its_handle", &leaked_run, "success")]
+    );
 }
 
 /// Fails its first attempt; each attempt fetches in a span of its own.

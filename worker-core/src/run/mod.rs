@@ -303,10 +303,8 @@ impl<B: Body> Runner<'_, B> {
     /// scope is dropped before this returns, whatever happened, which tears down its scoped
     /// resources.
     async fn attempt(&self, run: &Run, job: Option<JobInfo>) -> (Attempt, Span) {
-        let span = span::attempt(
-            self.spec.span_level,
-            self.fields(run, job.as_ref().map(|job| job.id)),
-        );
+        let fields = self.fields(run, job.as_ref().map(|job| job.id));
+        let span = span::attempt(self.spec.span_level, fields);
         let token = job.as_ref().and_then(|job| job.token.clone());
         let ctx = Ctx::new(
             Arc::clone(self.env),
@@ -326,7 +324,7 @@ impl<B: Body> Runner<'_, B> {
         let attempt = match finishing {
             None => attempt,
             Some(finishing) => {
-                self.finish_resources(&finishing, token.as_ref(), attempt)
+                self.finish_resources(&finishing, token.as_ref(), attempt, (&span, fields))
                     .instrument(span.clone())
                     .await
             }
@@ -343,18 +341,21 @@ impl<B: Body> Runner<'_, B> {
     /// Hands the attempt's [`ScopedMut`](crate::ScopedMut) resources to their finish steps,
     /// newest first. After a success, the first finish step that does not succeed decides the
     /// attempt (a failed commit fails it), and the older resources are finished with that
-    /// outcome; the failures of later finish steps are only logged.
+    /// outcome; the failures of later finish steps are only logged, like a leaked handle, in
+    /// the span [`span::for_line`] gives.
     async fn finish_resources(
         &self,
         finishing: &Finishing,
         job: Option<&CancellationToken>,
         mut attempt: Attempt,
+        (span, fields): (&Span, span::Fields<'_>),
     ) -> Attempt {
         for slot in finishing.slots() {
             let outcome = self.outcome(&attempt, job);
             let (resource, finish) = match slot.close(outcome) {
                 Closed::Nothing => continue,
                 Closed::Leaked(resource) => {
+                    let _entered = span::for_line(span, fields, outcome.as_str()).entered();
                     tracing::warn!(
                         resource,
                         "a `ScopedMut` outlived its attempt (moved into a task?): it is not \
@@ -374,12 +375,15 @@ impl<B: Body> Runner<'_, B> {
                     }));
                 }
                 (Attempt::Ok, failed) => attempt = failed,
-                (_, failed) => tracing::warn!(
-                    resource,
-                    result = outcome.as_str(),
-                    error = failed.error().as_deref().unwrap_or_default(),
-                    "finishing a resource after the attempt failed"
-                ),
+                (_, failed) => {
+                    let _entered = span::for_line(span, fields, outcome.as_str()).entered();
+                    tracing::warn!(
+                        resource,
+                        result = outcome.as_str(),
+                        error = failed.error().as_deref().unwrap_or_default(),
+                        "finishing a resource after the attempt failed"
+                    );
+                }
             }
         }
         attempt
