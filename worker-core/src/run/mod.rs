@@ -323,10 +323,11 @@ impl<B: Body> Runner<'_, B> {
         let attempt = self.limited(body).instrument(span.clone()).await;
         let attempt = match finishing {
             None => attempt,
+            // Boxed: only the attempts of workers with finish steps hold its state.
             Some(finishing) => {
-                self.finish_resources(&finishing, token.as_ref(), attempt, (&span, fields))
-                    .instrument(span.clone())
-                    .await
+                let finish =
+                    self.finish_resources(&finishing, token.as_ref(), attempt, (&span, fields));
+                Box::pin(finish.instrument(span.clone())).await
             }
         };
         (attempt, span)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use futures_util::future::{Fuse, FusedFuture as _};
+use futures_util::future::{Fuse, FusedFuture as _, OptionFuture};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::time::{Instant, sleep_until};
@@ -67,9 +67,10 @@ impl Loop {
         let metrics = runner.metrics;
         let (missed, overlap, jitter) = (spec.missed, spec.overlap, spec.jitter);
         let limit = overlap.limit();
-        // One run at a time (the default) lives in a reused slot; `allow(n)` needs a set.
+        // One run at a time (the default) lives in a reused slot; `allow(n)` needs a set,
+        // allocated at its first run (an empty set holds two allocations).
         let mut single = pin!(Fuse::terminated());
-        let mut many = FuturesUnordered::new();
+        let mut many: Option<Box<FuturesUnordered<_>>> = None;
         let mut sleep = pin!(sleep_until(Instant::now()));
         // A singleton's tick being claimed in the database; it starts when the claim succeeds.
         let mut claiming = pin!(Fuse::terminated());
@@ -95,7 +96,8 @@ impl Loop {
                 if limit == 1 {
                     single.set(runner.run($id, $trigger, scheduled, $now).fuse());
                 } else {
-                    many.push(Box::pin(runner.run($id, $trigger, scheduled, $now)));
+                    many.get_or_insert_default()
+                        .push(Box::pin(runner.run($id, $trigger, scheduled, $now)));
                 }
             }};
         }
@@ -186,7 +188,8 @@ impl Loop {
             let (ended, now, trigger) = tokio::select! {
                 biased;
                 outcome = &mut single, if !single.is_terminated() => outcome,
-                Some(outcome) = many.next(), if !many.is_empty() => outcome,
+                Some(Some(outcome)) = OptionFuture::from(many.as_mut().map(|many| many.next())),
+                    if many.as_ref().is_some_and(|many| !many.is_empty()) => outcome,
                 claimed = &mut claiming, if !claiming.is_terminated() => {
                     let now = Instant::now();
                     match claimed {
@@ -279,7 +282,7 @@ impl Loop {
             if !single.is_terminated() {
                 (&mut single).await;
             }
-            while many.next().await.is_some() {}
+            while let Some(Some(_)) = OptionFuture::from(many.as_mut().map(|m| m.next())).await {}
         };
         match spec.stop_budget {
             Some(budget) => {
