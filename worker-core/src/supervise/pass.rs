@@ -70,7 +70,7 @@ impl Loop {
         // One run at a time (the default) lives in a reused slot; `allow(n)` needs a set,
         // allocated at its first run (an empty set holds two allocations).
         let mut single = pin!(Fuse::terminated());
-        let mut many: Option<Box<FuturesUnordered<_>>> = None;
+        let mut many = None;
         let mut sleep = pin!(sleep_until(Instant::now()));
         // A singleton's tick being claimed in the database; it starts when the claim succeeds.
         let mut claiming = pin!(Fuse::terminated());
@@ -96,7 +96,7 @@ impl Loop {
                 if limit == 1 {
                     single.set(runner.run($id, $trigger, scheduled, $now).fuse());
                 } else {
-                    many.get_or_insert_default()
+                    many.get_or_insert_with(FuturesUnordered::new)
                         .push(Box::pin(runner.run($id, $trigger, scheduled, $now)));
                 }
             }};
@@ -282,7 +282,9 @@ impl Loop {
             if !single.is_terminated() {
                 (&mut single).await;
             }
-            while let Some(Some(_)) = OptionFuture::from(many.as_mut().map(|m| m.next())).await {}
+            if let Some(many) = &mut many {
+                while many.next().await.is_some() {}
+            }
         };
         match spec.stop_budget {
             Some(budget) => {
