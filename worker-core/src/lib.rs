@@ -125,7 +125,8 @@ pub mod testing;
 mod worker;
 
 pub use crate::error::{BoxError, Error};
-pub use crate::host::handle::{HostHandle, RunRequest};
+pub use crate::host::actions::RunRequest;
+pub use crate::host::handle::HostHandle;
 #[cfg(feature = "prometheus")]
 pub use crate::host::recorder::worker_buckets;
 pub use crate::host::{Host, HostBuilder};
@@ -153,7 +154,8 @@ pub use crate::supervise::Requested;
 pub use crate::worker::extract::{FromScope, IntoRunResult, Scoped, State};
 pub use crate::worker::finish::ScopedMut;
 pub use crate::worker::handler::{Handler, Requirement};
-pub use crate::worker::scope::{Ctx, Registry, Scope};
+pub use crate::worker::registry::Registry;
+pub use crate::worker::scope::{Ctx, Scope};
 pub use crate::worker::{IntoWorker, Worker, WorkerBuilder};
 
 #[cfg(feature = "macros")]

@@ -96,6 +96,7 @@
 mod apply;
 mod env;
 mod file;
+mod set;
 
 mod builder;
 

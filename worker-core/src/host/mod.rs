@@ -1,6 +1,8 @@
 //! The host: builds and validates every worker, runs them, and stops them gracefully.
 
+pub(crate) mod actions;
 pub(crate) mod builder;
+mod checks;
 pub(crate) mod handle;
 mod log;
 #[cfg(feature = "prometheus")]

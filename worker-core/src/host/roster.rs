@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::durable::Backend;
 use crate::error::{Error, Kind};
-use crate::host::builder::{channel, lease, own_registry, prepare};
+use crate::host::checks::{channel, lease, own_registry, prepare};
 use crate::host::{ABORT_WAIT, start};
 use crate::observe::board::Board;
 use crate::observe::tracked::Tracked;
@@ -29,7 +29,7 @@ use crate::queue::channel::Channel;
 use crate::schedule::clock::Clock;
 use crate::supervise::HostLink;
 use crate::worker::Worker;
-use crate::worker::scope::Registry;
+use crate::worker::registry::Registry;
 
 /// A worker's loop on the host's tracker.
 pub(super) type Loop = (Arc<str>, JoinHandle<()>);

@@ -16,7 +16,8 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
 
-use crate::host::handle::{HostHandle, Origin};
+use crate::host::actions::Origin;
+use crate::host::handle::HostHandle;
 use crate::observe::SkipReason;
 use crate::observe::board::Board;
 use crate::observe::health::Probe;

@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use crate::error::BoxError;
 use crate::queue::channel::{Channel, Payload, Reject};
 use crate::worker::extract::FromScope;
-use crate::worker::scope::{Registry, Scope};
+use crate::worker::registry::Registry;
+use crate::worker::scope::Scope;
 
 pub use self::dead::{DeadJob, DeadJobRecord};
 pub use self::job::Job;

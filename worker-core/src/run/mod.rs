@@ -4,6 +4,7 @@
 pub(crate) mod circuit;
 pub(crate) mod job;
 mod limited;
+mod line;
 pub(crate) mod panics;
 pub(crate) mod retry;
 pub(crate) mod span;
@@ -19,12 +20,12 @@ use tracing::{Instrument as _, Span};
 
 use crate::error::{BoxError, Chain};
 use crate::observe::metrics::WorkerMetrics;
-use crate::observe::quiet;
 use crate::observe::recent::Entry;
 use crate::observe::status::Trigger;
 use crate::observe::{Outcome, WorkerState};
 use crate::queue::job::JobInfo;
 use crate::run::limited::Limited;
+use crate::run::line::Line;
 use crate::run::panics::Caught;
 use crate::run::retry::{Permanent, backoff};
 use crate::schedule::clock::Clock;
@@ -69,17 +70,6 @@ struct Run {
     started: Instant,
     /// Attempts begun so far.
     attempts: u32,
-}
-
-/// How an attempt ended, as its log line says.
-struct Line<'a> {
-    /// The attempt's span (recorded or not).
-    span: &'a Span,
-    fields: span::Fields<'a>,
-    outcome: Outcome,
-    /// The delay before the retry, if there is one.
-    retry: Option<Duration>,
-    permanent: bool,
 }
 
 /// What an attempt's outcome calls for.
@@ -185,78 +175,6 @@ impl<B: Body> Runner<'_, B> {
         match delay {
             Some(delay) => Next::Retry(delay, result),
             None => Next::Done(outcome, result),
-        }
-    }
-
-    /// Logs how an attempt ended; a line identical to the worker's last one within
-    /// [`REPEAT_WINDOW`](crate::observe::quiet::REPEAT_WINDOW) is counted instead (see `quiet`).
-    fn log_attempt(&self, result: &Attempt, line: &Line<'_>) {
-        let Line {
-            outcome,
-            retry,
-            permanent,
-            ..
-        } = *line;
-        let kind = (outcome as u8) << 2 | u8::from(retry.is_some()) << 1 | u8::from(permanent);
-        let key = match result {
-            Attempt::Ok => {
-                let _entered = line.span.enter();
-                tracing::debug!("run succeeded");
-                return;
-            }
-            Attempt::Err(err) => quiet::key(kind, format_args!("{}", Chain(&**err))),
-            Attempt::Panic(caught) => quiet::key(
-                kind,
-                format_args!("{} {:?}", caught.message, caught.location),
-            ),
-            Attempt::Timeout(limit) => quiet::key(kind, format_args!("{limit:?}")),
-        };
-        let Some(repeated) = self.env.tracked.quiet.admit(key, Instant::now()) else {
-            return;
-        };
-        let delay = retry.map(|d| humantime::format_duration(d).to_string());
-        let result_label = outcome.as_str();
-        let span = span::for_line(line.span, line.fields, result_label);
-        let _entered = span.enter();
-        match result {
-            Attempt::Ok => {}
-            Attempt::Panic(caught) => tracing::error!(
-                panic = %caught.message,
-                location = caught.location.as_deref().unwrap_or("unknown"),
-                backtrace = caught.backtrace.as_deref(),
-                repeated,
-                "worker panicked"
-            ),
-            Attempt::Err(err) if retry.is_some() => tracing::warn!(
-                error = %Chain(&**err),
-                retry_in = delay.as_deref(),
-                repeated,
-                "attempt failed; retrying"
-            ),
-            Attempt::Err(err) if permanent => tracing::error!(
-                result = result_label,
-                error = %Chain(&**err),
-                repeated,
-                "run failed with a permanent error; not retried"
-            ),
-            Attempt::Err(err) => tracing::error!(
-                result = result_label,
-                error = %Chain(&**err),
-                repeated,
-                "run failed"
-            ),
-            Attempt::Timeout(limit) if retry.is_some() => tracing::warn!(
-                timeout = %humantime::format_duration(*limit),
-                retry_in = delay.as_deref(),
-                repeated,
-                "attempt timed out; retrying"
-            ),
-            Attempt::Timeout(limit) => tracing::error!(
-                result = result_label,
-                timeout = %humantime::format_duration(*limit),
-                repeated,
-                "run timed out"
-            ),
         }
     }
 

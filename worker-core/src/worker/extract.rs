@@ -7,7 +7,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::error::BoxError;
-use crate::worker::scope::{Ctx, Registry, Scope};
+use crate::worker::registry::Registry;
+use crate::worker::scope::{Ctx, Scope};
 
 /// A type that can be a worker argument, drawn from the attempt's [`Scope`].
 ///

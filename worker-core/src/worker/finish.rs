@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::error::BoxError;
 use crate::observe::Outcome;
 use crate::worker::extract::FromScope;
-use crate::worker::scope::{Ctx, Registry, Scope};
+use crate::worker::registry::Registry;
+use crate::worker::scope::{Ctx, Scope};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Create<T> = dyn Fn(Ctx) -> BoxFuture<Result<T, BoxError>> + Send + Sync;

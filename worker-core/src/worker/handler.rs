@@ -5,7 +5,8 @@ use std::future::Future;
 
 use crate::error::BoxError;
 use crate::worker::extract::{FromScope, IntoRunResult};
-use crate::worker::scope::{Registry, Scope};
+use crate::worker::registry::Registry;
+use crate::worker::scope::Scope;
 
 /// An async function or closure usable as a worker body: every argument implements
 /// [`FromScope`] and it returns `()` or `Result<(), E>` (see [`IntoRunResult`]).

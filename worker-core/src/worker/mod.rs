@@ -4,6 +4,7 @@ pub(crate) mod extract;
 pub(crate) mod finish;
 pub(crate) mod handler;
 mod queue;
+pub(crate) mod registry;
 pub(crate) mod scope;
 pub(crate) mod spec;
 
@@ -25,7 +26,8 @@ use crate::schedule::{Missed, Overlap};
 use crate::supervise::{self, Escalation, Launch};
 use crate::worker::extract::FromScope;
 use crate::worker::handler::{Body, Handler, HandlerBody, RawBody, Requirement};
-use crate::worker::scope::{Scope, StateMap};
+use crate::worker::registry::StateMap;
+use crate::worker::scope::Scope;
 use crate::worker::spec::{DeclaredSchedule, Spec};
 
 pub(crate) use self::queue::QueueBinding;
@@ -139,7 +141,7 @@ impl WorkerBuilder {
     /// Gives this worker an `Arc` it shares with the application, or a trait object, as its own
     /// [`State<T>`](crate::State); see [`state`](Self::state).
     pub fn state_arc<T: ?Sized + Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
-        crate::worker::scope::insert_state(&mut self.states, value);
+        crate::worker::registry::insert_state(&mut self.states, value);
         self
     }
 
