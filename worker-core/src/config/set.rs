@@ -95,7 +95,7 @@ impl Spec {
                 }
             }
             // `name`, `queue`, `durable` and `singleton` are not overridable; a new key gets its
-            // arm here and in `settings`.
+            // arm here and in `Spec::settings` (`worker/spec.rs`).
             _ => {}
         }
     }
