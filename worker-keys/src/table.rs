@@ -1,7 +1,8 @@
 //! THE table of worker keys: one [`Key`] row per key of `#[worker(...)]`, of
 //! `WorkerBuilder` and of the configuration file and environment variables.
 //!
-//! Adding a key is adding its row here (and its field where the runtime keeps it): the
+//! Adding a key is adding its row here, and in `worker_core` the field that keeps it, its
+//! builder method and its line in `worker/places.rs` (a test there fails without it): the
 //! attribute, the builder's check, the file and the environment all look keys up in [`KEYS`],
 //! parse their values with [`parse`](crate::parse) and check them with
 //! [`Settings::check`](crate::Settings::check).

@@ -96,7 +96,6 @@
 mod apply;
 mod env;
 mod file;
-mod set;
 
 mod builder;
 

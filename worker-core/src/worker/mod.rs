@@ -3,6 +3,7 @@
 pub(crate) mod extract;
 pub(crate) mod finish;
 pub(crate) mod handler;
+mod places;
 mod queue;
 pub(crate) mod registry;
 pub(crate) mod scope;

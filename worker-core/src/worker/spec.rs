@@ -11,7 +11,6 @@ use worker_keys::DEFAULT_TIME_ZONE;
 use worker_keys::{
     DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY, DEFAULT_CATCH_UP, DEFAULT_CONCURRENCY,
     DEFAULT_LEASE, DEFAULT_RESTART_WINDOW, DEFAULT_STALE_PERIODS, MIN_DEFAULT_STALE_AFTER, Refusal,
-    Settings, Value,
 };
 
 use crate::error::Error;
@@ -224,94 +223,6 @@ impl Spec {
     /// The circuit breaker, created with its defaults when a first `circuit_*` key is set.
     pub(crate) fn circuit_mut(&mut self) -> &mut CircuitBreaker {
         self.circuit.get_or_insert_with(CircuitBreaker::default)
-    }
-
-    /// The declared values, for the shared check: every field is one key of the table.
-    pub(crate) fn settings(&self) -> Settings {
-        let mut settings = Settings::new();
-        let mut add = |name: &str, value: Value| settings.put(name, value);
-        add("name", Value::Text(self.name.to_string()));
-        match &self.trigger {
-            Some(DeclaredSchedule::Every(d)) => add("every", Value::Duration(*d)),
-            Some(DeclaredSchedule::FixedDelay(d)) => add("fixed_delay", Value::Duration(*d)),
-            #[cfg(feature = "cron")]
-            Some(DeclaredSchedule::Cron(expression)) => {
-                add("cron", Value::Text(expression.clone()));
-            }
-            Some(DeclaredSchedule::Once) => add("once", Value::Flag),
-            None => {}
-        }
-        if let Some(zone) = &self.time_zone {
-            add("time_zone", Value::Text(zone.clone()));
-        }
-        add("after", Value::Duration(self.after));
-        add("jitter", Value::Duration(self.jitter));
-        add("missed", Value::Choice(self.missed.as_str()));
-        add(
-            "overlap",
-            match self.overlap {
-                Overlap::Skip => Value::Choice("skip"),
-                Overlap::Queue => Value::Choice("queue"),
-                Overlap::Allow(n) => Value::Allow(n),
-            },
-        );
-        add("enabled", Value::Bool(self.enabled));
-        add("retry", Value::Count(self.retry));
-        add("backoff_kind", Value::Choice(self.backoff_kind.as_str()));
-        add("backoff", Value::Duration(self.backoff));
-        add("backoff_max", Value::Duration(self.backoff_max));
-        if let Some(timeout) = self.timeout {
-            add("timeout", Value::Duration(timeout));
-        }
-        if let Some(circuit) = &self.circuit {
-            add("circuit_failure_ratio", Value::Ratio(circuit.failure_ratio));
-            add(
-                "circuit_min_throughput",
-                Value::Count(circuit.min_throughput),
-            );
-            add("circuit_window", Value::Duration(circuit.window));
-            add("circuit_break", Value::Duration(circuit.break_for));
-        }
-        add("restart_backoff", Value::Duration(self.restart_backoff));
-        if let Some(max) = self.max_restarts {
-            add("max_restarts", Value::Count(max));
-        }
-        add("restart_window", Value::Duration(self.restart_window));
-        add("escalate", Value::Choice(self.escalate.as_str()));
-        if let Some(budget) = self.stop_budget {
-            add("stop_budget", Value::Duration(budget));
-        }
-        if let Some(after) = self.stale_after {
-            add("stale_after", Value::Duration(after));
-        }
-        add("gates_readiness", Value::Bool(self.gates_readiness));
-        add("gates_liveness", Value::Bool(self.gates_liveness));
-        if let Some(queue) = &self.queue {
-            add("queue", Value::Text(queue.to_string()));
-        }
-        if let Some(n) = self.concurrency {
-            add("concurrency", Value::Count(n));
-        }
-        if let Some(n) = self.capacity {
-            add("capacity", Value::Count(n));
-        }
-        if let Some(on_panic) = self.on_panic {
-            add("on_panic", Value::Choice(on_panic.as_str()));
-        }
-        add("span_level", Value::Choice(self.span_level.as_str()));
-        if self.durable {
-            add("durable", Value::Flag);
-        }
-        if let Some(lease) = self.lease {
-            add("lease", Value::Duration(lease));
-        }
-        if self.singleton {
-            add("singleton", Value::Flag);
-        }
-        if let Some(n) = self.catch_up {
-            add("catch_up", Value::Count(n));
-        }
-        settings
     }
 
     /// Checks the declaration with the shared check of `worker_keys`, the one `#[worker]`

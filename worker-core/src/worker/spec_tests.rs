@@ -1,6 +1,7 @@
 //! The declared spec against the key table: the same defaults, every key settable.
 
 use super::*;
+use worker_keys::Value;
 
 /// What `Spec::new` and `CircuitBreaker::default` use is what the table says, and so are
 /// a queue worker's defaults.
