@@ -379,7 +379,7 @@ fn stopping(left: Option<Arc<Outcomes>>) -> Worker {
         .queue::<u32>("stopping")
         .concurrency(2)
         .retry(1)
-        .backoff(secs(600))
+        .backoff(secs(60))
         .backoff_max(secs(600))
         .stop_budget(secs(10));
     let builder = match left {
@@ -665,6 +665,62 @@ async fn a_run_that_heeds_its_token_ends_at_the_stop_budget_and_the_host_stops_c
             &[("worker", "polite"), ("reason", "shutdown")]
         ),
         1
+    );
+}
+
+/// Without a `stop_budget`, a queue drains until shortly before the host's deadline, so a run
+/// that ends when its token is cancelled has the time to, and a worker with no run in flight
+/// (its one job waiting out a retry backoff) has nothing to abort: either way the host stops
+/// cleanly, before its deadline.
+#[tokio::test(start_paused = true)]
+async fn without_a_stop_budget_runs_that_heed_their_token_still_let_the_host_stop_cleanly() {
+    let heeding = Worker::builder("heeding").queue::<u32>("heeding").handler(
+        |_job: Job<u32>, ctx: worker_core::Ctx| async move {
+            ctx.cancelled().await;
+            Err::<(), BoxError>("stopped by shutdown".into())
+        },
+    );
+    let waiting = Worker::builder("waiting")
+        .queue::<u32>("waiting")
+        .retry(1)
+        .backoff(secs(60))
+        .handler(|_job: Job<u32>| async { Err::<(), BoxError>("not yet".into()) });
+    let metrics = Metrics::new();
+    let host = metrics
+        .build(
+            Host::builder()
+                .shutdown_timeout(secs(3))
+                .worker(heeding)
+                .worker(waiting),
+        )
+        .unwrap();
+    let handle = host.handle();
+    let running = Running::start(host);
+    handle
+        .queue::<u32>("heeding")
+        .unwrap()
+        .send(1)
+        .await
+        .unwrap();
+    handle
+        .queue::<u32>("waiting")
+        .unwrap()
+        .send(2)
+        .await
+        .unwrap();
+    tokio::time::sleep(secs(1)).await;
+    let stopped = running.stop().await;
+    stopped.result.expect("no worker overran the deadline");
+    assert!(stopped.took < secs(3), "stopped after {:?}", stopped.took);
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.runs("heeding", "cancelled"), 1);
+    assert_eq!(
+        snapshot.counter(
+            "worker_jobs_dropped_total",
+            &[("worker", "waiting"), ("reason", "shutdown")]
+        ),
+        1,
+        "the job in backoff is left over"
     );
 }
 

@@ -345,9 +345,7 @@ async fn stop(
     channel: &Channel,
     budget: Option<Duration>,
 ) {
-    let stopping = Instant::now();
-    let hard = stopping + host.queue_deadline();
-    let deadline = budget.map_or(hard, |budget| (stopping + budget).min(hard));
+    let (deadline, hard) = host.queue_stop(Instant::now(), budget);
     if drain(slots, deadline).await {
         return;
     }

@@ -155,9 +155,7 @@ async fn stop(
     // Stopping: sends are refused; the slots drain what is left until the stop budget.
     channel.close();
     channel.set_paused(false);
-    let stopping = Instant::now();
-    let hard = stopping + host.queue_deadline();
-    let deadline = budget.map_or(hard, |budget| (stopping + budget).min(hard));
+    let (deadline, hard) = host.queue_stop(Instant::now(), budget);
     loop {
         let changed = channel.changed();
         let mut changed = std::pin::pin!(changed);
@@ -184,6 +182,9 @@ async fn stop(
     if ended.is_err() {
         slots.abort_all();
         while slots.join_next().await.is_some() {}
+    }
+    // Slots with no run in flight lose nothing when aborted: the worker did not overrun.
+    if ended.is_err() && aborted > 0 {
         tracing::warn!(
             worker = %tracked.name,
             runs = aborted,
@@ -357,10 +358,29 @@ pub(crate) fn dead(channel: &Channel, clock: Clock, worker: &str, job: Envelope,
 
 impl HostLink {
     /// How long a queue worker may take to stop, from when it is asked: the host's shutdown
-    /// timeout, less a tenth of it (at most a second) for the rest of the shutdown. Without a
-    /// `stop_budget`, its slots drain its queue that long.
+    /// timeout, less a tenth of it (at most a second) for the rest of the shutdown.
     pub(crate) fn queue_deadline(&self) -> Duration {
         let timeout = self.shutdown_timeout;
-        timeout.saturating_sub((timeout / 10).min(Duration::from_secs(1)))
+        timeout.saturating_sub(tenth(timeout))
     }
+
+    /// When a queue worker asked to stop at `stopping` stops draining its queue, and when its
+    /// runs in flight, cancelled then, are aborted: the drain ends at its `budget`, and at the
+    /// latest a tenth of the deadline (at most a second) before it, so that a run which ends
+    /// when it is cancelled always has the time to.
+    pub(crate) fn queue_stop(
+        &self,
+        stopping: Instant,
+        budget: Option<Duration>,
+    ) -> (Instant, Instant) {
+        let deadline = self.queue_deadline();
+        let drain = deadline.saturating_sub(tenth(deadline));
+        let drain = budget.map_or(drain, |budget| budget.min(drain));
+        (stopping + drain, stopping + deadline)
+    }
+}
+
+/// A tenth of `timeout`, at most a second.
+fn tenth(timeout: Duration) -> Duration {
+    (timeout / 10).min(Duration::from_secs(1))
 }
