@@ -54,8 +54,13 @@ use crate::worker::IntoWorker;
 
 /// How long [`TestHost::advance`] lets runs go on past its target before it gives up.
 const SETTLE_LIMIT: Duration = Duration::from_hours(24);
-/// The clock step while waiting for runs to finish.
+/// The first clock step while waiting for runs to finish; each step with nothing changed is
+/// twice the last, up to [`MAX_STEP`], so a long run is waited for in few steps (the runs'
+/// own timers still fire at their instants: only when `advance` returns moves).
 const STEP: Duration = Duration::from_millis(1);
+/// The longest clock step while waiting for runs to finish, or a hundredth of the wait so far
+/// if that is longer: how much later than the last run's end `advance` may return.
+const MAX_STEP: Duration = Duration::from_millis(100);
 
 /// A host running in a task on the paused clock; see the [module](self) docs.
 #[derive(Debug)]
@@ -97,7 +102,9 @@ impl TestHost {
 
     /// Moves the clock forward by `by`, then waits until every run that was triggered has
     /// finished, retries and backoff included; the clock moves on while runs are in progress,
-    /// so it may end later than `by` from now.
+    /// so it may end later than `by` from now: after the last of them ended, by up to 100 ms or
+    /// a hundredth of the time waited for them (the runs themselves see every timer fire at
+    /// its instant).
     ///
     /// # Panics
     ///
@@ -108,8 +115,11 @@ impl TestHost {
         self.settle(target + SETTLE_LIMIT).await;
     }
 
-    /// Waits, moving the clock in small steps, until no run is in progress and none is due.
+    /// Waits, moving the clock in steps, until no run is in progress and none is due.
     async fn settle(&self, limit: Instant) {
+        let from = Instant::now();
+        let mut step = STEP;
+        let mut last = Vec::new();
         loop {
             // Let the workers woken at this instant start their runs.
             for _ in 0..8 {
@@ -124,7 +134,13 @@ impl TestHost {
                 "runs still going a simulated day later: {}",
                 busy.join(", ")
             );
-            tokio::time::sleep(STEP).await;
+            step = if busy == last {
+                (step * 2).min(MAX_STEP.max(from.elapsed() / 100))
+            } else {
+                STEP
+            };
+            last = busy;
+            tokio::time::sleep(step).await;
         }
     }
 

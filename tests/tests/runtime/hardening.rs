@@ -585,3 +585,42 @@ async fn a_run_now_request_that_cannot_run_is_answered() {
     let err = handle.run_now("disabled").unwrap_err();
     assert!(err.is_not_running(), "{err}");
 }
+
+/// `TestHost::advance` waits for a run that outlasts it, and returns soon after that run ends
+/// (the run's own timer fires at its instant); a run that never ends fails the test, naming
+/// its worker, instead of spinning.
+#[tokio::test(start_paused = true)]
+async fn the_test_harness_waits_for_a_long_run_and_gives_up_on_one_that_never_ends() {
+    let long = Worker::builder("long")
+        .once()
+        .handler(|| async { tokio::time::sleep(secs(300)).await });
+    let host = TestHost::start(Host::builder().worker(long)).unwrap();
+    let start = tokio::time::Instant::now();
+    host.advance(secs(1)).await;
+    let waited = start.elapsed();
+    assert!(
+        (secs(300)..=secs(303)).contains(&waited),
+        "returned {waited:?} after the start"
+    );
+    let runs = host.runs("long");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].duration, secs(300));
+    host.stop().await.unwrap();
+
+    let stuck = Worker::builder("stuck")
+        .once()
+        .handler(|| std::future::pending::<()>());
+    let host = TestHost::start(Host::builder().worker(stuck)).unwrap();
+    let advanced = tokio::spawn(async move { host.advance(secs(1)).await });
+    let panic = advanced
+        .await
+        .expect_err("a run that never ends fails the test");
+    let message = panic.into_panic();
+    let message = message
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(
+        message.contains("a simulated day later: stuck"),
+        "{message}"
+    );
+}
