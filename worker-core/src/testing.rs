@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -49,6 +50,7 @@ use crate::host::HostBuilder;
 use crate::host::handle::HostHandle;
 use crate::observe::SkipReason;
 use crate::observe::status::{RunRecord, Trigger};
+use crate::observe::tracked::Tracked;
 use crate::supervise::Requested;
 use crate::worker::IntoWorker;
 
@@ -61,6 +63,13 @@ const STEP: Duration = Duration::from_millis(1);
 /// The longest clock step while waiting for runs to finish, or a hundredth of the wait so far
 /// if that is longer: how much later than the last run's end `advance` may return.
 const MAX_STEP: Duration = Duration::from_millis(100);
+
+/// Lets every task woken at this instant run: a few turns of the runtime.
+async fn yield_all() {
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+}
 
 /// A host running in a task on the paused clock; see the [module](self) docs.
 #[derive(Debug)]
@@ -100,8 +109,9 @@ impl TestHost {
         Ok(Self { handle, task })
     }
 
-    /// Moves the clock forward by `by`, then waits until every run that was triggered has
-    /// finished, retries and backoff included; the clock moves on while runs are in progress,
+    /// Moves the clock forward by `by`, then waits until every run started by then has
+    /// finished, retries and backoff included, and every job sent to a queue worker is done;
+    /// runs that later triggers start are not waited for. The clock moves on while runs are in progress,
     /// so it may end later than `by` from now: after the last of them ended, by up to 100 ms or
     /// a hundredth of the time waited for them (the runs themselves see every timer fire at
     /// its instant).
@@ -115,17 +125,34 @@ impl TestHost {
         self.settle(target + SETTLE_LIMIT).await;
     }
 
-    /// Waits, moving the clock in steps, until no run is in progress and none is due.
+    /// Waits, moving the clock in steps, until the runs started by now have finished, and the
+    /// queue workers have no job in flight, buffered, or waiting out a retry backoff (unless
+    /// paused). Runs that later triggers start (a tick kept by `overlap = queue` for the end
+    /// of a run, the next ticks of a worker that is never idle) are not waited for.
     async fn settle(&self, limit: Instant) {
+        // Let the workers whose tick is due at this instant start their runs.
+        for _ in 0..8 {
+            yield_all().await;
+            if !self.any_due() {
+                break;
+            }
+        }
+        let goals: Vec<(Arc<Tracked>, u64)> = self
+            .handle
+            .board
+            .workers()
+            .iter()
+            .filter(|w| w.queue.is_none())
+            .map(|w| {
+                let started = w.metrics.finished_runs() + u64::from(w.metrics.active());
+                (Arc::clone(w), started)
+            })
+            .collect();
         let from = Instant::now();
         let mut step = STEP;
         let mut last = Vec::new();
         loop {
-            // Let the workers woken at this instant start their runs.
-            for _ in 0..8 {
-                tokio::task::yield_now().await;
-            }
-            let busy = self.busy();
+            let busy = self.busy(&goals);
             if busy.is_empty() {
                 return;
             }
@@ -141,30 +168,40 @@ impl TestHost {
             };
             last = busy;
             tokio::time::sleep(step).await;
+            yield_all().await;
         }
     }
 
-    /// The workers with a run in progress or a trigger due now; the queue workers with a job
-    /// in flight, buffered, or waiting out a retry backoff (unless paused).
-    fn busy(&self) -> Vec<String> {
+    /// Whether a scheduled worker has a tick due now that has not started yet.
+    fn any_due(&self) -> bool {
         let board = &self.handle.board;
         let now = board.now();
-        board
-            .workers()
+        board.workers().iter().any(|w| {
+            w.queue.is_none()
+                && !w.control.is_stopped()
+                && w.metrics.active() == 0
+                && w.metrics.next_run().is_some_and(|at| at <= now + 1e-6)
+        })
+    }
+
+    /// The scheduled workers that have not finished `goals` runs yet; the queue workers with a
+    /// job in flight, buffered, or waiting out a retry backoff (unless paused).
+    fn busy(&self, goals: &[(Arc<Tracked>, u64)]) -> Vec<String> {
+        let queues = self.handle.board.workers();
+        let queues = queues.iter().filter_map(|w| {
+            let queue = w.queue.as_ref()?;
+            let depth = queue.depth();
+            let idle = w.control.is_paused() || queue.is_closed() && !w.is_alive();
+            // A job waiting out its backoff is a run not finished yet.
+            let busy =
+                queue.metrics.in_flight() > 0 || !idle && (depth.ready > 0 || depth.delayed > 0);
+            busy.then(|| w.name.to_string())
+        });
+        let scheduled = goals
             .iter()
-            .filter(|w| {
-                if let Some(queue) = &w.queue {
-                    let depth = queue.depth();
-                    let idle = w.control.is_paused() || queue.is_closed() && !w.is_alive();
-                    // A job waiting out its backoff is a run not finished yet.
-                    return queue.metrics.in_flight() > 0
-                        || !idle && (depth.ready > 0 || depth.delayed > 0);
-                }
-                let due = w.metrics.next_run().is_some_and(|at| at <= now + 1e-6);
-                w.metrics.active() > 0 || (due && !w.control.is_stopped())
-            })
-            .map(|w| w.name.to_string())
-            .collect()
+            .filter(|(w, started)| w.is_alive() && w.metrics.finished_runs() < *started)
+            .map(|(w, _)| w.name.to_string());
+        scheduled.chain(queues).collect()
     }
 
     /// Every finished run of `worker`, oldest first.

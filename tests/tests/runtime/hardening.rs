@@ -587,8 +587,9 @@ async fn a_run_now_request_that_cannot_run_is_answered() {
 }
 
 /// `TestHost::advance` waits for a run that outlasts it, and returns soon after that run ends
-/// (the run's own timer fires at its instant); a run that never ends fails the test, naming
-/// its worker, instead of spinning.
+/// (the run's own timer fires at its instant); of a worker that is never idle, it waits for the
+/// runs started by its target only; a run that never ends fails the test, naming its worker,
+/// instead of spinning.
 #[tokio::test(start_paused = true)]
 async fn the_test_harness_waits_for_a_long_run_and_gives_up_on_one_that_never_ends() {
     let long = Worker::builder("long")
@@ -605,6 +606,24 @@ async fn the_test_harness_waits_for_a_long_run_and_gives_up_on_one_that_never_en
     let runs = host.runs("long");
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].duration, secs(300));
+    host.stop().await.unwrap();
+
+    // Never idle: each run outlasts the period, and `overlap = queue` keeps a tick for its end.
+    let never_idle = Worker::builder("never_idle")
+        .every(secs(1))
+        .overlap(Overlap::Queue)
+        .handler(|| async { tokio::time::sleep(Duration::from_millis(2500)).await });
+    let host = TestHost::start(Host::builder().worker(never_idle)).unwrap();
+    let start = tokio::time::Instant::now();
+    host.advance(Duration::from_millis(10_500)).await;
+    let waited = start.elapsed();
+    // The run started by 10.5 s (its 5th, at 10 s) ends at 12.5 s; the one kept for then is
+    // not waited for.
+    assert!(
+        (Duration::from_millis(12_500)..=Duration::from_millis(12_700)).contains(&waited),
+        "returned {waited:?} after the start"
+    );
+    assert_eq!(host.runs("never_idle").len(), 5);
     host.stop().await.unwrap();
 
     let stuck = Worker::builder("stuck")
