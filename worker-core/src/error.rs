@@ -387,14 +387,14 @@ impl fmt::Display for Error {
                 "removed the worker `{}` after aborting its runs: they overran its stop budget \
                  or the host's shutdown timeout ({})",
                 overran.join(", "),
-                humantime::format_duration(*timeout)
+                worker_keys::show(*timeout)
             ),
             Kind::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
             Kind::Recorder(why) => write!(f, "cannot install the metrics recorder: {why}"),
             Kind::ShutdownTimeout { timeout, overran } => write!(
                 f,
                 "shutdown timed out after {}; aborted workers that were still running: {}",
-                humantime::format_duration(*timeout),
+                worker_keys::show(*timeout),
                 overran.join(", ")
             ),
             Kind::Escalated(workers) => write!(

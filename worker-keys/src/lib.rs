@@ -23,6 +23,7 @@ mod check;
 mod cron;
 mod parse;
 mod range;
+mod show;
 mod table;
 
 #[cfg(feature = "cron")]
@@ -35,6 +36,7 @@ pub use crate::cron::Cron;
 pub use crate::parse::cron;
 pub use crate::parse::{CRON_FORMS, DURATION_FORMS, Value, ZONE_FORMS, expected, parse, validate};
 pub use crate::range::{Expected, HOST_RANGES, MAX_DURATION, MIN_PERIOD, Range, range};
+pub use crate::show::{Shown, show};
 pub use crate::table::{
     Applies, BACKOFF_KIND, Choice, DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_CAPACITY,
     DEFAULT_CATCH_UP, DEFAULT_CIRCUIT_BREAK, DEFAULT_CIRCUIT_FAILURE_RATIO,

@@ -35,7 +35,7 @@ impl fmt::Display for Value {
     /// The value as the keys are written: `"1m 30s"`, `3`, `skip`, `allow(2)`, `"UTC"`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Duration(d) => write!(f, "\"{}\"", humantime::format_duration(*d)),
+            Self::Duration(d) => write!(f, "\"{}\"", crate::show(*d)),
             Self::Count(n) => write!(f, "{n}"),
             Self::Ratio(x) => write!(f, "{x}"),
             Self::Bool(b) => write!(f, "{b}"),

@@ -643,3 +643,14 @@ async fn the_test_harness_waits_for_a_long_run_and_gives_up_on_one_that_never_en
         "{message}"
     );
 }
+
+/// The builder's refusals write a duration as the attribute and the configuration do, in days
+/// and smaller units: `"366d"`, never `"1year 18h"`.
+#[test]
+fn a_refused_duration_is_written_as_the_keys_are() {
+    let err = build(Worker::builder("w").every(Duration::from_hours(366 * 24))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "worker `w`: invalid `every` = \"366d\": expected a duration from 1ms to 365d"
+    );
+}

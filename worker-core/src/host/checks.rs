@@ -282,7 +282,7 @@ pub(super) fn check_host(key: &'static str, value: Duration) -> Result<(), Error
     } else {
         Err(Error::new(Kind::Host {
             key,
-            value: format!("\"{}\"", humantime::format_duration(value)),
+            value: format!("\"{}\"", worker_keys::show(value)),
             expected: range.expected().to_string(),
         }))
     }

@@ -6,7 +6,7 @@ use crate::worker::spec::Checked;
 
 /// Logs the effective configuration of a worker, once, at start-up.
 pub(super) fn log_worker(Checked { spec, trigger }: &Checked) {
-    let show = |d: Duration| humantime::format_duration(d).to_string();
+    let show = |d: Duration| worker_keys::show(d).to_string();
     // What every worker has, scheduled or consuming a queue.
     let backoff = format!(
         "{} {}..{}",

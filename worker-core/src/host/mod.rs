@@ -228,7 +228,7 @@ impl Host {
         // Already armed by whoever asked, unless the stop came from `run_until`'s future.
         watchdog.arm();
         tracing::info!(
-            timeout = %humantime::format_duration(shutdown_timeout),
+            timeout = %worker_keys::show(shutdown_timeout),
             "stopping: no new runs start, in-flight runs are cancelled"
         );
         board.set_state(HostState::Stopping);

@@ -257,7 +257,7 @@ async fn removal(
     let timeout = link.shutdown_timeout;
     tracing::info!(
         worker = %tracked.name,
-        timeout = %humantime::format_duration(timeout),
+        timeout = %worker_keys::show(timeout),
         "removing the worker: no new runs start, in-flight runs are cancelled"
     );
     tracked.control.stop();

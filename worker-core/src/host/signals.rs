@@ -157,7 +157,7 @@ impl Listener {
                 // Act first: the log's sink may block.
                 target.shutdown.cancel();
                 target.watchdog.arm();
-                let budget = humantime::format_duration(target.watchdog.budget());
+                let budget = worker_keys::show(target.watchdog.budget());
                 let why = if signal == SIGHUP {
                     " (the terminal went away)"
                 } else {

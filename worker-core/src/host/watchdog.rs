@@ -154,7 +154,7 @@ impl Watchdog {
         last_words(move || {
             tracing::error!(
                 still_running = %workers,
-                grace = %humantime::format_duration(SHUTDOWN_GRACE),
+                grace = %worker_keys::show(SHUTDOWN_GRACE),
                 "shutdown overran its timeout and grace; exiting now"
             );
         });

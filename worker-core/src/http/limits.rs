@@ -68,7 +68,7 @@ impl HttpLimits {
             }))
         };
         let range = |key| worker_keys::range(key).unwrap_or_else(|| unreachable!("{key}"));
-        let show = |d: Duration| format!("\"{}\"", humantime::format_duration(d));
+        let show = |d: Duration| format!("\"{}\"", worker_keys::show(d));
         let max = range("http_max_connections");
         if !max.contains_count(u64::from(self.max_connections)) {
             return host(

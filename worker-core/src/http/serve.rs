@@ -192,7 +192,7 @@ async fn accept(
             Err(err) if is_per_connection(&err) => continue,
             Err(err) => {
                 if let Some(unlogged) = errors.admit(Instant::now()) {
-                    let retry_in = humantime::format_duration(backoff).to_string();
+                    let retry_in = worker_keys::show(backoff).to_string();
                     crate::observe::message::log_aside(move || {
                         tracing::error!(
                             error = %err,

@@ -101,7 +101,7 @@ pub(crate) fn evaluate(worker: &Tracked, last_run: Option<&RunRecord>, now: f64)
         ),
         WorkerState::Stale => {
             let quiet = overdue(worker, now).unwrap_or_default();
-            let limit = humantime::format_duration(worker.stale_after.unwrap_or_default());
+            let limit = worker_keys::show(worker.stale_after.unwrap_or_default());
             let reason = if worker.queue.is_some() {
                 format!(
                     "the oldest job has waited {} (stale_after {limit})",
@@ -178,14 +178,14 @@ fn claims_failing(worker: &Tracked, now: f64) -> Option<f64> {
 }
 
 /// Whole seconds, readable: `1m 30s`.
-fn human(seconds: f64) -> humantime::FormattedDuration {
+fn human(seconds: f64) -> worker_keys::Shown {
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
         reason = "a positive number of seconds far below 2^64"
     )]
     let whole = seconds.max(0.0) as u64;
-    humantime::format_duration(std::time::Duration::from_secs(whole))
+    worker_keys::show(std::time::Duration::from_secs(whole))
 }
 
 /// The body of `/healthz` and `/readyz`.
@@ -292,7 +292,7 @@ pub(crate) fn liveness(board: &Board, now: f64) -> Probe {
                     "`{}` is stale with a run in progress: no success for {} (stale_after {})",
                     worker.name,
                     human(quiet),
-                    humantime::format_duration(worker.stale_after.unwrap_or_default())
+                    worker_keys::show(worker.stale_after.unwrap_or_default())
                 )
             } else {
                 continue;

@@ -49,7 +49,7 @@ impl<B: Body> Runner<'_, B> {
         let Some(repeated) = self.env.tracked.quiet.admit(key, Instant::now()) else {
             return;
         };
-        let delay = retry.map(|d| humantime::format_duration(d).to_string());
+        let delay = retry.map(|d| worker_keys::show(d).to_string());
         let result_label = outcome.as_str();
         let span = span::for_line(line.span, line.fields, result_label);
         let _entered = span.enter();
@@ -81,14 +81,14 @@ impl<B: Body> Runner<'_, B> {
                 "run failed"
             ),
             Attempt::Timeout(limit) if retry.is_some() => tracing::warn!(
-                timeout = %humantime::format_duration(*limit),
+                timeout = %worker_keys::show(*limit),
                 retry_in = delay.as_deref(),
                 repeated,
                 "attempt timed out; retrying"
             ),
             Attempt::Timeout(limit) => tracing::error!(
                 result = result_label,
-                timeout = %humantime::format_duration(*limit),
+                timeout = %worker_keys::show(*limit),
                 repeated,
                 "run timed out"
             ),

@@ -367,10 +367,7 @@ impl Attempt {
             Self::Ok => None,
             Self::Err(err) => Some(Chain(&**err).to_string()),
             Self::Panic(caught) => Some(format!("panicked: {}", caught.message)),
-            Self::Timeout(limit) => Some(format!(
-                "timed out after {}",
-                humantime::format_duration(*limit)
-            )),
+            Self::Timeout(limit) => Some(format!("timed out after {}", worker_keys::show(*limit))),
         }
     }
 }

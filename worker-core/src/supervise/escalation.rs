@@ -30,7 +30,7 @@ impl Escalation {
 pub(super) fn escalate(spec: &Spec, host: &HostLink) {
     let name = &*spec.name;
     let limit = spec.max_restarts.unwrap_or_default();
-    let window = humantime::format_duration(spec.restart_window);
+    let window = worker_keys::show(spec.restart_window);
     match spec.escalate {
         Escalation::StopWorker => tracing::error!(
             worker = name,

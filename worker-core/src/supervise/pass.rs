@@ -293,7 +293,7 @@ impl Loop {
                 if Box::pin(tokio::time::timeout(budget, drain)).await.is_err() {
                     tracing::warn!(
                         worker = %runner.env.name,
-                        budget = %humantime::format_duration(budget),
+                        budget = %worker_keys::show(budget),
                         "the worker overran its stop budget; its runs are aborted"
                     );
                     host.report().forced.push(runner.env.name.to_string());

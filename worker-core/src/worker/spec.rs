@@ -52,9 +52,9 @@ pub(crate) enum Schedule {
 impl std::fmt::Display for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Every(period) => write!(f, "every {}", humantime::format_duration(*period)),
+            Self::Every(period) => write!(f, "every {}", worker_keys::show(*period)),
             Self::FixedDelay(delay) => {
-                write!(f, "fixed_delay {}", humantime::format_duration(*delay))
+                write!(f, "fixed_delay {}", worker_keys::show(*delay))
             }
             #[cfg(feature = "cron")]
             Self::Cron(cron) => write!(f, "{cron}"),
