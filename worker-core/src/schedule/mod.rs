@@ -37,7 +37,8 @@ pub enum Missed {
     Burst,
     /// A tick that comes due while the worker has no free run slot waits for one; a late tick
     /// runs at once and an `every` grid restarts from that run, so runs stay at least one period
-    /// apart and nothing is skipped. For `cron`, the latest late fire runs, the others are
+    /// apart and nothing is skipped: the instants the stall passed over are no longer ticks of
+    /// the new grid, and are not counted. For `cron`, the latest late fire runs, the others are
     /// absorbed.
     Delay,
 }
