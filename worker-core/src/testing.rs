@@ -111,10 +111,10 @@ impl TestHost {
 
     /// Moves the clock forward by `by`, then waits until every run started by then has
     /// finished, retries and backoff included, and every job sent to a queue worker is done;
-    /// runs that later triggers start are not waited for. The clock moves on while runs are in progress,
-    /// so it may end later than `by` from now: after the last of them ended, by up to 100 ms or
-    /// a hundredth of the time waited for them (the runs themselves see every timer fire at
-    /// its instant).
+    /// runs that later triggers start are not waited for. The clock moves on while runs are
+    /// in progress, so it may end later than `by` from now: after the last of them ended, by
+    /// up to 100 ms or a hundredth of the time waited for them (the runs themselves see every
+    /// timer fire at its instant).
     ///
     /// # Panics
     ///
