@@ -628,7 +628,7 @@ async fn the_test_harness_waits_for_a_long_run_and_gives_up_on_one_that_never_en
 
     let stuck = Worker::builder("stuck")
         .once()
-        .handler(|| std::future::pending::<()>());
+        .handler(std::future::pending::<()>);
     let host = TestHost::start(Host::builder().worker(stuck)).unwrap();
     let advanced = tokio::spawn(async move { host.advance(secs(1)).await });
     let panic = advanced
