@@ -300,7 +300,7 @@ async fn shutdown_hands_unfinished_jobs_back_at_once() {
             .pop()
             .and_then(|w| w.queue)
             .expect("a queue worker");
-        status.depth == 1 && status.in_flight == 2
+        status.depth == 1 && status.in_flight == 2 && !status.closed
     })
     .await;
     handle.shutdown();

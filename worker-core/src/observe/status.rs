@@ -155,7 +155,8 @@ pub struct QueueStatus {
     pub capacity: usize,
     /// How long the oldest buffered job has waited, in seconds.
     pub oldest_wait_seconds: Option<f64>,
-    /// Whether sends are refused (the host is stopping).
+    /// Whether sends are refused (the host is stopping); never for a durable queue, whose
+    /// jobs are enqueued in the database.
     pub closed: bool,
     /// Jobs accepted since start-up.
     pub enqueued: u64,

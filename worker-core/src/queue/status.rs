@@ -86,7 +86,8 @@ impl Channel {
             oldest_wait_seconds: depth
                 .oldest
                 .map(|at| now.saturating_duration_since(at).as_secs_f64()),
-            closed: self.is_closed(),
+            // A durable queue's jobs are enqueued in the database, which never refuses them.
+            closed: self.durable.is_none() && self.is_closed(),
             enqueued: self.metrics.total_enqueued(),
             finished,
             dead: self.metrics.dead.load(Ordering::Relaxed),
