@@ -140,16 +140,21 @@ impl Backend for Postgres {
 
     fn stats<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<Option<QueueStats>, BoxError>> {
         Box::pin(async move {
-            let counts: Vec<(String, i64)> = sqlx::query_as(self.sql().queue_counts.clone())
-                .bind(queue)
-                .fetch_all(self.pool())
-                .await?;
+            let counts: Vec<(String, i64, Option<f64>)> =
+                sqlx::query_as(self.sql().queue_counts.clone())
+                    .bind(queue)
+                    .fetch_all(self.pool())
+                    .await?;
             let hazards = self.hazards().await?;
             let mut stats = QueueStats::default();
-            for (state, count) in counts {
+            for (state, count, due_for) in counts {
                 let count = u64::try_from(count).unwrap_or_default();
                 match state.parse::<JobState>()? {
-                    JobState::Available => stats.available = count,
+                    JobState::Available => {
+                        stats.available = count;
+                        // A job made available ahead of its `run_at` has not waited yet.
+                        stats.oldest_wait_seconds = due_for.map(|s| s.max(0.0));
+                    }
                     JobState::Scheduled => stats.scheduled = count,
                     JobState::Running => stats.running = count,
                     JobState::Retryable => stats.retryable = count,

@@ -305,8 +305,11 @@ SELECT
   pg_notification_queue_usage()";
 
 /// One queue's jobs by state (states with none are left out).
+/// Per state, with how long the state's oldest job has been due, in seconds, on the database's
+/// clock (read for `available`: the backlog's age); one pass over the queue's jobs.
 const QUEUE_COUNTS: &str = "
-SELECT state::text, count(*) FROM {schema}.jobs WHERE queue = $1 GROUP BY 1";
+SELECT state::text, count(*), extract(epoch FROM now() - min(run_at))::float8
+FROM {schema}.jobs WHERE queue = $1 GROUP BY 1";
 
 /// A queue's latest discarded jobs, newest first, with their last error and the start of
 /// their payload.

@@ -670,3 +670,111 @@ async fn a_database_out_of_reach_makes_the_durable_worker_unhealthy_and_the_host
     handle.shutdown();
     running.await.expect("no panic").expect("stops cleanly");
 }
+
+/// Where a job waits until the test opens it.
+#[derive(Debug, Clone)]
+struct Door(Arc<tokio::sync::Semaphore>);
+
+impl Door {
+    fn closed() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    async fn pass(&self) {
+        let _open = self.0.acquire().await;
+    }
+
+    fn open(&self) {
+        self.0.add_permits(1);
+    }
+}
+
+#[worker(queue = "backlog", durable, concurrency = 1, stale_after = "10m")]
+async fn backlogged(job: Job<Invoice>, seen: State<Seen>, door: State<Door>) {
+    seen.push(job.order);
+    if job.order == 1 {
+        door.pass().await;
+    }
+}
+
+/// The value of a `worker="backlogged"` series on the page.
+fn backlogged_series(page: &str, name: &str) -> f64 {
+    let prefix = format!("{name}{{worker=\"backlogged\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {page}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_backlog_s_age_comes_from_the_database_and_makes_its_worker_stale() {
+    let pg = pg().await;
+    let backlog = pg.queue::<Invoice>("backlog").expect("valid");
+    let (seen, door) = (Seen::default(), Door::closed());
+    let host = Host::builder()
+        .backend(pg.clone())
+        .state(seen.clone())
+        .state(door.clone())
+        .worker(backlogged)
+        .env_overrides(false)
+        .build()
+        .expect("builds");
+    let (handle, running) = start(host);
+    let status = || handle.workers().pop().expect("one worker");
+    // Job 1 takes the only slot and holds it; job 2 has been due for an hour.
+    backlog
+        .enqueue(pg.pool(), &Invoice { order: 1 })
+        .await
+        .expect("enqueues");
+    until("job 1 running", async || seen.orders() == [1]).await;
+    let due = std::time::SystemTime::now() - Duration::from_hours(1);
+    backlog
+        .enqueue_with(
+            pg.pool(),
+            &Invoice { order: 2 },
+            worker_postgres::Opts::new().run_at(due),
+        )
+        .await
+        .expect("enqueues");
+    // Read with the queue's counts (every 5 s), on the database's clock.
+    until("the backlog's age", async || {
+        status().queue.and_then(|q| q.oldest_wait_seconds).is_some()
+    })
+    .await;
+    let worker = status();
+    let waited = worker.queue.as_ref().and_then(|q| q.oldest_wait_seconds);
+    assert!(
+        waited.is_some_and(|w| (3600.0..3700.0).contains(&w)),
+        "{worker:?}"
+    );
+    assert_eq!(worker.state, worker_core::WorkerState::Stale, "{worker:?}");
+    assert_eq!(worker.health, worker_core::Health::Unhealthy, "{worker:?}");
+    let reason = worker.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("the oldest job has waited 1h") && reason.ends_with("(stale_after 10m)"),
+        "{reason}"
+    );
+    let page = handle.render_metrics();
+    let gauge = backlogged_series(&page, "worker_queue_oldest_wait_seconds");
+    assert!((3600.0..3700.0).contains(&gauge), "{page}");
+    promtool(&page);
+
+    // Once job 2 ran, nothing waits: the next read says so, and the worker is healthy again.
+    door.open();
+    until("job 2 to run", async || seen.orders() == [1, 2]).await;
+    until("the backlog gone", async || {
+        let worker = status();
+        worker
+            .queue
+            .is_some_and(|q| q.oldest_wait_seconds.is_none())
+            && worker.health == worker_core::Health::Healthy
+    })
+    .await;
+    let page = handle.render_metrics();
+    assert!(
+        backlogged_series(&page, "worker_queue_oldest_wait_seconds") == 0.0,
+        "{page}"
+    );
+    handle.shutdown();
+    running.await.expect("no panic").expect("stops cleanly");
+}

@@ -120,6 +120,10 @@ pub struct QueueStats {
     pub cancelled: u64,
     /// Discarded jobs kept, with their errors.
     pub discarded: u64,
+    /// How long the oldest available job has waited since it was due, in seconds, when the
+    /// stats were read; `None` when no job is available (or the backend does not say). It
+    /// makes the worker `stale` past its `stale_after`, and shows as `oldest_wait_seconds`.
+    pub oldest_wait_seconds: Option<f64>,
     /// Dead row versions in the jobs table, not yet vacuumed.
     pub dead_tuples: u64,
     /// Seconds since the oldest open snapshot of the database began (it holds vacuum back).

@@ -202,13 +202,8 @@ pub(crate) async fn refresh(backend: &dyn Backend, channel: &Channel, worker: &s
     }
     {
         match backend.stats(&channel.name).await {
-            Ok(Some(stats)) => {
-                *channel
-                    .metrics
-                    .stats
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = stats;
-            }
+            // The wait it reports is as of its reply: counted back from now.
+            Ok(Some(stats)) => channel.metrics.set_stats(stats, Instant::now()),
             Ok(None) => {}
             Err(err) => tracing::warn!(
                 worker,

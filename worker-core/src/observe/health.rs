@@ -8,7 +8,7 @@
 //! | circuit open or half-open | degraded | `circuit open` |
 //! | paused by an admin action | degraded | `paused` |
 //! | last run failed, panicked or timed out | degraded | `last run ...: <error>` |
-//! | queue worker: its oldest buffered job waited longer than `stale_after` | unhealthy | `the oldest job has waited ...` |
+//! | queue worker: its oldest job ready to start (buffered, or due in the database) waited longer than `stale_after` | unhealthy | `the oldest job has waited ...` |
 //! | queue worker: a job went dead in the last 5 minutes (instead of the last-run rule) | degraded | `jobs going dead: ...` |
 //! | otherwise | healthy | |
 //!
@@ -50,11 +50,12 @@ pub(crate) struct Verdict {
 pub(crate) const DEAD_RECENT: f64 = 300.0;
 
 /// How long `worker` has gone without a success at `now` (Unix seconds), if that is longer
-/// than its `stale_after`; for a queue worker, how long its oldest buffered job has waited.
+/// than its `stale_after`; for a queue worker, how long its oldest job ready to start has
+/// waited (buffered, or for a durable queue in the database).
 fn overdue(worker: &Tracked, now: f64) -> Option<f64> {
     let stale_after = worker.stale_after?.as_secs_f64();
     if let Some(queue) = &worker.queue {
-        let oldest = queue.depth().oldest?;
+        let oldest = queue.oldest_ready()?;
         let waited = tokio::time::Instant::now()
             .saturating_duration_since(oldest)
             .as_secs_f64();

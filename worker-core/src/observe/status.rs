@@ -153,7 +153,9 @@ pub struct QueueStatus {
     pub concurrency: usize,
     /// How many may wait before sends wait.
     pub capacity: usize,
-    /// How long the oldest buffered job has waited, in seconds.
+    /// How long the oldest job ready to start has waited, in seconds: since it was accepted
+    /// for an in-process queue; for a durable queue, since it was due, as the database said at
+    /// its last read (every 5 s). `None` when no job is waiting.
     pub oldest_wait_seconds: Option<f64>,
     /// Whether sends are refused (the host is stopping); never for a durable queue, whose
     /// jobs are enqueued in the database.

@@ -428,6 +428,16 @@ impl Channel {
         }
     }
 
+    /// Since when the oldest job ready to start has waited: buffered here since it was
+    /// accepted, or for a durable queue in the database since it was due (as its backend last
+    /// reported).
+    pub(crate) fn oldest_ready(&self) -> Option<Instant> {
+        match self.durable {
+            Some(_) => self.metrics.oldest_reported(),
+            None => self.depth().oldest,
+        }
+    }
+
     /// Puts a dead job back at the end of the buffer as a new job, if there is room.
     pub(crate) fn requeue(&self, payload: Payload) -> Result<u64, Reject> {
         let mut payload = Some(payload);

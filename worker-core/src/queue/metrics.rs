@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::observe::exposition::Escaped;
 use crate::observe::metrics::{Histogram, nanos};
 use crate::queue::channel::Reject;
@@ -64,8 +66,8 @@ pub(crate) struct QueueMetrics {
     /// Durable queues: since when (Unix seconds, as `f64` bits) every claim failed; 0 while
     /// the last one succeeded.
     pub(crate) failing_since: AtomicU64,
-    /// Durable queues: what the backend last reported.
-    pub(crate) stats: std::sync::Mutex<crate::durable::QueueStats>,
+    /// Durable queues: what the backend last reported, and when (on tokio's clock).
+    stats: std::sync::Mutex<(crate::durable::QueueStats, Option<Instant>)>,
     /// Durable queues: the latest discarded jobs, as the backend last reported them.
     pub(crate) discarded: std::sync::Mutex<Vec<crate::queue::DeadJobRecord>>,
     /// The histograms' handles in the `metrics` facade, once the host started its bridge.
@@ -161,6 +163,26 @@ impl QueueMetrics {
 
     /// What the backend last reported of a durable queue.
     pub(crate) fn stats(&self) -> crate::durable::QueueStats {
+        self.reported().0
+    }
+
+    /// Keeps what the backend reported of a durable queue at `at`.
+    pub(crate) fn set_stats(&self, stats: crate::durable::QueueStats, at: Instant) {
+        *self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (stats, Some(at));
+    }
+
+    /// Since when the oldest available job of a durable queue has waited, as the backend
+    /// last reported it: the wait it reported, counted back from when it was read.
+    pub(crate) fn oldest_reported(&self) -> Option<Instant> {
+        let (stats, at) = self.reported();
+        let waited = Duration::try_from_secs_f64(stats.oldest_wait_seconds?).ok()?;
+        at?.checked_sub(waited)
+    }
+
+    fn reported(&self) -> (crate::durable::QueueStats, Option<Instant>) {
         *self
             .stats
             .lock()

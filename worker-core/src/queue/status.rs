@@ -61,7 +61,6 @@ impl Channel {
     /// The queue as `/workers` shows it, at `now` on tokio's clock (`unix`: the same instant in
     /// Unix seconds).
     pub(crate) fn status(&self, now: Instant, unix: f64) -> crate::observe::status::QueueStatus {
-        let depth = self.depth();
         let (waiting, in_backoff) = self.waiting();
         let history = self.history();
         let finished = self.metrics.finished.load(Ordering::Relaxed);
@@ -83,8 +82,8 @@ impl Channel {
             in_flight: self.metrics.in_flight(),
             concurrency: self.concurrency,
             capacity: self.capacity,
-            oldest_wait_seconds: depth
-                .oldest
+            oldest_wait_seconds: self
+                .oldest_ready()
                 .map(|at| now.saturating_duration_since(at).as_secs_f64()),
             // A durable queue's jobs are enqueued in the database, which never refuses them.
             closed: self.durable.is_none() && self.is_closed(),

@@ -14,6 +14,11 @@ const QUEUE_DEPTH: Family = Family::new(
     "gauge",
     "Jobs waiting to start: buffered, or waiting out a retry backoff.",
 );
+const QUEUE_OLDEST_WAIT: Family = Family::new(
+    "worker_queue_oldest_wait_seconds",
+    "gauge",
+    "How long the oldest job ready to start has waited (0 for none): since it was accepted, or for a durable queue since it was due, as the database last said.",
+);
 const QUEUE_IN_FLIGHT: Family = Family::new("worker_queue_in_flight", "gauge", "Jobs running.");
 const QUEUE_WAIT: Family = Family::new(
     "worker_queue_wait_seconds",
@@ -248,6 +253,13 @@ pub(super) fn queues(out: &mut String, queues: &[&Channel]) {
     };
     family(&QUEUE_DEPTH, &|out, m, q| {
         one(out, QUEUE_DEPTH.name, m, q.waiting().0 as u64);
+    });
+    let now = tokio::time::Instant::now();
+    family(&QUEUE_OLDEST_WAIT, &|out, m, q| {
+        let waited = q
+            .oldest_ready()
+            .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64());
+        sample(out, QUEUE_OLDEST_WAIT.name, "", &m.labels, &[], waited);
     });
     family(&QUEUE_IN_FLIGHT, &|out, m, _| {
         one(out, QUEUE_IN_FLIGHT.name, m, m.in_flight());
