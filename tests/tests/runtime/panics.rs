@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::common::{Metrics, Runs, assert_results, ms, run_for, secs};
-use worker_core::{BoxError, Ctx, Host, State, Worker, worker};
+use crate::common::{Metrics, Runs, Snapshot, assert_results, ms, restarts, run_for, secs};
+use worker_core::testing::TestHost;
+use worker_core::{BoxError, Ctx, Host, Outcome, State, Worker, worker};
 
 #[worker(every = "10s", retry = 3)]
 async fn always_panics(runs: State<Arc<Runs>>, ctx: Ctx) {
@@ -126,4 +127,89 @@ async fn one_workers_panics_and_failures_do_not_affect_another() {
     assert_eq!(snapshot.retries("healthy"), 0);
     assert_eq!(snapshot.retries("panicking"), 0);
     assert_eq!(snapshot.retries("failing"), 361 * 2);
+}
+
+/// A value whose `Drop` panics, as a guard that finds its invariant broken does.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the lock guard found its file gone");
+    }
+}
+
+#[worker(every = "10s", timeout = "1s")]
+async fn overruns_holding_a_guard() {
+    let _guard = PanicsOnDrop;
+    tokio::time::sleep(secs(60)).await;
+}
+
+#[worker(every = "10s", stop_budget = "1s")]
+async fn ignores_cancellation_holding_a_guard() {
+    let _guard = PanicsOnDrop;
+    tokio::time::sleep(secs(3600)).await;
+}
+
+/// A timed-out attempt's future is dropped as a run: a panic in a `Drop` it holds is the
+/// attempt's panic, counted and logged; the worker's loop does not crash and the schedule goes
+/// on.
+#[tokio::test(start_paused = true)]
+async fn a_panic_while_a_timed_out_run_is_dropped_is_the_run_s_and_never_crashes_its_worker() {
+    let host = TestHost::start(Host::builder().worker(overruns_holding_a_guard)).unwrap();
+    host.advance(ms(30_500)).await;
+
+    let runs = host.runs("overruns_holding_a_guard");
+    assert_eq!(runs.len(), 4, "every tick ran: {runs:?}");
+    for run in &runs {
+        assert_eq!(run.result, Outcome::Panic);
+        let error = run.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains(
+                "the lock guard found its file gone (while dropped at its timeout of 1s)"
+            ),
+            "{error}"
+        );
+    }
+    let snapshot = Snapshot::parse(&host.handle().render_metrics());
+    assert_eq!(restarts(&snapshot, "overruns_holding_a_guard", "crash"), 0);
+    assert_eq!(restarts(&snapshot, "overruns_holding_a_guard", "panic"), 4);
+    host.stop().await.unwrap();
+}
+
+/// A run cut short at its stop budget is dropped as a run too: the panic of a `Drop` it holds
+/// is logged, and the stop ends as it would have, reporting the overrun.
+#[tokio::test(start_paused = true)]
+async fn a_panic_while_a_run_is_dropped_at_its_stop_budget_does_not_change_the_stop() {
+    let metrics = Metrics::new();
+    let host = metrics
+        .build(Host::builder().worker(ignores_cancellation_holding_a_guard))
+        .unwrap();
+
+    let stopped = run_for(host, ms(2_000)).await;
+
+    let err = stopped.result.unwrap_err();
+    assert_eq!(
+        err.overran(),
+        ["ignores_cancellation_holding_a_guard"],
+        "{err}"
+    );
+    assert_eq!(
+        stopped.took,
+        secs(1),
+        "the stop budget, not the host's deadline"
+    );
+    let snapshot = metrics.snapshot();
+    assert_results(
+        &snapshot,
+        "ignores_cancellation_holding_a_guard",
+        &[("cancelled", 1)],
+    );
+    assert_eq!(
+        restarts(&snapshot, "ignores_cancellation_holding_a_guard", "crash"),
+        0
+    );
+    assert_eq!(
+        snapshot.current_state("ignores_cancellation_holding_a_guard"),
+        "stopped"
+    );
 }

@@ -918,3 +918,79 @@ async fn on_leftovers_is_called_once_after_the_runs_in_flight_ended() {
         1
     );
 }
+
+/// A value whose `Drop` panics, as a guard that finds its invariant broken does.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the lock guard found its file gone");
+    }
+}
+
+#[worker(queue = "guarded", timeout = "1s", retry = 1, backoff = "0s")]
+async fn guarded(job: Job<u32>) {
+    if *job == 1 {
+        let _guard = PanicsOnDrop;
+        tokio::time::sleep(secs(60)).await;
+    }
+}
+
+/// A job whose timed-out attempt panics while it is dropped has panicked: it is retried, then
+/// dead, and its slot goes on to the next job.
+#[tokio::test(start_paused = true)]
+async fn a_job_that_panics_while_dropped_at_its_timeout_is_retried_then_dead_and_its_slot_goes_on()
+{
+    let host = TestHost::start(Host::builder().worker(guarded)).unwrap();
+    let queue = host.queue::<u32>("guarded");
+    queue.send(1).await.unwrap();
+    queue.send(2).await.unwrap();
+    host.advance(secs(3)).await;
+
+    let mut runs = host.runs("guarded");
+    runs.sort_by_key(|r| r.job_id);
+    let seen: Vec<(Outcome, u32)> = runs.iter().map(|r| (r.result, r.attempts)).collect();
+    assert_eq!(seen, [(Outcome::Panic, 2), (Outcome::Success, 1)]);
+    let queue = host.handle().workers().remove(0).queue.unwrap();
+    assert_eq!((queue.dead, queue.finished, queue.in_flight), (1, 2, 0));
+    assert!(
+        queue.dead_jobs[0]
+            .error
+            .contains("the lock guard found its file gone (while dropped at its timeout of 1s)"),
+        "{}",
+        queue.dead_jobs[0].error
+    );
+    host.stop().await.unwrap();
+}
+
+/// Jobs handed to an `on_leftovers` hook that panics are lost with it: they are counted as
+/// dropped, as they would be with no hook.
+#[tokio::test(start_paused = true)]
+async fn jobs_handed_to_a_panicking_on_leftovers_hook_are_counted_as_dropped() {
+    let metrics = Metrics::new();
+    let worker = Worker::builder("spooling")
+        .queue::<u32>("spooling")
+        .stop_budget(secs(1))
+        .on_leftovers(|_: Vec<u32>| panic!("the spool is full"))
+        .handler(|_: Job<u32>, ctx: worker_core::Ctx| async move { ctx.cancelled().await });
+    let host = metrics.build(Host::builder().worker(worker)).unwrap();
+    let handle = host.handle();
+    let running = Running::start(host);
+    let queue = handle.queue::<u32>("spooling").unwrap();
+    for n in 1..=3 {
+        queue.send(n).await.unwrap();
+    }
+    tokio::time::sleep(ms(100)).await;
+    running.stop().await.result.unwrap();
+
+    let snapshot = metrics.snapshot();
+    let worker = [("worker", "spooling")];
+    assert_eq!(snapshot.counter("worker_jobs_left_over_total", &worker), 2);
+    assert_eq!(
+        snapshot.counter(
+            "worker_jobs_dropped_total",
+            &[("worker", "spooling"), ("reason", "shutdown")]
+        ),
+        2
+    );
+}

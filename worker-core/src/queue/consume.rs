@@ -15,6 +15,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::observe::Outcome;
 use crate::observe::WorkerState;
+use crate::observe::metrics::RestartReason;
 use crate::observe::tracked::Tracked;
 use crate::queue::OnPanic;
 use crate::queue::channel::{Channel, Envelope};
@@ -131,6 +132,21 @@ pub(crate) fn run<B: Body>(
                 () = &mut changed => {}
                 () = sleep_until(due.unwrap_or_else(far_future)), if due.is_some() => {}
                 _ = sample.tick() => channel.sample(clock.unix_seconds(Instant::now())),
+                Some(ended) = slots.join_next() => {
+                    // A slot ends only when the queue closes; one that crashed (a bug: the
+                    // body's panics and the hooks' are caught) is replaced, so the queue never
+                    // loses its capacity silently.
+                    if let Err(crash) = ended {
+                        tracing::error!(
+                            worker = %env.name,
+                            queue = %channel.name,
+                            error = %crash,
+                            "a slot of the queue worker crashed; starting another"
+                        );
+                        metrics.restarted(RestartReason::Crash);
+                        slots.spawn(slot(shared.clone()));
+                    }
+                }
             }
         }
         let left_over = stop(&channel, &mut slots, &tracked, &host, budget).await;
@@ -225,8 +241,18 @@ fn hand_over(channel: &Channel, left: Vec<Envelope>, worker: &str) -> &'static s
     metrics.left_over.fetch_add(count, Ordering::Relaxed);
     if channel.hooks.has_on_leftovers() {
         let payloads = left.into_iter().map(|job| job.payload).collect();
-        channel.hooks.call_on_leftovers(payloads);
-        return "on_leftovers";
+        if channel.hooks.call_on_leftovers(payloads) {
+            return "on_leftovers";
+        }
+        // The hook panicked (and was logged): what it was handed is lost with it.
+        metrics.dropped.fetch_add(count, Ordering::Relaxed);
+        tracing::warn!(
+            worker,
+            queue = %channel.name,
+            jobs = count,
+            "jobs that never started were dropped at shutdown: the `on_leftovers` hook panicked"
+        );
+        return "dropped";
     }
     metrics.dropped.fetch_add(count, Ordering::Relaxed);
     tracing::warn!(

@@ -158,13 +158,11 @@ impl Hooks {
         }
     }
 
-    /// Hands `values` to `on_leftovers`; `false` when there is none.
+    /// Hands `values` to `on_leftovers`; `false` when there is none or it panicked (the
+    /// values are then lost with it).
     pub(crate) fn call_on_leftovers(&self, values: Vec<Payload>) -> bool {
         match &self.on_leftovers {
-            Some(hook) => {
-                guarded("on_leftovers", || (hook.call)(values));
-                true
-            }
+            Some(hook) => guarded("on_leftovers", || (hook.call)(values)).is_some(),
             None => false,
         }
     }

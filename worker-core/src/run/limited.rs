@@ -57,11 +57,11 @@ impl<F: Future<Output = Result<(), BoxError>>> Future for Limited<F> {
         let result = match self.project() {
             Projected::Unlimited { body } => ready!(body.poll(cx)),
             Projected::Timed {
-                body,
+                mut body,
                 timer,
                 began,
                 limit,
-            } => match body.poll(cx) {
+            } => match body.as_mut().poll(cx) {
                 // A body that blocked its thread past the timeout (and so was never
                 // interrupted) ended late: it timed out, whatever it returned. A panic is a
                 // panic, however late.
@@ -71,7 +71,18 @@ impl<F: Future<Output = Result<(), BoxError>>> Future for Limited<F> {
                 Poll::Ready(result) => result,
                 Poll::Pending => {
                     ready!(timer.as_mut().poll(cx));
-                    return Poll::Ready(Attempt::Timeout(*limit));
+                    // Dropped now, as a run: a panic in its drop is the attempt's panic.
+                    return Poll::Ready(match body.discard() {
+                        None => Attempt::Timeout(*limit),
+                        Some(mut caught) => {
+                            caught.message = format!(
+                                "{} (while dropped at its timeout of {})",
+                                caught.message,
+                                worker_keys::show(*limit)
+                            );
+                            Attempt::Panic(Box::new(caught))
+                        }
+                    });
                 }
             },
         };

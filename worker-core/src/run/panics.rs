@@ -60,27 +60,68 @@ pub(crate) fn install() {
 
 pin_project_lite::pin_project! {
     /// A run's body, polled as a run: a panic it raises is caught, noted by the hook instead
-    /// of reported by it, and returned as [`Caught`].
+    /// of reported by it, and returned as [`Caught`]. Its future is dropped the same way,
+    /// wherever that happens: a value whose `Drop` panics, held across an await, never
+    /// unwinds into the worker's loop.
     pub(crate) struct Guarded<F> {
+        // `None` once dropped.
         #[pin]
-        body: F,
+        body: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Guarded<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // A run cut short (its stop budget or the host's deadline ran out, its worker was
+            // removed) is already counted `cancelled`; a panic in its drop is logged.
+            if let Some(caught) = this.discard() {
+                tracing::error!(
+                    panic.message = %caught.message,
+                    panic.location = caught.location.as_deref().unwrap_or("unknown"),
+                    "a run's state panicked while it was dropped"
+                );
+            }
+        }
     }
 }
 
 impl<F> Guarded<F> {
     pub(crate) fn new(body: F) -> Self {
-        Self { body }
+        Self { body: Some(body) }
+    }
+
+    /// Drops the body's future now, as a run: the panic its drop raised, if it did.
+    pub(crate) fn discard(self: Pin<&mut Self>) -> Option<Caught> {
+        let mut body = self.project().body;
+        if body.is_none() {
+            return None;
+        }
+        let dropped = in_run(|| std::panic::catch_unwind(AssertUnwindSafe(|| body.set(None))));
+        dropped.err().map(|payload| caught(&*payload))
     }
 }
 
 impl<F: Future> Future for Guarded<F> {
     type Output = Result<F::Output, Box<Caught>>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let body = self.project().body;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(body) = self.as_mut().project().body.as_pin_mut() else {
+            panic!("`Guarded` polled after its body was dropped");
+        };
         match in_run(|| std::panic::catch_unwind(AssertUnwindSafe(|| body.poll(cx)))) {
-            Ok(poll) => poll.map(Ok),
-            Err(payload) => Poll::Ready(Err(Box::new(caught(&*payload)))),
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => {
+                // Dropped here, as a run: a panic in its drop is the run's.
+                Poll::Ready(match self.discard() {
+                    None => Ok(output),
+                    Some(caught) => Err(Box::new(caught)),
+                })
+            }
+            Err(payload) => {
+                let caught = caught(&*payload);
+                // What the unwinding left is dropped as a run too.
+                let _ = self.discard();
+                Poll::Ready(Err(Box::new(caught)))
+            }
         }
     }
 }
